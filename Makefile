@@ -1,0 +1,53 @@
+# Set-up, run and test. `make run` and `make test` create .venv and install everything on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+WORKSPACE ?= workspace
+
+# Keep libraries offline and out of the home directory (see docs/offline.md).
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export RAY_AUTH_MODE := disabled
+export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/torchinductor
+
+.PHONY: run test install fixtures bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	# torch first, pinned: an open range pulls several GB of CUDA wheels on a CPU machine.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	# uv resolves chainlit's large tree in seconds where pip backtracks for many minutes.
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+# Real MetricFlow projects written by others, taken from the packages that ship them (tests read them).
+FIXTURES := tests/fixtures/external
+fixtures: $(FIXTURES)/.done
+$(FIXTURES)/.done: | $(VENV)/.installed
+	rm -rf $(FIXTURES) && mkdir -p $(FIXTURES)/wheels
+	$(BIN)/pip download -q --no-deps -d $(FIXTURES)/wheels dbt-metricflow==0.15.0 metricflow==0.213.0
+	cd $(FIXTURES) && $(CURDIR)/$(BIN)/python -m zipfile -e wheels/dbt_metricflow-0.15.0-py3-none-any.whl dbt_metricflow_pkg
+	cd $(FIXTURES) && $(CURDIR)/$(BIN)/python -m zipfile -e wheels/metricflow-0.213.0-py3-none-any.whl metricflow_pkg
+	mv $(FIXTURES)/dbt_metricflow_pkg/dbt_metricflow/cli/sample_dbt_models $(FIXTURES)/mf_tutorial
+	mv $(FIXTURES)/metricflow_pkg/metricflow_semantics/test_helpers/semantic_manifest_yamls $(FIXTURES)/mf_manifests
+	rm -rf $(FIXTURES)/wheels $(FIXTURES)/dbt_metricflow_pkg $(FIXTURES)/metricflow_pkg
+	touch $@
+
+run: install
+	test -f $(WORKSPACE)/lathe.toml || $(BIN)/lathe --workspace $(WORKSPACE) init --demo
+	$(BIN)/lathe --workspace $(WORKSPACE) tour
+
+test: install fixtures
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) $(FIXTURES) .cache

@@ -1,0 +1,6 @@
+"""placeholder: filled in by its owner."""
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

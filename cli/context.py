@@ -1,0 +1,70 @@
+"""What every command shares: the workspace chosen by `--workspace` / `LATHE_HOME`, and error printing.
+
+Kept free of heavy imports so that `lathe --help` stays fast.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+_state: dict[str, Any] = {"workspace": None}
+
+
+def set_workspace(path: str | None) -> None:
+    _state["workspace"] = path
+
+
+def workspace(require: bool = True):
+    from catalog.workspace import Workspace
+
+    ws = Workspace.resolve(_state["workspace"])
+    return ws.require() if require else ws
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Print a user error as one clear line on stderr and exit 2; let real bugs raise."""
+    from catalog.errors import UserError
+
+    try:
+        yield
+    except UserError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def print_json(data: Any) -> None:
+    from catalog.results import json_value
+
+    sys.stdout.write(json.dumps(json_value(data), indent=None, ensure_ascii=False) + "\n")
+
+
+def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from catalog.results import json_value
+
+    t = Table(title=title, show_lines=False)
+    for c in columns:
+        t.add_column(str(c), overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else str(json_value(v)) for v in r])
+    Console().print(t)
+
+
+def command(fn: Callable) -> Callable:
+    """Wrap a command body so user errors print cleanly."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*a: Any, **kw: Any) -> Any:
+        with user_errors():
+            return fn(*a, **kw)
+
+    return run

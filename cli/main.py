@@ -1,0 +1,36 @@
+"""`lathe`: the command-line entry point; wires the sub-commands and the global `--workspace` option.
+
+Imports only Typer here: each command imports what it needs when it runs, so `lathe --help` is fast.
+"""
+from __future__ import annotations
+
+import typer
+
+from cli import catalog_commands, init_command, query_command, sql_command
+from cli.context import set_workspace
+
+app = typer.Typer(
+    name="lathe",
+    help="Lathe: ask your data, fine-tune, deploy and watch models on your own hardware.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main(
+    workspace: str | None = typer.Option(
+        None, "--workspace", "-w", envvar="LATHE_HOME",
+        help="Workspace directory (default: $LATHE_HOME, else ./workspace).", show_default=False),
+) -> None:
+    set_workspace(workspace)
+
+
+init_command.register(app)
+catalog_commands.register(app)
+sql_command.register(app)
+query_command.register(app)
+
+if __name__ == "__main__":
+    app()
