@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 WORKSPACE ?= workspace
 
-# Keep libraries offline and out of the home directory (see docs/offline.md).
+# Keep libraries offline and out of the home directory.
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
