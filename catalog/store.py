@@ -171,7 +171,7 @@ class CatalogTransaction:
         self.writes[f"semantic/{_SAFE_NAME.sub('_', name)}.yml"] = dump_yaml(data)
 
     def stage(self) -> None:
-        """Write every change under a staging folder and mark it committed (nothing visible changes yet)."""
+        """Write every change under a staging folder; nothing visible changes, and a crash now drops it."""
         root = self.store.dir
         root.mkdir(parents=True, exist_ok=True)
         self.staging = root / f".staging-{uuid.uuid4().hex[:12]}"
@@ -185,10 +185,15 @@ class CatalogTransaction:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.touch()
         _fsync_tree(self.staging)
-        (self.staging / _MARKER).touch()
 
     def apply(self) -> None:
+        """Mark the staged change committed, then move it into place (a crash from here on is finished later).
+
+        Callers that also change the warehouse commit DuckDB between `stage` and `apply`: a crash in between
+        leaves data without their new metadata, which a re-import repairs, never metadata without data.
+        """
         if self.staging is not None:
+            (self.staging / _MARKER).touch()
             self.apply_dir(self.store.dir, self.staging)
             self.staging = None
 

@@ -1,0 +1,214 @@
+"""`Session`: the one entry for every front-end. `send(text)` and `decide(...)` yield typed events;
+`pending()` shows the plan waiting for approval; `Session.threads(ws)` lists conversations.
+
+A session is one thread of one workspace for one principal; it holds a connection to `state.sqlite`
+and per-session caches, never results across threads.
+"""
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from catalog.errors import UserError
+from catalog.principal import Principal
+from catalog.workspace import Workspace
+from agent import audit_log, thread_index
+from agent.audit_log import AuditEntry
+from agent.catalog_cache import CatalogCache
+from agent.events import ApprovalNeeded, Done, ErrorEvent, Event
+from agent.planners import choose_planner
+from agent.planners.base import Planner, PlannerDeps
+from agent.resources import AgentResources
+from agent.review import ReviewPolicy, may_approve
+from agent.state import AgentState, Plan, Turn
+from agent.thread_index import ThreadInfo
+from agent.thread_lock import thread_lock
+from tools.registry import ToolRegistry
+
+# Nodes after approval: a run stopped there (a crash) is finished before anything else happens.
+_MUST_FINISH = frozenset({"execute", "respond"})
+
+
+class PendingApproval(BaseModel):
+    thread_id: str
+    plan: Plan
+    plan_hash: str
+    needs_approval: list[str]
+    requested_by: str = ""
+    notice: str | None = None
+
+
+class Session:
+    def __init__(self, workspace: Workspace | str | Path, thread_id: str | None = None, principal: Any = None, *,
+                 planner: Planner | Callable[[PlannerDeps], Planner] | None = None,
+                 tool_modules: Iterable[str] = ()):
+        from agent.graph import compile_graph  # LangGraph is imported when a session starts, not before
+
+        ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+        self.workspace = ws.require()
+        self.thread_id = thread_id or uuid.uuid4().hex[:16]
+        self.principal = principal if principal is not None else Principal.local_admin()
+        registry = ToolRegistry.discover(tuple(tool_modules))
+        tools = registry.bind(self.workspace, self.principal)
+        cache = CatalogCache(self.workspace)
+        deps = PlannerDeps(self.workspace, registry, tools, cache)
+        if planner is None:
+            chosen = choose_planner(deps)
+        elif isinstance(planner, Planner):
+            chosen = planner
+        else:
+            chosen = planner(deps)
+        self.resources = AgentResources(workspace=self.workspace, principal=self.principal, registry=registry,
+                                        tools=tools, planner=chosen, policy=ReviewPolicy.for_workspace(self.workspace),
+                                        catalog=cache)
+        self._conn = sqlite3.connect(self.workspace.state_path, check_same_thread=False, timeout=30)
+        self._graph = compile_graph(self._conn)
+        self._config = {"configurable": {"thread_id": self.thread_id}}
+
+    # ---- conversation ---------------------------------------------------------------------
+    def send(self, text: str) -> Iterator[Event]:
+        """One turn: the answer as events, ending with `Done` (or with `ApprovalNeeded` and `Done`).
+
+        Raises `UserError` at once for an empty message or while a plan waits for a decision.
+        """
+        if not text or not text.strip():
+            raise UserError("the message is empty: ask a question, or type SQL")
+        waiting = self.pending()
+        if waiting is not None:
+            raise UserError(f"a plan waits for approval in thread {self.thread_id} (steps "
+                            f"{', '.join(waiting.needs_approval)}): approve, reject or edit it first")
+        return self._turn(text)
+
+    def _turn(self, text: str) -> Iterator[Event]:
+        with thread_lock(self.workspace, self.thread_id):
+            if self.pending() is not None:  # another process got there first
+                raise UserError(f"a plan waits for approval in thread {self.thread_id}: approve, reject or edit it first")
+            if self._unfinished():  # a run a crash cut short is finished first: its approved steps still run
+                yield from self._run(None)
+            thread_index.touch(self.workspace, self.thread_id, text, self.principal.name)
+            turn = {"history": [Turn(role="user", text=text)], "request": text, "requested_by": self.principal.name,
+                    "route": "", "plan": None, "reply": "", "review": None, "results": {}, "failure": None,
+                    "repairs": 0, "outcome": ""}
+            yield from self._run(turn)
+
+    def decide(self, action: Literal["approve", "reject", "edit"], *, reason: str = "",
+               edits: dict[str, dict[str, Any]] | None = None, plan_hash: str | None = None) -> Iterator[Event]:
+        """Approve, reject (with a reason) or edit the waiting plan; the graph goes on from where it stopped.
+
+        `plan_hash` (from the approval request) guards against deciding on a plan that has changed since.
+        """
+        from agent.state import Decision
+
+        if action not in ("approve", "reject", "edit"):
+            raise UserError(f"unknown decision `{action}`: use approve, reject or edit")
+        waiting = self.pending()
+        if waiting is None:
+            raise UserError(f"no plan waits for approval in thread {self.thread_id}")
+        if plan_hash is not None and plan_hash != waiting.plan_hash:
+            raise UserError(f"the plan has changed since it was shown (now {waiting.plan_hash}, not {plan_hash}): "
+                            "look at it again and decide on the new one")
+        decision_id = uuid.uuid4().hex
+        roles = sorted(getattr(self.principal, "roles", ()) or ())
+        if action == "approve" and not may_approve(roles):
+            audit_log.record(self.workspace, AuditEntry(
+                decision_id=decision_id, thread_id=self.thread_id, principal=self.principal.name,
+                plan_hash=waiting.plan_hash, decision="refused", reason="approving needs the approver role"))
+            raise UserError(f"`{self.principal.name}` may not approve this plan: approving needs the `approver` role")
+        if action == "edit":
+            waiting.plan.edited(edits or {}, self.resources.registry)  # a bad edit fails here; nothing changes
+        decision = Decision(action=action, principal=self.principal.name, roles=roles, reason=reason,
+                            edits=edits or {}, plan_hash=waiting.plan_hash, decision_id=decision_id)
+        return self._decided(decision)
+
+    def _decided(self, decision: Any) -> Iterator[Event]:
+        from langgraph.types import Command
+
+        with thread_lock(self.workspace, self.thread_id):
+            # Checked again under the lock: a decision sent at the same time from elsewhere may have won.
+            waiting = self.pending()
+            if waiting is None:
+                raise UserError(f"no plan waits for approval in thread {self.thread_id}")
+            if waiting.plan_hash != decision.plan_hash:
+                raise UserError(f"the plan has changed since it was shown (now {waiting.plan_hash}): "
+                                "look at it again and decide on the new one")
+            yield from self._run(Command(resume=decision.model_dump()))
+
+    def approve(self, reason: str = "", plan_hash: str | None = None) -> Iterator[Event]:
+        return self.decide("approve", reason=reason, plan_hash=plan_hash)
+
+    def reject(self, reason: str, plan_hash: str | None = None) -> Iterator[Event]:
+        return self.decide("reject", reason=reason, plan_hash=plan_hash)
+
+    def edit(self, edits: dict[str, dict[str, Any]], reason: str = "", plan_hash: str | None = None) -> Iterator[Event]:
+        return self.decide("edit", edits=edits, reason=reason, plan_hash=plan_hash)
+
+    def resume(self) -> Iterator[Event]:
+        """Finish a run that stopped part-way (the process died): unfinished steps run, finished ones do not."""
+        with thread_lock(self.workspace, self.thread_id):
+            if self._unfinished():
+                yield from self._run(None)
+
+    # ---- what the thread holds ------------------------------------------------------------
+    def pending(self) -> PendingApproval | None:
+        snap = self._graph.get_state(self._config)
+        for intr in snap.interrupts:
+            return PendingApproval.model_validate(intr.value)
+        return None
+
+    def state(self) -> AgentState:
+        values = self._graph.get_state(self._config).values
+        return AgentState.model_validate(values) if values else AgentState()
+
+    def history(self) -> list[Turn]:
+        return self.state().history
+
+    @staticmethod
+    def threads(workspace: Workspace | str | Path) -> list[ThreadInfo]:
+        ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+        return thread_index.list_threads(ws)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---- running the graph ----------------------------------------------------------------
+    def _unfinished(self) -> bool:
+        snap = self._graph.get_state(self._config)
+        return not snap.interrupts and bool(set(snap.next) & _MUST_FINISH)
+
+    def _run(self, graph_input: Any) -> Iterator[Event]:
+        waiting: list[Event] = []
+        try:
+            for mode, data in self._graph.stream(graph_input, self._config, context=self.resources,
+                                                 stream_mode=["custom", "updates"], durability="sync"):
+                if mode == "custom":
+                    yield data
+                elif "__interrupt__" in data:
+                    waiting += [ApprovalNeeded.model_validate(i.value) for i in data["__interrupt__"]]
+        except UserError as e:  # e.g. a catalog file broken by hand: say so, keep the thread usable
+            yield ErrorEvent(message=str(e))
+            yield Done(thread_id=self.thread_id, status="failed", text=str(e))
+            return
+        # Announced only once the run has ended: by then the waiting plan is in state.sqlite, so any
+        # process can decide on it even if this one dies right after.
+        yield from waiting
+        yield self._done()
+
+    def _done(self) -> Done:
+        snap = self._graph.get_state(self._config)
+        if snap.interrupts:
+            return Done(thread_id=self.thread_id, status="waiting_approval",
+                        text="The plan waits for approval: approve, reject or edit it.")
+        state = AgentState.model_validate(snap.values)
+        last = state.history[-1].text if state.history and state.history[-1].role == "assistant" else ""
+        return Done(thread_id=self.thread_id, status=state.outcome or "answered", text=last)

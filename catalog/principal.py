@@ -1,0 +1,40 @@
+"""Who is asking: a principal's name, roles and grants, and what PII it may see.
+
+Decides visibility of one column from its PII tag and the grants; it never reads the catalog or the
+warehouse itself, and never guesses: a column with a PII tag is hidden unless a grant names it.
+"""
+from __future__ import annotations
+
+import getpass
+
+from pydantic import BaseModel, Field
+
+ADMIN = "admin"
+
+
+class Principal(BaseModel):
+    """A user or agent identity. Grants: `pii` (every PII column), `pii:<tag>` (e.g. `pii:email`),
+    `pii:<table>.<column>` (one column)."""
+    name: str
+    roles: set[str] = Field(default_factory=set)
+    grants: set[str] = Field(default_factory=set)
+
+    @classmethod
+    def local_admin(cls) -> "Principal":
+        """The person at this machine: an admin who sees everything, until workspace roles exist."""
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry in some containers
+            user = "local"
+        return cls(name=user, roles={ADMIN})
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.roles
+
+    def may_see(self, table: str, column: str, pii_tag: str | None) -> bool:
+        """Whether this principal may see the values of `table.column`, tagged `pii_tag` (None: not PII)."""
+        if pii_tag is None or self.is_admin:
+            return True
+        grants = {g.lower() for g in self.grants}
+        return bool(grants & {"pii", f"pii:{pii_tag.lower()}", f"pii:{table.lower()}.{column.lower()}"})

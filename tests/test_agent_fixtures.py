@@ -1,0 +1,101 @@
+"""Shared pieces of the agent tests: a small real workspace (DuckDB tables, catalog, one metric), a
+session against the scripted LLM, and helpers to read event streams. Holds no tests itself.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pytest
+
+from catalog.metadata import Column, PiiTag, Table
+from catalog.store import CatalogStore
+from catalog.warehouse import connect_reader, connect_writer
+from catalog.workspace import Workspace
+from tests.scripted_llm import ScriptedLLM
+
+REGIONS = {"EMEA": 3, "NA": 2, "APAC": 1}  # customers per region
+
+SEMANTIC = {
+    "semantic_models": [
+        {"name": "orders", "model": "ref('orders')", "defaults": {"agg_time_dimension": "ordered_at"},
+         "entities": [{"name": "order", "type": "primary", "expr": "order_id"},
+                      {"name": "customer", "type": "foreign", "expr": "customer_id"}],
+         "dimensions": [{"name": "ordered_at", "type": "time", "type_params": {"time_granularity": "day"}},
+                        {"name": "status", "type": "categorical"}],
+         "measures": [{"name": "revenue_amount", "agg": "sum", "expr": "amount"}]},
+        {"name": "customers", "model": "ref('customers')",
+         "entities": [{"name": "customer", "type": "primary", "expr": "customer_id"}],
+         "dimensions": [{"name": "region", "type": "categorical"}]},
+    ],
+    "metrics": [{"name": "revenue", "type": "simple", "description": "Money from completed and other orders",
+                 "type_params": {"measure": "revenue_amount"}}],
+}
+
+
+def build_small_workspace(ws: Workspace, customers_description: str = "People and companies who buy from us.") -> None:
+    """customers (6), orders (12), an unrelated weather table, their catalog entries and a `revenue` metric."""
+    with connect_writer(ws) as con:
+        con.execute("CREATE TABLE customers (customer_id INTEGER, full_name VARCHAR, region VARCHAR)")
+        cid = 0
+        for region, n in REGIONS.items():
+            for _ in range(n):
+                cid += 1
+                con.execute("INSERT INTO customers VALUES (?, ?, ?)", [cid, f"Person {cid}", region])
+        con.execute("""CREATE TABLE orders AS SELECT i AS order_id, 1 + (i % 6) AS customer_id,
+                       (10 * i)::DECIMAL(10,2) AS amount, TIMESTAMP '2025-01-01' + INTERVAL (i * 10) DAY AS ordered_at,
+                       CASE WHEN i % 4 = 0 THEN 'returned' ELSE 'completed' END AS status FROM range(1, 13) t(i)""")
+        con.execute("CREATE TABLE weather_readings (station VARCHAR, celsius DOUBLE)")
+    with CatalogStore(ws).transaction() as txn:
+        txn.put_table(Table(name="customers", description=customers_description, row_count=6, columns=[
+            Column(name="customer_id", type="INTEGER", description="key"),
+            Column(name="full_name", type="VARCHAR", pii=PiiTag.name, description="the customer's name"),
+            Column(name="region", type="VARCHAR", description="sales region", synonyms=["area"])]))
+        txn.put_table(Table(name="orders", description="One row per order.", row_count=12, columns=[
+            Column(name="order_id", type="BIGINT"), Column(name="customer_id", type="INTEGER"),
+            Column(name="amount", type="DECIMAL(10,2)", description="order value"),
+            Column(name="ordered_at", type="TIMESTAMP"), Column(name="status", type="VARCHAR")]))
+        txn.put_table(Table(name="weather_readings", description="Temperatures from weather stations.", columns=[
+            Column(name="station", type="VARCHAR"), Column(name="celsius", type="DOUBLE")]))
+        txn.put_semantic("small", SEMANTIC)
+
+
+@pytest.fixture
+def small_ws(workspace: Workspace) -> Workspace:
+    build_small_workspace(workspace)
+    return workspace
+
+
+@pytest.fixture
+def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedLLM]:
+    with ScriptedLLM() as server:
+        monkeypatch.setenv("LATHE_MODEL", "openai/scripted")
+        monkeypatch.setenv("LATHE_API_BASE", server.url)
+        yield server
+
+
+def collect(events: Iterable[Any]) -> list[Any]:
+    return list(events)
+
+
+def of(events: list[Any], kind: str) -> list[Any]:
+    return [e for e in events if e.type == kind]
+
+
+def done(events: list[Any]) -> Any:
+    assert events and events[-1].type == "done", [e.type for e in events]
+    return events[-1]
+
+
+def text_of(events: list[Any]) -> str:
+    return "".join(e.text for e in of(events, "text_delta"))
+
+
+def tables_in(ws: Workspace) -> set[str]:
+    with connect_reader(ws) as con:
+        return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def count_rows(ws: Workspace, table: str) -> int:
+    with connect_reader(ws) as con:
+        return len(con.table(table).fetchall())

@@ -1,0 +1,82 @@
+"""The shape of every Lathe tool: a typed LangChain tool bound to a workspace and a principal, with a risk.
+
+A tool is a thin wrapper over `catalog/` or `runtimes/`; it never imports `agent/` and never decides
+whether it may run (the review step does).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ConfigDict, Field
+
+from catalog.results import QueryResult
+from catalog.workspace import Workspace
+from tools.risk import Risk
+
+
+class ToolArgs(BaseModel):
+    """Base of every tool's arguments: unknown arguments are errors, not silently dropped."""
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolOutput(BaseModel):
+    """What a tool answers: a short text (read by people and by the LLM) and, where it has rows, a table."""
+    text: str
+    result: QueryResult | None = None
+    data: dict[str, Any] = Field(default_factory=dict, description="structured extras, plain JSON")
+
+
+class LatheTool(BaseTool):
+    """Subclasses set `name`, `description`, `args_schema` (a pydantic model) and `risk`, and implement `_run`."""
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    risk: ClassVar[Risk] = Risk.read
+    workspace: Workspace
+    principal: Any = None  # a catalog.principal.Principal; None means the local user
+
+    @classmethod
+    def tool_name(cls) -> str:
+        return cls.model_fields["name"].default
+
+    @classmethod
+    def schema(cls) -> type[BaseModel]:
+        return cls.model_fields["args_schema"].default
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls.model_fields["description"].default
+
+    def estimate(self, args: BaseModel) -> str:
+        """A short, human estimate of what running with `args` costs; no side effects."""
+        return ""
+
+    def run_validated(self, args: BaseModel) -> ToolOutput:
+        """Run with arguments already validated against `args_schema`."""
+        out = self.invoke(args.model_dump())
+        if not isinstance(out, ToolOutput):
+            raise TypeError(f"tool `{self.name}` returned {type(out).__name__}, not ToolOutput")
+        return out
+
+
+def principal_or_local(principal: Any) -> Any:
+    """The principal a catalog call acts for: the one given, else the local user."""
+    if principal is not None:
+        return principal
+    from catalog.principal import Principal
+
+    return Principal.local_admin()
+
+
+def table_text(result: QueryResult, show: int = 5) -> str:
+    """A few lines for an LLM or a log: the row count, the columns and the first rows."""
+    n = len(result.rows)
+    head = f"{n}{'+' if result.truncated else ''} row{'s' if n != 1 else ''}; columns: {', '.join(result.columns)}"
+    rows = [", ".join(str(v) for v in r) for r in result.to_json()["rows"][:show]]
+    lines = [head, *rows]
+    if n > show:
+        lines.append(f"... ({n - show} more)")
+    lines += [f"warning: {w}" for w in result.warnings]
+    if result.masked_columns:
+        lines.append("masked (PII): " + ", ".join(result.masked_columns))
+    return "\n".join(lines)
