@@ -28,7 +28,9 @@ for _k, _v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY
     os.environ.setdefault(_k, _v)
 
 from catalog.semantic.query import MetricQuery  # noqa: E402
-from catalog.semantic.runner import compile_for_workspace  # noqa: E402
+from catalog.semantic.compiler import compile_query  # noqa: E402
+from catalog.semantic.runner import _time_spine  # noqa: E402
+from catalog.store import CatalogStore  # noqa: E402
 from catalog.warehouse import connect_reader  # noqa: E402
 from catalog.workspace import Workspace  # noqa: E402
 
@@ -162,12 +164,17 @@ def timed(con, sql: str) -> tuple[float, list[tuple]]:
 
 def run(ws: Workspace, repeat: int) -> int:
     compiled = []
+    with connect_reader(ws) as con:
+        spine = _time_spine(con)
     for case in CASES:
+        # What a semantic query adds before DuckDB runs, in a running process (the first call also pays
+        # for imports and for parsing the MetricFlow files, which are then cached while unchanged).
+        compile_query(CatalogStore(ws).load_semantic(), case.query, spine)
         t = time.perf_counter()
-        sql = compile_for_workspace(ws, case.query).sql
+        sql = compile_query(CatalogStore(ws).load_semantic(), case.query, spine).sql
         compiled.append((case, sql, time.perf_counter() - t))
     print(f"{'query':<58} {'semantic ms':>11} {'hand ms':>9} {'ratio':>6}  compile ms")
-    ratios, failures = [], 0
+    ratios, with_compile, failures = [], [], 0
     with connect_reader(ws) as con:
         for case, sql, compile_s in compiled:
             _, sem_rows = timed(con, sql)  # warm both once; keep their rows to compare
@@ -180,6 +187,7 @@ def run(ws: Workspace, repeat: int) -> int:
             sem, hand = statistics.median(sem_t), statistics.median(hand_t)
             ratio = sem / hand if hand > 0 else float("inf")
             ratios.append(ratio)
+            with_compile.append((sem + compile_s) / hand if hand > 0 else float("inf"))
             diff = same_rows(sem_rows, hand_rows)
             note = "" if diff is None else f"  ROWS DIFFER: {diff}"
             failures += diff is not None
@@ -189,6 +197,7 @@ def run(ws: Workspace, repeat: int) -> int:
     verdict = "meets target" if med <= TARGET else "MISSES target"
     print(f"\nmedian ratio semantic/hand-written over {len(ratios)} queries: {med:.3f} "
           f"(target <= {TARGET:.2f}: {verdict}); {repeat} runs each, median")
+    print(f"median ratio with the compile time added to the semantic side: {statistics.median(with_compile):.3f}")
     if failures:
         print(f"{failures} queries gave different rows from their hand-written SQL")
     return 1 if failures else 0

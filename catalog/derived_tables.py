@@ -69,6 +69,8 @@ def create_derived_table(ws: Workspace, name: str, select_sql: str, *, principal
                         expression=guarded.tree.copy(), replace=replace)
     txn = CatalogTransaction(store)
     with connect_writer(ws) as con:
+        # Defence in depth: the guarded SELECT needs no file, so the writer gives up file access too.
+        con.execute("SET enable_external_access = false")
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(create.sql(dialect="duckdb"))

@@ -22,6 +22,7 @@ from catalog.yaml_files import CatalogFileError, dump_yaml, load_documents, load
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _MARKER = "COMMIT"
+_SEMANTIC_CACHE: dict[str, tuple[tuple, SemanticManifest]] = {}
 _DELETE = ".delete"
 
 
@@ -82,10 +83,23 @@ class CatalogStore:
         return self._read_table(f) if f.exists() else None
 
     def load_semantic(self) -> SemanticManifest:
+        """Every MetricFlow file of the workspace as one manifest (shared and cached: treat it as read-only)."""
+        self.recover()
         sdir = self.dir / "semantic"
+        files = sorted(sdir.rglob("*.y*ml")) if sdir.exists() else []
+        # Parsed once per process while the files are unchanged: a long-running agent compiles many queries.
+        key = tuple((str(f), st.st_ino, st.st_mtime_ns, st.st_size) for f in files for st in (f.stat(),))
+        hit = _SEMANTIC_CACHE.get(str(sdir))
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        manifest = self._read_semantic(files)
+        _SEMANTIC_CACHE[str(sdir)] = (key, manifest)
+        return manifest
+
+    def _read_semantic(self, files: list[Path]) -> SemanticManifest:
         models: dict[str, Any] = {}
         metrics: dict[str, Any] = {}
-        for f in sorted(sdir.rglob("*.y*ml")) if sdir.exists() else []:
+        for f in files:
             part = load_semantic_file(f)
             for bucket, items, kind in ((models, part.semantic_models, "semantic model"), (metrics, part.metrics, "metric")):
                 for it in items:

@@ -58,6 +58,20 @@ def print_table(columns: list[str], rows: list[list[Any]], title: str | None = N
     Console().print(t)
 
 
+def print_result(result: Any, as_json: bool) -> None:
+    """A `QueryResult` as JSON, or as a table with its warnings, masked columns and truncation on stderr."""
+    if as_json:
+        print_json(result.to_json())
+        return
+    print_table(result.columns, result.rows)
+    for w in result.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if result.masked_columns:
+        typer.echo(f"masked (PII): {', '.join(result.masked_columns)}", err=True)
+    if result.truncated:
+        typer.echo(f"showing the first {len(result.rows)} rows; more exist (--limit, or [sql] row_limit)", err=True)
+
+
 def command(fn: Callable) -> Callable:
     """Wrap a command body so user errors print cleanly."""
     import functools

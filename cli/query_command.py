@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.context import command, print_json, print_table, workspace
+from cli.context import command, print_result, workspace
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -61,9 +61,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(compile_for_workspace(ws, q).sql)
             return
         result = run_metric_query(ws, q)
-        if as_json:
-            print_json(result.to_json())
-            return
-        print_table(result.columns, result.rows)
-        for w in result.warnings:
-            typer.echo(f"note: {w}", err=True)
+        print_result(result, as_json)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.context import command, print_json, print_table, workspace
+from cli.context import command, print_result, workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +28,4 @@ def register(app: typer.Typer) -> None:
         from catalog.safe_sql import run_sql
 
         result = run_sql(workspace(), query, dialect=dialect, limit=limit)
-        if as_json:
-            print_json(result.to_json())
-            return
-        print_table(result.columns, result.rows)
-        for warning in result.warnings:
-            typer.echo(f"warning: {warning}", err=True)
+        print_result(result, as_json)
