@@ -44,6 +44,18 @@ memory_limit = "4GB"
 
 [search]
 # embedding_model = "ollama/nomic-embed-text"   # optional dense retrieval beside BM25
+
+# [llm]
+# With no model the agent plans offline (no API key needed). Any LiteLLM model string works, e.g.:
+# model = "ollama/llama3.1"                          # a local Ollama
+# model = "openai/my-model"                          # an OpenAI-compatible server:
+# api_base = "http://127.0.0.1:8000/v1"
+# model = "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"
+# api_key_env = "OPENAI_API_KEY"                     # the variable that holds the key, if one is needed
+
+# [review]
+# Steps of these risks wait for an approver; write, compute and deploy always do.
+# require_approval = ["write", "compute", "deploy"]
 """
 
 

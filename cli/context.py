@@ -48,14 +48,28 @@ def print_table(columns: list[str], rows: list[list[Any]], title: str | None = N
     from rich.console import Console
     from rich.table import Table
 
-    from catalog.results import json_value
-
     t = Table(title=title, show_lines=False)
     for c in columns:
         t.add_column(str(c), overflow="fold")
     for r in rows:
-        t.add_row(*["" if v is None else str(json_value(v)) for v in r])
+        t.add_row(*[_cell(v) for v in r])
     Console().print(t)
+
+
+def _cell(v: Any) -> str:
+    """A value as a person reads it: floats to 6 decimals, midnight timestamps as dates (JSON keeps all)."""
+    import datetime as dt
+    import decimal
+
+    from catalog.results import json_value
+
+    if v is None:
+        return ""
+    if isinstance(v, float | decimal.Decimal):
+        return str(round(float(v), 6))
+    if isinstance(v, dt.datetime) and v.time() == dt.time(0) and v.tzinfo is None:
+        return v.date().isoformat()
+    return str(json_value(v))
 
 
 def print_result(result: Any, as_json: bool) -> None:

@@ -24,8 +24,14 @@ def _no_llm(monkeypatch):
     monkeypatch.delenv("LATHE_API_BASE", raising=False)
 
 
-def test_without_an_llm_a_question_gets_a_plain_answer(small_ws):
-    session = Session(small_ws, "t1")
+def test_without_an_llm_the_offline_planner_is_chosen(small_ws):
+    from agent.planners.offline import OfflinePlanner
+
+    assert isinstance(Session(small_ws, "t1").resources.planner, OfflinePlanner)
+
+
+def test_the_fallback_planner_answers_plainly_what_it_cannot_do(small_ws):
+    session = Session(small_ws, "t1", planner=lambda deps: FallbackPlanner())
     assert isinstance(session.resources.planner, FallbackPlanner)
     events = collect(session.send("revenue by region last quarter"))
     end = done(events)
