@@ -16,6 +16,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(42, "--seed", help="Seed of the demo data; the same seed gives the same data everywhere."),
         force: bool = typer.Option(False, "--force", help="Replace an existing workspace's warehouse and catalog "
                                    "(settings, state, models and runs are kept)."),
+        models: bool = typer.Option(True, "--models/--no-models", help="With --demo, also build the tiny local base "
+                                    "models (tiny-qwen3, tiny-llama) for trying fine-tuning with no download."),
     ) -> None:
         """Create a workspace (settings, warehouse, catalog); with --demo, a demo company to explore."""
         from catalog.workspace_setup import init_workspace
@@ -33,4 +35,10 @@ def register(app: typer.Typer) -> None:
         width = max(len(t) for t in summary.row_counts)
         for table, n in summary.row_counts.items():
             typer.echo(f"  {table:<{width}}  {n:>12,}")
+        if models:
+            from runtimes.training.tiny_models import install_demo_models
+
+            built = install_demo_models(ws)
+            typer.echo(f"Base models for trying fine-tuning (random weights: for the pipeline, not for quality): "
+                       f"{', '.join(p.name for p in built) if built else 'already present'} in models/base/.")
         typer.echo("Metadata, owners, glossary and metrics are in catalog/. Next: `lathe tour`.")

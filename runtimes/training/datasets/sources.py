@@ -1,0 +1,52 @@
+"""Where a dataset's rows come from: a catalog table or one read-only SQL query, always through `run_sql`
+(guard, PII masking for the principal, sandboxed reader).
+
+It never opens a writable connection, and it refuses a result cut short by the row limit rather than
+training on part of the data without saying so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from catalog.errors import UserError
+from catalog.principal import Principal
+from catalog.safe_sql import run_sql
+from catalog.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class SourceRows:
+    sql: str  # the statement that ran, as DuckDB SQL (recorded with the prepared dataset)
+    columns: list[str]
+    rows: list[list[Any]]
+    tables: list[str]  # warehouse tables the statement reads
+    masked_columns: list[str]
+
+
+def read_source(ws: Workspace, *, table: str | None = None, sql: str | None = None,
+                principal: Principal | None = None) -> SourceRows:
+    """All rows of `table`, or of the read query `sql`; exactly one of them."""
+    if (table is None) == (sql is None):
+        raise UserError("a dataset is a catalog table or a SQL query: give exactly one of them")
+    statement = exp.select(exp.Star()).from_(exp.to_table(table)).sql(dialect="duckdb") if table else str(sql)
+    result = run_sql(ws, statement, principal=principal)
+    if result.truncated:
+        raise UserError(f"the dataset has more rows than the workspace's row limit "
+                        f"({ws.settings.sql.row_limit:,}); raise `row_limit` under [sql] in lathe.toml, or "
+                        "narrow the query, so that no row is left out of training without notice")
+    if not result.rows:
+        raise UserError(f"the dataset is empty: `{result.sql}` returned no rows")
+    return SourceRows(sql=result.sql, columns=list(result.columns), rows=result.rows,
+                      tables=tables_read(result.sql), masked_columns=list(result.masked_columns))
+
+
+def tables_read(sql: str) -> list[str]:
+    """Names of the warehouse tables a DuckDB statement reads, sorted (common table expressions left out)."""
+    tree = sqlglot.parse_one(sql, dialect="duckdb")
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    names = [t.name for t in tree.find_all(exp.Table) if t.name and t.name.lower() not in ctes]
+    return sorted(set(names))
