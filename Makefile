@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 WORKSPACE ?= workspace
+PORT ?= 8000
 
 # Keep libraries offline and out of the home directory.
 export LITELLM_LOCAL_MODEL_COST_MAP := True
@@ -42,6 +43,7 @@ $(FIXTURES)/.done: | $(VENV)/.installed
 run: install
 	test -f $(WORKSPACE)/lathe.toml || $(BIN)/lathe --workspace $(WORKSPACE) init --demo
 	$(BIN)/lathe --workspace $(WORKSPACE) tour
+	$(BIN)/lathe --workspace $(WORKSPACE) ui --port $(PORT)
 
 test: install fixtures
 	$(BIN)/python -m pytest -q

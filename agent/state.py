@@ -122,7 +122,13 @@ class Plan(BaseModel):
         steps = []
         for s in self.steps:
             change = edits.get(s.id)
-            steps.append(s.model_copy(update={"args": {**s.args, **change}}) if change else s)
+            if change:
+                # The planner's title described the old arguments; say what the edit changed.
+                said = ", ".join(f"{k}={v!r}" for k, v in change.items())
+                title = f"{s.title or s.tool} (edited: {said[:120]})"
+                steps.append(s.model_copy(update={"args": {**s.args, **change}, "title": title}))
+            else:
+                steps.append(s)
         for sid in edits:
             self.step(sid)  # names an unknown step clearly
         return Plan(steps=steps, summary=self.summary).validated(registry)

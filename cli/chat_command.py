@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
         ws = workspace()
         console = Console()
         with Session(ws, thread) as session:
-            run_chat(session, console, console.input, lambda: Session.threads(ws))
+            # Prompts such as "[y]es / [n]o" are plain text, not rich markup.
+            run_chat(session, console, lambda prompt: console.input(prompt, markup=False),
+                     lambda: Session.threads(ws))
 
     @app.command("ask")
     @command

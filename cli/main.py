@@ -8,7 +8,7 @@ import os
 
 import typer
 
-from cli import catalog_commands, init_command, query_command, sql_command, tour_command
+from cli import catalog_commands, chat_command, init_command, query_command, sql_command, tour_command, ui_command
 from cli.context import set_workspace
 
 # Offline by default: no cost-map download, no telemetry files in the home directory, no hub access.
@@ -39,6 +39,8 @@ catalog_commands.register(app)
 sql_command.register(app)
 query_command.register(app)
 tour_command.register(app)
+ui_command.register(app)
+chat_command.register(app)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,78 @@
+"""Markdown for what a session shows people: a plan as a checklist, a result table, the edit form text.
+
+Pure functions of events and plans, shared by every front-end that speaks Markdown; they never run or
+decide anything, and they escape cell text so data can never change the layout around it.
+"""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only for hints: the chat UI imports this before the agent has loaded
+    from agent.state import Plan, TableData
+
+SHOWN_ROWS = 50  # rows of a result shown in a chat message; the rest are counted, not drawn
+_CELL_CHARS = 120
+_MARKS = {None: "[ ]", True: "[x]", False: "[!]"}
+
+
+def cell_text(value: Any) -> str:
+    """One cell as Markdown table text: no pipes or line breaks from the data, long text cut."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = f"{value:,.2f}" if abs(value) >= 1000 or value != int(value) else f"{value:g}"
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    text = " ".join(text.split())
+    if len(text) > _CELL_CHARS:
+        text = text[: _CELL_CHARS - 1] + "…"
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_")
+
+
+def table_markdown(table: TableData, max_rows: int = SHOWN_ROWS) -> str:
+    """The rows as a Markdown table (at most `max_rows`), with a line saying what was left out or masked."""
+    if not table.columns:
+        return "_no columns_"
+    head = "| " + " | ".join(cell_text(c) for c in table.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
+    body = ["| " + " | ".join(cell_text(v) for v in row) + " |" for row in table.rows[:max_rows]]
+    total = max(table.row_count, len(table.rows))
+    notes: list[str] = []
+    if not table.rows:
+        notes.append("no rows")
+    elif total > max_rows:
+        notes.append(f"showing {max_rows:,} of {total:,} rows")
+    else:
+        notes.append(f"{total:,} row{'s' if total != 1 else ''}")
+    if table.truncated:
+        notes.append("the query had more rows than its limit")
+    if table.masked_columns:
+        notes.append("masked (PII): " + ", ".join(table.masked_columns))
+    notes += table.warnings
+    return "\n".join([head, rule, *body, "", "_" + "; ".join(notes) + "_"])
+
+
+def plan_checklist(plan: Plan, needs_approval: list[str], finished: dict[str, bool] | None = None) -> str:
+    """The plan as a Markdown checklist: one line per step, ticked when done, marked when it failed."""
+    finished = finished or {}
+    lines = [f"**Plan** — {plan.summary}" if plan.summary else "**Plan**", ""]
+    for s in plan.order():
+        mark = _MARKS[finished.get(s.id)]
+        wait = " · **needs approval**" if s.id in needs_approval and s.id not in finished else ""
+        cost = f" · {s.estimated_cost}" if s.estimated_cost else ""
+        # A title that only repeats the call (as LLM plans have) gives way to the tool's name.
+        label = s.title if s.title and not s.title.startswith(f"{s.tool}(") else s.tool
+        lines.append(f"- {mark} `{s.id}` {label} — _{s.risk.value}{cost}_{wait}\\")  # a hard line break
+        lines.append(f"  `{s.call_text()}`")
+    return "\n".join(lines)
+
+
+def edit_prompt(plan: Plan, step_id: str) -> str:
+    """What a person sees when editing a step: its arguments as JSON to change and send back."""
+    step = plan.step(step_id)
+    args = json.dumps(step.args, indent=2, ensure_ascii=False, default=str)
+    return (f"Edit step `{step.id}` ({step.tool}): send the arguments to change as a JSON object; the others "
+            f"stay as they are. Its arguments now:\n\n```json\n{args}\n```")

@@ -1,0 +1,458 @@
+"""Lathe's chat UI (Chainlit 2.12), started by `lathe ui`: one `agent.Session` per chat thread, rendering its
+events as streamed answers, tool steps, a plan checklist with Approve / Reject / Edit, tables and Plotly
+charts; CSV or Parquet files dropped into the chat become catalogued tables.
+
+It only presents and asks: every plan, decision and run goes through `agent.Session`, and the agent's
+threads in `state.sqlite` stay the source of truth (Chainlit's history only replays what was shown).
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+import chainlit as cl
+from chainlit.config import config as cl_config
+from chainlit.element import Element
+from chainlit.types import ThreadDict
+from chainlit.utils import utc_now
+
+from agent.channels import chainlit_history
+from agent.channels.edits import parse_step_edit
+from agent.channels.markdown_views import edit_prompt, plan_checklist, table_markdown
+from agent.channels.plotly_figures import figure
+from catalog.errors import UserError
+from catalog.principal import Principal
+from catalog.workspace import Workspace
+
+if TYPE_CHECKING:  # the agent (LangChain, LangGraph) loads in the background after start-up, not here
+    from agent.events import Event
+    from agent.state import Plan, TableData
+
+WORKSPACE = Workspace.resolve(None).require()  # LATHE_HOME, set by `lathe ui`
+UI_ROOT = Path(cl_config.root)
+PRINCIPAL = Principal.local_admin()  # the person at this machine, until log-in and roles arrive
+OTHER_THREADS_CHECKED = 10  # recent threads looked at for plans waiting for approval, at chat start
+UPLOAD_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+
+LLM_HOWTO = """To plan with an LLM, add to `lathe.toml` in the workspace and restart `lathe ui`:
+```toml
+[llm]
+model = "ollama/llama3.1"                     # Ollama on this machine
+# model = "openai/my-model", api_base = "http://127.0.0.1:8001/v1"   # an OpenAI-compatible server (vLLM, llama.cpp)
+# model = "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"        # Bedrock, with AWS credentials in the environment
+```
+or set `LATHE_MODEL` (and `LATHE_API_BASE`, `LATHE_API_KEY_ENV`) before starting it."""
+
+WELCOME_MD = """# Lathe
+
+Ask about your data in plain language or in SQL. Plans that change anything wait for your approval.
+Drop a CSV or Parquet file into the chat to add it as a table.
+"""
+
+
+def _auth_secret(root: Path) -> str:
+    """A per-workspace secret for Chainlit's session tokens, made once, so log-ins survive restarts."""
+    path = root / "auth_secret"
+    if not path.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _configure() -> None:
+    """Chainlit settings Lathe needs, set in code so the repository holds no generated config."""
+    os.environ.setdefault("CHAINLIT_AUTH_SECRET", _auth_secret(UI_ROOT))
+    cl_config.ui.name = "Lathe"
+    cl_config.ui.description = "Ask your data; review and approve plans."
+    cl_config.ui.cot = "full"
+    cl_config.ui.confirm_new_chat = False
+    cl_config.features.edit_message = False  # editing a sent message cannot rewind the agent's thread
+    upload = cl_config.features.spontaneous_file_upload
+    if upload is not None:
+        upload.enabled = True
+        upload.accept = {"text/csv": [".csv", ".tsv"], "application/octet-stream": [".parquet", ".pq"]}
+        upload.max_files = 5
+        upload.max_size_mb = 500
+    readme = UI_ROOT / "chainlit.md"
+    if not readme.exists() or readme.read_text(encoding="utf-8").startswith("# Welcome to Chainlit!"):
+        readme.write_text(WELCOME_MD, encoding="utf-8")
+
+
+_configure()
+
+
+class PlotlyJson(Element):
+    """Chainlit's Plotly element from a figure already in plotly.js JSON (no plotly package on the server)."""
+    type: ClassVar[str] = "plotly"
+
+    def __post_init__(self) -> None:
+        self.mime = "application/json"
+        self.size = "large"
+        super().__post_init__()
+
+
+# ---- sessions -------------------------------------------------------------------------------
+def _sessions() -> dict[str, Any]:
+    found = cl.user_session.get("agent_sessions")
+    if found is None:
+        found = {}
+        cl.user_session.set("agent_sessions", found)
+    return found
+
+
+async def _session(thread_id: str | None = None) -> Any:
+    """The agent session of `thread_id` (default: this chat's thread), opened once per chat."""
+    from agent.session import Session
+
+    tid = thread_id or cl.context.session.thread_id
+    sessions = _sessions()
+    if tid not in sessions:
+        sessions[tid] = await asyncio.to_thread(Session, WORKSPACE, tid, PRINCIPAL)
+    return sessions[tid]
+
+
+async def _events(produce: Callable[[], Iterator[Event]]) -> AsyncIterator[Event]:
+    """The session's events as they come: the synchronous agent runs in a worker thread."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    end = object()
+
+    def pump() -> None:
+        try:
+            for event in produce():
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+        except BaseException as e:  # handed to the event loop, which raises it in the chat's task
+            loop.call_soon_threadsafe(queue.put_nowait, e)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, end)
+
+    worker = loop.run_in_executor(None, pump)
+    while (item := await queue.get()) is not end:
+        if isinstance(item, BaseException):
+            await worker
+            raise item
+        yield item
+    await worker
+
+
+# ---- rendering ------------------------------------------------------------------------------
+class ShownPlan(NamedTuple):
+    """A plan's checklist message in the chat, kept to tick its steps as they finish."""
+    message: cl.Message
+    plan: Plan
+    plan_hash: str
+    needs: list[str]
+
+
+class ChatView:
+    """Draws one run's events: text streams into a message; each other event gets its own element."""
+
+    def __init__(self, thread_id: str, shown: ShownPlan | None = None):
+        self.thread_id = thread_id
+        self.text: cl.Message | None = None
+        # The checklist ticked as steps finish: this run's plan, or the one whose approval started the run.
+        self.shown = shown
+        self.finished: dict[str, bool] = {}
+        self.steps: dict[str, cl.Step] = {}
+        self.tables: dict[str, TableData] = {}
+        self.sent: list[Any] = []  # messages and steps this view sent, in order
+
+    async def _send(self, item: Any) -> None:
+        await item.send()
+        self.sent.append(item)
+
+    async def show(self, produce: Callable[[], Iterator[Event]]) -> None:
+        try:
+            async for event in _events(produce):
+                await self.render(event)
+        except UserError as e:
+            await self._close_text()
+            await self._send(cl.Message(content=f"**Not done:** {e}"))
+        await self._close_text()
+
+    async def render(self, event: Event) -> None:
+        kind = event.type
+        if kind == "text_delta":
+            if self.text is None:
+                self.text = cl.Message(content="")
+                self.sent.append(self.text)
+            await self.text.stream_token(event.text)
+            return
+        await self._close_text()
+        if kind == "plan_proposed":
+            msg = cl.Message(content=plan_checklist(event.plan, event.needs_approval))
+            self.shown, self.finished = ShownPlan(msg, event.plan, event.plan_hash, event.needs_approval), {}
+            await self._send(msg)
+        elif kind == "approval_needed":
+            # The checklist just shown becomes the approval request, so the plan is not drawn twice.
+            same = self.shown if self.shown is not None and self.shown.plan_hash == event.plan_hash else None
+            msg = await send_approval(self.thread_id, event.plan, event.plan_hash, event.needs_approval,
+                                      event.notice, message=same.message if same is not None else None)
+            if same is None:
+                self.sent.append(msg)
+        elif kind == "step_started":
+            step = cl.Step(name=event.title, type="tool", default_open=False)
+            step.input = event.tool
+            step.start = utc_now()
+            self.steps[event.step_id] = step
+            await self._send(step)
+        elif kind == "step_finished":
+            self.finished[event.step_id] = event.ok
+            step = self.steps.pop(event.step_id, None)
+            if step is not None:
+                step.output = event.text if event.ok else (event.error or "failed")
+                step.is_error = not event.ok
+                step.end = utc_now()
+                await step.update()
+            if self.shown is not None:
+                self.shown.message.content = plan_checklist(self.shown.plan, self.shown.needs, self.finished)
+                await self.shown.message.update()
+        elif kind == "table":
+            self.tables[event.step_id] = event.table
+            await self._send(cl.Message(content=table_markdown(event.table)))
+        elif kind == "chart":
+            table = self.tables.get(event.step_id)
+            if table is not None:
+                fig = figure(event, table)
+                chart = PlotlyJson(name=event.title or "chart", content=json.dumps(fig, default=str),
+                                   display="inline")
+                await self._send(cl.Message(content=f"Chart: {event.title}", elements=[chart]))
+        elif kind == "error":
+            await self._send(cl.Message(content=f"**Error:** {event.message}"))
+
+    async def _close_text(self) -> None:
+        if self.text is not None:
+            await self.text.send()
+            self.text = None
+
+
+async def send_approval(thread_id: str, plan: Plan, plan_hash: str, needs: list[str], notice: str | None,
+                        title: str | None = None, message: cl.Message | None = None) -> cl.Message:
+    """The plan as a checklist with Approve / Reject / Edit buttons bound to this plan of this thread
+    (in `message` when the checklist is already on screen)."""
+    payload = {"thread_id": thread_id, "plan_hash": plan_hash}
+    actions = [cl.Action(name="approve_plan", payload=payload, label="Approve", icon="check"),
+               cl.Action(name="reject_plan", payload=payload, label="Reject", icon="x")]
+    for sid in needs:
+        actions.append(cl.Action(name="edit_plan", payload={**payload, "step_id": sid},
+                                 label=f"Edit {sid}" if len(needs) > 1 else "Edit", icon="pencil"))
+    where = f" in “{title}”" if title else ""
+    body = [f"**Waiting for your approval**{where}: " + ", ".join(f"`{s}`" for s in needs), "",
+            plan_checklist(plan, needs)]
+    if notice:
+        body += ["", f"_Note: {notice}_"]
+    if message is None:
+        message = cl.Message(content="\n".join(body), actions=actions)
+        await message.send()
+    else:
+        message.content, message.actions = "\n".join(body), actions
+        await message.update()
+    cl.user_session.set(f"approval:{thread_id}:{plan_hash}", ShownPlan(message, plan, plan_hash, needs))
+    return message
+
+
+async def _decided(action: cl.Action, produce: Callable[[Any], Iterator[Event]]) -> None:
+    thread_id = action.payload["thread_id"]
+    shown: ShownPlan | None = cl.user_session.get(f"approval:{thread_id}:{action.payload['plan_hash']}")
+    if shown is not None:
+        await shown.message.remove_actions()
+        shown.message.actions = []
+    session = await _session(thread_id)
+    await ChatView(thread_id, shown).show(lambda: produce(session))
+
+
+# ---- Chainlit hooks -------------------------------------------------------------------------
+def _warm_up() -> None:
+    """Loads the agent (LangGraph, tools, the catalog's search index) once, with no thread touched."""
+    from agent.session import Session
+
+    with Session(WORKSPACE, "ui-warm-up", PRINCIPAL) as s:
+        s.resources.catalog.search  # noqa: B018 - built or loaded here, not on the first question
+
+
+@cl.on_app_startup
+async def warm_up() -> None:
+    # In the background: the server answers at once, and the agent is ready by the time a page has loaded.
+    asyncio.get_running_loop().run_in_executor(None, _warm_up)
+
+
+@cl.header_auth_callback
+async def local_user(headers: Any) -> cl.User:
+    # The UI listens on loopback by default; whoever reaches it acts as the local user.
+    return cl.User(identifier=PRINCIPAL.name, metadata={"provider": "local"})
+
+
+@cl.data_layer
+def chat_history() -> Any:
+    return chainlit_history.data_layer(UI_ROOT / "chat_history.sqlite")
+
+
+@cl.on_chat_start
+async def start() -> None:
+    from agent.llm import llm_settings
+
+    session = await _session()
+    settings = llm_settings(WORKSPACE)
+    planner = getattr(session.resources.planner, "name", "")
+    if settings.configured:
+        who = f"Planning with the LLM `{settings.model}`" + (f" at {settings.api_base}." if settings.api_base else ".")
+        how = ""
+    else:
+        who = ("No LLM is configured: the built-in offline planner answers catalog and metric questions and SQL. "
+               "The demo's local models are for trying the pipeline, not for quality answers.")
+        if planner == "fallback":
+            who = ("No LLM is configured: type SQL (for example `SELECT region, count(*) FROM customers GROUP BY "
+                   "region`). The demo's local models are for trying the pipeline, not for quality answers.")
+        how = "\n\n" + LLM_HOWTO
+    await cl.Message(content=f"Lathe on workspace `{WORKSPACE.root.name}`. {who} Try “revenue by region last "
+                             f"quarter”, or SQL. Plans that change anything wait for your approval; drop a CSV "
+                             f"or Parquet file here to add it as a table.{how}").send()
+    await _waiting_elsewhere(session.thread_id)
+
+
+async def _waiting_elsewhere(current: str) -> None:
+    """Plans waiting in other threads (from this UI, `lathe chat` or `lathe ask`), so they can be decided here."""
+    from agent.session import Session
+
+    def find() -> list[tuple[Any, Any]]:
+        out = []
+        for info in Session.threads(WORKSPACE)[:OTHER_THREADS_CHECKED]:
+            if info.thread_id == current:
+                continue
+            with Session(WORKSPACE, info.thread_id, PRINCIPAL) as s:
+                waiting = s.pending()
+            if waiting is not None:
+                out.append((info, waiting))
+        return out
+
+    for info, waiting in await asyncio.to_thread(find):
+        await send_approval(info.thread_id, waiting.plan, waiting.plan_hash, waiting.needs_approval, waiting.notice,
+                            title=info.title)
+
+
+@cl.on_chat_resume
+async def resume(thread: ThreadDict) -> None:
+    session = await _session(thread["id"])
+    view = ChatView(session.thread_id)
+    await view.show(session.resume)  # finishes a run a crash cut short, if any
+    waiting = await asyncio.to_thread(session.pending)
+    if waiting is not None:
+        view.sent.append(await send_approval(session.thread_id, waiting.plan, waiting.plan_hash,
+                                             waiting.needs_approval, waiting.notice))
+    # Chainlit redraws the resumed thread from `thread` right after this hook, which would drop what was
+    # just sent: it goes into that history too (its buttons, sent separately, stay).
+    thread["steps"] = [*thread.get("steps", []), *(item.to_dict() for item in view.sent)]
+
+
+@cl.on_message
+async def on_message(message: cl.Message) -> None:
+    files = [e for e in (message.elements or []) if getattr(e, "path", None)]
+    if files:
+        await _import_uploads(files)
+    text = (message.content or "").strip()
+    if not text:
+        return
+    session = await _session()
+    await ChatView(session.thread_id).show(lambda: session.send(text))
+
+
+@cl.on_chat_end
+async def end() -> None:
+    for s in _sessions().values():
+        s.close()
+    cl.user_session.set("agent_sessions", {})
+
+
+def _as_task(callback: Callable[[cl.Action], Any]) -> Callable[[cl.Action], Any]:
+    """Marks the chat busy while a button's work runs. Chainlit does not for action callbacks, and an
+    AskUserMessage inside one would otherwise leave the UI busy for good (it restarts the task when answered)."""
+
+    @functools.wraps(callback)
+    async def run(action: cl.Action) -> None:
+        await cl.context.emitter.task_start()
+        try:
+            await callback(action)
+        finally:
+            await cl.context.emitter.task_end()
+
+    return run
+
+
+@cl.action_callback("approve_plan")
+@_as_task
+async def approve_plan(action: cl.Action) -> None:
+    plan_hash = action.payload["plan_hash"]
+    await _decided(action, lambda s: s.approve(plan_hash=plan_hash))
+
+
+@cl.action_callback("reject_plan")
+@_as_task
+async def reject_plan(action: cl.Action) -> None:
+    answer = await cl.AskUserMessage(content="Why do you reject this plan? (the reason goes to the audit log)",
+                                     timeout=600).send()
+    if answer is None:
+        await cl.Message(content="No reason came, so the plan still waits.").send()
+        return
+    reason = (answer.get("output") or "").strip() or "no reason given"
+    plan_hash = action.payload["plan_hash"]
+    await _decided(action, lambda s: s.reject(reason, plan_hash=plan_hash))
+
+
+@cl.action_callback("edit_plan")
+@_as_task
+async def edit_plan(action: cl.Action) -> None:
+    session = await _session(action.payload["thread_id"])
+    waiting = await asyncio.to_thread(session.pending)
+    if waiting is None or waiting.plan_hash != action.payload["plan_hash"]:
+        await cl.Message(content="That plan no longer waits for a decision.").send()
+        return
+    step_id = action.payload["step_id"]
+    answer = await cl.AskUserMessage(content=edit_prompt(waiting.plan, step_id), timeout=600).send()
+    if answer is None:
+        await cl.Message(content="No edit came, so the plan still waits as it was.").send()
+        return
+    try:
+        edits = parse_step_edit(answer.get("output") or "", step_id)
+    except UserError as e:
+        await cl.Message(content=f"**Not changed:** {e}").send()
+        return
+    plan_hash = action.payload["plan_hash"]
+    await _decided(action, lambda s: s.edit(edits, plan_hash=plan_hash))
+
+
+async def _import_uploads(files: list[Any]) -> None:
+    """Files dropped into the chat become warehouse tables with catalog entries (never replacing a table)."""
+    from catalog.importers import import_paths
+
+    wrong = [f.name for f in files if not str(f.name).lower().endswith(UPLOAD_SUFFIXES)]
+    if wrong:
+        await cl.Message(content=f"**Not imported:** {', '.join(wrong)}: upload CSV, TSV or Parquet files "
+                                 f"(named .csv, .tsv, .parquet or .pq).").send()
+        return
+
+    def run() -> list[str]:
+        with tempfile.TemporaryDirectory(dir=WORKSPACE.cache_dir) as tmp:
+            paths = []
+            for f in files:  # the file's own name becomes the table's name
+                target = Path(tmp) / Path(str(f.name)).name
+                shutil.copyfile(f.path, target)
+                paths.append(target)
+            lines = import_paths(WORKSPACE, paths, replace=False).lines()
+            return [line.replace(f"{tmp}/", "") for line in lines]  # name the file, not its temporary copy
+
+    try:
+        lines = await asyncio.to_thread(run)
+    except UserError as e:
+        await cl.Message(content=f"**Not imported:** {e}").send()
+        return
+    await cl.Message(content="Imported:\n" + "\n".join(f"- {line}" for line in lines)).send()

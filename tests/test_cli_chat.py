@@ -1,0 +1,178 @@
+"""`lathe ask` and `lathe chat` on a real workspace: answers and tables, JSON events, approval from a later
+call, reject with a reason, edit a step's arguments, clear errors, and the exit codes scripts rely on.
+
+Plans that need approval come from the scripted LLM (a real OpenAI-compatible server) or the offline planner.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from agent import audit_log
+from agent.session import Session
+from cli import chat_command
+from cli.context import set_workspace
+from tests.scripted_llm import call
+from tests.test_agent_fixtures import count_rows, llm, small_ws, tables_in  # noqa: F401
+
+REGIONS_SQL = "SELECT region, count(*) AS customers FROM customers GROUP BY region ORDER BY region"
+EMEA_SQL = "SELECT * FROM customers WHERE region = 'EMEA'"
+
+
+def _app() -> typer.Typer:
+    """The `lathe` commands under test, wired as `cli/main.py` wires them."""
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.callback()
+    def main(workspace: str = typer.Option(None, "--workspace", "-w")) -> None:
+        set_workspace(workspace)
+
+    chat_command.register(app)
+    return app
+
+
+@pytest.fixture
+def lathe(small_ws, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps at the terminal width; keep lines whole for asserts
+    runner = CliRunner()
+    app = _app()
+
+    def run(*args: str, input: str | None = None):
+        return runner.invoke(app, ["--workspace", str(small_ws.root), *args], input=input)
+
+    return run
+
+
+def _events(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def _propose(llm, name: str = "emea_customers") -> None:
+    llm.push(call("create_derived_table", say="I will save the EMEA customers as a table.", name=name,
+                  select_sql=EMEA_SQL, description="EMEA customers"))
+
+
+def test_ask_prints_the_answer_and_its_table(lathe):
+    r = lathe("ask", REGIONS_SQL)
+    assert r.exit_code == 0, r.output
+    assert "Running your SQL on the warehouse (read-only)." in r.output
+    lines = [" ".join(line.replace("│", " ").split()) for line in r.output.splitlines()]
+    assert "APAC 1" in lines and "EMEA 3" in lines and "NA 2" in lines
+    assert "3 rows" in r.output
+
+
+def test_ask_json_prints_every_event_as_one_line(lathe, small_ws):
+    r = lathe("ask", "--json", REGIONS_SQL)
+    assert r.exit_code == 0, r.output
+    events = _events(r.output)
+    types = [e["type"] for e in events]
+    assert types[0] == "text_delta" and types[-1] == "done" and "plan_proposed" in types
+    table = next(e for e in events if e["type"] == "table")["table"]
+    assert table["columns"] == ["region", "customers"] and table["rows"] == [["APAC", 1], ["EMEA", 3], ["NA", 2]]
+    assert next(e for e in events if e["type"] == "chart")["x"] == "region"
+    done = events[-1]
+    assert done["status"] == "answered"
+    assert [t.thread_id for t in Session.threads(small_ws)] == [done["thread_id"]]
+
+
+def test_a_write_waits_with_exit_3_and_a_later_ask_approves_it(lathe, small_ws, llm):
+    _propose(llm)
+    r = lathe("ask", "--json", "save the EMEA customers as a table")
+    assert r.exit_code == chat_command.EXIT_WAITING, r.output
+    events = _events(r.output)
+    asked = next(e for e in events if e["type"] == "approval_needed")
+    assert asked["needs_approval"] == ["s1"] and events[-1]["status"] == "waiting_approval"
+    assert "emea_customers" not in tables_in(small_ws)
+
+    thread = events[-1]["thread_id"]
+    again = lathe("ask", "--thread", thread, "anything else?")
+    assert again.exit_code == 2 and f"a plan waits for approval in thread {thread}" in again.output
+
+    r = lathe("ask", "--thread", thread, "--approve")
+    assert r.exit_code == 0, r.output
+    assert "created table emea_customers (3 rows" in r.output.replace("`", "")
+    assert count_rows(small_ws, "emea_customers") == 3
+    assert [e.decision for e in audit_log.entries(small_ws, thread)] == ["approved"]
+    assert len(llm.requests) == 1
+
+    r = lathe("ask", "--thread", thread, "--approve")
+    assert r.exit_code == 2 and f"no plan waits for approval in thread {thread}" in r.output
+
+
+def test_ask_with_approve_runs_a_write_in_one_call(lathe, small_ws, llm):
+    _propose(llm, name="emea_people")
+    r = lathe("ask", "--approve", "--thread", "job-7", "save the EMEA customers as a table")
+    assert r.exit_code == 0, r.output
+    assert "Waiting for approval" in r.output and "created table emea_people" in r.output.replace("`", "")
+    assert count_rows(small_ws, "emea_people") == 3
+    assert [t.thread_id for t in Session.threads(small_ws)] == ["job-7"]
+
+
+def test_ask_explains_what_is_wrong(lathe):
+    r = lathe("ask", "   ")
+    assert r.exit_code == 2 and "the message is empty" in r.output
+    r = lathe("ask")
+    assert r.exit_code == 2 and "give a question or SQL" in r.output
+    r = lathe("ask", "SELECT nope FROM customers")
+    assert r.exit_code == chat_command.EXIT_FAILED
+    assert "nope" in r.output and "failed" in r.output
+
+
+def test_chat_rejects_with_a_reason_then_lists_threads(lathe, small_ws, llm):
+    _propose(llm)
+    typed = "\n".join([REGIONS_SQL, "save the EMEA customers as a table", "n", "EMEA data stays in the regional "
+                       "warehouse", "/threads", "/quit"]) + "\n"
+    r = lathe("chat", "--thread", "t-chat", input=typed)
+    assert r.exit_code == 0, r.output
+    assert "EMEA 3" in " ".join(r.output.replace("│", " ").split())
+    assert "Approve this plan? [y]es / [n]o / [e]dit / [l]ater:" in r.output
+    assert "Nothing was run: the plan was rejected" in r.output and "(rejected)" in r.output
+    assert "emea_customers" not in tables_in(small_ws)
+    rows = audit_log.entries(small_ws, "t-chat")
+    assert [(e.decision, e.reason) for e in rows] == [("rejected", "EMEA data stays in the regional warehouse")]
+    assert "t-chat" in r.output.split("/threads")[-1]  # the thread list
+    assert "Continue later with `lathe chat --thread t-chat`" in r.output
+
+
+def test_chat_edits_a_step_then_approves_the_edited_plan(lathe, small_ws, llm):
+    _propose(llm)
+    typed = "\n".join(["save the EMEA customers as a table", "e", "{not json", "e",
+                       '{"name": "emea_buyers"}', "y", ""]) + "\n"
+    r = lathe("chat", input=typed)
+    assert r.exit_code == 0, r.output
+    assert "the edit of step `s1` is not valid JSON (line 1, column 2" in r.output
+    assert "created table emea_buyers (3 rows" in r.output.replace("`", "")
+    assert "emea_customers" not in tables_in(small_ws) and count_rows(small_ws, "emea_buyers") == 3
+    thread = Session.threads(small_ws)[0].thread_id
+    assert [e.decision for e in audit_log.entries(small_ws, thread)] == ["edited", "approved"]
+
+
+def test_chat_on_a_thread_with_a_waiting_plan_asks_first_and_can_leave_it(lathe, small_ws, llm):
+    _propose(llm)
+    r = lathe("ask", "--thread", "t-wait", "save the EMEA customers as a table")
+    assert r.exit_code == chat_command.EXIT_WAITING
+    r = lathe("chat", "--thread", "t-wait", input="l\n/quit\n")
+    assert r.exit_code == 0, r.output
+    assert "needs approval" in r.output and "The plan keeps waiting in thread t-wait." in r.output
+    with Session(small_ws, "t-wait") as s:
+        assert s.pending() is not None
+
+
+def test_chat_ends_cleanly_at_the_end_of_input(lathe):
+    r = lathe("chat", input="/help\n")
+    assert r.exit_code == 0, r.output
+    assert "Commands: /threads" in r.output and "Bye." in r.output
+
+
+def test_ui_command_keeps_chainlit_files_in_the_workspace(tmp_path):
+    from cli.ui_command import APP, chainlit_command
+
+    argv, env, cwd = chainlit_command(tmp_path / "ws", "127.0.0.1", 8123, base_env={"PATH": "/usr/bin"})
+    assert argv[-5:] == ["--headless", "--host", "127.0.0.1", "--port", "8123"]
+    assert str(APP) in argv and APP.exists()
+    assert cwd == tmp_path / "ws" / "ui" and cwd.is_dir()
+    assert env["CHAINLIT_APP_ROOT"] == str(cwd) and env["LATHE_HOME"] == str(tmp_path / "ws")
+    assert env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True" and env["HF_HUB_OFFLINE"] == "1"

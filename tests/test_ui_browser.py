@@ -1,0 +1,169 @@
+"""The chat UI in a real browser: `app.py` under Chainlit (as `lathe ui` runs it) on a demo workspace, driven by
+Debian's Chromium through Playwright.
+
+Asks SQL and a metric question and sees the rows and a chart; asks for a derived table, clicks Approve and
+sees it made; restarts the app, finds the thread, its history and the plan still waiting, edits it and
+approves it; drops a CSV into the chat and queries the table it became.
+The first run has no LLM (the offline planner); the restarted one plans with the scripted LLM, a real
+OpenAI-compatible server.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from agent.channels.markdown_views import cell_text
+from agent.session import Session
+from catalog.results import json_value
+from catalog.semantic.query import MetricQuery
+from catalog.semantic.runner import run_metric_query
+from catalog.store import CatalogStore
+from catalog.warehouse import connect_reader
+from catalog.workspace import Workspace
+from catalog.workspace_setup import init_workspace
+from tests.scripted_llm import ScriptedLLM, call
+from tests.ui_server import browser, chromium, ui_server
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(chromium() is None, reason="Debian's `chromium` is not installed "
+                                 "(apt-get install -y chromium); the browser test needs it")]
+
+WAIT_MS = 30_000
+REGIONS_SQL = "SELECT region, count(*) AS customers FROM customers GROUP BY region ORDER BY region"
+
+
+def _ask(page, text: str) -> None:
+    box = page.locator("#chat-input")
+    box.wait_for(timeout=WAIT_MS)
+    box.fill(text)
+    page.locator("#chat-submit").click()  # waits until the chat is idle and the button enabled
+
+
+def _rows(table) -> list[list[str]]:
+    return [[c.inner_text().strip() for c in r.locator("td").all()] for r in table.locator("tbody tr").all()]
+
+
+@contextmanager
+def _evidence(page, folder: Path, name: str) -> Iterator[None]:
+    """On a failure, a screenshot and the page's text beside the test's files, named in the error."""
+    try:
+        yield
+    except Exception as e:
+        shot = folder / f"{name}.png"
+        page.screenshot(path=str(shot))
+        text = page.locator("body").inner_text()[-1500:]
+        raise AssertionError(f"{e}\n--- screenshot: {shot}\n--- page text (end):\n{text}") from e
+
+
+def _tables(ws: Workspace) -> set[str]:
+    with connect_reader(ws) as con:
+        return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def _first_run(page, url: str, ws: Workspace, regions: list[list[str]], by_region: list[list[str]]) -> None:
+    page.goto(url + "/")
+    page.get_by_text("No LLM is configured").wait_for(timeout=WAIT_MS)
+
+    _ask(page, REGIONS_SQL)  # SQL typed directly runs on the safe path
+    table = page.locator("table", has_text="customers").first
+    table.wait_for(timeout=WAIT_MS)
+    assert _rows(table) == regions
+
+    _ask(page, "revenue by region")  # a metric question: rows from the semantic layer and a bar chart
+    table = page.locator("table", has_text="customer__region").first
+    table.wait_for(timeout=WAIT_MS)
+    assert sorted(_rows(table)) == by_region and len(by_region) == 4
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=WAIT_MS)  # the first chart is the SQL's
+
+    # A write waits for approval; Approve runs it and the answer says so.
+    _ask(page, "create a table of revenue by region named revenue_by_region")
+    page.get_by_text("Waiting for your approval").first.wait_for(timeout=WAIT_MS)
+    assert "revenue_by_region" not in _tables(ws)
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("created table revenue_by_region").filter(visible=True).first.wait_for(timeout=WAIT_MS)
+
+    # A second write is left waiting when the app stops.
+    _ask(page, "save orders by status as a table named orders_by_status")
+    page.get_by_text("creates table orders_by_status").first.wait_for(timeout=WAIT_MS)
+    page.get_by_role("button", name="Approve").wait_for(timeout=WAIT_MS)
+    assert page.get_by_text("Waiting for your approval").count() == 1  # the first one was decided
+
+
+def _second_run(page, url: str, llm: ScriptedLLM, thread_id: str, title: str, by_region: list[list[str]],
+                upload: Path) -> None:
+    page.goto(url + "/")
+    page.get_by_text("Planning with the LLM openai/scripted").wait_for(timeout=WAIT_MS)
+    # A plan waiting in another thread is offered on the start page too.
+    page.get_by_text(f"Waiting for your approval in “{title}”").wait_for(timeout=WAIT_MS)
+
+    # A CSV dropped into the chat becomes a catalogued table that the same message can query.
+    page.locator("#upload-button-input").set_input_files(str(upload))
+    page.get_by_text(upload.name).first.wait_for(timeout=WAIT_MS)
+    _ask(page, "SELECT region, target FROM regional_targets ORDER BY region")
+    page.get_by_text("table regional_targets: created, 2 rows, 2 columns").wait_for(timeout=WAIT_MS)
+    table = page.locator("table", has_text="target").first
+    table.wait_for(timeout=WAIT_MS)
+    assert _rows(table) == [["EMEA", "120"], ["NA", "95"]]
+
+    _ask(page, "how much revenue per region?")
+    table = page.locator("table", has_text="customer__region").first
+    table.wait_for(timeout=WAIT_MS)
+    assert sorted(_rows(table)) == by_region
+    assert len(llm.requests) == 1
+
+    page.locator(f"#thread-{thread_id} a").click()  # from the thread list, as a person would
+    page.get_by_text("revenue by region", exact=True).first.wait_for(timeout=WAIT_MS)
+    page.get_by_role("button", name="Edit").first.click()
+    page.get_by_text("Edit step s1 (create_derived_table)").wait_for(timeout=WAIT_MS)
+    _ask(page, '{"name": "orders_per_status"}')
+    page.get_by_text("creates table orders_per_status").first.wait_for(timeout=WAIT_MS)
+    page.get_by_role("button", name="Approve").first.click()
+    page.get_by_text("created table orders_per_status").filter(visible=True).first.wait_for(timeout=WAIT_MS)
+
+
+def test_ask_approve_restart_and_resume(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    init_workspace(ws, demo=True, scale=0.1)
+    with connect_reader(ws) as con:
+        regions = [[r[0], cell_text(r[1])] for r in con.execute(REGIONS_SQL).fetchall()]
+    revenue = run_metric_query(ws, MetricQuery(metrics=["revenue"], group_by=["customer__region"]))
+    by_region = sorted([cell_text(v) for v in r] for r in revenue.to_json()["rows"])
+    log = tmp_path / "ui.log"
+
+    # No LLM configured: the offline planner answers, as on a first start.
+    with browser() as b, ui_server(ws.root, log) as url:
+        page = b.new_page(viewport={"width": 1300, "height": 1000})
+        with _evidence(page, tmp_path, "first_run"):
+            _first_run(page, url, ws, regions, by_region)
+
+    assert "revenue_by_region" in _tables(ws) and "orders_by_status" not in _tables(ws)
+    with connect_reader(ws) as con:
+        made = con.execute("SELECT customer__region, revenue FROM revenue_by_region").fetchall()
+    assert sorted([cell_text(a), cell_text(json_value(b))] for a, b in made) == by_region
+    threads = Session.threads(ws)
+    assert len(threads) == 1 and threads[0].turns == 4 and REGIONS_SQL.startswith(threads[0].title.rstrip("…"))
+    thread_id, title = threads[0].thread_id, threads[0].title
+    assert (ws.root / "ui" / ".chainlit" / "config.toml").exists()  # Chainlit's files stay in the workspace
+
+    upload = tmp_path / "regional_targets.csv"
+    upload.write_text("region,target\nEMEA,120\nNA,95\n")
+
+    # Restarted with an LLM (the scripted server): the thread is listed, its history replays, and its
+    # waiting plan is edited and approved there.
+    with ScriptedLLM() as llm, browser() as b:
+        llm.push(call("query_metrics", say="Revenue by customer region, from the semantic layer.",
+                      metrics=["revenue"], group_by=["customer__region"], order_by=["customer__region"]))
+        with ui_server(ws.root, log, env={"LATHE_MODEL": "openai/scripted", "LATHE_API_BASE": llm.url}) as url:
+            page = b.new_page(viewport={"width": 1300, "height": 1000})
+            with _evidence(page, tmp_path, "second_run"):
+                _second_run(page, url, llm, thread_id, title, by_region, upload)
+        assert len(llm.requests) == 1  # deciding never asks the LLM
+
+    assert "orders_per_status" in _tables(ws) and "orders_by_status" not in _tables(ws)
+    assert CatalogStore(ws).load_table("regional_targets").row_count == 2
+    with Session(ws, thread_id) as s:
+        assert s.pending() is None
+        assert [t.role for t in s.history()].count("user") == 4
