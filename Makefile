@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export RAY_AUTH_MODE := disabled
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/torchinductor
 
-.PHONY: run test install fixtures bench clean
+.PHONY: run test install fixtures clean
 
 install: $(VENV)/.installed
 
@@ -47,9 +47,6 @@ run: install
 
 test: install fixtures
 	$(BIN)/python -m pytest -q
-
-bench: install
-	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) $(FIXTURES) .cache
