@@ -1,0 +1,38 @@
+"""Supervised fine-tuning on conversations (`messages`) or prompt/completion pairs, loss on the
+assistant's tokens only, as a TRL `SFTTrainer`.
+
+It builds the trainer and never calls `train()`; the job runner does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from catalog.errors import UserError
+from runtimes.training.model_source import ModelSource
+from runtimes.training.recipes import trainer_setup as setup
+from runtimes.training.recipes.sft_config import SftRecipeConfig
+
+TECHNIQUE = "sft"
+Config = SftRecipeConfig
+
+
+def build_trainer(config: SftRecipeConfig, model_source: ModelSource, prepared: Any, output_dir: Path,
+                  callbacks: list[Any] | None = None) -> Any:
+    from trl import SFTConfig, SFTTrainer
+
+    columns = list(prepared.train.column_names)
+    conversations = "messages" in columns
+    setup.require_columns(prepared, ("messages",) if conversations else ("prompt", "completion"), TECHNIQUE)
+    tokenizer, template = setup.tokenizer_for(model_source)
+    assistant_only = conversations and config.assistant_only_loss
+    if assistant_only and not template.assistant_masks:
+        raise UserError(f"assistant-only loss needs a chat template that marks assistant turns with "
+                        f"{{% generation %}}, and the template of `{model_source.ref}` does not: set "
+                        "`assistant_only_loss: false` to learn every token, or give a template that marks them")
+    args = SFTConfig(**setup.training_arguments(config, output_dir, has_eval=prepared.eval is not None),
+                     max_length=config.max_length, packing=config.packing, padding_free=config.padding_free,
+                     assistant_only_loss=assistant_only, completion_only_loss=None if conversations else True)
+    return SFTTrainer(model=setup.load_policy(config, model_source), args=args, train_dataset=prepared.train,
+                      eval_dataset=prepared.eval, processing_class=tokenizer,
+                      peft_config=setup.lora_config(config, model_source), callbacks=list(callbacks or []))
