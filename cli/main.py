@@ -8,7 +8,8 @@ import os
 
 import typer
 
-from cli import catalog_commands, chat_command, init_command, query_command, sql_command, tour_command, ui_command
+from cli import (catalog_commands, chat_command, finetune_command, init_command, query_command, sql_command,
+                 tour_command, ui_command)
 from cli.context import set_workspace
 
 # Offline by default: no cost-map download, no telemetry files in the home directory, no hub access.
@@ -41,6 +42,7 @@ query_command.register(app)
 tour_command.register(app)
 ui_command.register(app)
 chat_command.register(app)
+finetune_command.register(app)
 
 if __name__ == "__main__":
     app()

@@ -47,8 +47,16 @@ def register(app: typer.Typer) -> None:
         if not ws.exists:
             from catalog.workspace_setup import init_workspace
 
+            from runtimes.training.tiny_models import install_demo_models
+
             typer.echo(f"No workspace at {ws.root}: creating one with the demo company…")
             init_workspace(ws, demo=True)
+            install_demo_models(ws)
+        from runtimes.training.jobs.recovery import recover
+
+        # Jobs whose process died while Lathe was down resume from their last checkpoint, without asking.
+        for job_id in recover(ws):
+            typer.echo(f"resuming fine-tuning job {job_id} from its last checkpoint")
         argv, env, cwd = chainlit_command(ws.root, host, port)
         typer.echo(f"Lathe UI on http://{host}:{port} (workspace {ws.root}); Ctrl-C stops it.")
         os.chdir(cwd)

@@ -1,0 +1,218 @@
+"""`lathe finetune`, `lathe jobs …` and `lathe models …`: start fine-tuning jobs, watch, cancel and resume
+them, and review the versions they register.
+
+Every `jobs` and `models` command first recovers jobs whose process died, so a restart resumes them without
+asking. Training libraries are imported only when a command runs, so `lathe --help` stays fast.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+
+from cli.context import command, print_json, print_table, workspace
+
+jobs_app = typer.Typer(help="Fine-tuning jobs: list, show, logs, events, cancel, resume.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered model versions: list, show, approve, reject.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(command(finetune))
+    app.add_typer(jobs_app, name="jobs")
+    app.add_typer(models_app, name="models")
+
+
+def finetune(
+    model: str = typer.Option(..., "--model", "-m", help="Base model: a folder, a workspace model (tiny-qwen3) or a hub id."),
+    data: str = typer.Option(..., "--data", "-d", help="A catalog table, or one read-only SQL query."),
+    technique: str = typer.Option("sft", "--technique", "-t", help="sft, dpo, rlvr or rlaif."),
+    settings: list[str] = typer.Option([], "--set", help="Override a setting: key=value (repeatable)."),
+    name: str | None = typer.Option(None, "--name", help="Registered model name (default: <model>-<technique>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the model and data, print the plan, start nothing."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the job to end and print its final status."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fine-tune a model on a catalog table or a SQL query, as a job that survives crashes."""
+    from runtimes.training.jobs import launcher
+    from runtimes.training.jobs.store import JobSpec
+    from runtimes.training.jobs.trainer_factory import parse_assignments, resolve_settings
+
+    ws = workspace()
+    source = {"sql": data} if len(data.split()) > 1 else {"table": data}
+    spec = JobSpec.parse({"model": model, "technique": technique, "settings": parse_assignments(settings),
+                          "name": name, **source})
+    if dry_run:
+        _print_plan(ws, spec, resolve_settings(spec.settings, spec.technique), as_json)
+        return
+    job = launcher.submit(ws, spec)
+    if wait:
+        job = launcher.wait(ws, job.id, timeout_s=24 * 3600)
+    if as_json:
+        print_json(job.to_json())
+    else:
+        typer.echo(f"{job.id}: {job.status}" + (f" ({job.error})" if job.error else "")
+                   + ("" if wait else f"; follow it with `lathe jobs events {job.id}`"))
+    if job.status == "failed":
+        raise typer.Exit(1)
+
+
+def _print_plan(ws, spec, resolved: dict, as_json: bool) -> None:  # noqa: ANN001
+    from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
+    from runtimes.training.model_source import resolve_model
+
+    source = resolve_model(spec.model, ws)
+    plan = plan_dataset(ws, DatasetSpec(table=spec.table, sql=spec.sql, technique=spec.technique,
+                                        eval_fraction=spec.eval_fraction, seed=resolved["seed"]))
+    out = {"model": source.location, "family": source.family.name, "technique": spec.technique,
+           "data": plan.describe(), "sql": plan.sql, "settings": resolved}
+    if as_json:
+        print_json(out)
+        return
+    typer.echo(f"model:     {out['model']} ({out['family']})\ntechnique: {spec.technique}\ndata:      {out['data']}")
+    print_table(["setting", "value"], [[k, v] for k, v in resolved.items()], title="settings (--set key=value to change)")
+    typer.echo("dry run: nothing was started")
+
+
+def _recovered_ws():
+    from runtimes.training.jobs.recovery import recover
+
+    ws = workspace()
+    for job_id in recover(ws):
+        typer.echo(f"recovered {job_id}: its process had died; resuming from its last checkpoint", err=True)
+    return ws
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+@jobs_app.command("list")
+@command
+def jobs_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """All jobs, oldest first."""
+    from runtimes.training.jobs.store import JobStore
+
+    jobs = JobStore(_recovered_ws()).list()
+    if as_json:
+        print_json([j.to_json() for j in jobs])
+        return
+    print_table(["job", "status", "model", "technique", "step", "created", "version"],
+                [[j.id, j.status, j.spec.model, j.spec.technique, j.step, _when(j.created_at), j.model_version or ""]
+                 for j in jobs])
+
+
+@jobs_app.command("show")
+@command
+def jobs_show(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """One job: status, settings, lineage, last metrics."""
+    from runtimes.training.jobs.store import JobStore
+
+    store = JobStore(_recovered_ws())
+    job = store.get(job_id)
+    data = {**job.to_json(), "latest_metrics": {k: v for k, (_, v) in store.latest_metrics(job_id).items()}}
+    if as_json:
+        print_json(data)
+        return
+    print_table(["field", "value"], [[k, v] for k, v in data.items() if v not in (None, {}, "")], title=job_id)
+
+
+@jobs_app.command("logs")
+@command
+def jobs_logs(job_id: str, tail: int = typer.Option(200, "--tail", "-n", min=1)) -> None:
+    """The last lines of the job process's log."""
+    from runtimes.training.jobs.launcher import log_path
+    from runtimes.training.jobs.store import JobStore
+
+    ws = _recovered_ws()
+    JobStore(ws).get(job_id)
+    path = log_path(ws, job_id)
+    if not path.exists():
+        typer.echo(f"{job_id} has no log yet (it has not started)")
+        return
+    typer.echo("\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-tail:]))
+
+
+@jobs_app.command("events")
+@command
+def jobs_events(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Status changes, checkpoints and warnings of a job, in order."""
+    from runtimes.training.jobs.store import JobStore
+
+    events = JobStore(_recovered_ws()).events(job_id)
+    if as_json:
+        print_json([e.__dict__ for e in events])
+        return
+    for e in events:
+        typer.echo(f"{_when(e.at)}  {e.kind:<10} {e.message}")
+
+
+@jobs_app.command("cancel")
+@command
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a queued job, or stop a running one at its next step with a checkpoint (resumable)."""
+    from runtimes.training.jobs.launcher import cancel
+
+    job = cancel(_recovered_ws(), job_id)
+    typer.echo(f"{job.id}: {job.status}" + (" (stopping: it checkpoints first)" if job.status != "cancelled" else ""))
+
+
+@jobs_app.command("resume")
+@command
+def jobs_resume(job_id: str) -> None:
+    """Continue a cancelled or failed job from its last checkpoint."""
+    from runtimes.training.jobs.launcher import resume
+
+    job = resume(_recovered_ws(), job_id)
+    typer.echo(f"{job.id}: {job.status}")
+
+
+@models_app.command("list")
+@command
+def models_list(name: str | None = typer.Argument(None), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Registered versions with their approval status."""
+    from runtimes.training.registry import list_versions
+
+    versions = list_versions(_recovered_ws(), name)
+    if as_json:
+        print_json([v.to_json() for v in versions])
+        return
+    print_table(["model", "version", "approval", "job", "base", "dataset"],
+                [[v.name, v.version, v.approval, v.lineage.get("job_id", ""), v.lineage.get("base_model", ""),
+                  str(v.lineage.get("dataset_hash", ""))[:12]] for v in versions])
+
+
+@models_app.command("show")
+@command
+def models_show(name: str, version: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """One version with its lineage: base model, dataset hash and SQL, recipe, config, job, metrics."""
+    from runtimes.training.registry import get_version
+
+    v = get_version(_recovered_ws(), name, version)
+    if as_json:
+        print_json(v.to_json())
+        return
+    print_table(["field", "value"], [[k, val] for k, val in {**v.to_json(), **v.lineage}.items()
+                                     if k != "lineage" and val not in (None, "")], title=f"{name} v{version}")
+
+
+def _decide(name: str, version: str, decision: str, by: str, note: str) -> None:
+    from runtimes.training.registry import decide
+
+    v = decide(_recovered_ws(), name, version, decision, by, note)  # type: ignore[arg-type]
+    typer.echo(f"{v.name} version {v.version}: {v.approval} by {by}")
+
+
+@models_app.command("approve")
+@command
+def models_approve(name: str, version: str, by: str = typer.Option(..., "--by", help="The approver's name."),
+                   note: str = typer.Option("", "--note")) -> None:
+    """Approve a pending version."""
+    _decide(name, version, "approved", by, note)
+
+
+@models_app.command("reject")
+@command
+def models_reject(name: str, version: str, by: str = typer.Option(..., "--by", help="The approver's name."),
+                  note: str = typer.Option("", "--note")) -> None:
+    """Reject a pending version."""
+    _decide(name, version, "rejected", by, note)

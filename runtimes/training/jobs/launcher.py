@@ -1,0 +1,132 @@
+"""Starting, queueing, cancelling and resuming jobs. A job runs as its own detached process
+(`python -m runtimes.training.jobs.worker`), so it outlives the command or app that started it.
+
+One job per GPU by default, one at a time on CPU; the rest wait `queued` and start when a slot frees.
+It never trains in-process and never kills a process it cannot tell is the job's own worker.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from catalog.errors import UserError
+from catalog.workspace import Workspace
+from runtimes.training.jobs.store import ACTIVE, FINAL, Job, JobSpec, JobStore
+
+_ROOT = Path(__file__).resolve().parents[3]
+STARTING_GRACE_S = 60.0  # a claimed job whose worker has not yet written its pid is starting, not dead
+_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def job_slots() -> int:
+    """How many jobs may run at once: one per GPU (`LATHE_JOB_SLOTS` overrides), one on a CPU-only machine."""
+    if os.environ.get("LATHE_JOB_SLOTS", "").isdigit():
+        return max(1, int(os.environ["LATHE_JOB_SLOTS"]))
+    if shutil.which("nvidia-smi"):  # cheaper than importing torch just to count devices
+        try:
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+            return max(1, sum(1 for line in out.splitlines() if line.startswith("GPU ")))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return 1
+
+
+def submit(ws: Workspace, spec: JobSpec | dict) -> Job:
+    """Queue a job and start it if a slot is free. The spec is checked here; the data and model are checked
+    by the worker before any compute, and a problem there ends the job `failed` with the reason."""
+    spec = spec if isinstance(spec, JobSpec) else JobSpec.parse(spec)
+    from runtimes.training.jobs.trainer_factory import resolve_settings
+
+    resolve_settings(spec.settings, spec.technique)  # an unknown or ill-typed setting is refused before a job exists
+    store = JobStore(ws)
+    job = store.create(spec)
+    dispatch(ws)
+    return store.get(job.id)
+
+
+def dispatch(ws: Workspace) -> list[str]:
+    """Start queued jobs while slots are free; returns the ids started."""
+    store = JobStore(ws)
+    started: list[str] = []
+    while (job := store.claim_next(job_slots())) is not None:
+        pid = _spawn(ws, job.id)
+        store.update(job.id, pid=pid)
+        started.append(job.id)
+    return started
+
+
+def cancel(ws: Workspace, job_id: str) -> Job:
+    """A queued job is cancelled at once; a running one is asked to stop (SIGTERM: it checkpoints, then ends
+    `cancelled`, resumable)."""
+    store = JobStore(ws)
+    job = store.get(job_id)
+    if job.status in FINAL:
+        raise UserError(f"job {job_id} is already {job.status}; nothing to cancel")
+    if job.status == "queued":
+        store.set_status(job_id, "cancelled", "cancelled while queued", expect=("queued",))
+        return store.get(job_id)
+    store.update(job_id, stop_requested=1)
+    if job.pid and is_worker_alive(job.pid, job_id):
+        os.kill(job.pid, signal.SIGTERM)
+        store.add_event(job_id, "cancel", "stop requested: the job checkpoints and stops")
+    else:
+        store.set_status(job_id, "cancelled", "cancelled (its process was gone)", expect=ACTIVE)
+    return store.get(job_id)
+
+
+def resume(ws: Workspace, job_id: str) -> Job:
+    """Queue a cancelled or failed job again; it continues from its last checkpoint."""
+    store = JobStore(ws)
+    job = store.get(job_id)
+    if job.status not in ("cancelled", "failed"):
+        raise UserError(f"job {job_id} is {job.status}; only a cancelled or failed job can be resumed")
+    where = f"from {Path(job.checkpoint).name}" if job.checkpoint else "from the start (no checkpoint yet)"
+    store.set_status(job_id, "queued", f"resume requested; queued to continue {where}", expect=("cancelled", "failed"))
+    dispatch(ws)
+    return store.get(job_id)
+
+
+def wait(ws: Workspace, job_id: str, timeout_s: float = 600.0, poll_s: float = 0.2) -> Job:
+    """Block until the job reaches a final status (for scripts and the CLI's `--wait`)."""
+    store = JobStore(ws)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = store.get(job_id)
+        if job.status in FINAL:
+            return job
+        if time.monotonic() > deadline:
+            raise UserError(f"job {job_id} is still {job.status} after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
+def is_worker_alive(pid: int, job_id: str) -> bool:
+    """The process exists, is not a zombie, and is this job's worker (a reused pid is not)."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return p.status() != psutil.STATUS_ZOMBIE and job_id in " ".join(p.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def log_path(ws: Workspace, job_id: str) -> Path:
+    return ws.root / "runs" / job_id / "worker.log"
+
+
+def _spawn(ws: Workspace, job_id: str) -> int:
+    log = log_path(ws, job_id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log, "ab") as out:
+        # A new session: the job survives the command that started it and its terminal's Ctrl-C.
+        proc = subprocess.Popen([sys.executable, "-m", "runtimes.training.jobs.worker", job_id,
+                                 "--workspace", str(ws.root)], cwd=_ROOT, env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc.pid

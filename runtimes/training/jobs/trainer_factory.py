@@ -1,0 +1,109 @@
+"""Builds the TRL trainer of a job from its resolved settings: the seam between the job machinery and the
+recipes (`runtimes.training.recipes`): the job's settings become the technique's recipe `Config`, any other
+recipe knob (method, lora_rank, beta, …) passes through by name.
+
+It never decides settings (the job's `resolve_settings` does) and never touches the job store.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from catalog.errors import UserError
+from catalog.suggestions import unknown
+
+# Every setting a job takes, with its default; `--set key=value` overrides any of them.
+DEFAULTS: dict[str, Any] = {
+    "max_steps": -1,           # -1: train for `epochs`
+    "epochs": 1.0,
+    "learning_rate": 2e-4,
+    "micro_batch": 2,
+    "gradient_accumulation": 1,
+    "max_length": 256,
+    "checkpoint_every": 50,    # optimizer steps between checkpoints
+    "seed": 42,
+}
+
+
+def resolve_settings(overrides: Mapping[str, Any], technique: str = "sft") -> dict[str, Any]:
+    """The job's full settings: defaults, then the user's overrides, each checked against its default's type
+    (recipe knobs by the recipe's own config)."""
+    settings = dict(DEFAULTS)
+    knobs = _recipe_knobs(technique)
+    extra: dict[str, Any] = {}
+    for key, raw in overrides.items():
+        if key in DEFAULTS:
+            settings[key] = _coerce(key, raw)
+        elif key in knobs:
+            extra[key] = raw
+        else:
+            names = sorted(set(DEFAULTS) | knobs)
+            raise UserError(unknown("setting", key, names) + f" (settings: {', '.join(names)})")
+    for key in ("micro_batch", "gradient_accumulation", "max_length", "checkpoint_every"):
+        if settings[key] < 1:
+            raise UserError(f"setting `{key}` must be at least 1, got {settings[key]}")
+    if settings["max_steps"] == 0 or settings["max_steps"] < -1:
+        raise UserError(f"setting `max_steps` must be a positive number of steps (or -1 for `epochs`), got {settings['max_steps']}")
+    if not 0 < settings["learning_rate"] < 1:
+        raise UserError(f"setting `learning_rate` must be between 0 and 1, got {settings['learning_rate']}")
+    if settings["epochs"] <= 0:
+        raise UserError(f"setting `epochs` must be positive, got {settings['epochs']}")
+    settings.update(extra)
+    recipe_config(technique, settings)  # a bad recipe knob is refused now, before a job exists
+    return settings
+
+
+# The job's names for the recipe knobs it sets itself; metrics are logged at every step for the curves.
+_TO_RECIPE = {"gradient_accumulation": "grad_accum", "checkpoint_every": "save_steps"}
+
+
+def _recipe_knobs(technique: str) -> set[str]:
+    from runtimes.training.recipes import recipe
+
+    return set(recipe(technique).Config.model_fields) - set(_TO_RECIPE.values()) - {"logging_steps"}
+
+
+def recipe_config(technique: str, settings: dict[str, Any]) -> Any:
+    from runtimes.training.recipes import parse_config
+
+    knobs = {_TO_RECIPE.get(k, k): v for k, v in settings.items()}
+    if knobs.get("max_steps") == -1:
+        knobs["max_steps"] = None
+    return parse_config(technique, {**knobs, "logging_steps": 1})
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """`["learning_rate=1e-4", "max_steps=20"]` → a dict; values are read as JSON where they parse."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"`--set {pair}`: write it as key=value, e.g. --set learning_rate=1e-4")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def build_trainer(technique: str, settings: dict[str, Any], model_source: Any, prepared: Any, output_dir: Path,
+                  callbacks: list[Any]) -> Any:
+    """The technique's recipe trainer, checkpointing into `output_dir` every `checkpoint_every` steps."""
+    from runtimes.training.recipes import recipe
+
+    config = recipe_config(technique, settings)
+    return recipe(technique).build_trainer(config, model_source, prepared, output_dir, callbacks)
+
+
+def _coerce(key: str, raw: Any) -> Any:
+    want = type(DEFAULTS[key])
+    try:
+        if want is int and isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        if want is int and isinstance(raw, bool | float):
+            raise ValueError
+        return want(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"setting `{key}` takes {'an integer' if want is int else 'a number'}, got {raw!r}") from None

@@ -1,0 +1,125 @@
+"""The model registry: each successful job becomes a version in MLflow's registry with its lineage (base
+model, dataset hash and SQL, recipe and resolved config, job id, metrics) and an approval status kept as
+version tags (pending → approved or rejected, with who decided and when).
+
+It never trains or deletes anything; a decision once taken is not silently overwritten.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from catalog.errors import UserError
+from catalog.suggestions import unknown
+from catalog.workspace import Workspace
+from runtimes.training.tracking import client
+
+APPROVAL = "lathe.approval"
+_TAG_MAX = 5000  # MLflow's limit on a tag value
+Decision = Literal["approved", "rejected"]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    source: str
+    run_id: str | None
+    approval: str
+    lineage: dict[str, Any]
+    tags: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "source": self.source, "run_id": self.run_id,
+                "approval": self.approval, "lineage": self.lineage,
+                "decided_by": self.tags.get("lathe.decided_by"), "decision_note": self.tags.get("lathe.decision_note")}
+
+
+def model_name(base: str, technique: str) -> str:
+    """A registry name from a base model reference: `tiny-qwen3` + sft → `tiny-qwen3-sft`."""
+    stem = base.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}-{technique}").strip("-") or f"model-{technique}"
+
+
+def register_version(ws: Workspace, name: str, source: str, run_id: str | None, lineage: dict[str, Any]) -> ModelVersion:
+    """Register the model saved at `source` as a new version of `name`, pending approval."""
+    c = client(ws)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        c.create_registered_model(name, description="fine-tuned by Lathe")
+    except MlflowException as e:
+        if "RESOURCE_ALREADY_EXISTS" not in str(e.error_code):
+            raise
+    tags = {APPROVAL: "pending", **{f"lathe.{k}": _tag(v) for k, v in lineage.items()}}
+    v = c.create_model_version(name, source=source, run_id=run_id, tags=tags,
+                               description=f"job {lineage.get('job_id', '?')}")
+    return _version(v)
+
+
+def list_versions(ws: Workspace, name: str | None = None) -> list[ModelVersion]:
+    c = client(ws)
+    found = c.search_model_versions(f"name = '{_quoted(name)}'" if name else None)
+    return sorted((_version(v) for v in found), key=lambda m: (m.name, int(m.version)))
+
+
+def get_version(ws: Workspace, name: str, version: str | int) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    c = client(ws)
+    try:
+        return _version(c.get_model_version(name, str(version)))
+    except MlflowException:
+        names = [m.name for m in c.search_registered_models()]
+        if name not in names:
+            raise UserError(unknown("registered model", name, names)) from None
+        versions = [str(v.version) for v in c.search_model_versions(f"name = '{_quoted(name)}'")]
+        raise UserError(f"`{name}` has no version {version}; its versions: {', '.join(sorted(versions, key=int))}") from None
+
+
+def decide(ws: Workspace, name: str, version: str | int, decision: Decision, approver: str, note: str = "") -> ModelVersion:
+    """Approve or reject a pending version, recording who decided, when and why."""
+    if decision not in ("approved", "rejected"):
+        raise UserError(f"a decision is `approved` or `rejected`, not `{decision}`")
+    if not approver.strip():
+        raise UserError("an approval needs the approver's name")
+    current = get_version(ws, name, version)
+    if current.approval != "pending":
+        by = current.tags.get("lathe.decided_by", "someone")
+        raise UserError(f"`{name}` version {current.version} was already {current.approval} by {by}; "
+                        "register a new version to decide again")
+    c = client(ws)
+    for key, value in ((APPROVAL, decision), ("lathe.decided_by", approver.strip()),
+                       ("lathe.decided_at", time.strftime("%Y-%m-%dT%H:%M:%S%z")), ("lathe.decision_note", note)):
+        c.set_model_version_tag(name, str(current.version), key, value)
+    return get_version(ws, name, version)
+
+
+def _tag(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:_TAG_MAX]
+
+
+def _quoted(name: str) -> str:
+    return name.replace("'", "''")
+
+
+_LINEAGE_KEYS = ("job_id", "base_model", "technique", "recipe", "dataset_hash", "dataset_sql", "dataset", "config", "metrics")
+
+
+def _version(v: Any) -> ModelVersion:
+    tags = dict(v.tags or {})
+    lineage: dict[str, Any] = {}
+    for key in _LINEAGE_KEYS:
+        raw = tags.get(f"lathe.{key}")
+        if raw is None:
+            continue
+        try:
+            lineage[key] = json.loads(raw) if key in ("config", "metrics", "dataset") else raw
+        except json.JSONDecodeError:
+            lineage[key] = raw
+    return ModelVersion(name=v.name, version=str(v.version), source=v.source, run_id=v.run_id,
+                        approval=tags.get(APPROVAL, "pending"), lineage=lineage, tags=tags)
