@@ -28,7 +28,7 @@ class AgentResources:
 
     def planner_for(self, route: str, correcting: bool) -> Planner:
         """SQL typed directly runs as typed; corrections and everything else go to the session's planner."""
-        if route == "sql" and not correcting:
+        if route == "sql" and not correcting and not getattr(self.planner, "reads_sql_first", False):
             return DirectSqlPlanner()
         return self.planner
 

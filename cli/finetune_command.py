@@ -28,21 +28,29 @@ def finetune(
     technique: str = typer.Option("sft", "--technique", "-t", help="sft, dpo, rlvr or rlaif."),
     settings: list[str] = typer.Option([], "--set", help="Override a setting: key=value (repeatable)."),
     name: str | None = typer.Option(None, "--name", help="Registered model name (default: <model>-<technique>)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Check the model and data, print the plan, start nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the model and data, print the resolved plan with "
+                                 "its reasons, memory and duration estimates; start nothing."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the job to end and print its final status."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fine-tune a model on a catalog table or a SQL query, as a job that survives crashes."""
     from runtimes.training.jobs import launcher
     from runtimes.training.jobs.store import JobSpec
-    from runtimes.training.jobs.trainer_factory import parse_assignments, resolve_settings
+    from runtimes.training.jobs.trainer_factory import parse_assignments
 
     ws = workspace()
     source = {"sql": data} if len(data.split()) > 1 else {"table": data}
     spec = JobSpec.parse({"model": model, "technique": technique, "settings": parse_assignments(settings),
                           "name": name, **source})
     if dry_run:
-        _print_plan(ws, spec, resolve_settings(spec.settings, spec.technique), as_json)
+        from runtimes.training.planning import plan_finetune
+
+        plan = plan_finetune(ws, spec)
+        if as_json:
+            print_json(plan.to_json())
+        else:
+            typer.echo(plan.explain())
+            typer.echo("dry run: nothing was started (change any setting with --set key=value)")
         return
     job = launcher.submit(ws, spec)
     if wait:
@@ -54,23 +62,6 @@ def finetune(
                    + ("" if wait else f"; follow it with `lathe jobs events {job.id}`"))
     if job.status == "failed":
         raise typer.Exit(1)
-
-
-def _print_plan(ws, spec, resolved: dict, as_json: bool) -> None:  # noqa: ANN001
-    from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
-    from runtimes.training.model_source import resolve_model
-
-    source = resolve_model(spec.model, ws)
-    plan = plan_dataset(ws, DatasetSpec(table=spec.table, sql=spec.sql, technique=spec.technique,
-                                        eval_fraction=spec.eval_fraction, seed=resolved["seed"]))
-    out = {"model": source.location, "family": source.family.name, "technique": spec.technique,
-           "data": plan.describe(), "sql": plan.sql, "settings": resolved}
-    if as_json:
-        print_json(out)
-        return
-    typer.echo(f"model:     {out['model']} ({out['family']})\ntechnique: {spec.technique}\ndata:      {out['data']}")
-    print_table(["setting", "value"], [[k, v] for k, v in resolved.items()], title="settings (--set key=value to change)")
-    typer.echo("dry run: nothing was started")
 
 
 def _recovered_ws():

@@ -6,6 +6,7 @@ stay in the workspace and never in the repository or the current directory.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,11 +48,13 @@ def register(app: typer.Typer) -> None:
         if not ws.exists:
             from catalog.workspace_setup import init_workspace
 
-            from runtimes.training.tiny_models import install_demo_models
-
             typer.echo(f"No workspace at {ws.root}: creating one with the demo company…")
             init_workspace(ws, demo=True)
-            install_demo_models(ws)
+            # The demo's tiny base models are only needed for fine-tuning: build them at low priority beside
+            # the starting UI rather than before it, so the first answer is not kept waiting.
+            subprocess.Popen([sys.executable, "-m", "runtimes.training.tiny_models", str(ws.root)],
+                             start_new_session=True, preexec_fn=lambda: os.nice(15),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         from runtimes.training.jobs.recovery import recover
 
         # Jobs whose process died while Lathe was down resume from their last checkpoint, without asking.

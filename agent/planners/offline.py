@@ -1,6 +1,6 @@
 """The offline planner: the agent's embedded default when no LLM is configured. Deterministic reading of
 catalog questions, metric questions (through the semantic layer), follow-ups on the thread's last query,
-derived tables and help, that says plainly what it understood and what it did not.
+derived tables, guided fine-tuning (`finetune_intents.py`) and help, that says plainly what it understood and what it did not.
 
 It proposes plans and replies only: it never runs a tool, never decides about approval, and never
 writes SQL by hand (metric SQL comes from the semantic layer's compiler, the rest from sqlglot trees).
@@ -18,6 +18,7 @@ from agent.planners.catalog_answers import (definition_text, help_text, lineage_
                                              short_examples)
 from agent.planners.direct_sql import DirectSqlPlanner
 from agent.planners.fallback import FallbackPlanner
+from agent.planners.finetune_intents import plan_finetune_turn
 from agent.planners.follow_ups import changes_something, describe, merge, previous_query, sounds_like_follow_up
 from agent.planners.intents import Intent, read_intent
 from agent.planners.metric_matching import build_vocabulary
@@ -38,6 +39,7 @@ def create_planner(deps: PlannerDeps, clock: Clock | None = None) -> "OfflinePla
 
 class OfflinePlanner:
     name = "offline"
+    reads_sql_first = True  # sees typed SQL first: a guided answer ("use reply_preferences") parses as SQL too
 
     def __init__(self, deps: PlannerDeps, clock: Clock):
         self.deps = deps
@@ -54,6 +56,10 @@ class OfflinePlanner:
                 return FallbackPlanner().plan(request, emit)
             return PlannerReply(text=f"`{request.failure.tool}` failed: {request.failure.error}\nWithout an LLM I "
                                      "cannot correct it: rephrase the question, or ask \"help\" for examples.")
+        # Before SQL: a guided answer such as "use reply_preferences" also parses as a SQL `USE`.
+        guided = plan_finetune_turn(self.deps.workspace, request)
+        if guided is not None:
+            return guided
         if request.route == "sql":
             return DirectSqlPlanner().plan(request, emit)
         catalog = self.deps.catalog.catalog

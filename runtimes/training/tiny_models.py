@@ -176,3 +176,9 @@ def _install(base: Path, texts: list[str], replace: bool, made: list[Path]) -> N
             shutil.rmtree(target)
         staged.rename(target)
         made.append(target)
+
+
+if __name__ == "__main__":  # `python -m runtimes.training.tiny_models WORKSPACE`: `lathe ui` builds them aside
+    import sys
+
+    install_demo_models(Workspace.resolve(sys.argv[1]))

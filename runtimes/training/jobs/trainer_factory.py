@@ -2,7 +2,8 @@
 recipes (`runtimes.training.recipes`): the job's settings become the technique's recipe `Config`, any other
 recipe knob (method, lora_rank, beta, …) passes through by name.
 
-It never decides settings (the job's `resolve_settings` does) and never touches the job store.
+It never decides settings (`resolve_settings` checks the user's, `planning.plan_finetune` fills in the rest) and
+never touches the job store.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 50,    # optimizer steps between checkpoints
     "seed": 42,
 }
+# Settings the automatic configuration takes that no recipe does (it turns them into recipe knobs).
+PLAN_ONLY: dict[str, type] = {"effective_batch": int}
 
 
 def resolve_settings(overrides: Mapping[str, Any], technique: str = "sft") -> dict[str, Any]:
@@ -38,8 +41,10 @@ def resolve_settings(overrides: Mapping[str, Any], technique: str = "sft") -> di
             settings[key] = _coerce(key, raw)
         elif key in knobs:
             extra[key] = raw
+        elif key in PLAN_ONLY:
+            extra[key] = _coerce_plan_only(key, raw)
         else:
-            names = sorted(set(DEFAULTS) | knobs)
+            names = sorted(set(DEFAULTS) | knobs | set(PLAN_ONLY))
             raise UserError(unknown("setting", key, names) + f" (settings: {', '.join(names)})")
     for key in ("micro_batch", "gradient_accumulation", "max_length", "checkpoint_every"):
         if settings[key] < 1:
@@ -51,7 +56,9 @@ def resolve_settings(overrides: Mapping[str, Any], technique: str = "sft") -> di
     if settings["epochs"] <= 0:
         raise UserError(f"setting `epochs` must be positive, got {settings['epochs']}")
     settings.update(extra)
-    recipe_config(technique, settings)  # a bad recipe knob is refused now, before a job exists
+    # A bad recipe knob is refused now, before a job exists. Only the given values are checked against the
+    # recipe's own defaults: the plan chooses the rest together (e.g. GRPO's batch and group size).
+    recipe_config(technique, {**{k: settings[k] for k in overrides if k in DEFAULTS}, **extra})
     return settings
 
 
@@ -68,7 +75,7 @@ def _recipe_knobs(technique: str) -> set[str]:
 def recipe_config(technique: str, settings: dict[str, Any]) -> Any:
     from runtimes.training.recipes import parse_config
 
-    knobs = {_TO_RECIPE.get(k, k): v for k, v in settings.items()}
+    knobs = {_TO_RECIPE.get(k, k): v for k, v in settings.items() if k not in PLAN_ONLY}
     if knobs.get("max_steps") == -1:
         knobs["max_steps"] = None
     return parse_config(technique, {**knobs, "logging_steps": 1})
@@ -95,6 +102,12 @@ def build_trainer(technique: str, settings: dict[str, Any], model_source: Any, p
 
     config = recipe_config(technique, settings)
     return recipe(technique).build_trainer(config, model_source, prepared, output_dir, callbacks)
+
+
+def _coerce_plan_only(key: str, raw: Any) -> Any:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise UserError(f"setting `{key}` takes a positive integer, got {raw!r}")
+    return raw
 
 
 def _coerce(key: str, raw: Any) -> Any:

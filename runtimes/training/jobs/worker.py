@@ -83,10 +83,12 @@ def run_job(ws: Workspace, store: JobStore, job_id: str) -> int:
 
 
 def _validate(ws: Workspace, store: JobStore, job: Job) -> tuple[dict[str, Any], Any, Any]:
-    """Everything that can be wrong with the request, found before any compute."""
+    """Everything that can be wrong with the request, found before any compute; on the first attempt the
+    automatic configuration resolves every setting, and a resumed job keeps the settings it began with."""
     from runtimes.training.datasets.preparation import DatasetSpec, prepare_dataset
     from runtimes.training.jobs.trainer_factory import resolve_settings
     from runtimes.training.model_source import resolve_model
+    from runtimes.training.planning import plan_prepared
 
     settings = resolve_settings(job.spec.settings, job.spec.technique)
     source = resolve_model(job.spec.model, ws)
@@ -101,9 +103,23 @@ def _validate(ws: Workspace, store: JobStore, job: Job) -> tuple[dict[str, Any],
                         "start a new job")
     folder = job_dir(ws, job.id)
     prepared.save(folder / "data")
+    if job.config and job.lineage and "plan" in job.lineage:
+        settings, planned = job.config, job.lineage["plan"]  # a resumed job trains exactly as it began
+    else:
+        plan = plan_prepared(job.spec, source, prepared)
+        settings = plan.settings
+        planned = {"hardware": plan.hardware.describe(), "memory_estimate": plan.estimate.total,
+                   "estimated_duration_s": round(plan.duration_s, 1),
+                   "decisions": {d.field: d.value for d in plan.decisions},
+                   "overridden": sorted(d.field for d in plan.decisions if d.overridden)}
+        (folder / "plan.txt").write_text(plan.explain() + "\n", encoding="utf-8")
+        store.add_event(job.id, "plan", f"planned: {plan.hardware.describe()}; "
+                        + ", ".join(f"{k}={settings[k]}" for k in ("method", "micro_batch", "gradient_accumulation",
+                                                                  "max_length", "learning_rate") if k in settings),
+                        {"settings": settings})
     lineage = {"job_id": job.id, "base_model": job.spec.model, "base_location": source.location,
                "technique": job.spec.technique, "recipe": job.spec.technique, "dataset_hash": prepared.content_hash,
-               "dataset_sql": prepared.sql, "dataset": prepared.summary(), "config": settings}
+               "dataset_sql": prepared.sql, "dataset": prepared.summary(), "config": settings, "plan": planned}
     store.update(job.id, config=settings, lineage=lineage)
     store.add_event(job.id, "validated", f"data: {prepared.rows_read:,} rows read, {len(prepared.train):,} to train, "
                     f"{len(prepared.eval) if prepared.eval is not None else 0:,} held out; model {source.location}")
@@ -145,12 +161,18 @@ def _complete(ws: Workspace, store: JobStore, job: Job, trainer: Any, prepared: 
     trainer.save_model(str(model_dir))
     trainer.processing_class.save_pretrained(str(model_dir))
     final = {name: value for name, (_, value) in store.latest_metrics(job.id).items()}
+    comparison = _compare_with_base(ws, job, trainer, prepared)
+    if comparison:
+        tracking.log_metrics(trainer.state.global_step, comparison)
+        store.add_event(job.id, "evaluation", "base vs tuned: " + ", ".join(f"{k} {v:.3g}" for k, v in comparison.items()),
+                        comparison)
     metrics = {**{k: final[k] for k in ("loss", "grad_norm", "tokens_per_s") if k in final}, **evaluation,
-               "steps": trainer.state.global_step}
+               **comparison, "steps": trainer.state.global_step}
     curves = [(step, name, value) for _, step, name, value in store.metrics(job.id)]
-    report = write_report(folder / "report", curves, metrics)
+    report = write_report(folder / "report", curves, metrics, comparison)
     if report.get("plot_note"):
         store.add_event(job.id, "warning", report["plot_note"])
+    tracking.client.log_artifacts(tracking.run_id, str(folder / "report"), "report")
     lineage = {**(job.lineage or {}), "metrics": metrics}
     version = register_version(ws, job.spec.name or model_name(job.spec.model, job.spec.technique), str(model_dir),
                                tracking.run_id, lineage)
@@ -159,6 +181,28 @@ def _complete(ws: Workspace, store: JobStore, job: Job, trainer: Any, prepared: 
     store.set_status(job.id, "succeeded", f"succeeded: registered {version.name} version {version.version} "
                      "(pending approval)")
     return 0
+
+
+def _compare_with_base(ws: Workspace, job: Job, trainer: Any, prepared: Any) -> dict[str, float]:
+    """RLVR: the verifiable reward of base and tuned on held-out rows; RLAIF: the judge's win rate of tuned over
+    base. Greedy replies as long as the training's completions."""
+    technique = job.spec.technique
+    if technique not in ("rlvr", "rlaif"):
+        return {}
+    from runtimes.training.evaluation import judge_comparison, verifiable_comparison
+    from runtimes.training.jobs.trainer_factory import recipe_config
+    from runtimes.training.model_source import load_model, resolve_model
+
+    config = recipe_config(technique, job.config or {})
+    base = load_model(resolve_model(job.spec.model, ws))
+    tokenizer = trainer.processing_class
+    tokens = min(config.max_completion_length, 128)
+    if technique == "rlvr":
+        from runtimes.training.rewards.combine import build_combined
+
+        return verifiable_comparison(base, trainer.model, tokenizer, prepared, build_combined(config.rewards),
+                                     max_new_tokens=tokens)
+    return judge_comparison(base, trainer.model, tokenizer, prepared, trainer.lathe_judge, max_new_tokens=tokens)
 
 
 def _check_stop() -> None:

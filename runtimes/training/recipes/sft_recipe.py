@@ -30,8 +30,11 @@ def build_trainer(config: SftRecipeConfig, model_source: ModelSource, prepared: 
         raise UserError(f"assistant-only loss needs a chat template that marks assistant turns with "
                         f"{{% generation %}}, and the template of `{model_source.ref}` does not: set "
                         "`assistant_only_loss: false` to learn every token, or give a template that marks them")
+    # TRL cannot cut padding-free rows that are not packed and refuses a max_length for them: such rows keep
+    # their full length (the automatic max_length is the 99th percentile, so few are longer).
+    unpacked_padding_free = config.padding_free and not config.packing
     args = SFTConfig(**setup.training_arguments(config, output_dir, has_eval=prepared.eval is not None),
-                     max_length=config.max_length, packing=config.packing, padding_free=config.padding_free,
+                     max_length=None if unpacked_padding_free else config.max_length, packing=config.packing, padding_free=config.padding_free,
                      assistant_only_loss=assistant_only, completion_only_loss=None if conversations else True)
     return SFTTrainer(model=setup.load_policy(config, model_source), args=args, train_dataset=prepared.train,
                       eval_dataset=prepared.eval, processing_class=tokenizer,

@@ -47,7 +47,11 @@ def training_arguments(config: RecipeConfig, output_dir: Path, *, has_eval: bool
         gradient_checkpointing=config.gradient_checkpointing, seed=config.seed, data_seed=config.seed,
         save_strategy="steps", save_steps=config.save_steps, logging_steps=config.logging_steps,
         logging_first_step=True, report_to=[], disable_tqdm=True, use_cpu=not cuda_available(),
-        bf16=precision == "bf16", fp16=precision == "fp16")
+        bf16=precision == "bf16", fp16=precision == "fp16",
+        # The trainer counts the tokens each step feeds the model, so the job can log tokens/s. Packed and
+        # padding-free batches hold no padding (and may use the pad id as a real end-of-text token): count all.
+        include_num_input_tokens_seen="all" if getattr(config, "packing", False) or getattr(config, "padding_free", False)
+        else "non_padding")
     if has_eval and config.eval_steps:
         args.update(eval_strategy="steps", eval_steps=config.eval_steps)
     return args

@@ -1,0 +1,188 @@
+"""`plan_finetune(ws, spec)`: a fine-tuning request turned into everything a job will do — the model, the checked
+dataset, the real token lengths of its rows, the hardware, and the automatic configuration with the user's
+overrides — as resolved job settings with an estimate and a plain-words explanation.
+
+No side effects: it reads the catalog and the model's files, and never writes, submits or trains.
+"""
+from __future__ import annotations
+
+import random
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from catalog.workspace import Workspace
+from runtimes.training.auto_config import RL_RECIPES, DataProfile, TrainingConfig, TrainingPlan, auto_configure
+from runtimes.training.hardware import Hardware, detect_hardware
+from runtimes.training.jobs.store import JobSpec
+from runtimes.training.memory_estimate import ModelShape, gib
+from runtimes.training.model_source import ModelSource
+from runtimes.training.plan_explanation import explain as explain_training
+
+# Rows whose lengths are measured; beyond this a seeded sample stands for the whole dataset.
+MEASURE_SAMPLE = 2000
+# Settings of the automatic configuration that become the recipe's knobs, by technique.
+_SHARED = ("method", "precision", "micro_batch", "gradient_accumulation", "gradient_checkpointing", "max_length",
+           "learning_rate", "epochs")
+_BY_TECHNIQUE = {"sft": ("packing", "padding_free"), "dpo": (),
+                 "rlvr": ("num_generations", "max_completion_length"),
+                 "rlaif": ("num_generations", "max_completion_length")}
+
+
+@dataclass(frozen=True)
+class FinetunePlan:
+    """The plan of one fine-tuning job. `settings` is what the worker trains with (job settings and recipe
+    knobs, the user's `--set` values included); `training` holds every automatic choice with its reason."""
+
+    spec: JobSpec
+    model: ModelSource
+    dataset: dict[str, Any]          # `PreparedDataset.summary()`: SQL, mapping, row counts, hash
+    dataset_description: str         # one line: rows, source, mapping, bad rows left out
+    bad_rows: tuple[str, ...]        # "row 12: empty completion", at most 20
+    profile: DataProfile
+    measured_rows: int               # rows whose token lengths were measured (all, or a sample)
+    training: TrainingPlan
+    settings: dict[str, Any]
+
+    @property
+    def hardware(self) -> Hardware:
+        return self.training.hardware
+
+    @property
+    def estimate(self) -> Any:
+        return self.training.estimate
+
+    @property
+    def duration_s(self) -> float:
+        return self.training.duration_s
+
+    @property
+    def decisions(self) -> tuple[Any, ...]:
+        return self.training.decisions
+
+    def explain(self) -> str:
+        """The plan in plain words: model, data and its lengths, then hardware, memory, settings and duration."""
+        lengths = self.profile.token_lengths
+        measured = ("every row" if self.measured_rows == len(lengths) and self.measured_rows >= self.dataset["train_rows"]
+                    else f"a sample of {self.measured_rows:,} rows")
+        lines = [f"Model: {self.model.ref} ({self.model.family.name}) from {self.model.location}.",
+                 f"Data: {self.dataset_description}; {self.dataset['train_rows']:,} rows to train on, "
+                 f"{self.dataset['eval_rows']:,} held out for evaluation"
+                 + (f", {self.dataset['duplicates_removed']:,} duplicates removed" if self.dataset['duplicates_removed']
+                    else "") + "."]
+        lines.extend(f"  Bad row left out: {b}." for b in self.bad_rows[:5])
+        if len(self.bad_rows) > 5:
+            lines.append(f"  … and {len(self.bad_rows) - 5} more bad rows.")
+        lines.append(f"Token lengths, measured with the model's tokenizer on {measured}: median "
+                     f"{statistics.median(lengths):.0f}, 99th percentile {self.profile.quantile(0.99)}, longest "
+                     f"{max(lengths)}.")
+        lines.append(explain_training(self.training))
+        rest = {k: v for k, v in self.settings.items() if k not in TrainingConfig.model_fields}
+        if rest:
+            lines.append("Other settings: " + ", ".join(f"{k} = {v}" for k, v in rest.items()) + ".")
+        if self.settings.get("max_steps", -1) != -1:
+            lines.append(f"max_steps = {self.settings['max_steps']} stops training before the planned epochs end, "
+                         "so it will take less time than estimated.")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.training
+        return {"model": {"ref": self.model.ref, "location": self.model.location, "family": self.model.family.name},
+                "family": self.model.family.name, "technique": self.spec.technique, "data": self.dataset_description,
+                "sql": self.dataset["sql"], "dataset": self.dataset, "bad_rows": list(self.bad_rows),
+                "token_lengths": {"measured_rows": self.measured_rows,
+                                  "median": statistics.median(self.profile.token_lengths),
+                                  "p99": self.profile.quantile(0.99), "max": max(self.profile.token_lengths)},
+                "hardware": self.hardware.describe(), "settings": self.settings,
+                "decisions": [{"field": d.field, "value": d.value, "reason": d.reason, "overridden": d.overridden}
+                              for d in t.decisions],
+                "memory": {"total_bytes": t.estimate.total, "total": gib(t.estimate.total),
+                           "budget_bytes": t.budget_bytes, "fits": t.fits,
+                           "parts_bytes": t.estimate.parts(), "trainable_params": t.estimate.trainable_params},
+                "steps": t.steps, "tokens_per_second": t.tokens_per_second, "duration_s": t.duration_s,
+                "warnings": list(t.warnings), "explanation": self.explain()}
+
+
+def plan_finetune(ws: Workspace, spec: JobSpec, *, hardware: Hardware | None = None) -> FinetunePlan:
+    """Resolve the model, check and prepare the data (in memory), measure its token lengths, detect the
+    hardware and configure the run. Every problem is a `UserError` raised before any compute."""
+    from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset, prepare
+    from runtimes.training.jobs.trainer_factory import resolve_settings
+    from runtimes.training.model_source import resolve_model
+
+    given = resolve_settings(spec.settings, spec.technique)  # unknown or ill-typed keys are refused first
+    source = resolve_model(spec.model, ws)
+    dataset_plan = plan_dataset(ws, DatasetSpec(table=spec.table, sql=spec.sql, technique=spec.technique,
+                                                eval_fraction=spec.eval_fraction, seed=given["seed"]))
+    prepared = prepare(dataset_plan, ws)
+    return plan_prepared(spec, source, prepared, hardware=hardware, description=dataset_plan.describe())
+
+
+def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware: Hardware | None = None,
+                  description: str | None = None) -> FinetunePlan:
+    """The plan for data already prepared (the worker's path, which keeps the prepared rows to train on)."""
+    from runtimes.training.jobs.trainer_factory import recipe_config, resolve_settings
+    from runtimes.training.model_source import load_tokenizer
+
+    settings = resolve_settings(spec.settings, spec.technique)
+    tokenizer, _ = load_tokenizer(source)
+    profile, measured = measure_lengths(tokenizer, prepared.train, spec.technique, seed=settings["seed"])
+    overrides = {k: settings[k] for k in spec.settings
+                 if k in TrainingConfig.model_fields and not (k == "precision" and settings[k] == "auto")}
+    training = auto_configure(ModelShape.from_pretrained(source.location), profile,
+                              hardware or detect_hardware(), spec.technique, overrides)
+    cfg = training.config
+    chosen = {k: getattr(cfg, k) for k in _SHARED + _BY_TECHNIQUE[spec.technique]}
+    if cfg.method != "full":
+        chosen.update(lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)
+    resolved = {**settings, **chosen, **{k: settings[k] for k in spec.settings}}  # the user's values win
+    resolved.pop("effective_batch", None)  # micro_batch × gradient_accumulation says it
+    recipe_config(spec.technique, resolved)  # the combination must be one the recipe accepts
+    summary = prepared.summary()
+    return FinetunePlan(spec=spec, model=source, dataset=summary,
+                        dataset_description=description or _describe(prepared),
+                        bad_rows=tuple(str(b) for b in prepared.bad_rows[:20]), profile=profile,
+                        measured_rows=measured, training=training, settings=resolved)
+
+
+def measure_lengths(tokenizer: Any, rows: Any, technique: str, *, seed: int = 42,
+                    sample: int = MEASURE_SAMPLE) -> tuple[DataProfile, int]:
+    """Each row's length in tokens as the recipe sees it (sft: the whole conversation; dpo: prompt and the
+    longer answer; rlvr/rlaif: the prompt, and the reference answer as the completion length)."""
+    indices = list(range(len(rows)))
+    if len(indices) > sample:
+        indices = sorted(random.Random(seed).sample(indices, sample))
+    picked = rows.select(indices) if hasattr(rows, "select") else [rows[i] for i in indices]
+    lengths: list[int] = []
+    completions: list[int] = []
+    for row in picked:
+        if technique == "sft":
+            conv = row.get("messages") or (list(row["prompt"]) + list(row["completion"]))
+            lengths.append(_count(tokenizer, _render(tokenizer, conv)))
+        elif technique == "dpo":
+            lengths.append(max(_count(tokenizer, _render(tokenizer, list(row["prompt"]) + list(row[k])))
+                               for k in ("chosen", "rejected")))
+        else:
+            lengths.append(_count(tokenizer, _render(tokenizer, list(row["prompt"]), generation=True)))
+            reference = row.get("solution") or row.get("answer") if technique == "rlvr" else row.get("reference")
+            if reference:
+                completions.append(_count(tokenizer, str(reference)))
+    return DataProfile.from_lengths([max(1, n) for n in lengths], completions if technique in RL_RECIPES else ()), \
+        len(indices)
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], *, generation: bool = False) -> str:
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+    except Exception:  # a template that refuses this shape of conversation: count the plain text
+        return "\n".join(str(m.get("content", "")) for m in messages)
+
+
+def _count(tokenizer: Any, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _describe(prepared: Any) -> str:
+    bad = f", {len(prepared.bad_rows):,} bad rows left out" if prepared.bad_rows else ""
+    return f"{prepared.rows_read:,} rows from {', '.join(prepared.tables) or 'the query'}; " \
+           f"{prepared.mapping.describe()}{bad}"

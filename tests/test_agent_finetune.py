@@ -1,0 +1,110 @@
+"""Fine-tuning from the chat through `agent.Session` on a real demo workspace: the guided turns (one question
+each, answers by number or name), the all-at-once form, approval stopping `start_finetune`, a real tiny job
+started after approval and followed with `job_status`, a rejected plan starting nothing, and the LLM path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.session import Session
+from catalog.workspace import Workspace
+from runtimes.training.jobs import launcher
+from runtimes.training.jobs.store import JobStore
+from tests.scripted_llm import call
+from tests.test_agent_fixtures import collect, done, llm, of, text_of  # noqa: F401
+
+GOAL = "fine-tune qwen on support tickets so it answers like our best agents"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Workspace:
+    from catalog.workspace_setup import init_workspace
+    from runtimes.training.tiny_models import install_demo_models
+
+    ws = Workspace(Path(tmp_path_factory.mktemp("finetune")) / "ws")
+    init_workspace(ws, demo=True, scale=0.1)
+    install_demo_models(ws)
+    return ws
+
+
+def test_the_guided_turns_ask_one_question_each_and_a_rejected_plan_starts_nothing(demo):
+    s = Session(demo, "guided")
+    first = collect(s.send(GOAL))
+    text = text_of(first)
+    assert "Which table should it learn from?" in text and "Which technique" not in text
+    assert "1. `reply_preferences` (100 rows, preference: prompt ← prompt, chosen ← chosen" in text
+    assert "→ dpo: preference pairs" in text
+    assert of(first, "approval_needed") == [] and done(first).status == "answered"
+
+    second = text_of(collect(s.send("1")))
+    assert "Noted: table `reply_preferences`" in second and "Which technique?" in second
+    assert "1. dpo (recommended)" in second and "Which base model" not in second
+
+    third = text_of(collect(s.send("dpo")))
+    assert "Which base model?" in third
+    assert third.index("`tiny-qwen3`") < third.index("`tiny-llama`")  # "qwen" in the goal comes first
+    assert "for trying the pipeline, not for quality" in third
+
+    fourth = collect(s.send("tiny-llama max_steps=2"))
+    assert "The plan:" in text_of(fourth) and "tiny-llama" in text_of(fourth)
+    waiting = of(fourth, "approval_needed")[0]
+    step = waiting.plan.steps[0]
+    assert (step.tool, step.risk.value) == ("start_finetune", "compute") and waiting.needs_approval == ["s1"]
+    assert step.args == {"model": "tiny-llama", "table": "reply_preferences", "technique": "dpo",
+                         "settings": {"max_steps": 2}, "name": None}
+    assert step.estimated_cost  # the estimate travels with the approval request
+    rejected = collect(s.reject("not now"))
+    assert done(rejected).status == "rejected"
+    assert JobStore(demo).list() == []
+
+
+def test_answers_by_name_a_bad_number_and_a_table_that_fits_no_format(demo):
+    s = Session(demo, "names")
+    collect(s.send("I want to finetune a model on our data"))
+    bad = text_of(collect(s.send("7")))
+    assert "there is no option 7: answer with 1 to 1" in bad
+    wrong = text_of(collect(s.send("use customers")))
+    assert "customers" in wrong and "Which table should it learn from?" in wrong
+    ok = text_of(collect(s.send("use reply_preferences")))  # parses as SQL `USE` too: the flow reads it first
+    assert "Noted: table `reply_preferences`" in ok and "Which technique?" in ok
+
+
+def test_all_at_once_waits_for_approval_then_runs_a_real_job_reported_by_job_status(demo):
+    s = Session(demo, "at-once")
+    events = collect(s.send("fine-tune tiny-qwen3 with dpo on reply_preferences max_steps=2 max_length=64"))
+    assert "Which" not in text_of(events)  # no questions: everything was given
+    assert of(events, "step_started") == [] and done(events).status == "waiting_approval"
+    assert JobStore(demo).list() == []  # approval stops the compute step
+    ran = collect(s.approve())
+    finished = of(ran, "step_finished")[0]
+    assert finished.ok and finished.tool == "start_finetune" and "started job" in finished.text
+    job_id = finished.text.split()[2]
+    job = launcher.wait(demo, job_id, timeout_s=300)
+    assert job.status == "succeeded", job.error
+    assert job.spec.settings == {"max_steps": 2, "max_length": 64}
+
+    status = collect(s.send("how is the job doing?"))
+    said = of(status, "step_finished")[0].text
+    assert f"job {job_id} is succeeded" in said and "step 2 of 2" in said
+    assert "registered tiny-qwen3-dpo/1 (pending approval)" in said and "report:" in said
+    fields = dict(of(status, "table")[0].table.rows)
+    assert fields["status"] == "succeeded" and fields["step"] == 2
+
+
+def test_the_llm_path_selects_the_finetuning_tools(demo, llm):
+    llm.push(call("propose_finetune", goal=GOAL),
+             call("start_finetune", model="tiny-qwen3", table="reply_preferences", technique="dpo",
+                  settings={"max_steps": 1}))
+    s = Session(demo, "llm")
+    first = collect(s.send(GOAL))
+    assert of(first, "step_finished")[0].tool == "propose_finetune"
+    assert "reply_preferences" in of(first, "step_finished")[0].text
+    system = llm.messages(0)[0]["content"]
+    assert "preference pairs → DPO" in system and "`start_finetune`, which waits for approval" in system
+    assert {"propose_finetune", "start_finetune", "job_status"} <= {t["function"]["name"] for t in llm.requests[0]["tools"]}
+    second = collect(s.send("use tiny-qwen3 with dpo and go"))
+    assert of(second, "approval_needed")[0].plan.steps[0].tool == "start_finetune"
+    before = len(JobStore(demo).list())
+    assert done(collect(s.reject("just looking"))).status == "rejected"
+    assert len(JobStore(demo).list()) == before

@@ -1,0 +1,401 @@
+"""Tools for fine-tuning from the chat: propose a dataset, technique and base model with reasons and a dry-run
+plan; start the job (risk `compute`); report a job's progress and evaluation; list and approve model versions.
+
+Thin wrappers over `runtimes/training/`: proposing reads the catalog and warehouse and starts nothing; only
+`start_finetune` spends compute and only `approve_model_version` changes the registry.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from catalog.errors import UserError
+from catalog.results import QueryResult
+from catalog.workspace import Workspace
+from tools.base import LatheTool, ToolArgs, ToolOutput
+from tools.risk import Risk
+
+Technique = Literal["sft", "dpo", "rlvr", "rlaif"]
+TECHNIQUES: tuple[str, ...] = ("sft", "dpo", "rlvr", "rlaif")
+SAMPLE_ROWS = 50
+APPROVER_ROLES = frozenset({"approver", "admin"})
+
+# Why each technique suits data of a kind: shown with every proposal.
+TECHNIQUE_REASONS = {
+    "dpo": "preference pairs (a better and a worse reply to one prompt): DPO teaches the model to prefer the better one",
+    "rlvr": "questions with a verifiable answer: RLVR rewards replies whose answer checks out",
+    "rlaif": "only a rubric, no reference replies: RLAIF lets an LLM judge score replies against it (needs a judge model)",
+    "sft": "demonstrations (a prompt and a good reply): SFT teaches the model to answer like them",
+}
+
+
+# ---- proposing: what the guided conversation offers ---------------------------------------------------
+@dataclass(frozen=True)
+class TableOption:
+    name: str
+    rows: int | None
+    mapping: Any  # runtimes.training.datasets.formats.ColumnMapping
+    technique: str
+    score: int
+
+    def line(self) -> str:
+        rows = f"{self.rows:,} rows, " if self.rows is not None else ""
+        return f"`{self.name}` ({rows}{self.mapping.describe()}) → {self.technique}: {TECHNIQUE_REASONS[self.technique]}"
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    name: str
+    note: str
+
+    def line(self) -> str:
+        return f"`{self.name}`" + (f" ({self.note})" if self.note else "")
+
+
+def recommended_technique(fmt: str, goal: str = "") -> str:
+    """The technique a data format calls for: preference pairs → DPO, verifiable answers → RLVR, only a rubric
+    (the user says so) → RLAIF, demonstrations → SFT."""
+    words = set(_words(goal))
+    if words & {"rubric", "judge", "rlaif"}:
+        return "rlaif"
+    if fmt in ("preference", "hh_rlhf"):
+        return "dpo"
+    if fmt == "question_answer":
+        return "rlvr"
+    return "sft"
+
+
+def technique_options(fmt: str, goal: str = "") -> list[str]:
+    """Techniques the format can train, the recommended one first."""
+    from runtimes.training.datasets.formats import ColumnMapping, DatasetFormat
+    from runtimes.training.datasets.validation import check_fit
+
+    mapping = ColumnMapping(format=DatasetFormat(fmt), columns={})
+    fits = []
+    for t in TECHNIQUES:
+        try:
+            check_fit(mapping, t)
+        except UserError:
+            continue
+        fits.append(t)
+    first = recommended_technique(fmt, goal)
+    return [first, *[t for t in fits if t != first]] if first in fits else fits
+
+
+def table_options(ws: Workspace, goal: str = "") -> list[TableOption]:
+    """Catalog tables whose columns fit a training format, the ones the goal's words describe best first."""
+    from sqlglot import exp
+
+    from catalog.store import CatalogStore
+    from catalog.warehouse import connect_reader
+    from runtimes.training.datasets.formats import detect_mapping
+
+    catalog = CatalogStore(ws).load()
+    wanted = set(_words(goal))
+    found: list[TableOption] = []
+    with connect_reader(ws) as con:
+        for name, table in sorted(catalog.tables.items()):
+            query = exp.select(exp.Star()).from_(exp.to_table(name)).limit(SAMPLE_ROWS).sql(dialect="duckdb")
+            try:
+                cur = con.execute(query)
+                columns = [d[0] for d in cur.description]
+                rows = [list(r) for r in cur.fetchall()]
+            except Exception:  # duckdb.Error: a catalogued table missing from the warehouse is not a candidate
+                continue
+            try:
+                mapping = detect_mapping(columns, rows)
+            except UserError:
+                continue
+            text = " ".join([name, table.description, *columns])
+            score = len(wanted & set(_words(text)))
+            found.append(TableOption(name, table.row_count, mapping,
+                                     recommended_technique(mapping.format.value, goal), score))
+    return sorted(found, key=lambda o: (-o.score, o.name))
+
+
+def model_options(ws: Workspace, goal: str = "") -> list[ModelOption]:
+    """The workspace's local base models (those the goal names first); the demo's tiny ones say what they are for."""
+    from runtimes.training.tiny_models import DEMO_MODELS
+
+    names: list[str] = []
+    for folder in (ws.root / "models" / "base", ws.root / "models"):
+        if folder.is_dir():
+            names += [p.name for p in sorted(folder.iterdir())
+                      if (p / "config.json").exists() and p.name not in names and not p.name.startswith(".")]
+    wanted = set(_words(goal))
+
+    def named(n: str) -> bool:
+        return any(w in n.lower() for w in wanted if len(w) > 2)
+
+    names.sort(key=lambda n: (not named(n), n))
+    return [ModelOption(n, "demo model with random weights: for trying the pipeline, not for quality"
+                        if n in DEMO_MODELS else "local") for n in names]
+
+
+class FinetuneChoices(ToolArgs):
+    """What the user has decided so far; the guided conversation fills it one answer at a time."""
+    goal: str = Field("", description="what the user wants the model to do, in their words")
+    table: str | None = Field(None, description="the catalog table to train on")
+    technique: Technique | None = Field(None, description="sft, dpo, rlvr or rlaif")
+    model: str | None = Field(None, description="the base model: a workspace model (e.g. tiny-qwen3), folder or hub id")
+    settings: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. {\"max_steps\": 20}")
+
+    def missing(self) -> str | None:
+        """The next decision to ask about, in the guided order; None when everything is chosen."""
+        for slot in ("table", "technique", "model"):
+            if getattr(self, slot) is None:
+                return slot
+        return None
+
+
+_PLANS: dict[tuple[str, str, float], str] = {}  # one plan per request and warehouse state: planning reads every row
+
+
+def dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
+    """The plan in plain words with its estimate, as `lathe finetune --dry-run` shows it; starts nothing."""
+    key = (str(ws.root), choices.model_copy(update={"goal": ""}).model_dump_json(),
+           ws.warehouse_path.stat().st_mtime if ws.warehouse_path.exists() else 0.0)
+    if key not in _PLANS:
+        _PLANS[key] = _dry_run(ws, choices)
+    return _PLANS[key]
+
+
+def _dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
+    import importlib.util
+
+    from runtimes.training.jobs.store import JobSpec
+
+    spec = JobSpec.parse({"model": choices.model, "table": choices.table, "technique": choices.technique,
+                          "settings": choices.settings})
+    if importlib.util.find_spec("runtimes.training.planning") is not None:
+        from runtimes.training.planning import plan_finetune  # type: ignore[import-not-found]
+
+        return str(plan_finetune(ws, spec).explain())
+    from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
+    from runtimes.training.jobs.trainer_factory import resolve_settings
+    from runtimes.training.model_source import resolve_model
+
+    resolved = resolve_settings(spec.settings, spec.technique)
+    source = resolve_model(spec.model, ws)
+    data = plan_dataset(ws, DatasetSpec(table=spec.table, technique=spec.technique,
+                                        eval_fraction=spec.eval_fraction, seed=resolved["seed"]))
+    train_rows = len(data.examples) - round(len(data.examples) * spec.eval_fraction)
+    per_step = max(1, int(resolved["micro_batch"]) * int(resolved.get("gradient_accumulation", 1) or 1))
+    steps = (int(resolved["max_steps"]) if int(resolved["max_steps"]) > 0
+             else math.ceil(train_rows * float(resolved["epochs"]) / per_step))
+    shown = ", ".join(f"{k}={resolved[k]}" for k in ("learning_rate", "epochs", "max_steps", "micro_batch",
+                                                     "gradient_accumulation", "max_length") if k in resolved)
+    return (f"model: {source.location} ({source.family.name}); technique: {spec.technique}\n"
+            f"data: {data.describe()}\n"
+            f"estimate: about {train_rows:,} training rows, {steps:,} optimizer steps of {per_step} rows each\n"
+            f"settings: {shown}")
+
+
+def question(ws: Workspace, choices: FinetuneChoices) -> tuple[str, list[str]]:
+    """The next question in words and its options (names, in the order they are numbered); ('', []) when
+    every decision is made."""
+    slot = choices.missing()
+    if slot == "table":
+        options = table_options(ws, choices.goal)
+        if not options:
+            raise UserError("no catalog table fits a training format (messages, prompt/completion, "
+                            "prompt/chosen/rejected, question/answer, …): import one, then ask again")
+        lines = [f"{i}. {o.line()}" for i, o in enumerate(options, 1)]
+        return ("Which table should it learn from? Proposed from the catalog:\n" + "\n".join(lines)
+                + "\nAnswer with a number or a name.", [o.name for o in options])
+    if slot == "technique":
+        fmt = _table_format(ws, choices.table or "")
+        options = technique_options(fmt, choices.goal)
+        lines = [f"{i}. {t}{' (recommended)' if i == 1 else ''}: {TECHNIQUE_REASONS[t]}"
+                 for i, t in enumerate(options, 1)]
+        return (f"Which technique? `{choices.table}` is {fmt} data.\n" + "\n".join(lines)
+                + "\nAnswer with a number or a name.", options)
+    if slot == "model":
+        models = model_options(ws, choices.goal)
+        if not models:
+            return ("Which base model? This workspace has no local model: name a hub id or a folder "
+                    "(`lathe init --demo` installs tiny ones for trying the pipeline).", [])
+        lines = [f"{i}. {m.line()}" for i, m in enumerate(models, 1)]
+        return ("Which base model? The workspace's local models:\n" + "\n".join(lines)
+                + "\nAnswer with a number or a name.", [m.name for m in models])
+    return "", []
+
+
+def _table_format(ws: Workspace, table: str) -> str:
+    for o in table_options(ws):
+        if o.name == table:
+            return o.mapping.format.value
+    from catalog.suggestions import unknown
+
+    raise UserError(unknown("table that fits a training format", table, [o.name for o in table_options(ws)]))
+
+
+def _words(text: str) -> list[str]:
+    out, word = [], []
+    for ch in text.lower() + " ":
+        if ch.isalnum():
+            word.append(ch)
+        elif word:
+            w = "".join(word)
+            out.append(w[:-1] if w.endswith("s") and len(w) > 3 else w)  # "tickets" finds "ticket"
+            word = []
+    return out
+
+
+# ---- the tools ----------------------------------------------------------------------------------------
+class ProposeFinetune(LatheTool):
+    name: str = "propose_finetune"
+    description: str = ("Propose a fine-tuning job: candidate catalog tables with their column mapping, the technique "
+                        "their data calls for and why, the local base models, and once table, technique and model are "
+                        "chosen the dry-run plan with its estimate. Starts nothing.")
+    args_schema: type[BaseModel] = FinetuneChoices
+    risk = Risk.read
+
+    def _run(self, **args: Any) -> ToolOutput:
+        choices = FinetuneChoices(**args)
+        asked, options = question(self.workspace, choices)
+        if asked:
+            return ToolOutput(text=asked, data={"choices": choices.model_dump(), "asks": choices.missing(),
+                                                "options": options})
+        plan = dry_run(self.workspace, choices)
+        return ToolOutput(text="The plan:\n" + plan, data={"choices": choices.model_dump(), "plan": plan})
+
+
+class StartFinetuneArgs(ToolArgs):
+    model: str = Field(..., min_length=1, description="the base model: a workspace model (e.g. tiny-qwen3), folder or hub id")
+    table: str = Field(..., min_length=1, description="the catalog table to train on")
+    technique: Technique = "sft"
+    settings: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. {\"max_steps\": 20}")
+    name: str | None = Field(None, description="the registered model's name; default <model>-<technique>")
+
+
+class StartFinetune(LatheTool):
+    name: str = "start_finetune"
+    description: str = ("Start a fine-tuning job (spends compute, so it waits for approval): base model, catalog "
+                        "table, technique and optional setting overrides. Follow it with `job_status`.")
+    args_schema: type[BaseModel] = StartFinetuneArgs
+    risk = Risk.compute
+
+    def estimate(self, args: BaseModel) -> str:
+        a = StartFinetuneArgs.model_validate(args.model_dump())
+        try:
+            plan = dry_run(self.workspace, FinetuneChoices(table=a.table, technique=a.technique, model=a.model,
+                                                           settings=a.settings))
+        except UserError as e:
+            return f"cannot estimate: {e}"
+        wanted = ("Duration", "estimate", "Memory")
+        return "; ".join(line.strip() for line in plan.splitlines() if line.startswith(wanted)) or plan.splitlines()[0]
+
+    def _run(self, model: str, table: str, technique: str = "sft", settings: dict[str, Any] | None = None,
+             name: str | None = None) -> ToolOutput:
+        from runtimes.training.jobs import launcher
+
+        job = launcher.submit(self.workspace, {"model": model, "table": table, "technique": technique,
+                                               "settings": settings or {}, "name": name})
+        return ToolOutput(text=f"started job {job.id} ({job.status}): {technique} of `{model}` on `{table}`; "
+                               "ask \"how is the job doing?\" to follow it",
+                          data={"job_id": job.id, "status": job.status})
+
+
+class JobStatusArgs(ToolArgs):
+    job_id: str | None = Field(None, description="the job's id; the latest job when left out")
+
+
+class JobStatus(LatheTool):
+    name: str = "job_status"
+    description: str = ("A fine-tuning job's status, progress, latest metrics and, once it has ended, its evaluation "
+                        "figures, report and registered model version. Without a job id: the latest job.")
+    args_schema: type[BaseModel] = JobStatusArgs
+    risk = Risk.read
+
+    def _run(self, job_id: str | None = None) -> ToolOutput:
+        from runtimes.training.jobs.store import JobStore
+
+        store = JobStore(self.workspace)
+        if job_id is None:
+            jobs = store.list()
+            if not jobs:
+                raise UserError("there is no fine-tuning job in this workspace yet")
+            job_id = max(jobs, key=lambda j: (j.created_at, j.id)).id
+        job = store.get(job_id)
+        latest = {k: v for k, (_, v) in store.latest_metrics(job.id).items()}
+        total = int((job.config or {}).get("max_steps") or job.spec.settings.get("max_steps") or 0)
+        progress = f"step {job.step}" + (f" of {total}" if total > 0 else "")
+        parts = [f"job {job.id} is {job.status} ({job.spec.technique} of `{job.spec.model}` on "
+                 f"`{job.spec.table or 'a query'}`), {progress}"]
+        rows = [["status", job.status], ["step", job.step]]
+        shown = {k: latest[k] for k in ("loss", "reward", "grad_norm", "tokens_per_s") if k in latest}
+        if shown:
+            parts.append("latest: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+        rows += [[k, v] for k, v in latest.items()]
+        evaluation: dict[str, Any] = {}
+        report = None
+        if job.status == "succeeded":
+            evaluation = dict((job.lineage or {}).get("metrics") or {})
+            figures = {k: v for k, v in evaluation.items() if k.startswith("eval") or "win" in k or "reward" in k}
+            if figures:
+                parts.append("evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                        for k, v in figures.items()))
+            path = self.workspace.root / "runs" / job.id / "report"
+            report = str(path / "report.json") if (path / "report.json").exists() else None
+            if report:
+                parts.append(f"report: {report}" + (" (curves.png beside it)" if (path / "curves.png").exists() else ""))
+            if job.model_version:
+                parts.append(f"registered {job.model_version} (pending approval)")
+            rows += [[f"final {k}", v] for k, v in evaluation.items()]
+        elif job.status == "failed" and job.error:
+            parts.append(f"error: {job.error}")
+        result = QueryResult(sql="", columns=["field", "value"], rows=rows)
+        return ToolOutput(text="; ".join(parts), result=result,
+                          data={"job_id": job.id, "status": job.status, "step": job.step, "max_steps": total,
+                                "latest_metrics": latest, "evaluation": evaluation, "report": report,
+                                "model_version": job.model_version})
+
+
+class ListModelsArgs(ToolArgs):
+    name: str | None = Field(None, description="only the versions of this registered model")
+
+
+class ListModels(LatheTool):
+    name: str = "list_models"
+    description: str = "List the workspace's base models and the registered fine-tuned model versions with their approval."
+    args_schema: type[BaseModel] = ListModelsArgs
+    risk = Risk.read
+
+    def _run(self, name: str | None = None) -> ToolOutput:
+        from runtimes.training.registry import list_versions
+
+        rows: list[list[Any]] = [] if name else [[m.name, "", "base", m.note] for m in model_options(self.workspace)]
+        versions = list_versions(self.workspace, name)
+        rows += [[v.name, v.version, v.approval, f"job {v.lineage.get('job_id', '?')}"] for v in versions]
+        result = QueryResult(sql="", columns=["model", "version", "status", "about"], rows=rows)
+        text = (f"{len(rows) - len(versions)} base models, {len(versions)} registered versions: "
+                + ", ".join(f"`{r[0]}`" + (f" v{r[1]} ({r[2]})" if r[1] else "") for r in rows)) if rows else "no models yet"
+        return ToolOutput(text=text, result=result)
+
+
+class ApproveModelVersionArgs(ToolArgs):
+    name: str = Field(..., min_length=1, description="the registered model's name")
+    version: str = Field(..., min_length=1, description="its version number")
+    decision: Literal["approved", "rejected"] = "approved"
+    note: str = ""
+
+
+class ApproveModelVersion(LatheTool):
+    name: str = "approve_model_version"
+    description: str = "Approve (or reject) a pending registered model version; approvers only."
+    args_schema: type[BaseModel] = ApproveModelVersionArgs
+    risk = Risk.write
+
+    def _run(self, name: str, version: str, decision: str = "approved", note: str = "") -> ToolOutput:
+        from tools.base import principal_or_local
+        from runtimes.training.registry import decide
+
+        who = principal_or_local(self.principal)
+        if not APPROVER_ROLES & set(getattr(who, "roles", ()) or ()):
+            raise UserError(f"`{who.name}` may not decide on model versions: that needs the `approver` role")
+        v = decide(self.workspace, name, version, decision, who.name, note)  # type: ignore[arg-type]
+        return ToolOutput(text=f"`{v.name}` version {v.version} is {v.approval} by {who.name}", data=v.to_json())
