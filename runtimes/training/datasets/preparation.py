@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from catalog.errors import UserError
+from catalog.errors import UserError, validate_input
 from catalog.principal import Principal
 from catalog.workspace import Workspace
 from runtimes.training.datasets.examples import Example
@@ -45,13 +45,7 @@ class DatasetSpec(BaseModel):
     @classmethod
     def parse(cls, data: dict[str, Any]) -> "DatasetSpec":
         """Validate what a user or the agent gave; a bad field is a `UserError` naming the field."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(x) for x in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            raise UserError(f"dataset: `{where}`: {msg}" if where else f"dataset: {msg}") from None
+        return validate_input(cls, data, "dataset")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DatasetSpec":

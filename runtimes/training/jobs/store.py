@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from catalog.errors import UserError
+from catalog.errors import UserError, validate_input
 from catalog.suggestions import unknown
 from catalog.workspace import Workspace
 
@@ -64,13 +64,7 @@ class JobSpec(BaseModel):
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> "JobSpec":
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(x) for x in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            raise UserError(f"fine-tuning job: `{where}`: {msg}" if where else f"fine-tuning job: {msg}") from None
+        return validate_input(cls, data, "fine-tuning job")
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from catalog.errors import UserError
+from catalog.errors import validate_input
 
 
 class RecipeConfig(BaseModel):
@@ -39,13 +39,7 @@ class RecipeConfig(BaseModel):
     @classmethod
     def parse(cls, data: dict[str, Any]) -> "RecipeConfig":
         """Validate knobs a user or the agent gave; a bad one is a `UserError` naming it."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(x) for x in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            raise UserError(f"{cls.__name__}: `{where}`: {msg}" if where else f"{cls.__name__}: {msg}") from None
+        return validate_input(cls, data, cls.__name__)
 
     @classmethod
     def knobs(cls) -> dict[str, dict[str, Any]]:
