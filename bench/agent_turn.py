@@ -22,9 +22,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-for _k, _v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-               "HF_HUB_OFFLINE": "1", "LITELLM_LOG": "ERROR"}.items():
-    os.environ.setdefault(_k, _v)
+from catalog.offline import apply_offline_env  # noqa: E402
+
+apply_offline_env()
+os.environ.setdefault("LITELLM_LOG", "ERROR")
 
 from catalog.workspace import Workspace  # noqa: E402
 from catalog.workspace_setup import init_workspace  # noqa: E402

@@ -23,10 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-       "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-for _k, _v in ENV.items():
-    os.environ.setdefault(_k, _v)
+from catalog.offline import OFFLINE_ENV, apply_offline_env  # noqa: E402
+
+apply_offline_env()
 
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k_test.jsonl"
 TARGET = 0.25
@@ -156,7 +155,7 @@ def build_models(root: Path) -> tuple[Path, dict[str, Path]]:
 
 
 def _run_child(args: dict) -> dict:
-    env = {**os.environ, **ENV, "TORCHINDUCTOR_CACHE_DIR": str(Path(args["out"]) / "inductor")}
+    env = {**os.environ, **OFFLINE_ENV, "TORCHINDUCTOR_CACHE_DIR": str(Path(args["out"]) / "inductor")}
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], capture_output=True, text=True,
                           env=env, cwd=ROOT)
     if proc.returncode != 0:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-for _k, _v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-               "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}.items():
-    os.environ.setdefault(_k, _v)
+from catalog.offline import apply_offline_env  # noqa: E402
+
+apply_offline_env()
 
 from catalog.importers import import_paths  # noqa: E402
 from catalog.workspace import Workspace  # noqa: E402

@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import decimal
 import math
-import os
 import statistics
 import sys
 import time
@@ -23,9 +22,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-for _k, _v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-               "HF_HUB_OFFLINE": "1"}.items():
-    os.environ.setdefault(_k, _v)
+from catalog.offline import apply_offline_env  # noqa: E402
+
+apply_offline_env()
 
 from catalog.semantic.query import MetricQuery  # noqa: E402
 from catalog.semantic.compiler import compile_query  # noqa: E402

@@ -22,9 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-for _k, _v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-               "HF_HUB_OFFLINE": "1"}.items():
-    os.environ.setdefault(_k, _v)
+from catalog.offline import apply_offline_env  # noqa: E402
+
+apply_offline_env()
 
 from tests.ui_server import browser, chromium, free_port  # noqa: E402
 

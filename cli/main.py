@@ -4,18 +4,15 @@ Imports only Typer here: each command imports what it needs when it runs, so `la
 """
 from __future__ import annotations
 
-import os
-
 import typer
 
 from cli import (catalog_commands, chat_command, finetune_command, init_command, query_command, sql_command,
                  tour_command, ui_command)
+from catalog.offline import apply_offline_env
 from cli.context import set_workspace
 
 # Offline by default: no cost-map download, no telemetry files in the home directory, no hub access.
-for _k, _v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-               "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}.items():
-    os.environ.setdefault(_k, _v)
+apply_offline_env()
 
 app = typer.Typer(
     name="lathe",

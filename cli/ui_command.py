@@ -12,12 +12,10 @@ from pathlib import Path
 
 import typer
 
+from catalog.offline import OFFLINE_ENV
 from cli.context import command, workspace
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
-OFFLINE_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-               "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}
-
 
 def ui_root(ws_root: Path) -> Path:
     """The folder Chainlit treats as its app root: `<workspace>/ui`."""
@@ -29,8 +27,7 @@ def chainlit_command(ws_root: Path, host: str, port: int, base_env: dict[str, st
     """(argv, environment, working directory) that run the app on `ws_root`; used by `lathe ui` and tests."""
     root = ui_root(ws_root)
     root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ if base_env is None else base_env)
-    env.update(OFFLINE_ENV)
+    env = {**OFFLINE_ENV, **(os.environ if base_env is None else base_env)}  # a value the user set wins
     env.update({"LATHE_HOME": str(ws_root), "CHAINLIT_APP_ROOT": str(root)})
     argv = [sys.executable, "-m", "chainlit", "run", str(APP), "--headless", "--host", host, "--port", str(port)]
     return argv, env, root

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-for k, v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-             "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}.items():
-    os.environ.setdefault(k, v)
+from catalog.offline import apply_offline_env
+
+apply_offline_env()
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

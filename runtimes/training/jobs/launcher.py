@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 
 from catalog.errors import UserError
+from catalog.offline import OFFLINE_ENV
 from catalog.workspace import Workspace
 from runtimes.training.jobs.store import ACTIVE, FINAL, Job, JobSpec, JobStore
 
 _ROOT = Path(__file__).resolve().parents[3]
 STARTING_GRACE_S = 60.0  # a claimed job whose worker has not yet written its pid is starting, not dead
-_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def job_slots() -> int:
@@ -123,7 +122,7 @@ def log_path(ws: Workspace, job_id: str) -> Path:
 def _spawn(ws: Workspace, job_id: str) -> int:
     log = log_path(ws, job_id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
     with open(log, "ab") as out:
         # A new session: the job survives the command that started it and its terminal's Ctrl-C.
         proc = subprocess.Popen([sys.executable, "-m", "runtimes.training.jobs.worker", job_id,

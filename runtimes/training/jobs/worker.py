@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import UserError
+from catalog.offline import apply_offline_env
 from catalog.workspace import Workspace
 from runtimes.training.jobs.store import Job, JobStore
 
@@ -39,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job_id")
     parser.add_argument("--workspace", default=None)
     args = parser.parse_args(argv)
-    for k, v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-                 "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
-        os.environ.setdefault(k, v)
+    apply_offline_env()
     ws = Workspace.resolve(args.workspace).require()
     signal.signal(signal.SIGTERM, lambda *_: setattr(_Stop, "requested", True))
     store = JobStore(ws)
