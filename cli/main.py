@@ -8,6 +8,7 @@ import typer
 
 from cli import (catalog_commands, chat_command, finetune_command, init_command, query_command, sql_command,
                  tour_command, ui_command)
+from cli import monitor_command
 from catalog.offline import apply_offline_env
 from cli.context import set_workspace
 
@@ -40,6 +41,7 @@ tour_command.register(app)
 ui_command.register(app)
 chat_command.register(app)
 finetune_command.register(app)
+monitor_command.register(app)
 
 if __name__ == "__main__":
     app()

@@ -25,7 +25,8 @@ def test_registry_finds_every_tool_with_its_risk():
         "create_derived_table": Risk.write, "describe_table": Risk.read, "list_metrics": Risk.read,
         "list_tables": Risk.read, "query_metrics": Risk.read, "run_sql": Risk.read, "search_catalog": Risk.read,
         "propose_finetune": Risk.read, "start_finetune": Risk.compute, "job_status": Risk.read,
-        "list_models": Risk.read, "approve_model_version": Risk.write}
+        "list_models": Risk.read, "approve_model_version": Risk.write,
+        "create_monitor": Risk.write, "endpoint_report": Risk.read, "list_alerts": Risk.read}
     with pytest.raises(UserError, match="no tool `describe_tabel`; did you mean `describe_table`"):
         reg.get("describe_tabel")
 
