@@ -1,6 +1,7 @@
 """Lathe's chat UI (Chainlit 2.12), started by `lathe ui`: one `agent.Session` per chat thread, rendering its
 events as streamed answers, tool steps, a plan checklist with Approve / Reject / Edit, tables and Plotly
-charts; CSV or Parquet files dropped into the chat become catalogued tables.
+charts; a fine-tuning job a plan starts is followed in the background (one progress message, then the
+evaluation report); CSV or Parquet files dropped into the chat become catalogued tables.
 
 It only presents and asks: every plan, decision and run goes through `agent.Session`, and the agent's
 threads in `state.sqlite` stay the source of truth (Chainlit's history only replays what was shown).
@@ -26,6 +27,7 @@ from chainlit.utils import utc_now
 
 from agent.channels import chainlit_history
 from agent.channels.edits import parse_step_edit
+from agent.channels.job_views import progress_markdown, report_markdown
 from agent.channels.markdown_views import edit_prompt, plan_checklist, table_markdown
 from agent.channels.plotly_figures import figure
 from catalog.errors import UserError
@@ -40,6 +42,7 @@ WORKSPACE = Workspace.resolve(None).require()  # LATHE_HOME, set by `lathe ui`
 UI_ROOT = Path(cl_config.root)
 PRINCIPAL = Principal.local_admin()  # the person at this machine, until log-in and roles arrive
 OTHER_THREADS_CHECKED = 10  # recent threads looked at for plans waiting for approval, at chat start
+FOLLOW_INTERVAL_S = 2.0  # how often a followed job is polled
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 LLM_HOWTO = """To plan with an LLM, add to `lathe.toml` in the workspace and restart `lathe ui`:
@@ -217,6 +220,8 @@ class ChatView:
             if self.shown is not None:
                 self.shown.message.content = plan_checklist(self.shown.plan, self.shown.needs, self.finished)
                 await self.shown.message.update()
+            if event.job_id:
+                start_following(self.thread_id, event.job_id)
         elif kind == "table":
             self.tables[event.step_id] = event.table
             await self._send(cl.Message(content=table_markdown(event.table)))
@@ -234,6 +239,44 @@ class ChatView:
         if self.text is not None:
             await self.text.send()
             self.text = None
+
+
+# ---- following a job ------------------------------------------------------------------------
+def start_following(thread_id: str, job_id: str) -> None:
+    """Follow the job in a background task, so the chat stays free while it trains."""
+    tasks: set[asyncio.Task[None]] = cl.user_session.get("followed_jobs") or set()
+    task = asyncio.create_task(follow_job(thread_id, job_id))  # the Chainlit context is copied into the task
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    cl.user_session.set("followed_jobs", tasks)
+
+
+async def follow_job(thread_id: str, job_id: str) -> None:
+    """One progress message rewritten as the job moves; at its end the evaluation report with the curves.
+
+    `Session.follow_job`'s loop, with the wait between looks in the event loop: a worker thread is held only
+    for each look, never for the hours a job may take."""
+    session = await _session(thread_id)
+    message = cl.Message(content=f"**Job `{job_id}`** — following it until it ends.")
+    await message.send()
+    while True:
+        try:
+            progress = await asyncio.to_thread(session.job_progress, job_id)
+        except UserError as e:
+            message.content = f"**Cannot follow job `{job_id}`:** {e}"
+            await message.update()
+            return
+        shown = progress_markdown(progress)
+        if shown != message.content:  # only a change is sent to the page
+            message.content = shown
+            await message.update()
+        if progress.final:
+            break
+        await asyncio.sleep(FOLLOW_INTERVAL_S)
+    if progress.status == "succeeded":
+        curves = progress.curves
+        elements = [cl.Image(path=curves, name=f"{job_id} curves", display="inline")] if curves else []
+        await cl.Message(content=report_markdown(progress), elements=elements).send()
 
 
 async def send_approval(thread_id: str, plan: Plan, plan_hash: str, needs: list[str], notice: str | None,
@@ -368,6 +411,8 @@ async def on_message(message: cl.Message) -> None:
 
 @cl.on_chat_end
 async def end() -> None:
+    for task in list(cl.user_session.get("followed_jobs") or ()):
+        task.cancel()  # stops following; the jobs themselves run on in their own processes
     for s in _sessions().values():
         s.close()
     cl.user_session.set("agent_sessions", {})

@@ -1,4 +1,5 @@
-"""Typed events a session yields for front-ends to render: text, plans, approvals, steps, tables, charts.
+"""Typed events a session yields for front-ends to render: text, plans, approvals, steps, tables, charts, and
+the progress of a fine-tuning job that a front-end follows.
 
 Plain pydantic data, JSON-serialisable with `to_json()`; an event never carries live objects or rows
 that are not plain JSON values.
@@ -53,6 +54,7 @@ class StepFinished(_Event):
     ok: bool
     text: str = ""
     error: str | None = None
+    job_id: str | None = Field(None, description="the job this step started (a front-end may follow it)")
 
 
 class TableEvent(_Event):
@@ -78,6 +80,25 @@ class ErrorEvent(_Event):
     step_id: str | None = None
 
 
+class JobProgress(_Event):
+    """Where a job stands, from `Session.follow_job`: sent when something changed, and once more at its end with
+    the evaluation figures, the report and the registered version."""
+    type: Literal["job_progress"] = "job_progress"
+    job_id: str
+    status: str = Field(description="queued, validating, running, succeeded, failed or cancelled")
+    step: int = 0
+    max_steps: int | None = Field(None, description="the step it stops at; None when it trains for whole epochs")
+    metrics: dict[str, float] = Field(default_factory=dict, description="latest loss, reward, tokens_per_s, …")
+    text: str = Field("", description="where it stands, in one line")
+    final: bool = Field(False, description="the job has ended: succeeded, failed or cancelled")
+    timed_out: bool = Field(False, description="following stopped at its time limit; the job goes on")
+    evaluation: dict[str, Any] = Field(default_factory=dict, description="at the end: eval loss, base vs tuned, …")
+    report: str | None = Field(None, description="at the end: the report's JSON file")
+    curves: str | None = Field(None, description="at the end: the PNG of the training curves and comparison")
+    model_version: str | None = Field(None, description="at the end: the registered version, `name/version`")
+    error: str | None = None
+
+
 class Done(_Event):
     type: Literal["done"] = "done"
     thread_id: str
@@ -86,7 +107,7 @@ class Done(_Event):
 
 
 Event = Annotated[TextDelta | PlanProposed | ApprovalNeeded | StepStarted | StepFinished | TableEvent | ChartSpec
-                  | ErrorEvent | Done, Field(discriminator="type")]
+                  | ErrorEvent | JobProgress | Done, Field(discriminator="type")]
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

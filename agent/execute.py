@@ -13,6 +13,7 @@ from catalog.errors import UserError
 from agent.charts import chart_for
 from agent.events import ChartSpec, StepFinished, StepStarted, TableEvent
 from agent.state import KEPT_ROWS, AgentState, Failure, Plan, Step, StepResult, TableData
+from tools.risk import Risk
 
 if TYPE_CHECKING:
     from langgraph.runtime import Runtime
@@ -55,7 +56,10 @@ def execute_node(state: AgentState, runtime: Runtime[AgentResources]) -> dict[st
         result = StepResult(step_id=step.id, tool=step.tool, ok=True, text=out.text, data=out.data,
                             table=TableData.from_result(out.result, keep=KEPT_ROWS) if full else None,
                             started_at=started, finished_at=_now())
-    emit(StepFinished(step_id=step.id, tool=step.tool, ok=result.ok, text=result.text, error=result.error))
+    # A compute step's `job_id` is the job it started (a read step such as job_status only reports one).
+    job_id = result.data.get("job_id") if result.ok and tool.risk is Risk.compute else None
+    emit(StepFinished(step_id=step.id, tool=step.tool, ok=result.ok, text=result.text, error=result.error,
+                      job_id=str(job_id) if job_id else None))
     if result.ok and full is not None:
         emit(TableEvent(step_id=step.id, table=full))
         chart: ChartSpec | None = chart_for(step.id, full)

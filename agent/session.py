@@ -1,5 +1,7 @@
 """`Session`: the one entry for every front-end. `send(text)` and `decide(...)` yield typed events;
-`pending()` shows the plan waiting for approval; `Session.threads(ws)` lists conversations.
+`pending()` shows the plan waiting for approval; `follow_job(id)` yields a job's progress until it ends
+(`job_progress(id)` is one look at it);
+`Session.threads(ws)` lists conversations.
 
 A session is one thread of one workspace for one principal; it holds a connection to `state.sqlite`
 and per-session caches, never results across threads.
@@ -7,6 +9,7 @@ and per-session caches, never results across threads.
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ from catalog.workspace import Workspace
 from agent import audit_log, thread_index
 from agent.audit_log import AuditEntry
 from agent.catalog_cache import CatalogCache
-from agent.events import ApprovalNeeded, Done, ErrorEvent, Event
+from agent.events import ApprovalNeeded, Done, ErrorEvent, Event, JobProgress
 from agent.planners import choose_planner
 from agent.planners.base import Planner, PlannerDeps
 from agent.resources import AgentResources
@@ -32,6 +35,10 @@ from tools.registry import ToolRegistry
 
 # Nodes after approval: a run stopped there (a crash) is finished before anything else happens.
 _MUST_FINISH = frozenset({"execute", "respond"})
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+# What a progress line shows while a job runs, and the evaluation figures its last line shows.
+_RUNNING_FIGURES = ("loss", "reward", "grad_norm", "tokens_per_s")
+_FINAL_FIGURES = ("eval_loss", "base_reward", "tuned_reward", "base_judge_score", "tuned_judge_score", "win_rate")
 
 
 class PendingApproval(BaseModel):
@@ -153,6 +160,46 @@ class Session:
             if self._unfinished():
                 yield from self._run(None)
 
+    # ---- following a job ------------------------------------------------------------------
+    def follow_job(self, job_id: str, interval: float = 1.0, timeout: float | None = None) -> Iterator[JobProgress]:
+        """A job's progress through the `job_status` tool, polled every `interval` seconds and yielded when it
+        changed; the last event (`final`) carries the evaluation figures, the report and the registered version.
+
+        Ending the iteration (or Ctrl-C) stops following, never the job. With `timeout` (seconds), following
+        stops there with one more event marked `timed_out`. Raises `UserError` at once for an unknown job.
+        """
+        if not interval > 0:
+            raise UserError(f"the polling interval must be a positive number of seconds, got {interval!r}")
+        if timeout is not None and not timeout >= 0:
+            raise UserError(f"the timeout must be a number of seconds, 0 or more, got {timeout!r}")
+        first = self.job_progress(job_id)
+        return self._following(first, interval, timeout)
+
+    def _following(self, progress: JobProgress, interval: float, timeout: float | None) -> Iterator[JobProgress]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        shown: tuple[Any, ...] | None = None
+        while not progress.final:
+            seen = (progress.status, progress.step, progress.metrics, progress.model_version)
+            if seen != shown:
+                yield progress
+                shown = seen
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                yield progress.model_copy(update={"timed_out": True, "text": progress.text
+                                                  + f" (stopped following after {timeout:g} s; the job goes on)"})
+                return
+            time.sleep(interval if left is None else min(interval, left))
+            progress = self.job_progress(progress.job_id)
+        yield progress
+
+    def job_progress(self, job_id: str) -> JobProgress:
+        """Where the job stands now (one poll of the `job_status` tool); `UserError` for an unknown job."""
+        tool = self.resources.tools.get("job_status")
+        if tool is None:
+            raise UserError("following a job needs the `job_status` tool, and this session was started without it")
+        out = tool.run_validated(tool.schema().model_validate({"job_id": job_id}))
+        return progress_event(out.data)
+
     # ---- what the thread holds ------------------------------------------------------------
     def pending(self) -> PendingApproval | None:
         snap = self._graph.get_state(self._config)
@@ -212,3 +259,41 @@ class Session:
         state = AgentState.model_validate(snap.values)
         last = state.history[-1].text if state.history and state.history[-1].role == "assistant" else ""
         return Done(thread_id=self.thread_id, status=state.outcome or "answered", text=last)
+
+
+def progress_event(data: dict[str, Any]) -> JobProgress:
+    """The `job_status` tool's data as a progress event with its one-line text."""
+    status, step = str(data["status"]), int(data.get("step") or 0)
+    total = int(data.get("max_steps") or 0)
+    total = total if total > 0 else None  # -1: it trains for whole epochs
+    metrics = {k: float(v) for k, v in (data.get("latest_metrics") or {}).items()}
+    final = status in FINAL_STATUSES
+    where = f"step {step}" + (f" of {total}" if total else "")
+    if status == "succeeded":
+        evaluation = dict(data.get("evaluation") or {})
+        figures = [_figure(k, evaluation[k]) for k in _FINAL_FIGURES if isinstance(evaluation.get(k), int | float)]
+        text = f"job {data['job_id']} succeeded after {step} steps" + "".join(f"; {f}" for f in figures)
+        if data.get("model_version"):
+            text += f"; registered {data['model_version']} (pending approval)"
+    elif status == "failed":
+        text = f"job {data['job_id']} failed at {where}: {data.get('error') or 'no reason recorded'}"
+    elif status == "cancelled":
+        text = f"job {data['job_id']} was cancelled at {where}"
+    else:
+        shown = [_figure(k, metrics[k]) for k in _RUNNING_FIGURES if k in metrics]
+        text = f"job {data['job_id']} is {status}: {where}" + "".join(f", {f}" for f in shown)
+    report = data.get("report") if final else None
+    curves = str(Path(report).with_name("curves.png")) if report else None
+    return JobProgress(job_id=str(data["job_id"]), status=status, step=step, max_steps=total, metrics=metrics,
+                       text=text, final=final, evaluation=dict(data.get("evaluation") or {}) if final else {},
+                       report=report, curves=curves if curves and Path(curves).exists() else None,
+                       model_version=data.get("model_version") if final else None,
+                       error=data.get("error") if status == "failed" else None)
+
+
+def _figure(name: str, value: float) -> str:
+    if name == "tokens_per_s":
+        return f"{value:,.0f} tokens/s"
+    if name == "win_rate":
+        return f"win rate of tuned over base {value:.0%}"
+    return f"{name.replace('_', ' ')} {value:.4g}"

@@ -1,4 +1,5 @@
-"""`lathe chat` (the conversation in a terminal) and `lathe ask` (one turn, for scripts).
+"""`lathe chat` (the conversation in a terminal) and `lathe ask` (one turn, for scripts). Both follow a job
+their turn started until it ends, printing its progress (`lathe ask --no-follow` returns at once).
 
 Both talk to `agent.Session`; the agent and rich are imported inside the commands so `lathe --help`
 stays fast.
@@ -42,8 +43,11 @@ def register(app: typer.Typer) -> None:
                                      "waiting in --thread) and run it."),
         as_json: bool = typer.Option(False, "--json", help="Print the events as JSON, one object per line."),
         thread: str | None = typer.Option(None, "--thread", "-t", help="Ask in this thread (default: a new one)."),
+        follow: bool = typer.Option(True, "--follow/--no-follow", help="Follow a job this turn starts until it "
+                                    "ends, printing its progress (Ctrl-C stops following, not the job)."),
     ) -> None:
-        """One turn, for scripts: exit 0 answered, 1 failed or rejected, 3 a plan waits for approval."""
+        """One turn, for scripts: exit 0 answered, 1 failed or rejected (or the job it followed failed),
+        3 a plan waits for approval."""
         from catalog.errors import UserError
         from agent.session import Session
 
@@ -59,14 +63,41 @@ def register(app: typer.Typer) -> None:
 
             view = TerminalView(Console())
 
+        started: list[str] = []
+
         def show(events) -> object:
             if view is not None:
-                return view.show(events)
+                done = view.show(events)
+                started.extend(view.started_jobs)
+                view.started_jobs.clear()
+                return done
             last = None
             for e in events:
                 print_json(e.to_json())
                 last = e if e.type == "done" else last
+                if e.type == "step_finished" and e.job_id:
+                    started.append(e.job_id)
             return last
+
+        def follow_started(session) -> str | None:
+            """Each started job followed to its end; the status the last one ended in."""
+            from agent.channels.terminal import follow as follow_in_terminal
+
+            ended = None
+            while started:
+                job_id = started.pop(0)
+                if view is not None:
+                    last = follow_in_terminal(session, view, job_id)
+                    ended = last.status if last is not None and last.final else None
+                    continue
+                try:
+                    for p in session.follow_job(job_id):
+                        print_json(p.to_json())
+                        ended = p.status if p.final else None
+                except KeyboardInterrupt:
+                    typer.echo(f"Stopped following job {job_id}; the job keeps running.", err=True)
+                    ended = None
+            return ended
 
         with Session(ws, thread) as session:
             done = None if text is None else show(session.send(text))
@@ -76,6 +107,8 @@ def register(app: typer.Typer) -> None:
                     raise UserError(f"no plan waits for approval in thread {session.thread_id}")
                 done = show(session.approve(plan_hash=waiting.plan_hash))
             status = done.status if done is not None else "failed"
+            if follow and follow_started(session) == "failed":
+                status = "failed"
             if status == "waiting_approval":
                 if view is not None:
                     typer.echo(f"Approve it with: lathe ask --thread {session.thread_id} --approve", err=True)

@@ -352,7 +352,7 @@ class JobStatus(LatheTool):
         return ToolOutput(text="; ".join(parts), result=result,
                           data={"job_id": job.id, "status": job.status, "step": job.step, "max_steps": total,
                                 "latest_metrics": latest, "evaluation": evaluation, "report": report,
-                                "model_version": job.model_version})
+                                "model_version": job.model_version, "error": job.error})
 
 
 class ListModelsArgs(ToolArgs):

@@ -1,5 +1,6 @@
-"""The terminal chat: renders a session's events with rich (streamed text, plan checklists, tables) and asks
-for decisions on waiting plans (approve, reject with a reason, edit a step's arguments as JSON).
+"""The terminal chat: renders a session's events with rich (streamed text, plan checklists, tables), asks
+for decisions on waiting plans (approve, reject with a reason, edit a step's arguments as JSON), and follows a
+job a run started with a progress line per change until it ends (Ctrl-C stops following, never the job).
 
 It reads and writes the terminal only; plans, approvals and runs all go through `agent.Session`.
 """
@@ -11,11 +12,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 from agent.channels.edits import parse_step_edit
+from agent.channels.job_views import approve_hint, evaluation_rows, progress_line
 from agent.channels.markdown_views import SHOWN_ROWS, plan_checklist
-from agent.events import Done, Event
+from agent.events import Done, Event, JobProgress
 from agent.state import TableData
 from catalog.errors import UserError
 from catalog.results import json_value
@@ -23,7 +26,9 @@ from catalog.results import json_value
 Ask = Callable[[str], str]  # shows a prompt, returns the line typed; raises EOFError when input ends
 
 HELP = ("Type a question or SQL. Commands: /threads (list conversations), /help, /quit. "
-        "When a plan waits: y approves, n rejects (with a reason), e edits a step's arguments.")
+        "When a plan waits: y approves, n rejects (with a reason), e edits a step's arguments. "
+        "A job a plan starts is followed until it ends; Ctrl-C stops following, not the job.")
+FOLLOW_INTERVAL_S = 1.0  # how often a followed job is polled
 
 
 class TerminalView:
@@ -33,6 +38,7 @@ class TerminalView:
         self.console = console
         self._in_text = False
         self.shown_plan = ""  # hash of the plan last drawn, so a waiting plan is not drawn twice in a row
+        self.started_jobs: list[str] = []  # jobs the runs shown so far started, not yet followed
 
     def show(self, events: Iterable[Event]) -> Done | None:
         """Render every event; the closing `Done` is returned."""
@@ -71,15 +77,32 @@ class TerminalView:
                 self.console.print(f"[green]✓[/] {event.step_id}: {first}", markup=True, highlight=False)
             else:
                 self.console.print(f"[red]✗[/] {event.step_id}: {event.error}", highlight=False)
+            if event.job_id:
+                self.started_jobs.append(event.job_id)
         elif kind == "table":
             self.console.print(rich_table(event.table))
         elif kind == "chart":
             self.console.print(f"[dim]chart: {event.title} ({event.kind}; shown in `lathe ui`)[/]", highlight=False)
         elif kind == "error":
             self.console.print(f"[bold red]error:[/] {event.message}", highlight=False)
+        elif kind == "job_progress":
+            self._job_progress(event)
         elif kind == "done":
             if event.status in ("failed", "rejected"):
                 self.console.print(f"[dim]({event.status})[/]")
+
+    def _job_progress(self, p: JobProgress) -> None:
+        style = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(p.status, "dim")
+        self.console.print(f"[{style}]{escape(progress_line(p))}[/]", highlight=False)
+        if p.status != "succeeded":
+            return
+        for name, value in evaluation_rows(p.evaluation):
+            self.console.print(f"  {name}: {value}", markup=False, highlight=False)
+        if p.report:
+            self.console.print(f"  report: {p.report}" + (f" (curves: {p.curves})" if p.curves else ""),
+                               markup=False, highlight=False)
+        if p.model_version:
+            self.console.print(f"  {approve_hint(p.model_version)}".replace("`", ""), markup=False, highlight=False)
 
     def _end_text(self) -> None:
         if self._in_text:
@@ -100,6 +123,31 @@ def rich_table(table: TableData, max_rows: int = SHOWN_ROWS) -> Table:
     for row in table.rows[:max_rows]:
         t.add_row(*["" if v is None else str(json_value(v)) for v in row])
     return t
+
+
+def follow_started(session: Any, view: TerminalView, interval: float = FOLLOW_INTERVAL_S) -> JobProgress | None:
+    """Follow each job the runs shown so far started, one after another; the last one's last progress."""
+    last = None
+    while view.started_jobs:
+        last = follow(session, view, view.started_jobs.pop(0), interval)
+    return last
+
+
+def follow(session: Any, view: TerminalView, job_id: str, interval: float = FOLLOW_INTERVAL_S) -> JobProgress | None:
+    """Print the job's progress until it ends; Ctrl-C stops following, never the job (its process runs apart)."""
+    view.console.print(f"[dim]Following job {job_id} until it ends (Ctrl-C stops following; the job goes on).[/]",
+                       highlight=False)
+    last = None
+    try:
+        for progress in session.follow_job(job_id, interval=interval):
+            view.render(progress)
+            last = progress
+    except KeyboardInterrupt:
+        view.console.print(f"Stopped following job {job_id}; the job keeps running. Ask “how is the job doing?” "
+                           f"or run `lathe jobs show {job_id}`.", markup=False, highlight=False)
+    except UserError as e:
+        view.console.print(f"[bold red]error:[/] cannot follow job {job_id}: {e}", highlight=False)
+    return last
 
 
 def decide(session: Any, view: TerminalView, ask: Ask) -> Done | None:
@@ -135,6 +183,7 @@ def decide(session: Any, view: TerminalView, ask: Ask) -> Done | None:
         except UserError as e:
             view.console.print(f"[bold red]error:[/] {e}", highlight=False)
             continue
+        follow_started(session, view)
         if done is not None and done.status != "waiting_approval":
             return done
     return None
@@ -166,6 +215,7 @@ def chat(session: Any, console: Console, ask: Ask, threads: Callable[[], list[An
             except UserError as e:
                 console.print(f"[bold red]error:[/] {e}", highlight=False)
                 continue
+            follow_started(session, view)
             if done is not None and done.status == "waiting_approval":
                 decide(session, view, ask)
     except (EOFError, KeyboardInterrupt):

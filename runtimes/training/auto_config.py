@@ -20,6 +20,8 @@ from runtimes.training.hardware import Hardware
 from runtimes.training.memory_estimate import (MemoryEstimate, Method, ModelShape, Precision, Recipe, TrainingShape,
                                                estimate_memory, gib)
 from runtimes.training.plan_explanation import validate_overrides
+from runtimes.training.recipes.generation_groups import (MIN_GENERATIONS, accumulation_for, fitting_generations,
+                                                         group_advice)
 
 RL_RECIPES = ("rlvr", "rlaif")
 # Below this size full fine-tuning is cheap and learns most; above it adapters give nearly the same quality.
@@ -145,17 +147,14 @@ def auto_configure(shape: ModelShape, data: DataProfile, hardware: Hardware, rec
     rl = recipe in RL_RECIPES
     num_generations = completion_len = None
     if rl:
-        num_generations = decide("num_generations", 8 if device == "cuda" else 4,
-                                 "completions per prompt that GRPO compares; fewer on CPU, where each is slow")
+        # The group size is settled once the batch is (see `_fit_groups`); the batch is sized for it meanwhile.
+        num_generations = fixed.get("num_generations", _usual_generations(device))
         completion_len = _choose_completion_length(data, decide)
     else:
         for name in ("num_generations", "max_completion_length"):
             decisions[name] = Decision(name, None, "only GRPO (rlvr, rlaif) generates completions")
     effective_batch = decide("effective_batch", _default_effective_batch(data, recipe, num_generations),
                              _effective_batch_reason(data, recipe, num_generations))
-    if rl and effective_batch % num_generations:
-        raise UserError(f"effective_batch {effective_batch} must be a multiple of num_generations "
-                        f"{num_generations} (each prompt's completions are scored together)")
 
     budget = int(hardware.budget_bytes * SAFETY)
     seq = max_length + (completion_len or 0)
@@ -178,9 +177,14 @@ def auto_configure(shape: ModelShape, data: DataProfile, hardware: Hardware, rec
     checkpointing = decide("gradient_checkpointing", checkpointing, why["gradient_checkpointing"])
     accumulation = decide("gradient_accumulation", max(1, math.ceil(effective_batch / micro)),
                           f"{effective_batch} examples per step in micro-batches of {micro}")
+    if rl:
+        micro, accumulation, num_generations = _fit_groups(micro, accumulation, _usual_generations(device), fixed,
+                                                           decisions, decide)
     if micro * accumulation != effective_batch and "effective_batch" not in fixed:
+        aimed = decisions["effective_batch"]
         effective_batch = micro * accumulation
-        decisions["effective_batch"] = replace(decisions["effective_batch"], value=effective_batch)
+        decisions["effective_batch"] = replace(aimed, value=effective_batch, reason=(
+            f"micro_batch {micro} × gradient_accumulation {accumulation} (aiming at {aimed.value}: {aimed.reason})"))
 
     packing, padding_free = _choose_batching(data, recipe, max_length, micro, decide)
     lr_full, lr_adapter = LEARNING_RATES[recipe]
@@ -233,6 +237,48 @@ def _choose_completion_length(data: DataProfile, decide) -> int:
         return decide("max_completion_length", length,
                       f"the reference answers' 99th percentile is {p} tokens, rounded up to {length}")
     return decide("max_completion_length", 256, "no reference answers to measure: 256 tokens, room for a worked answer")
+
+
+def _usual_generations(device: str) -> int:
+    return 8 if device == "cuda" else 4  # fewer on CPU, where each completion is slow to generate
+
+
+def _fit_groups(micro: int, accumulation: int, usual: int, fixed: dict[str, Any], decisions: dict[str, Decision],
+                decide) -> tuple[int, int, int]:
+    """(micro-batch, accumulation, num_generations) whose completions per step hold whole groups: the group size
+    follows the batch unless the user set it; then an accumulation or micro-batch the user left open follows the
+    group size; only values the user set for all three that do not fit are refused, naming ones that would."""
+    batch = micro * accumulation
+    if "num_generations" not in fixed:
+        n = fitting_generations(batch, usual)
+        if n is None:
+            raise UserError(f"GRPO compares at least {MIN_GENERATIONS} completions of each prompt, and micro_batch "
+                            f"{micro} × gradient_accumulation {accumulation} makes 1 per step: set "
+                            f"gradient_accumulation={accumulation_for(micro, usual)} (or micro_batch={usual})")
+        why = f"micro_batch {micro} × gradient_accumulation {accumulation} = {batch} completions per step"
+        reason = (f"completions per prompt that GRPO compares (fewer on CPU, where each is slow); {why} hold "
+                  f"{batch // n} prompts' groups" if n == usual else
+                  f"{why}: a group size that fits whole, the nearest to the usual {usual}, which does not divide "
+                  f"{batch}")
+        return micro, accumulation, decide("num_generations", n, reason)
+    n = fixed["num_generations"]
+    if batch % n:
+        if "gradient_accumulation" not in fixed:
+            accumulation = accumulation_for(micro, n, at_least=accumulation)
+            decisions["gradient_accumulation"] = Decision(
+                "gradient_accumulation", accumulation, f"micro_batch {micro} × {accumulation} = "
+                f"{micro * accumulation} completions per step, the nearest that holds whole groups of your "
+                f"num_generations {n}")
+        elif "micro_batch" not in fixed:
+            step = n // math.gcd(accumulation, n)
+            micro = max(step, micro // step * step)
+            decisions["micro_batch"] = replace(decisions["micro_batch"], value=micro, reason=(
+                f"{micro} × your gradient_accumulation {accumulation} holds whole groups of your num_generations {n}"
+                f" (memory alone allowed {decisions['micro_batch'].value})"))
+        else:
+            raise UserError(group_advice(micro, accumulation, n, "gradient_accumulation"))
+    return micro, accumulation, decide("num_generations", fitting_generations(micro * accumulation, usual) or usual,
+                                       "completions per prompt that GRPO compares")
 
 
 def _default_effective_batch(data: DataProfile, recipe: Recipe, generations: int | None) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from runtimes.training.recipes.base_config import RecipeConfig
+from runtimes.training.recipes.generation_groups import accumulation_for, fitting_generations, group_advice
 from runtimes.training.rewards.combine import RewardSpec
 
 
@@ -16,7 +17,8 @@ class GrpoRecipeConfig(RecipeConfig):
     micro_batch: int = Field(8, ge=1, description="completions per forward/backward pass")
     max_length: int = Field(512, ge=8, description="prompt tokens kept (longer prompts are cut from the left)")
     num_generations: int = Field(8, ge=2, description="completions sampled per prompt; rewards are compared "
-                                                      "within each group")
+                                                      "within each group (when not set: 8, or the largest group "
+                                                      "size that micro_batch × grad_accum holds whole)")
     max_completion_length: int = Field(256, ge=1, description="tokens generated per completion")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the completions")
     kl_beta: float = Field(0.0, ge=0, description="KL penalty towards the base model (0: none, no reference copy)")
@@ -25,10 +27,18 @@ class GrpoRecipeConfig(RecipeConfig):
     @model_validator(mode="after")
     def _groups_fit(self) -> "GrpoRecipeConfig":
         batch = self.micro_batch * self.grad_accum
-        if batch % self.num_generations:
-            raise ValueError(f"micro_batch × grad_accum ({batch}) must be a multiple of num_generations "
-                             f"({self.num_generations}): each prompt's completions are scored as one group")
-        return self
+        if batch % self.num_generations == 0:
+            return self
+        if "num_generations" not in self.model_fields_set:  # not the user's: the group size follows the batch
+            fitting = fitting_generations(batch, self.num_generations)
+            if fitting is not None:
+                self.num_generations = fitting
+                return self
+            if "grad_accum" not in self.model_fields_set:  # a batch of one: accumulate whole groups instead
+                self.grad_accum = accumulation_for(self.micro_batch, self.num_generations)
+                return self
+        raise ValueError(group_advice(self.micro_batch, self.grad_accum, self.num_generations, "grad_accum",
+                                      "gradient_accumulation"))
 
 
 class RlvrRecipeConfig(GrpoRecipeConfig):

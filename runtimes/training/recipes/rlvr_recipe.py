@@ -22,11 +22,14 @@ def grpo_arguments(config: GrpoRecipeConfig, output_dir: Path, *, has_eval: bool
     """TRL's `GRPOConfig` for a GRPO-based recipe."""
     from trl import GRPOConfig
 
-    return GRPOConfig(**setup.training_arguments(config, output_dir, has_eval=has_eval),
-                      num_generations=config.num_generations, max_completion_length=config.max_completion_length,
-                      temperature=config.temperature, beta=config.kl_beta,
-                      scale_rewards="group" if config.scale_rewards else "none", reward_weights=reward_weights,
-                      log_completions=False)
+    args = setup.training_arguments(config, output_dir, has_eval=has_eval)
+    # Evaluation generates whole groups too: its batch is the micro-batch rounded to whole groups (at least one).
+    groups = max(1, config.micro_batch // config.num_generations)
+    args["per_device_eval_batch_size"] = groups * config.num_generations
+    return GRPOConfig(**args, num_generations=config.num_generations,
+                      max_completion_length=config.max_completion_length, temperature=config.temperature,
+                      beta=config.kl_beta, scale_rewards="group" if config.scale_rewards else "none",
+                      reward_weights=reward_weights, log_completions=False)
 
 
 def build_grpo_trainer(config: GrpoRecipeConfig, model_source: ModelSource, prepared: Any, output_dir: Path,

@@ -1,0 +1,49 @@
+"""The chat UI follows a fine-tuning job it started, in a real browser: `app.py` under Chainlit on a demo workspace
+(offline planner), driven by Debian's Chromium through Playwright. Approving the plan starts a real tiny DPO job;
+one progress message follows it to `succeeded`, then the evaluation report arrives with the curves as an image,
+the registered version and how to approve it, while the chat stays usable."""
+from __future__ import annotations
+
+import pytest
+
+from catalog.workspace import Workspace
+from catalog.workspace_setup import init_workspace
+from runtimes.training.jobs.store import JobStore
+from tests.test_ui_browser import WAIT_MS, _ask, _evidence
+from tests.ui_server import browser, chromium, ui_server
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(chromium() is None, reason="Debian's `chromium` is not installed "
+                                 "(apt-get install -y chromium); the browser test needs it")]
+
+JOB_WAIT_MS = 180_000  # a worker process starts, trains two steps, evaluates and registers
+
+
+def test_a_job_started_from_the_chat_is_followed_to_its_report(tmp_path):
+    from runtimes.training.tiny_models import install_demo_models
+
+    ws = Workspace(tmp_path / "ws")
+    init_workspace(ws, demo=True, scale=0.1)
+    install_demo_models(ws)
+    with browser() as b, ui_server(ws.root, tmp_path / "ui.log") as url:
+        page = b.new_page(viewport={"width": 1300, "height": 1000})
+        with _evidence(page, tmp_path, "job_progress"):
+            page.goto(url + "/")
+            page.get_by_text("No LLM is configured").wait_for(timeout=WAIT_MS)
+            _ask(page, "fine-tune tiny-qwen3 with dpo on reply_preferences max_steps=2 max_length=64")
+            page.get_by_text("Waiting for your approval").first.wait_for(timeout=WAIT_MS)
+            page.get_by_role("button", name="Approve").click()
+
+            page.get_by_text("Evaluation of job").wait_for(timeout=JOB_WAIT_MS)
+            (job,) = JobStore(ws).list()
+            assert job.status == "succeeded"
+            # The one progress message, rewritten in place, ends at the job's final state.
+            progress = page.get_by_text(f"Job {job.id} — ")
+            assert progress.count() == 1 and "succeeded" in progress.inner_text() and "2/2" in progress.inner_text()
+            page.get_by_text("eval loss", exact=True).first.wait_for(timeout=WAIT_MS)  # a row of the figures
+            page.get_by_text("Registered tiny-qwen3-dpo/1, pending approval.").wait_for(timeout=WAIT_MS)
+            page.get_by_text("lathe models approve tiny-qwen3-dpo 1 --by NAME").wait_for(timeout=WAIT_MS)
+            page.locator(f"img[alt='{job.id} curves']").wait_for(timeout=WAIT_MS)
+
+            _ask(page, "SELECT count(*) AS jobs_seen FROM reply_preferences")  # the chat is free again
+            page.locator("table", has_text="jobs_seen").first.wait_for(timeout=WAIT_MS)
