@@ -9,6 +9,8 @@ import typer
 from cli import (catalog_commands, chat_command, finetune_command, init_command, query_command, sql_command,
                  tour_command, ui_command)
 from cli import monitor_command
+from cli import serve_commands
+from cli import batch_commands
 from catalog.offline import apply_offline_env
 from cli.context import set_workspace
 
@@ -42,6 +44,8 @@ ui_command.register(app)
 chat_command.register(app)
 finetune_command.register(app)
 monitor_command.register(app)
+serve_commands.register(app)
+batch_commands.register(app)
 
 if __name__ == "__main__":
     app()

@@ -26,7 +26,10 @@ def test_registry_finds_every_tool_with_its_risk():
         "list_tables": Risk.read, "query_metrics": Risk.read, "run_sql": Risk.read, "search_catalog": Risk.read,
         "propose_finetune": Risk.read, "start_finetune": Risk.compute, "job_status": Risk.read,
         "list_models": Risk.read, "approve_model_version": Risk.write,
-        "create_monitor": Risk.write, "endpoint_report": Risk.read, "list_alerts": Risk.read}
+        "create_monitor": Risk.write, "endpoint_report": Risk.read, "list_alerts": Risk.read,
+        "deploy_model": Risk.deploy, "list_endpoints": Risk.read, "invoke_endpoint": Risk.read,
+        "stop_endpoint": Risk.deploy,
+        "run_batch": Risk.compute, "batch_status": Risk.read, "submit_async": Risk.compute, "async_status": Risk.read}
     with pytest.raises(UserError, match="no tool `describe_tabel`; did you mean `describe_table`"):
         reg.get("describe_tabel")
 

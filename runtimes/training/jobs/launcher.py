@@ -10,16 +10,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from catalog.errors import UserError
-from catalog.offline import OFFLINE_ENV
 from catalog.workspace import Workspace
+from runtimes.job_process import is_worker_alive, spawn_worker  # recovery and the CLI import is_worker_alive here
 from runtimes.training.jobs.store import ACTIVE, FINAL, Job, JobSpec, JobStore
 
-_ROOT = Path(__file__).resolve().parents[3]
 STARTING_GRACE_S = 60.0  # a claimed job whose worker has not yet written its pid is starting, not dead
 
 
@@ -104,28 +102,9 @@ def wait(ws: Workspace, job_id: str, timeout_s: float = 600.0, poll_s: float = 0
         time.sleep(poll_s)
 
 
-def is_worker_alive(pid: int, job_id: str) -> bool:
-    """The process exists, is not a zombie, and is this job's worker (a reused pid is not)."""
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        return p.status() != psutil.STATUS_ZOMBIE and job_id in " ".join(p.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
 def log_path(ws: Workspace, job_id: str) -> Path:
     return ws.root / "runs" / job_id / "worker.log"
 
 
 def _spawn(ws: Workspace, job_id: str) -> int:
-    log = log_path(ws, job_id)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
-    with open(log, "ab") as out:
-        # A new session: the job survives the command that started it and its terminal's Ctrl-C.
-        proc = subprocess.Popen([sys.executable, "-m", "runtimes.training.jobs.worker", job_id,
-                                 "--workspace", str(ws.root)], cwd=_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc.pid
+    return spawn_worker(ws, "runtimes.training.jobs.worker", job_id, log_path(ws, job_id))

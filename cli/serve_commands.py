@@ -1,0 +1,172 @@
+"""`lathe deploy`, `lathe endpoints …` and `lathe invoke`: serve registered model versions behind an
+OpenAI-compatible endpoint, look after the endpoints, and call one with the `openai` client.
+
+Serving libraries are imported only when a command runs, so `lathe --help` stays fast.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+
+from cli.context import command, print_json, print_table, workspace
+
+endpoints_app = typer.Typer(help="Endpoints: list, show, start, stop, delete.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(command(deploy))
+    app.command("invoke")(command(invoke))
+    app.add_typer(endpoints_app, name="endpoints")
+
+
+def deploy(
+    models: list[str] = typer.Argument(..., help="What to serve: NAME (latest approved), NAME@N, NAME@approved, "
+                                       "NAME@latest or a workspace base model; several share one endpoint."),
+    name: str | None = typer.Option(None, "--name", "-n", help="Endpoint name (default: the first model's name)."),
+    serverless: bool = typer.Option(False, "--serverless", help="Load on the first request and unload after "
+                                    "--idle-timeout seconds without requests (scale to zero)."),
+    idle_timeout: float = typer.Option(300.0, "--idle-timeout", help="Serverless: seconds idle before unloading."),
+    port: int | None = typer.Option(None, "--port", "-p", help="A fixed port (default: any free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Where to listen (loopback unless you say otherwise)."),
+    max_adapters: int = typer.Option(4, "--max-adapters", help="LoRA adapters kept loaded per base model."),
+    capture_rate: float = typer.Option(1.0, "--capture-rate", help="Share of requests captured for monitoring."),
+    quantize: str = typer.Option("none", "--quantize", help="none, int8 (CPU or GPU) or int4 (GPU only)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Deploy model versions behind an OpenAI-compatible endpoint (prints its API key once)."""
+    from runtimes.serving.endpoints import deploy as run_deploy
+
+    d = run_deploy(workspace(), models, name=name, mode="serverless" if serverless else "realtime",
+                   idle_timeout=idle_timeout, host=host, port=port, max_adapters=max_adapters,
+                   capture_rate=capture_rate, quantize=quantize)
+    e = d.endpoint
+    if as_json:
+        print_json({**e.to_json(), "api_key": d.api_key, "created": d.created})
+        return
+    typer.echo(f"endpoint `{e.name}` {e.status} at {e.url} ({e.mode}), serving {', '.join(e.model_ids)}")
+    if d.api_key:
+        typer.echo(f"API key (shown once, keep it): {d.api_key}")
+        typer.echo("call it:\n"
+                   "  from openai import OpenAI\n"
+                   f"  client = OpenAI(base_url=\"{e.url}\", api_key=\"<the key>\")\n"
+                   f"  client.chat.completions.create(model=\"{e.model_ids[0]}\", "
+                   "messages=[{\"role\": \"user\", \"content\": \"Hello\"}])")
+    else:
+        typer.echo("it already existed: its API key is unchanged")
+
+
+def invoke(
+    endpoint: str = typer.Argument(..., help="The endpoint's name."),
+    text: str = typer.Argument(..., help="The message to send."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Which served model (default: the first)."),
+    stream: bool = typer.Option(False, "--stream", help="Print the reply as it is generated."),
+    max_tokens: int = typer.Option(128, "--max-tokens", min=1),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, max=2.0),
+    system: str | None = typer.Option(None, "--system", help="A system message."),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="LATHE_API_KEY",
+                                       help="The endpoint's key (default: the workspace's local key)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Send one chat message to an endpoint with the `openai` client and print the reply."""
+    from runtimes.serving.endpoint_client import invoke as run_invoke
+
+    def piece(p: str) -> None:
+        typer.echo(p, nl=False)
+
+    out = run_invoke(workspace(), endpoint, text, model=model, system=system, max_tokens=max_tokens,
+                     temperature=temperature, api_key=api_key, on_piece=piece if stream and not as_json else None)
+    if as_json:
+        print_json(out.to_json())
+        return
+    if stream:
+        typer.echo("")
+    else:
+        typer.echo(out.text)
+    cold = f", cold start {out.cold_start_ms:.0f} ms" if out.cold_start_ms is not None else ""
+    tokens = out.usage.get("completion_tokens", "?")
+    typer.echo(f"[{out.model}: {tokens} tokens, {out.finish_reason}, {out.latency_ms:.0f} ms{cold}]", err=True)
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def _last_cold_start(e) -> str:
+    return f"{e.cold_starts[-1]['cold_start_ms']:.0f} ms" if e.cold_starts else ""
+
+
+@endpoints_app.command("list")
+@command
+def endpoints_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """All endpoints with their status (a dead process shows as failed, never running)."""
+    from runtimes.serving.endpoints import list_endpoints
+
+    found = list_endpoints(workspace())
+    if as_json:
+        print_json([e.to_json() for e in found])
+        return
+    print_table(["endpoint", "status", "mode", "url", "models", "last cold start", "created"],
+                [[e.name, e.status, e.mode, e.url if e.status in ("running", "idle") else "",
+                  ", ".join(e.model_ids), _last_cold_start(e), _when(e.created_at)] for e in found])
+
+
+@endpoints_app.command("show")
+@command
+def endpoints_show(name: str, events: int = typer.Option(10, "--events", help="How many recent events to show."),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """One endpoint: models, settings, status, cold starts and recent events."""
+    from runtimes.serving.endpoint_store import EndpointStore
+    from runtimes.serving.endpoints import get_endpoint
+
+    ws = workspace()
+    e = get_endpoint(ws, name)
+    recent = EndpointStore(ws).events(name)[-events:] if events > 0 else []
+    if as_json:
+        print_json({**e.to_json(), "events": [ev.__dict__ for ev in recent]})
+        return
+    rows = [["status", e.status + (f" ({e.error})" if e.error else "")], ["mode", e.mode], ["url", e.url or ""],
+            ["pid", e.pid or ""], ["created", _when(e.created_at)], ["capture rate", e.capture_rate]]
+    if e.mode == "serverless":
+        rows.append(["idle timeout", f"{e.idle_timeout:g} s"])
+        if e.cold_starts:
+            ms = sorted(c["cold_start_ms"] for c in e.cold_starts)
+            rows.append(["cold starts", f"{len(ms)}; last {e.cold_starts[-1]['cold_start_ms']:.0f} ms, "
+                                        f"median {ms[len(ms) // 2]:.0f} ms, max {ms[-1]:.0f} ms"])
+    rows += [[f"model {m['id']}", m["adapter"] and f"adapter over {m['base_ref']}" or f"base {m['base']}"]
+             for m in e.models]
+    print_table(["field", "value"], rows, title=e.name)
+    for ev in recent:
+        typer.echo(f"{_when(ev.at)}  {ev.kind:<10} {ev.message}")
+
+
+@endpoints_app.command("start")
+@command
+def endpoints_start(name: str) -> None:
+    """Start a stopped (or failed) endpoint again, with its models and key."""
+    from runtimes.serving.endpoints import start
+
+    e = start(workspace(), name)
+    typer.echo(f"endpoint `{e.name}` {e.status} at {e.url}")
+
+
+@endpoints_app.command("stop")
+@command
+def endpoints_stop(name: str) -> None:
+    """Stop an endpoint's process; it stays listed and can be started again."""
+    from runtimes.serving.endpoints import stop
+
+    e = stop(workspace(), name)
+    typer.echo(f"endpoint `{e.name}` {e.status}")
+
+
+@endpoints_app.command("delete")
+@command
+def endpoints_delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Stop and remove an endpoint (its key stops working)."""
+    from runtimes.serving.endpoints import delete
+
+    if not yes:
+        typer.confirm(f"delete endpoint `{name}`? Its API key stops working", abort=True)
+    delete(workspace(), name)
+    typer.echo(f"endpoint `{name}` deleted")

@@ -1,0 +1,215 @@
+"""The OpenAI wire format an endpoint speaks: request bodies as pydantic models (the fields Lathe honours; unknown
+fields ignored, as OpenAI does), response and stream-chunk bodies, and OpenAI-shaped error bodies.
+
+Pure data: it never generates, loads a model or touches HTTP; `openai_api` does.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+MAX_STOP = 4  # OpenAI's own limit on stop sequences
+
+
+class APIError(Exception):
+    """An answer with an OpenAI-shaped error body: `{"error": {"message", "type", "param", "code"}}`."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def validation_error(e: ValidationError | list[dict[str, Any]]) -> APIError:
+    """The first problem of a request body as a 400 naming the field, as OpenAI words it."""
+    errors = e.errors() if isinstance(e, ValidationError) else e
+    err = errors[0]
+    loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+    param = ".".join(loc) or None
+    if err.get("type") == "missing" and not param:
+        return APIError(400, "The request has no body: send a JSON object.", code="invalid_json")
+    if err.get("type") == "missing":
+        return APIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if err.get("type") == "json_invalid":
+        return APIError(400, "The request body is not valid JSON: " + str(err.get("ctx", {}).get("error", err["msg"])),
+                        code="invalid_json")
+    if not param and err.get("type") in ("model_attributes_type", "dict_type"):
+        return APIError(400, "The request body must be a JSON object (send it with `Content-Type: "
+                        "application/json`).", code="invalid_json")
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    got = err.get("input")
+    shown = f" (got {got!r})" if param and not isinstance(got, dict | list) and got is not None else ""
+    return APIError(400, f"Invalid value for '{param}': {msg}{shown}." if param else msg, param=param,
+                    code="invalid_value" if param else "invalid_request")
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    text: str | None = None
+
+
+class RequestMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _text_only(cls, v: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        if isinstance(v, list) and any(p.type != "text" for p in v):
+            kinds = sorted({p.type for p in v if p.type != "text"})
+            raise ValueError(f"only text content parts are supported, not {', '.join(kinds)}")
+        return v
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text or "" for p in self.content)
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class _Request(BaseModel):
+    """Fields both routes share. Unknown fields are ignored; known ones Lathe cannot honour are refused."""
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    n: int | None = 1
+    user: str | None = None
+    metadata: dict[str, str] | None = Field(None, description="free labels; `group` feeds per-group monitoring")
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, v: int | None) -> int | None:
+        if v not in (None, 1):
+            raise ValueError("Lathe endpoints return one choice per request: send n=1 (or leave it out)")
+        return v
+
+    @field_validator("stop")
+    @classmethod
+    def _few_stops(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, list) and len(v) > MAX_STOP:
+            raise ValueError(f"at most {MAX_STOP} stop sequences, got {len(v)}")
+        return v
+
+    def stops(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else [s for s in (self.stop or []) if s]
+
+    def group(self) -> str | None:
+        return (self.metadata or {}).get("group")
+
+    def wants_usage_chunk(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(_Request):
+    messages: list[RequestMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool | None = None
+    tools: list[dict[str, Any]] | None = None
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, v: bool | None) -> bool | None:
+        if v:
+            raise ValueError("log probabilities are not returned by Lathe endpoints: leave `logprobs` out")
+        return v
+
+    @field_validator("tools")
+    @classmethod
+    def _no_tools(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if v:
+            raise ValueError("tool calls are not supported by Lathe endpoints: send the request without `tools`")
+        return v
+
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+class CompletionRequest(_Request):
+    prompt: str | list[str]
+    echo: bool | None = None
+    best_of: int | None = None
+    logprobs: int | None = None
+    suffix: str | None = None
+
+    @model_validator(mode="after")
+    def _supported(self) -> "CompletionRequest":
+        if isinstance(self.prompt, list) and len(self.prompt) != 1:
+            raise ValueError(f"`prompt` must be one string (Lathe answers one prompt per request), "
+                             f"got a list of {len(self.prompt)}")
+        for name, bad in (("echo", bool(self.echo)), ("best_of", self.best_of not in (None, 1)),
+                          ("logprobs", self.logprobs is not None), ("suffix", bool(self.suffix))):
+            if bad:
+                raise ValueError(f"`{name}` is not supported by Lathe endpoints: leave it out")
+        return self
+
+    def text(self) -> str:
+        return self.prompt[0] if isinstance(self.prompt, list) else self.prompt
+
+    def token_limit(self) -> int | None:
+        return self.max_tokens
+
+
+# ---- response bodies ------------------------------------------------------------------------------------
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def chat_completion(request_id: str, model: str, text: str, finish_reason: str, prompt_tokens: int,
+                    completion_tokens: int) -> dict[str, Any]:
+    return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                         "logprobs": None, "finish_reason": finish_reason}],
+            "usage": usage(prompt_tokens, completion_tokens)}
+
+
+def chat_chunk(request_id: str, model: str, created: int, delta: dict[str, Any],
+               finish_reason: str | None = None) -> dict[str, Any]:
+    return {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+
+
+def text_completion(request_id: str, model: str, text: str, finish_reason: str, prompt_tokens: int,
+                    completion_tokens: int) -> dict[str, Any]:
+    return {"id": request_id, "object": "text_completion", "created": int(time.time()), "model": model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+            "usage": usage(prompt_tokens, completion_tokens)}
+
+
+def completion_chunk(request_id: str, model: str, created: int, text: str,
+                     finish_reason: str | None = None) -> dict[str, Any]:
+    return {"id": request_id, "object": "text_completion", "created": created, "model": model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}]}
+
+
+def usage_chunk(request_id: str, model: str, created: int, obj: str, prompt_tokens: int,
+                completion_tokens: int) -> dict[str, Any]:
+    """The last chunk of a stream with `stream_options.include_usage`: no choices, the usage."""
+    return {"id": request_id, "object": obj, "created": created, "model": model, "system_fingerprint": None,
+            "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
+
+
+def model_card(model_id: str, created: int) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": "lathe"}
