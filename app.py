@@ -1,7 +1,8 @@
 """Lathe's chat UI (Chainlit 2.12), started by `lathe ui`: one `agent.Session` per chat thread, rendering its
 events as streamed answers, tool steps, a plan checklist with Approve / Reject / Edit, tables and Plotly
 charts; a fine-tuning job a plan starts is followed in the background (one progress message, then the
-evaluation report); CSV or Parquet files dropped into the chat become catalogued tables.
+evaluation report); monitors due run while a chat is open and their alerts are posted into it; CSV or
+Parquet files dropped into the chat become catalogued tables.
 
 It only presents and asks: every plan, decision and run goes through `agent.Session`, and the agent's
 threads in `state.sqlite` stay the source of truth (Chainlit's history only replays what was shown).
@@ -15,6 +16,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -43,6 +45,7 @@ UI_ROOT = Path(cl_config.root)
 PRINCIPAL = Principal.local_admin()  # the person at this machine, until log-in and roles arrive
 OTHER_THREADS_CHECKED = 10  # recent threads looked at for plans waiting for approval, at chat start
 FOLLOW_INTERVAL_S = 2.0  # how often a followed job is polled
+ALERTS_INTERVAL_S = 15.0  # how often due monitors run and new alerts are looked for
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 LLM_HOWTO = """To plan with an LLM, add to `lathe.toml` in the workspace and restart `lathe ui`:
@@ -279,6 +282,27 @@ async def follow_job(thread_id: str, job_id: str) -> None:
         await cl.Message(content=report_markdown(progress), elements=elements).send()
 
 
+# ---- alerts ---------------------------------------------------------------------------------
+def watch_alerts(thread_id: str) -> None:
+    """Run due monitors and post the alerts they raise into this chat, while it is open."""
+    if cl.user_session.get("alerts_task") is None:
+        cl.user_session.set("alerts_task", asyncio.create_task(post_alerts(thread_id, time.time())))
+
+
+async def post_alerts(thread_id: str, since: float) -> None:
+    session = await _session(thread_id)
+    while True:
+        try:
+            alerts = await asyncio.to_thread(session.new_alerts, since)
+        except UserError as e:  # e.g. a damaged monitor file: say it once a round, keep watching
+            alerts = []
+            await cl.Message(content=f"**Monitors could not run:** {e}").send()
+        for alert in alerts:
+            await cl.Message(content=f"**Alert on `{alert.endpoint}`** ({alert.rule}): {alert.message}").send()
+            since = max(since, alert.created_at)
+        await asyncio.sleep(ALERTS_INTERVAL_S)
+
+
 async def send_approval(thread_id: str, plan: Plan, plan_hash: str, needs: list[str], notice: str | None,
                         title: str | None = None, message: cl.Message | None = None) -> cl.Message:
     """The plan as a checklist with Approve / Reject / Edit buttons bound to this plan of this thread
@@ -361,6 +385,7 @@ async def start() -> None:
                              f"quarter”, or SQL. Plans that change anything wait for your approval; drop a CSV "
                              f"or Parquet file here to add it as a table.{how}").send()
     await _waiting_elsewhere(session.thread_id)
+    watch_alerts(session.thread_id)
 
 
 async def _waiting_elsewhere(current: str) -> None:
@@ -395,6 +420,7 @@ async def resume(thread: ThreadDict) -> None:
     # Chainlit redraws the resumed thread from `thread` right after this hook, which would drop what was
     # just sent: it goes into that history too (its buttons, sent separately, stay).
     thread["steps"] = [*thread.get("steps", []), *(item.to_dict() for item in view.sent)]
+    watch_alerts(session.thread_id)
 
 
 @cl.on_message
@@ -411,8 +437,9 @@ async def on_message(message: cl.Message) -> None:
 
 @cl.on_chat_end
 async def end() -> None:
-    for task in list(cl.user_session.get("followed_jobs") or ()):
-        task.cancel()  # stops following; the jobs themselves run on in their own processes
+    for task in [*(cl.user_session.get("followed_jobs") or ()), cl.user_session.get("alerts_task")]:
+        if task is not None:
+            task.cancel()  # stops following; the jobs and monitors themselves go on
     for s in _sessions().values():
         s.close()
     cl.user_session.set("agent_sessions", {})

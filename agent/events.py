@@ -106,8 +106,18 @@ class Done(_Event):
     text: str = ""
 
 
+class AlertRaised(_Event):
+    """An alert a monitor raised (e.g. response length drifted), pushed to the chat by `Session.new_alerts`."""
+    type: Literal["alert"] = "alert"
+    alert_id: str
+    endpoint: str
+    rule: str
+    message: str
+    created_at: float
+
+
 Event = Annotated[TextDelta | PlanProposed | ApprovalNeeded | StepStarted | StepFinished | TableEvent | ChartSpec
-                  | ErrorEvent | JobProgress | Done, Field(discriminator="type")]
+                  | ErrorEvent | JobProgress | AlertRaised | Done, Field(discriminator="type")]
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

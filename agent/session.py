@@ -1,6 +1,6 @@
 """`Session`: the one entry for every front-end. `send(text)` and `decide(...)` yield typed events;
 `pending()` shows the plan waiting for approval; `follow_job(id)` yields a job's progress until it ends
-(`job_progress(id)` is one look at it);
+(`job_progress(id)` is one look at it); `new_alerts(since)` gives monitors' alerts to push into the chat;
 `Session.threads(ws)` lists conversations.
 
 A session is one thread of one workspace for one principal; it holds a connection to `state.sqlite`
@@ -23,7 +23,7 @@ from catalog.workspace import Workspace
 from agent import audit_log, thread_index
 from agent.audit_log import AuditEntry
 from agent.catalog_cache import CatalogCache
-from agent.events import ApprovalNeeded, Done, ErrorEvent, Event, JobProgress
+from agent.events import AlertRaised, ApprovalNeeded, Done, ErrorEvent, Event, JobProgress
 from agent.planners import choose_planner
 from agent.planners.base import Planner, PlannerDeps
 from agent.resources import AgentResources
@@ -199,6 +199,19 @@ class Session:
             raise UserError("following a job needs the `job_status` tool, and this session was started without it")
         out = tool.run_validated(tool.schema().model_validate({"job_id": job_id}))
         return progress_event(out.data)
+
+    # ---- alerts -----------------------------------------------------------------------------
+    def new_alerts(self, since: float, *, run_due: bool = True) -> list[AlertRaised]:
+        """Alerts raised after `since` (a UNIX time), oldest first, for a front-end to push into the chat.
+
+        With `run_due`, monitors whose schedule is due run first, so an open chat keeps them on schedule
+        (runs are claimed in the state database: several front-ends never run one twice)."""
+        from tools.monitoring import alerts_after, run_due_monitors
+
+        if run_due:
+            run_due_monitors(self.workspace)
+        return [AlertRaised(alert_id=a["id"], endpoint=a["endpoint"], rule=a["rule"], message=a["message"],
+                            created_at=a["created_at"]) for a in alerts_after(self.workspace, since)]
 
     # ---- what the thread holds ------------------------------------------------------------
     def pending(self) -> PendingApproval | None:

@@ -127,10 +127,14 @@ class SubmitAsync(LatheTool):
         body.update(max_tokens=max_tokens, temperature=temperature, **({"model": model} if model else {}))
         request_id = submit(self.workspace, target, body, webhook=webhook)
         live = [w for w in summary(self.workspace)["workers"] if w["alive"]]
-        note = "" if live else (" No async worker is running: start one with `lathe async workers --model "
-                                f"{target}`.")
+        note = ""
+        if not live:  # from the chat nobody keeps a pool running: one worker answers and stops when done
+            from runtimes.serving.async_worker import start_detached
+
+            start_detached(self.workspace, target)
+            note = " No worker was running: one started and stops once the queue is empty."
         return ToolOutput(text=f"queued request {request_id} for `{target}`.{note}",
-                          data={"id": request_id, "workers": len(live)})
+                          data={"id": request_id, "workers": len(live), "worker_started": not live})
 
 
 class AsyncStatusArgs(ToolArgs):

@@ -131,3 +131,19 @@ def _drift_table(summary: dict[str, Any]) -> QueryResult:
     rows = [[c["column"], c["test_name"], c["statistic"], c["threshold"], c["drifted"], changes.get(c["column"], "")]
             for c in drift["columns"]]
     return QueryResult(sql="", columns=["feature", "test", "statistic", "threshold", "drifted", "change"], rows=rows)
+
+
+def run_due_monitors(ws: Any) -> int:
+    """Run the monitors whose schedule is due (a front-end's loop calls this); returns how many ran."""
+    from runtimes.monitoring.monitors import run_due
+
+    return len(run_due(ws))
+
+
+def alerts_after(ws: Any, since: float) -> list[dict[str, Any]]:
+    """Alerts raised after `since` (a UNIX time), oldest first, as plain JSON."""
+    from runtimes.monitoring.monitor_store import MonitorStore
+
+    found = MonitorStore(ws).alerts(since=since)
+    return sorted((a.to_json() for a in found if a.created_at > since), key=lambda a: a["created_at"])
+

@@ -189,14 +189,32 @@ def decide(session: Any, view: TerminalView, ask: Ask) -> Done | None:
     return None
 
 
+def show_alerts(session: Any, console: Console, since: float) -> float:
+    """Alerts raised since `since` (due monitors run first), printed before the next prompt; the new `since`."""
+    try:
+        alerts = session.new_alerts(since)
+    except UserError as e:
+        console.print(f"[bold red]monitors could not run:[/] {escape(str(e))}", highlight=False)
+        return since
+    for alert in alerts:
+        console.print(f"[bold yellow]alert[/] on {escape(alert.endpoint)} ({escape(alert.rule)}): "
+                      f"{escape(alert.message)}", highlight=False)
+        since = max(since, alert.created_at)
+    return since
+
+
 def chat(session: Any, console: Console, ask: Ask, threads: Callable[[], list[Any]]) -> None:
     """The conversation loop: one turn per line typed, until /quit or the end of input."""
+    import time
+
     view = TerminalView(console)
     console.print(f"Lathe chat, thread [bold]{session.thread_id}[/]. {HELP}", highlight=False)
+    since = time.time()
     try:
         if session.pending() is not None:
             decide(session, view, ask)
         while True:
+            since = show_alerts(session, console, since)
             text = ask("you> ").strip()
             if not text:
                 continue

@@ -55,7 +55,8 @@ def wants_finetune(words: list[str]) -> bool:
 
 def _asks_job_status(words: list[str]) -> bool:
     ws = set(words)
-    return bool(ws & _JOB_WORDS) and bool(ws & _STATUS_WORDS) and "start" not in ws
+    return (bool(ws & _JOB_WORDS) and bool(ws & _STATUS_WORDS) and "start" not in ws
+            and not ws & {"batch", "endpoint", "async", "monitor"})  # those jobs are operations' to answer
 
 
 def _next(ws: Workspace, choices: FinetuneChoices, understood: list[str]) -> PlannerReply:

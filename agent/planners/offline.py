@@ -1,6 +1,7 @@
 """The offline planner: the agent's embedded default when no LLM is configured. Deterministic reading of
 catalog questions, metric questions (through the semantic layer), follow-ups on the thread's last query,
-derived tables, guided fine-tuning (`finetune_intents.py`) and help, that says plainly what it understood and what it did not.
+derived tables, guided fine-tuning (`finetune_intents.py`), endpoints, batch, async and monitors
+(`operations_intents.py`) and help, that says plainly what it understood and what it did not.
 
 It proposes plans and replies only: it never runs a tool, never decides about approval, and never
 writes SQL by hand (metric SQL comes from the semantic layer's compiler, the rest from sqlglot trees).
@@ -19,6 +20,7 @@ from agent.planners.catalog_answers import (definition_text, help_text, lineage_
 from agent.planners.direct_sql import DirectSqlPlanner
 from agent.planners.fallback import FallbackPlanner
 from agent.planners.finetune_intents import plan_finetune_turn
+from agent.planners.operations_intents import plan_operations_turn
 from agent.planners.follow_ups import changes_something, describe, merge, previous_query, sounds_like_follow_up
 from agent.planners.intents import Intent, read_intent
 from agent.planners.metric_matching import build_vocabulary
@@ -60,6 +62,9 @@ class OfflinePlanner:
         guided = plan_finetune_turn(self.deps.workspace, request)
         if guided is not None:
             return guided
+        operations = plan_operations_turn(self.deps.workspace, request)
+        if operations is not None:
+            return operations
         if request.route == "sql":
             return DirectSqlPlanner().plan(request, emit)
         catalog = self.deps.catalog.catalog

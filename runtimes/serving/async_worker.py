@@ -187,6 +187,21 @@ def _stopping(parent: int | None) -> bool:
     return _Stop.requested
 
 
+def start_detached(ws: Workspace, model: str) -> int:
+    """One worker for `model` in a process of its own session that stops once nothing is left to answer (for
+    front-ends that queue a request and cannot keep a worker pool running); its output goes to the workspace's
+    `runs/async/`. Returns its pid."""
+    log = ws.root / "runs" / "async" / "workers.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **OFFLINE_ENV,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "runtimes.serving.async_worker", str(ws.root), "--model", model,
+                                 "--exit-when-idle"], cwd=_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    return proc.pid
+
+
 # ---- the process ------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtimes.serving.async_worker",

@@ -1,0 +1,119 @@
+"""The whole of deploy-and-watch from the chat, on a real demo workspace: a tiny model fine-tuned and approved in
+the conversation is deployed as a serverless endpoint (a real process on loopback), called with the official
+`openai` client, run as a batch over a table, asked asynchronously through the queue (a worker starts for it), and after its
+traffic shifts a monitor created in the chat raises a drift alert that the chat is given."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from agent.session import Session
+from catalog.workspace import Workspace
+from tests.test_agent_fixtures import collect, done, of, text_of
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Workspace:
+    from catalog.importers import import_paths
+    from catalog.workspace_setup import init_workspace
+    from runtimes.training.tiny_models import install_demo_models
+
+    ws = Workspace(Path(tmp_path_factory.mktemp("deploy")) / "ws")
+    init_workspace(ws, demo=True, scale=0.1)
+    install_demo_models(ws)
+    questions = tmp_path_factory.mktemp("data") / "customer_questions.csv"
+    questions.write_text("id,prompt\n" + "".join(f"{i},Where is my order {i}?\n" for i in range(6)), encoding="utf-8")
+    import_paths(ws, [questions])
+    return ws
+
+
+def _approved(s: Session, request: str) -> list:
+    """Send, check the plan waits for approval, approve it; the approved run's events."""
+    asked = collect(s.send(request))
+    assert done(asked).status == "waiting_approval", text_of(asked)
+    events = collect(s.approve())
+    finished = of(events, "step_finished")
+    assert finished and all(f.ok for f in finished), [(f.tool, f.error) for f in finished]
+    return events
+
+
+def test_a_user_deploys_calls_batches_queues_and_sees_a_drift_alert_from_the_chat(demo):
+    import openai
+
+    from runtimes.monitoring.traffic import TrafficRecord, record
+    from runtimes.serving.endpoints import list_endpoints, stop
+
+    s = Session(demo, "deploy-and-watch")
+    try:
+        # Fine-tune, follow to the end, approve the version: all in the conversation.
+        started = of(_approved(s, "fine-tune tiny-qwen3 with sft on reply_preferences max_steps=2 max_length=64"),
+                     "step_finished")[0]
+        last = list(s.follow_job(started.job_id, interval=0.5, timeout=600))[-1]
+        assert last.status == "succeeded" and last.model_version == "tiny-qwen3-sft/1", last.text
+        answer = text_of(_approved(s, "approve tiny-qwen3-sft version 1"))
+        assert "`tiny-qwen3-sft` version 1 is approved" in answer
+
+        # Deploy as serverless; the key is shown once, in the answer.
+        events = _approved(s, "deploy the approved tiny-qwen3-sft model as serverless")
+        deployed = [e for e in of(events, "step_finished") if e.tool == "deploy_model"][0]
+        key = deployed.text.split("API key (shown once, keep it): ")[1].split()[0]
+        (endpoint,) = list_endpoints(demo)
+        assert endpoint.mode == "serverless" and endpoint.status in ("running", "idle")
+
+        client = openai.OpenAI(base_url=endpoint.url, api_key=key, max_retries=0)
+        reply = client.chat.completions.create(model="tiny-qwen3-sft@1", max_tokens=6, temperature=0,
+                                               messages=[{"role": "user", "content": "Where is my order 3?"}])
+        assert reply.choices[0].message.role == "assistant" and reply.usage.completion_tokens >= 1
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=endpoint.url, api_key="wrong", max_retries=0).models.list()
+
+        # A batch over a catalog table writes a predictions table.
+        batch = _approved(s, "run tiny-qwen3-sft as a batch over customer_questions")
+        assert "customer_questions_predictions" in text_of(batch)
+        follow = text_of(collect(s.send("how is the batch doing?")))
+        assert "succeeded" in follow or "running" in follow or "queued" in follow
+
+        # An async request: queued at once, answered by a worker, read back from the chat.
+        queued = of(_approved(s, 'submit an async request to tiny-qwen3-sft: "where is my refund?"'),
+                    "step_finished")[0]
+        request_id = queued.text.split("queued request ")[1].split()[0]
+        assert "one started" in queued.text  # no worker was running: the queue started one for it
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            status = text_of(collect(s.send(f"what is the status of async request {request_id}?")))
+            if f"request {request_id} for `tiny-qwen3-sft@1` is done" in status:
+                break
+            time.sleep(1)
+        assert f"request {request_id} for `tiny-qwen3-sft@1` is done: " in status, status
+
+        # A monitor from the chat; the last hour's traffic was short replies, now they are long.
+        created = text_of(_approved(s, f"alert me when response length drifts on the {endpoint.name} endpoint"))
+        assert "monitor" in created and "response_length" in created.replace(" ", "_")
+        hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=90)
+        record(demo, [TrafficRecord(request_id=uuid.uuid4().hex, endpoint=endpoint.name, model="tiny-qwen3-sft@1",
+                                    ts=hour_ago + dt.timedelta(seconds=i), route="chat", prompt=f"user: order {i}?",
+                                    response="Shipped." if i % 2 else "On its way.", prompt_tokens=6,
+                                    completion_tokens=3, latency_ms=40.0) for i in range(60)])
+        since = time.time()
+        for i in range(30):
+            client.chat.completions.create(model="tiny-qwen3-sft@1", max_tokens=40, temperature=0,
+                                           messages=[{"role": "user", "content": f"Tell me all about order {i}."}])
+        alerts = s.new_alerts(since)  # what a front-end pushes into the chat; due monitors run first
+        assert [a.endpoint for a in alerts] == [endpoint.name] and "response_length" in alerts[0].message
+        listed = collect(s.send("any alerts today?"))
+        assert "1 alert in the last 1d" in text_of(listed)
+        (table,) = of(listed, "table")
+        assert [row[3] for row in table.table.rows] == ["response_length"]  # the feature column
+
+        how = text_of(collect(s.send(f"how is the {endpoint.name} endpoint doing this week?")))
+        assert "request" in how
+    finally:
+        for e in list_endpoints(demo):
+            stop(demo, e.name)
+        s.close()
