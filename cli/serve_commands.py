@@ -32,6 +32,7 @@ def deploy(
     max_adapters: int = typer.Option(4, "--max-adapters", help="LoRA adapters kept loaded per base model."),
     capture_rate: float = typer.Option(1.0, "--capture-rate", help="Share of requests captured for monitoring."),
     quantize: str = typer.Option("none", "--quantize", help="none, int8 (CPU or GPU) or int4 (GPU only)."),
+    backend: str = typer.Option("transformers", "--backend", help="transformers (default), or vllm where installed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Deploy model versions behind an OpenAI-compatible endpoint (prints its API key once)."""
@@ -39,7 +40,7 @@ def deploy(
 
     d = run_deploy(workspace(), models, name=name, mode="serverless" if serverless else "realtime",
                    idle_timeout=idle_timeout, host=host, port=port, max_adapters=max_adapters,
-                   capture_rate=capture_rate, quantize=quantize)
+                   capture_rate=capture_rate, quantize=quantize, backend=backend)
     e = d.endpoint
     if as_json:
         print_json({**e.to_json(), "api_key": d.api_key, "created": d.created})

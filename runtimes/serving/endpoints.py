@@ -51,6 +51,8 @@ class DeploySpec(BaseModel):
     max_adapters: int = Field(4, ge=1, le=256, description="LoRA adapters kept loaded per base model")
     capture_rate: float = Field(1.0, ge=0.0, le=1.0, description="share of requests captured for monitoring")
     quantize: str = Field("none", description="none, int8 (CPU or GPU) or int4 (GPU): see serving.quantization")
+    backend: Literal["transformers", "vllm"] = Field("transformers", description="the generation engine: "
+                                                     "transformers (CPU or GPU), or vLLM where it is installed")
     speculation: dict[str, Any] | None = Field(None, description="speculative decoding settings, as the engine "
                                                "takes them (a draft model or prompt lookup)")
     allow_unapproved: bool = Field(False, description="serve versions not yet approved (tests and experiments)")
@@ -67,14 +69,22 @@ class Deployment:
 def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mode: str = "realtime",
            idle_timeout: float = 300.0, host: str = "127.0.0.1", port: int | None = None, max_adapters: int = 4,
            capture_rate: float = 1.0, quantize: str = "none", speculation: dict[str, Any] | None = None,
+           backend: str = "transformers",
            allow_unapproved: bool = False, start_timeout_s: float = START_TIMEOUT_S) -> Deployment:
     """Check, create and start an endpoint; an existing endpoint of that name serving the same models in the
     same mode is its own and is (re)started instead."""
     spec = validate_input(DeploySpec, {"models": list(models), "name": name, "mode": mode,
                                        "idle_timeout": idle_timeout, "host": host, "port": port,
                                        "max_adapters": max_adapters, "capture_rate": capture_rate,
-                                       "quantize": quantize, "speculation": speculation,
+                                       "quantize": quantize, "speculation": speculation, "backend": backend,
                                        "allow_unapproved": allow_unapproved}, "deploy")
+    if spec.backend == "vllm":
+        from runtimes.serving.vllm_engine import require_vllm
+
+        require_vllm()
+        if spec.quantize != "none" or spec.speculation is not None:
+            raise UserError("--quantize and speculative decoding are the transformers backend's; vLLM takes its "
+                            "own (a quantized checkpoint, its speculative config)")
     if spec.quantize != "none":
         from runtimes.serving.quantization import check_mode
 
@@ -287,6 +297,8 @@ def _check_port(store: EndpointStore, host: str, port: int) -> None:
 def _engine_options(spec: DeploySpec) -> dict[str, Any]:
     """The keyword arguments each `Engine` of the endpoint is made with."""
     options: dict[str, Any] = {"max_adapters": spec.max_adapters}
+    if spec.backend != "transformers":
+        options["backend"] = spec.backend
     if spec.quantize != "none":
         options["quantize"] = spec.quantize
     if spec.speculation is not None:

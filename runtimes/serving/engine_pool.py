@@ -147,9 +147,12 @@ class EnginePool:
         return dropped
 
     def _start(self, slot: _Slot) -> Any:
-        from runtimes.serving.engine import Engine
-
-        engine = Engine(slot.base, **self.engine_options)
+        options = dict(self.engine_options)
+        if options.pop("backend", "transformers") == "vllm":
+            from runtimes.serving.vllm_engine import VllmEngine as Engine
+        else:
+            from runtimes.serving.engine import Engine  # type: ignore[assignment]
+        engine = Engine(slot.base, **options)
         for s in slot.served:
             engine.register(s)
         return engine
