@@ -1,4 +1,4 @@
-"""Benchmark 3 (issue 5): 10,000 async requests; the worker pool is SIGKILLed half-way (all its processes at once,
+"""10,000 async requests; the worker pool is SIGKILLed half-way (all its processes at once,
 wherever they are) and started again; then every request must have exactly one result: 0 lost, 0 answered twice,
 counted per request id in the queue database, and each captured once as traffic.
 

@@ -1,4 +1,4 @@
-"""Benchmark 1 of issue 5: what a Lathe endpoint adds to generation. The same ~20 M-parameter model answers the
+"""What a Lathe endpoint adds to generation. The same ~20 M-parameter model answers the
 same chat prompts at batch size 1, greedy, (a) through a real endpoint process on loopback called with the
 official `openai` client, and (b) by `model.generate()` in this process; target: endpoint / direct <= 1.10.
 

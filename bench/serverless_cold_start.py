@@ -1,4 +1,4 @@
-"""Benchmark 2 of issue 5: a serverless endpoint's cold start, from the request to the first streamed token, on an
+"""A serverless endpoint's cold start, from the request to the first streamed token, on an
 endpoint scaled to zero. A real endpoint process on loopback serves a ~20 M-parameter model; before each run
 the script waits until the endpoint has unloaded its model after the idle timeout, then streams one chat request with the official `openai` client and times the first
 chunk that carries text. Target: <= 3 s (median and max are printed, with the server's own measure).

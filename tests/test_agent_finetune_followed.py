@@ -128,7 +128,7 @@ def test_rlvr_on_gsm8k_with_only_a_micro_batch_set(demo):
                        "max_completion_length=16 max_length=128")
     last = _follow_to_the_end(s, job_id)[-1]
     config = JobStore(demo).get(job_id).config
-    # The group size was chosen to fit the user's micro-batch (issue: `micro_batch=2` alone used to be refused).
+    # The group size was chosen to fit the user's micro-batch (`micro_batch=2` alone used to be refused).
     assert (config["micro_batch"] * config["gradient_accumulation"]) % config["num_generations"] == 0
     assert config["micro_batch"] == 2
     cmp = _report(last)["comparison"]
