@@ -10,13 +10,12 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from catalog.errors import UserError
 from catalog.suggestions import unknown
+from catalog.state_db import ensure_schema, transaction
 from catalog.workspace import Workspace
 from runtimes.training.jobs.store import ACTIVE, FINAL, Event, Status
 
@@ -62,27 +61,10 @@ class BatchJob:
 class BatchStore:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        db = sqlite3.connect(ws.state_path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")  # readers (a progress bar) never wait for the worker's writes
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
+        ensure_schema(ws.state_path, _SCHEMA)
 
-    @contextmanager
-    def _db(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.ws.state_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _db(self, immediate: bool = False) -> Any:
+        return transaction(self.ws.state_path, immediate)
 
     def create(self, plan: dict[str, Any], rows_total: int) -> BatchJob:
         job_id = f"batch-{time.strftime('%Y%m%d')}-{uuid.uuid4().hex[:8]}"

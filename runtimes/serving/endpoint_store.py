@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from catalog.errors import UserError
 from catalog.suggestions import unknown
+from catalog.state_db import ensure_schema, transaction
 from catalog.workspace import Workspace
 
 Mode = Literal["realtime", "serverless"]
@@ -92,27 +91,10 @@ class EndpointEvent:
 class EndpointStore:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        db = sqlite3.connect(ws.state_path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
+        ensure_schema(ws.state_path, _SCHEMA)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.ws.state_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _db(self) -> Any:
+        return transaction(self.ws.state_path, immediate=True)
 
     def create(self, *, name: str, models: list[dict[str, Any]], mode: str, idle_timeout: float, host: str,
                fixed_port: int | None, key_hash: str, local_key_hash: str | None, engine: dict[str, Any],

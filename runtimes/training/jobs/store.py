@@ -9,8 +9,6 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog.errors import UserError, validate_input
 from catalog.suggestions import unknown
+from catalog.state_db import ensure_schema, transaction
 from catalog.workspace import Workspace
 
 Status = Literal["queued", "validating", "running", "succeeded", "failed", "cancelled"]
@@ -105,29 +104,10 @@ class Event:
 class JobStore:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        db = sqlite3.connect(self.ws.state_path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the worker's writes
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
+        ensure_schema(ws.state_path, _SCHEMA)
 
-    @contextmanager
-    def _db(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        # Autocommit mode with explicit transactions: `BEGIN IMMEDIATE` takes the write lock up front, so a
-        # read-then-write (claiming a queued job) is atomic across processes.
-        db = sqlite3.connect(self.ws.state_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _db(self, immediate: bool = False) -> Any:
+        return transaction(self.ws.state_path, immediate)
 
     # jobs
     def create(self, spec: JobSpec) -> Job:
