@@ -87,6 +87,10 @@ class Engine:
             from runtimes.serving.adapter_fit import check_adapter_fits
 
             check_adapter_fits(self.base, served.adapter)
+            if self.quantize != "none":
+                from runtimes.serving.quantization import check_adapters_allowed
+
+                check_adapters_allowed(self.quantize, self.device)
         self._served[served.id] = served
 
     def ids(self) -> list[str]:
