@@ -48,9 +48,8 @@ class Redaction:
     same tokens with every token that holds a digit replaced by `#`.
 
     Why fixed-width windows: the answer's token i is then always the same distance from the input's token i,
-    and a small model learns to copy at a fixed distance in about a hundred steps. Copying by content at any
-    distance, or from a text of varying length, did not form within 300 steps on this machine, far beyond the
-    few minutes of training this benchmark may take. Prompt lookup itself does not care how the model copies."""
+    which a small model can learn without a content-matching (induction) circuit; copying from texts of varying
+    length did not start within 300 steps in trials here. Prompt lookup itself does not care how it copies."""
 
     HEAD, TAIL = "Redact the numbers.\nText:", "\nRedacted:"
 

@@ -233,16 +233,21 @@ def _greedy(model: Any, encoded: list[Any], max_new_tokens: int, pad_id: int | N
 
 def _agreement(model: Any, encoded: list[Any], reference_out: list[Any]) -> float:
     """Teacher-forced top-1 agreement on the reference's continuation: one early difference does not count
-    against every later token, as comparing two free-running outputs would."""
+    against every later token, as comparing two free-running outputs would. (Dynamic int8 scales activations
+    per call, so a whole-sequence pass can rank a near tie differently from token-by-token decoding.)"""
     import torch
 
+    eos = model.generation_config.eos_token_id
+    ends = [e for e in ([eos] if isinstance(eos, int) else list(eos or [])) if e is not None]
     same = total = 0
     with torch.inference_mode():
         for ids, cont in zip(encoded, reference_out):
             if len(cont) == 0:
                 continue
             full = torch.cat([ids[0], cont.to(ids.device)]).unsqueeze(0)
-            logits = model(input_ids=full).logits[0, ids.shape[1] - 1:-1]
+            logits = model(input_ids=full).logits[0, ids.shape[1] - 1:-1].float()
+            if ends:  # the continuation was made with the end tokens suppressed: rank the others only
+                logits[:, ends] = float("-inf")
             same += int((logits.argmax(-1) == cont.to(logits.device)).sum())
             total += len(cont)
     return same / total if total else 1.0
