@@ -221,8 +221,8 @@ def ingest(ws: Workspace) -> int:
     ws.require()
     import pyarrow as pa
 
-    from catalog.store import CatalogStore, CatalogTransaction
-    from catalog.warehouse import connect_writer
+    from catalog.store import CatalogStore
+    from catalog.warehouse_change import warehouse_change
 
     with _spool(ws) as spool:
         # A snapshot bound: rows recorded while this runs wait for the next ingest.
@@ -230,42 +230,29 @@ def ingest(ws: Workspace) -> int:
         last_f = spool.execute("SELECT coalesce(max(rowid), 0) FROM feedback").fetchone()[0]
         store = CatalogStore(ws)
         catalog = store.load()
-        txn = CatalogTransaction(store)
         moved = 0
-        with connect_writer(ws) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for table, columns, spool_table, upto in ((TRAFFIC_TABLE, TRAFFIC_COLUMNS, "traffic", last_t),
-                                                          (FEEDBACK_TABLE, FEEDBACK_COLUMNS, "feedback", last_f)):
-                    con.execute(_create_sql(table, columns))
-                    key = columns[0][0]
-                    names = ", ".join(_quote(c[0]) for c in columns)
-                    added = 0
-                    for chunk in _chunks(spool, spool_table, upto, columns):
-                        con.register("_lathe_spooled", pa.Table.from_pydict(chunk, schema=_arrow_schema(columns)))
-                        added += con.execute(
-                            f"INSERT INTO {_quote(table)} ({names}) SELECT {names} FROM _lathe_spooled s "
-                            f"WHERE NOT EXISTS (SELECT 1 FROM {_quote(table)} t WHERE t.{key} = s.{key})").fetchall()[0][0]
-                        con.unregister("_lathe_spooled")
-                    if table == TRAFFIC_TABLE:
-                        moved = added
-                    count = con.execute(f"SELECT count(*) FROM {_quote(table)}").fetchall()[0][0]
-                    existing = catalog.table(table)
-                    if existing is None:
-                        txn.put_table(_catalog_entry(table, columns, count))
-                    elif existing.row_count != count:
-                        # Keep what people added to the entry (descriptions, synonyms, tags): only the count moves.
-                        txn.put_table(existing.model_copy(update={"row_count": count}))
-                txn.stage()
-                con.execute("COMMIT")
-            except BaseException:
-                txn.abort()
-                try:
-                    con.execute("ROLLBACK")
-                except Exception:  # duckdb.Error: the failed statement already ended the transaction
-                    pass
-                raise
-        txn.apply()
+        with warehouse_change(ws) as (con, txn):
+            for table, columns, spool_table, upto in ((TRAFFIC_TABLE, TRAFFIC_COLUMNS, "traffic", last_t),
+                                                      (FEEDBACK_TABLE, FEEDBACK_COLUMNS, "feedback", last_f)):
+                con.execute(_create_sql(table, columns))
+                key = columns[0][0]
+                names = ", ".join(_quote(c[0]) for c in columns)
+                added = 0
+                for chunk in _chunks(spool, spool_table, upto, columns):
+                    con.register("_lathe_spooled", pa.Table.from_pydict(chunk, schema=_arrow_schema(columns)))
+                    added += con.execute(
+                        f"INSERT INTO {_quote(table)} ({names}) SELECT {names} FROM _lathe_spooled s "
+                        f"WHERE NOT EXISTS (SELECT 1 FROM {_quote(table)} t WHERE t.{key} = s.{key})").fetchall()[0][0]
+                    con.unregister("_lathe_spooled")
+                if table == TRAFFIC_TABLE:
+                    moved = added
+                count = con.execute(f"SELECT count(*) FROM {_quote(table)}").fetchall()[0][0]
+                existing = catalog.table(table)
+                if existing is None:
+                    txn.put_table(_catalog_entry(table, columns, count))
+                elif existing.row_count != count:
+                    # Keep what people added to the entry (descriptions, synonyms, tags): only the count moves.
+                    txn.put_table(existing.model_copy(update={"row_count": count}))
         spool.execute("BEGIN IMMEDIATE")
         spool.execute("DELETE FROM traffic WHERE rowid <= ?", (last_t,))
         spool.execute("DELETE FROM feedback WHERE rowid <= ?", (last_f,))

@@ -92,8 +92,8 @@ def when_free(fn: Callable[[], T], *, wait_s: float, on_wait: Callable[[str], No
 def _write(ws: Workspace, job_id: str, plan: Any, predictions: list[Prediction]) -> Table:
     import pyarrow as pa
 
-    from catalog.store import CatalogStore, CatalogTransaction
-    from catalog.warehouse import connect_writer
+    from catalog.store import CatalogStore
+    from catalog.warehouse_change import warehouse_change
 
     key_name, key_sql, key_type = _key_column(plan)
     data = {"key_value": [p.key_value if plan.key_column else p.row_key for p in predictions],
@@ -108,25 +108,12 @@ def _write(ws: Workspace, job_id: str, plan: Any, predictions: list[Prediction])
     table = _entry(job_id, plan, key_name, key_type, len(predictions))
     store = CatalogStore(ws)
     kept = [x for x in store.load().lineage if x.table.lower() != plan.into.lower()]
-    txn = CatalogTransaction(store)
-    with connect_writer(ws) as con:
+    with warehouse_change(ws) as (con, txn):
         con.register("_lathe_predictions", arrow)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"CREATE OR REPLACE TABLE {_q(plan.into)} AS SELECT {', '.join(selects)} "
-                        "FROM _lathe_predictions")
-            txn.put_table(table)
-            txn.put_lineage(kept + _lineage(job_id, plan, key_name))
-            txn.stage()
-            con.execute("COMMIT")
-        except BaseException:
-            txn.abort()
-            try:
-                con.execute("ROLLBACK")
-            except Exception:  # duckdb.Error: the failed statement already ended the transaction
-                pass
-            raise
-    txn.apply()
+        con.execute(f"CREATE OR REPLACE TABLE {_q(plan.into)} AS SELECT {', '.join(selects)} "
+                    "FROM _lathe_predictions")
+        txn.put_table(table)
+        txn.put_lineage(kept + _lineage(job_id, plan, key_name))
     return table
 
 
