@@ -59,12 +59,16 @@ def main() -> int:
 
         folder = ws.root / "models" / "base" / name
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+        # The device and precision the endpoint's engine picks: a GPU in bfloat16 where there is one.
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype).to(device).eval()
+        print(f"both sides on {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}, {dtype}")
 
         def direct(prompt: str) -> tuple[float, list]:
             started = time.perf_counter()
             ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                                return_tensors="pt", return_dict=True)["input_ids"]
+                                                return_tensors="pt", return_dict=True)["input_ids"].to(device)
             with torch.inference_mode():
                 out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                      max_new_tokens=args.max_tokens, pad_token_id=tokenizer.pad_token_id,

@@ -48,8 +48,8 @@ class Redaction:
     same tokens with every token that holds a digit replaced by `#`.
 
     Why fixed-width windows: the answer's token i is then always the same distance from the input's token i,
-    which a small model can learn without a content-matching (induction) circuit; copying from texts of varying
-    length did not start within 300 steps in trials here. Prompt lookup itself does not care how it copies."""
+    which a small model can learn without a content-matching (induction) circuit. Prompt lookup itself does not
+    care how it copies."""
 
     HEAD, TAIL = "Redact the numbers.\nText:", "\nRedacted:"
 
@@ -131,10 +131,10 @@ def build_and_train(folder: Path, texts: list[str], shape: dict[str, int], steps
     `texts` (loss on the answer only), and saved at `folder`.
 
     The copying warm-up is there because a small model learning from natural text first spends its steps on
-    word statistics; on random tokens copying is the only way to lower the loss. When it forms is erratic
-    (from about 100 to several hundred steps in trials here), hence a budget and a stop once it has."""
+    word statistics; on random tokens copying is the only way to lower the loss. It formed within about 120
+    steps in every run here; the budget and the stop once it has keep a run short either way."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from runtimes.training.tiny_models import build_tiny_model
 
@@ -143,10 +143,14 @@ def build_and_train(folder: Path, texts: list[str], shape: dict[str, int], steps
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     task = Redaction(tokenizer)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(str(folder)).to(device).train()
+    # Input and output embeddings tied: copying a token is then attending to it and passing its embedding
+    # through, and forms within ~150 steps here; untied, copying random tokens had not started after 1,500.
+    config = AutoConfig.from_pretrained(str(folder))
+    config.tie_word_embeddings = True
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).to(device).train()
     examples = [task.example(w) for t in texts for w in task.windows(t)]
     rng = random.Random(seed)
-    torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = 50
     started, losses = time.perf_counter(), []
@@ -169,6 +173,7 @@ def build_and_train(folder: Path, texts: list[str], shape: dict[str, int], steps
         with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad()
         losses.append(float(loss.detach()))

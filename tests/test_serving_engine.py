@@ -1,7 +1,7 @@
 """The serving engine and deploy references on real tiny models: registered versions resolve to their files and
 approval, adapters that do not fit their base are refused without loading, several adapters share one base with
-least-recently-used eviction and the same outputs as a fresh engine, streaming matches the whole reply, and stop
-strings cut it."""
+least-recently-used eviction and the same outputs as a fresh engine, streaming matches the whole reply, stop
+strings cut it, and a stream closed early (its client gone) stops generating."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -94,3 +94,22 @@ def test_streaming_matches_the_whole_reply_and_stop_strings_cut(models):
         assert cut.text == whole.text[:whole.text.find(stop)] and cut.finish_reason == "stop"
     with pytest.raises(UserError, match="send `messages`"):
         engine.prompt_ids("base")
+
+
+def test_a_stream_closed_early_stops_generating_and_frees_the_engine(models):
+    engine = Engine(str(models["base"]))
+    engine.register(ServedModel("base", str(models["base"]), "base", None))
+    forwards: list[int] = []
+    engine.model.register_forward_hook(lambda *_: forwards.append(1))
+    ids = engine.prompt_ids("base", prompt="Order 12 ships on day")
+    long = Sampling(max_new_tokens=120, temperature=0)
+    read_whole = list(engine.stream("base", ids, long))
+    assert read_whole[-1].completion_tokens > 60  # it would run long: what closing early saves is measurable
+    whole = len(forwards)
+
+    forwards.clear()
+    pieces = engine.stream("base", ids, long)
+    next(pieces)
+    pieces.close()  # what the endpoint does when its client goes away mid-stream
+    engine.generate("base", ids, Sampling(max_new_tokens=1, temperature=0))  # waits until the engine is free
+    assert len(forwards) < whole // 2  # stopped soon after the first piece, not at max_new_tokens

@@ -133,11 +133,13 @@ class Engine:
         started = time.perf_counter()
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         result: dict[str, Any] = {}
+        cancel = threading.Event()
 
         def run() -> None:
             try:
                 with self._active(model_id):
-                    result["out"], result["stats"] = self._generate(input_ids, sampling, streamer=streamer)
+                    result["out"], result["stats"] = self._generate(input_ids, sampling, streamer=streamer,
+                                                                    cancel=cancel)
             except BaseException as e:  # re-raised in the caller's thread below
                 result["error"] = e
                 streamer.end()
@@ -148,26 +150,32 @@ class Engine:
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
         sent, stopped = "", False
-        for piece in streamer:
-            cut = _cut_at_stop(sent + piece, sampling.stop)
-            if cut is not None:
-                if len(cut) > len(sent):
-                    yield cut[len(sent):]
-                sent, stopped = cut, True
-                break
-            sent += piece
-            if piece:
-                yield piece
-        if stopped:  # drain after a stop string: the generation thread must finish
-            for _ in streamer:
-                pass
-        worker.join()
+        try:
+            for piece in streamer:
+                cut = _cut_at_stop(sent + piece, sampling.stop)
+                if cut is not None:
+                    if len(cut) > len(sent):
+                        yield cut[len(sent):]
+                    sent, stopped = cut, True
+                    break
+                sent += piece
+                if piece:
+                    yield piece
+            if stopped:  # drain after a stop string: the generation thread must finish
+                for _ in streamer:
+                    pass
+            worker.join()
+        finally:
+            # A caller that stops reading (a client gone mid-stream closes this generator) ends the generation
+            # at its next token, so the engine is not held for the rest of max_tokens; nothing waits for it here.
+            cancel.set()
         if "error" in result:
             raise result["error"]
         new = result["out"][0, input_ids.shape[1]:]
         yield self._finish(new, input_ids, sampling, started, result["stats"])
 
-    def _generate(self, input_ids: Any, sampling: Sampling, streamer: Any) -> tuple[Any, dict[str, Any]]:
+    def _generate(self, input_ids: Any, sampling: Sampling, streamer: Any,
+                  cancel: threading.Event | None = None) -> tuple[Any, dict[str, Any]]:
         import torch
 
         kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
@@ -183,6 +191,8 @@ class Engine:
             kwargs.update(stop_strings=sampling.stop, tokenizer=self.tokenizer)
         if streamer is not None:
             kwargs["streamer"] = streamer
+        if cancel is not None:
+            kwargs["stopping_criteria"] = _stops_when(cancel)
         model = self._peft if self._peft is not None else self.model
         stats: dict[str, Any] = {}
         with torch.inference_mode():
@@ -248,3 +258,15 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
     """`text` up to the first stop string, or None when none occurs."""
     hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     return text[:min(hits)] if hits else None
+
+
+def _stops_when(event: threading.Event) -> Any:
+    """A stopping criterion for `generate` that ends every sequence once `event` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Cancelled()])

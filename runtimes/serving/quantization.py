@@ -8,6 +8,7 @@ It never installs anything: a missing GPU package is a clear error naming what t
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -112,8 +113,14 @@ def _torchao(model: Any, mode: str) -> Any:
     from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig, quantize_
 
     targets = set(_quantizable(model))
-    config = Int8WeightOnlyConfig() if mode == "int8" else Int4WeightOnlyConfig(group_size=128)
-    quantize_(model, config, filter_fn=lambda _module, name: name in targets)
+    # int4 in torch's own tinygemm layout: torchao's default int4 layout needs a separate kernel package (mslk)
+    config = (Int8WeightOnlyConfig() if mode == "int8" else
+              Int4WeightOnlyConfig(group_size=128, int4_packing_format="tile_packed_to_4d"))
+    try:
+        quantize_(model, config, filter_fn=lambda _module, name: name in targets)
+    except ImportError as e:
+        raise UserError(f"torchao cannot quantize to {mode} here ({e}); install what it names, or deploy with "
+                        "quantization `none`") from None
     return model
 
 
@@ -140,14 +147,23 @@ class QuantizationEffect:
 
 
 def measure_effect(reference: Any, quantized: Any, tokenizer: Any, prompts: Sequence[str], *, mode: str,
-                   texts: Sequence[str] = (), max_new_tokens: int = 32, device: str = "cpu") -> QuantizationEffect:
-    """Compare `quantized` with its unquantized `reference` on `prompts` (greedy, `max_new_tokens` each) and,
-    where given, on held-out `texts` (perplexity)."""
+                   texts: Sequence[str] = (), max_new_tokens: int = 32, device: str = "cpu",
+                   rounds: int = 3) -> QuantizationEffect:
+    """Compare `quantized` with its unquantized `reference` on `prompts` (greedy, `max_new_tokens` each, speed
+    the median of `rounds`) and, where given, on held-out `texts` (perplexity)."""
     if not prompts:
         raise UserError("measuring a quantization needs at least one prompt")
     encoded = [tokenizer(p, return_tensors="pt")["input_ids"].to(device) for p in prompts]
-    ref_speed, ref_out = _greedy(reference, encoded, max_new_tokens, tokenizer.pad_token_id)
-    q_speed, q_out = _greedy(quantized, encoded, max_new_tokens, tokenizer.pad_token_id)
+    # Alternating rounds, median: whichever model runs first or next to a burst of other work is not favoured.
+    models = {"reference": reference, "quantized": quantized}
+    speeds: dict[str, list[float]] = {name: [] for name in models}
+    outputs: dict[str, list[Any]] = {}
+    for r in range(max(1, rounds)):
+        for name in (list(models) if r % 2 == 0 else list(models)[::-1]):
+            speed, outputs[name] = _greedy(models[name], encoded, max_new_tokens, tokenizer.pad_token_id)
+            speeds[name].append(speed)
+    ref_speed, q_speed = statistics.median(speeds["reference"]), statistics.median(speeds["quantized"])
+    ref_out, q_out = outputs["reference"], outputs["quantized"]
     ref_bytes, q_bytes = weight_bytes(reference), weight_bytes(quantized)
     return QuantizationEffect(
         mode=mode, device=str(device), reference_tokens_per_s=round(ref_speed, 1),
