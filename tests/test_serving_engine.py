@@ -113,3 +113,17 @@ def test_a_stream_closed_early_stops_generating_and_frees_the_engine(models):
     pieces.close()  # what the endpoint does when its client goes away mid-stream
     engine.generate("base", ids, Sampling(max_new_tokens=1, temperature=0))  # waits until the engine is free
     assert len(forwards) < whole // 2  # stopped soon after the first piece, not at max_new_tokens
+
+
+def test_a_batch_of_prompts_gets_the_replies_each_would_get_alone(models):
+    engine = Engine(str(models["base"]))
+    engine.register(ServedModel("base", str(models["base"]), "base", None))
+    engine.register(ServedModel("a1", str(models["base"]), "base", str(models["a1"])))
+    texts = ["Order 12 ships on day", "Where is my refund for the broken lamp I sent back last week?", "Hi"]
+    for model_id in ("base", "a1"):
+        ids = [engine.prompt_ids(model_id, prompt=t) for t in texts]  # three lengths: left padding differs
+        alone = [engine.generate(model_id, i, GREEDY) for i in ids]
+        together = engine.generate_batch(model_id, ids, GREEDY)
+        assert [(g.text, g.completion_tokens, g.prompt_tokens, g.finish_reason) for g in together] == \
+            [(g.text, g.completion_tokens, g.prompt_tokens, g.finish_reason) for g in alone]
+    assert len({g.text for g in together}) == 3

@@ -1,6 +1,7 @@
 """The batch process: `python -m runtimes.serving.batch_worker JOB_ID --workspace WS`. It reads the rows again,
-skips those its spool already holds, generates the rest in micro-batches (each committed before the next begins),
-captures them as traffic (route `batch`) and, when every row is done, writes the predictions table.
+skips those its spool already holds, generates the rest in micro-batches (one batched `generate` each, committed
+before the next begins), captures them as traffic (route `batch`) and, when every row is done, writes the
+predictions table.
 
 SIGTERM means "stop after this micro-batch": the job ends `cancelled`, resumable. It never prompts; a failure ends
 the job `failed` with the reason, the predictions made so far kept.
@@ -129,20 +130,24 @@ def _generate(ws: Workspace, store: BatchStore, job: BatchJob, plan: BatchPlan, 
     generated, last_event = 0, time.monotonic()
     size = plan.spec.micro_batch
     for start in range(0, len(todo), size):
-        chunk: list[Prediction] = []
-        for row in todo[start:start + size]:
+        rows = todo[start:start + size]
+        asked: list[tuple[BatchRow, Any]] = []
+        for row in rows:
             if not row.prompt:
-                chunk.append(_prediction(row, plan, job.attempt, None))
                 continue
             try:
                 if row.messages is not None:
                     ids = engine.prompt_ids(plan.model_id, messages=[ChatMessage(**m) for m in row.messages])
                 else:
                     ids = engine.prompt_ids(plan.model_id, prompt=row.prompt)
-                chunk.append(_prediction(row, plan, job.attempt, engine.generate(plan.model_id, ids, sampling)))
             except UserError as e:
                 raise UserError(f"row `{row.key}`: {e}") from None
-            generated += 1
+            asked.append((row, ids))
+        # One generate call per micro-batch: the model answers its rows together.
+        replies = dict(zip([r.key for r, _ in asked],
+                           engine.generate_batch(plan.model_id, [ids for _, ids in asked], sampling)))
+        chunk = [_prediction(row, plan, job.attempt, replies.get(row.key)) for row in rows]
+        generated += len(asked)
         spool.commit(chunk)
         _capture(ws, job.id, spool)
         done += len(chunk)
