@@ -1,7 +1,7 @@
 """Lathe's chat UI (Chainlit 2.12), started by `lathe ui`: one `agent.Session` per chat thread, rendering its
 events as streamed answers, tool steps, a plan checklist with Approve / Reject / Edit, tables and Plotly
 charts; a fine-tuning job a plan starts is followed in the background (one progress message, then the
-evaluation report); monitors due run while a chat is open and their alerts are posted into it; CSV or
+evaluation report), and again when its thread is reopened while it runs; monitors due run while a chat is open and their alerts are posted into it; CSV or
 Parquet files dropped into the chat become catalogued tables.
 
 It only presents and asks: every plan, decision and run goes through `agent.Session`, and the agent's
@@ -245,20 +245,22 @@ class ChatView:
 
 
 # ---- following a job ------------------------------------------------------------------------
-def start_following(thread_id: str, job_id: str) -> None:
-    """Follow the job in a background task, so the chat stays free while it trains."""
+def start_following(thread_id: str, job_id: str, after_s: float = 0.0) -> None:
+    """Follow the job in a background task, so the chat stays free while it trains; `after_s` delays the first
+    message (a resumed thread is redrawn right after its hook, which would drop one sent before)."""
     tasks: set[asyncio.Task[None]] = cl.user_session.get("followed_jobs") or set()
-    task = asyncio.create_task(follow_job(thread_id, job_id))  # the Chainlit context is copied into the task
+    task = asyncio.create_task(follow_job(thread_id, job_id, after_s))  # the Chainlit context is copied into it
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     cl.user_session.set("followed_jobs", tasks)
 
 
-async def follow_job(thread_id: str, job_id: str) -> None:
+async def follow_job(thread_id: str, job_id: str, after_s: float = 0.0) -> None:
     """One progress message rewritten as the job moves; at its end the evaluation report with the curves.
 
     `Session.follow_job`'s loop, with the wait between looks in the event loop: a worker thread is held only
     for each look, never for the hours a job may take."""
+    await asyncio.sleep(after_s)
     session = await _session(thread_id)
     message = cl.Message(content=f"**Job `{job_id}`** — following it until it ends.")
     await message.send()
@@ -421,6 +423,8 @@ async def resume(thread: ThreadDict) -> None:
     # just sent: it goes into that history too (its buttons, sent separately, stay).
     thread["steps"] = [*thread.get("steps", []), *(item.to_dict() for item in view.sent)]
     watch_alerts(session.thread_id)
+    for job_id in await asyncio.to_thread(session.running_jobs):  # a reload or restart mid-job follows it again
+        start_following(session.thread_id, job_id, after_s=FOLLOW_INTERVAL_S)
 
 
 @cl.on_message

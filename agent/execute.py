@@ -56,10 +56,8 @@ def execute_node(state: AgentState, runtime: Runtime[AgentResources]) -> dict[st
         result = StepResult(step_id=step.id, tool=step.tool, ok=True, text=out.text, data=out.data,
                             table=TableData.from_result(out.result, keep=KEPT_ROWS) if full else None,
                             started_at=started, finished_at=_now())
-    # A compute step's `job_id` is the job it started (a read step such as job_status only reports one).
-    job_id = result.data.get("job_id") if result.ok and tool.risk is Risk.compute else None
     emit(StepFinished(step_id=step.id, tool=step.tool, ok=result.ok, text=result.text, error=result.error,
-                      job_id=str(job_id) if job_id else None))
+                      job_id=started_job(result, tool.risk)))
     if result.ok and full is not None:
         emit(TableEvent(step_id=step.id, table=full))
         chart: ChartSpec | None = chart_for(step.id, full)
@@ -69,6 +67,12 @@ def execute_node(state: AgentState, runtime: Runtime[AgentResources]) -> dict[st
     if not result.ok:
         update["failure"] = Failure(step_id=step.id, tool=step.tool, args=step.args, error=result.error or "")
     return update
+
+
+def started_job(result: StepResult, risk: Risk) -> str | None:
+    """The job a step started: a compute step's `job_id` (a read step such as job_status only reports one)."""
+    job_id = result.data.get("job_id") if result.ok and risk is Risk.compute else None
+    return str(job_id) if job_id else None
 
 
 def after_execute(state: AgentState) -> str:

@@ -192,6 +192,31 @@ class Session:
             progress = self.job_progress(progress.job_id)
         yield progress
 
+    def started_jobs(self) -> list[str]:
+        """Every job this thread's plans started, oldest first."""
+        from agent.execute import started_job
+
+        started: dict[str, None] = {}
+        for snap in reversed(list(self._graph.get_state_history(self._config))):  # results are kept per plan
+            for result in (AgentState.model_validate(snap.values).results.values() if snap.values else ()):
+                tool = self.resources.tools.get(result.tool)
+                job_id = started_job(result, tool.risk) if tool is not None else None
+                if job_id is not None:
+                    started[job_id] = None
+        return list(started)
+
+    def running_jobs(self) -> list[str]:
+        """Jobs this thread's plans started that have not ended, oldest first: what a chat resumed after a
+        reload or a restart follows again."""
+        running = []
+        for job_id in self.started_jobs():
+            try:
+                if not self.job_progress(job_id).final:
+                    running.append(job_id)
+            except UserError:  # not a fine-tuning job (a batch), or removed since
+                continue
+        return running
+
     def job_progress(self, job_id: str) -> JobProgress:
         """Where the job stands now (one poll of the `job_status` tool); `UserError` for an unknown job."""
         tool = self.resources.tools.get("job_status")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import signal
-import threading
 from pathlib import Path
 
 import pytest
@@ -221,29 +220,30 @@ def test_lathe_ask_follows_the_sft_job_it_started_on_gsm8k_to_its_report(demo, m
 
 
 class _CtrlCAt(io.StringIO):
-    """A terminal whose user presses Ctrl-C (a real SIGINT to this process) shortly after one of `cues` is
-    printed, and again at the next cue if following went on.
-
-    The press comes from another thread a moment later, as a person's would: raised inside the write itself, the
-    interrupt could land wherever the printing happened to be (in a finaliser, where Python drops it)."""
+    """A terminal that presses Ctrl-C (a real SIGINT to this process) when one of `cues` is first printed."""
 
     def __init__(self, *cues: str):
         super().__init__()
-        self.cues, self.presses = cues, 0
-
-    @property
-    def pressed(self) -> bool:
-        return self.presses > 0
+        self.cues, self.pressed = cues, False
 
     def write(self, text: str) -> int:
         n = super().write(text)
-        if any(c in text for c in self.cues) and "Stopped following" not in self.getvalue() and self.presses < 3:
-            self.presses += 1
-            threading.Timer(0.1, signal.raise_signal, (signal.SIGINT,)).start()
+        if not self.pressed and any(c in self.getvalue() for c in self.cues):
+            self.pressed = True
+            signal.raise_signal(signal.SIGINT)
         return n
 
 
-def test_ctrl_c_in_lathe_chat_stops_following_not_the_job(demo):
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal, also when the tests run in the background (a shell
+    starts a background command with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_in_lathe_chat_stops_following_not_the_job(demo, ctrl_c_raises):
     from agent.channels.terminal import chat
 
     terminal = _CtrlCAt(" is queued: ", " is validating: ", " is running: ")  # at the first progress line
@@ -259,3 +259,5 @@ def test_ctrl_c_in_lathe_chat_stops_following_not_the_job(demo):
     assert "succeeded after" not in out
     job = launcher.wait(demo, job_id, timeout_s=300)
     assert job.status == "succeeded", job.error  # the job's own process never saw the Ctrl-C
+    with Session(demo, "ctrl-c") as s:  # what a resumed chat would follow again: the thread's job, now ended
+        assert s.started_jobs() == [job_id] and s.running_jobs() == []

@@ -1,11 +1,13 @@
 """The chat UI follows a fine-tuning job it started, in a real browser: `app.py` under Chainlit on a demo workspace
 (offline planner), driven by Debian's Chromium through Playwright. Approving the plan starts a real tiny DPO job;
-one progress message follows it to `succeeded`, then the evaluation report arrives with the curves as an image,
-the registered version and how to approve it, while the chat stays usable."""
+a progress message follows it; the page is reloaded while the job runs and the thread, opened again from the
+thread list, follows it to `succeeded`; then the evaluation report arrives with the curves as an image, the
+registered version and how to approve it, while the chat stays usable."""
 from __future__ import annotations
 
 import pytest
 
+from agent.session import Session
 from catalog.workspace import Workspace
 from catalog.workspace_setup import init_workspace
 from runtimes.training.jobs.store import JobStore
@@ -16,7 +18,8 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(chromium() is None, reason="Debian's `chromium` is not installed "
                                  "(apt-get install -y chromium); the browser test needs it")]
 
-JOB_WAIT_MS = 180_000  # a worker process starts, trains two steps, evaluates and registers
+JOB_WAIT_MS = 180_000  # a worker process starts, trains, evaluates and registers
+STEPS = 150
 
 
 def test_a_job_started_from_the_chat_is_followed_to_its_report(tmp_path):
@@ -30,16 +33,22 @@ def test_a_job_started_from_the_chat_is_followed_to_its_report(tmp_path):
         with _evidence(page, tmp_path, "job_progress"):
             page.goto(url + "/")
             page.get_by_text("No LLM is configured").wait_for(timeout=WAIT_MS)
-            _ask(page, "fine-tune tiny-qwen3 with dpo on reply_preferences max_steps=2 max_length=64")
+            # Enough steps (about half a minute here) that the reload below lands while the job runs.
+            _ask(page, f"fine-tune tiny-qwen3 with dpo on reply_preferences max_steps={STEPS} max_length=64")
             page.get_by_text("Waiting for your approval").first.wait_for(timeout=WAIT_MS)
             page.get_by_role("button", name="Approve").click()
+            page.get_by_text(" — running · ").first.wait_for(timeout=JOB_WAIT_MS)  # the progress message
 
-            page.get_by_text("Evaluation of job").wait_for(timeout=JOB_WAIT_MS)
             (job,) = JobStore(ws).list()
-            assert job.status == "succeeded"
-            # The one progress message, rewritten in place, ends at the job's final state.
-            progress = page.get_by_text(f"Job {job.id} — ")
-            assert progress.count() == 1 and "succeeded" in progress.inner_text() and "2/2" in progress.inner_text()
+            (thread,) = Session.threads(ws)
+            page.goto(url + "/")  # a reload: a new chat page; the job goes on
+            page.locator(f"#thread-{thread.thread_id} a").click()  # the thread again, from the thread list
+            assert JobStore(ws).get(job.id).status == "running"  # resumed before the job ended: the check means something
+            page.get_by_text("Evaluation of job").wait_for(timeout=JOB_WAIT_MS)
+            assert JobStore(ws).get(job.id).status == "succeeded"
+            # The resumed thread's progress message, rewritten in place, ends at the job's final state.
+            progress = page.get_by_text(f"Job {job.id} — ").last
+            assert "succeeded" in progress.inner_text() and f"{STEPS}/{STEPS}" in progress.inner_text()
             page.get_by_text("eval loss", exact=True).first.wait_for(timeout=WAIT_MS)  # a row of the figures
             page.get_by_text("Registered tiny-qwen3-dpo/1, pending approval.").wait_for(timeout=WAIT_MS)
             page.get_by_text("lathe models approve tiny-qwen3-dpo 1 --by NAME").wait_for(timeout=WAIT_MS)
