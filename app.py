@@ -1,8 +1,8 @@
 """Lathe's chat UI (Chainlit 2.12), started by `lathe ui`: one `agent.Session` per chat thread, rendering its
 events as streamed answers, tool steps, a plan checklist with Approve / Reject / Edit, tables and Plotly
 charts; a fine-tuning job a plan starts is followed in the background (one progress message, then the
-evaluation report), and again when its thread is reopened while it runs; monitors due run while a chat is open and their alerts are posted into it; CSV or
-Parquet files dropped into the chat become catalogued tables.
+evaluation report), and again when its thread is reopened while it runs; monitors due run while a chat is open
+and their alerts are posted into it; CSV or Parquet files dropped into the chat become catalogued tables.
 
 It only presents and asks: every plan, decision and run goes through `agent.Session`, and the agent's
 threads in `state.sqlite` stay the source of truth (Chainlit's history only replays what was shown).

@@ -70,7 +70,8 @@ def main() -> int:
                 seconds = time.perf_counter() - started
                 tokens = sum(g.completion_tokens for g in replies[w])
                 speeds[w].append(tokens / seconds)
-                print(f"round {r + 1} {w}: {tokens} tokens in {seconds:.2f} s = {tokens / seconds:.1f} tok/s", flush=True)
+                print(f"round {r + 1} {w}: {tokens} tokens in {seconds:.2f} s = {tokens / seconds:.1f} tok/s",
+                      flush=True)
         same = sum(a.text == b.text for a, b in zip(replies["one at a time"], replies["batched"]))
         single, batch = statistics.median(speeds["one at a time"]), statistics.median(speeds["batched"])
         print(f"\nidentical replies: {same} of {len(ids)}")

@@ -43,7 +43,7 @@ def test_a_job_started_from_the_chat_is_followed_to_its_report(tmp_path):
             (thread,) = Session.threads(ws)
             page.goto(url + "/")  # a reload: a new chat page; the job goes on
             page.locator(f"#thread-{thread.thread_id} a").click()  # the thread again, from the thread list
-            assert JobStore(ws).get(job.id).status == "running"  # resumed before the job ended: the check means something
+            assert JobStore(ws).get(job.id).status == "running"  # resumed before the job ended, so it can show
             page.get_by_text("Evaluation of job").wait_for(timeout=JOB_WAIT_MS)
             assert JobStore(ws).get(job.id).status == "succeeded"
             # The resumed thread's progress message, rewritten in place, ends at the job's final state.
