@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export RAY_AUTH_MODE := disabled
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/torchinductor
 
-.PHONY: run test install fixtures clean
+.PHONY: run test install fixtures mf-env clean
 
 install: $(VENV)/.installed
 
@@ -40,13 +40,23 @@ $(FIXTURES)/.done: | $(VENV)/.installed
 	rm -rf $(FIXTURES)/wheels $(FIXTURES)/dbt_metricflow_pkg $(FIXTURES)/metricflow_pkg
 	touch $@
 
+# MetricFlow itself, in its own environment (its pins are not ours), for the differential test of the
+# semantic layer (tests/test_semantic_metricflow.py); the same DuckDB as ours reads the same files.
+MF_VENV := .venv-mf
+mf-env: $(MF_VENV)/.installed
+$(MF_VENV)/.installed: | $(VENV)/.installed
+	test -x $(MF_VENV)/bin/python || $(PYTHON) -m venv $(MF_VENV)
+	$(BIN)/uv pip install -q --python $(MF_VENV)/bin/python metricflow==0.213.0 pyyaml \
+		duckdb==$$($(BIN)/python -c "import duckdb; print(duckdb.__version__)")
+	touch $@
+
 run: install
 	test -f $(WORKSPACE)/lathe.toml || $(BIN)/lathe --workspace $(WORKSPACE) init --demo
 	$(BIN)/lathe --workspace $(WORKSPACE) tour
 	$(BIN)/lathe --workspace $(WORKSPACE) ui --port $(PORT)
 
-test: install fixtures
+test: install fixtures mf-env
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) $(FIXTURES) .cache
+	rm -rf $(VENV) $(MF_VENV) $(FIXTURES) .cache

@@ -243,7 +243,10 @@ def test_a_warehouse_time_spine_table_is_used_when_present(tmp_path):
     assert "metricflow_time_spine" in res.sql
     assert [(r[0], float(r[1])) for r in res.rows][:3] == [(D(2024, 1, 5), 55.5), (D(2024, 1, 6), 55.5),
                                                            (D(2024, 1, 7), 55.5)]
-    assert len(res.rows) == len(hand(ws, CALENDAR.format(window="ORDER BY cal.d ROWS 6 PRECEDING")))
+    # The spine table goes on past the last order: so does the 7-day window, six more days (as in MetricFlow).
+    spine = CALENDAR.replace("max(d), INTERVAL", "max(d) + INTERVAL 6 DAY, INTERVAL")
+    assert [(r[0], float(r[1])) for r in res.rows] == hand(ws, spine.format(window="ORDER BY cal.d ROWS 6 PRECEDING"))
+    assert res.rows[-1][0] == D(2024, 3, 26)
 
 
 # ---- aggregations -----------------------------------------------------------------------------------

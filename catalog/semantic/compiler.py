@@ -70,8 +70,8 @@ def aggregate(ms: Measure, e: exp.Expression) -> exp.Expression:
         return exp.Min(this=e)
     if a == AggregationType.max:
         return exp.Max(this=e)
-    if a == AggregationType.sum_boolean:
-        return exp.Sum(this=exp.cast(e, "INT"))
+    if a == AggregationType.sum_boolean:  # a NULL flag counts as false: rows with none sum to 0, not NULL
+        return exp.Sum(this=exp.Case(ifs=[exp.If(this=e, true=exp.Literal.number(1))], default=exp.Literal.number(0)))
     if a == AggregationType.median:
         return exp.PercentileCont(this=e, expression=exp.Literal.number(0.5))
     p = ms.agg_params
@@ -362,7 +362,8 @@ class _Compiler:
             raise UserError(f"measure `{leaf.measure}`: non_additive_dimension `{nad.dimension}` is not a dimension "
                             f"of semantic model `{model.name}`")
         js = JoinSet(self.graph, model.name, model.name, self._time_column(leaf))
-        col = model_column(dim.column_expr, model.name, f"semantic model `{model.name}`, `{dim.name}`")
+        # the dimension at its own grain, as MetricFlow compares it: every row of the first month of a monthly one
+        col = trunc(dim.grain, model_column(dim.column_expr, model.name, f"semantic model `{model.name}`, `{dim.name}`"))
         partition = [trunc(r.grain, col.copy()) for r in self.items if r.is_metric_time and r.grain]
         for e in nad.groupings:
             res = self._resolve(leaf, ElementRef(e, e))
@@ -403,6 +404,10 @@ class _Compiler:
             raise UserError(f"{leaf.who}: an offset_window that is not a whole number of "
                             f"`{grain}` periods, on a cumulative, time-spine or offset_to_grain input, is not "
                             f"supported yet; group by a finer metric_time grain")
+        if leaf.cumulative and grain != base and any(o.to_grain for o in leaf.offsets):
+            # MetricFlow reads the running total on the period's first day, not the period's first value
+            raise UserError(f"{leaf.who}: an offset_to_grain over a cumulative metric at `metric_time__{grain}` is "
+                            f"not supported yet; group by `metric_time__{base}`")
         others = [(r.name, r) for r in self.items if not r.is_metric_time]
         stage_grain = base if leaf.cumulative or shift_rows else grain
         items = [(_T, ElementRef(_T, METRIC_TIME, (), stage_grain))] + others
@@ -470,9 +475,14 @@ class _Compiler:
         for o in leaf.offsets:
             moved = exp.Add(this=moved, expression=interval(*o.window))
         model = self.graph.models[leaf.model]
-        time = self._resolve(leaf, ElementRef(METRIC_TIME, METRIC_TIME))
-        last = exp.select(exp.Max(this=trunc(base, model_column(time.expr_text, "bounds", f"model `{model.name}`"))))
-        last = last.from_(exp.to_table(model.table).as_("bounds")).subquery()
+        ts = self.time_spine
+        if ts and coarser_or_same(base, ts.grain):  # the spine's last day, as MetricFlow's spine join keeps
+            last = exp.select(exp.Max(this=trunc(base, exp.column(ts.column, table="bounds"))))
+            last = last.from_(exp.to_table(ts.table).as_("bounds")).subquery()
+        else:
+            time = self._resolve(leaf, ElementRef(METRIC_TIME, METRIC_TIME))
+            last = exp.select(exp.Max(this=trunc(base, model_column(time.expr_text, "bounds", f"model `{model.name}`"))))
+            last = last.from_(exp.to_table(model.table).as_("bounds")).subquery()
         scan.keys[0] = (_T, trunc(grain, moved.copy()))
         scan.where = scan.where + [exp.LTE(this=moved, expression=last)]
         return scan.aggregated()
@@ -492,12 +502,11 @@ class _Compiler:
         t = exp.column(_T, table=prev)
         ts = self.time_spine
         if ts and coarser_or_same(grain, ts.grain):
+            # The whole table, as MetricFlow reads it: a window or an offset carries values past the last
+            # row, and a filled metric covers every period of the spine.
             col = exp.column(ts.column, table="time_spine")
-            lo = exp.select(exp.Min(this=t.copy())).from_(exp.to_table(prev)).subquery()
-            hi = exp.select(exp.Max(this=t.copy())).from_(exp.to_table(prev)).subquery()
             sel = (exp.select(exp.alias_(trunc(grain, col.copy()), _S))
                    .from_(exp.to_table(ts.table).as_("time_spine"))
-                   .where(exp.Between(this=col.copy(), low=lo, high=hi))
                    .group_by(trunc(grain, col.copy())))
         else:
             series = exp.func("generate_series", exp.Min(this=t.copy()), exp.Max(this=t.copy()), interval(1, grain),

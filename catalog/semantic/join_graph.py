@@ -17,6 +17,7 @@ from catalog.semantic.time_grains import coarser_or_same
 from catalog.suggestions import unknown
 
 MAX_HOPS = 3
+_FOUND = "__lathe_found"  # marks the rows a join found, where its key cannot
 _JOINABLE = (EntityType.primary, EntityType.unique, EntityType.natural)
 
 Kind = Literal["dimension", "time_dimension", "entity"]
@@ -187,6 +188,7 @@ class JoinSet:
     time: exp.Expression | None = None
     aliases: dict[tuple[tuple[str, str], ...], str] = field(default_factory=dict)
     joins: list[exp.Join] = field(default_factory=list)
+    found: dict[tuple[tuple[str, str], ...], exp.Expression] = field(default_factory=dict)  # NULL: no row
 
     def __post_init__(self) -> None:
         self._taken = {self.source_alias}
@@ -205,15 +207,31 @@ class JoinSet:
                 self.aliases[prefix] = name
                 left = self.graph.entity(model, entity)
                 right = self.graph.entity(target, entity)
+                key = model_column(right.column_expr, name, f"semantic model `{target}`, entity `{entity}`")
                 on = exp.EQ(this=model_column(left.column_expr, alias, f"semantic model `{model}`, entity `{entity}`"),
-                            expression=model_column(right.column_expr, name,
-                                                    f"semantic model `{target}`, entity `{entity}`"))
+                            expression=key)
                 if right.type == EntityType.natural:
                     on = exp.and_(on, *self._valid_at(target, name))
-                table = exp.to_table(self.graph.models[target].table).as_(name)
+                on = exp.and_(on, *self._same_partition(target, name))
+                table: exp.Expression = exp.to_table(self.graph.models[target].table)
+                if isinstance(key, exp.Column):  # a plain key column is NULL exactly where no row was found
+                    self.found[prefix] = key.copy()
+                    table = table.as_(name)
+                else:  # a computed key (coalesce) may not be: mark found rows
+                    table = exp.select(exp.Star(), exp.alias_(exp.true(), _FOUND)).from_(table).subquery(name)
+                    self.found[prefix] = exp.column(_FOUND, table=name)
                 self.joins.append(exp.Join(this=table, side="LEFT", on=on))
             alias, model = self.aliases[prefix], target
         return alias
+
+    def _same_partition(self, target: str, target_alias: str) -> list[exp.Expression]:
+        """Partition dimensions (`is_partition`) of one name in the measure's model and a joined one are joined
+        on, as MetricFlow does: a row joins the other model's row of its own partition (the day's snapshot)."""
+        model, alias = self.source, self.source_alias
+        mine = {d.name: d for d in self.graph.models[model].dimensions if d.is_partition}
+        return [exp.EQ(this=model_column(mine[d.name].column_expr, alias, f"semantic model `{model}`, `{d.name}`"),
+                       expression=model_column(d.column_expr, target_alias, f"semantic model `{target}`, `{d.name}`"))
+                for d in self.graph.models[target].dimensions if d.is_partition and d.name in mine]
 
     def _valid_at(self, target: str, alias: str) -> list[exp.Expression]:
         start, end = validity_window(self.graph.models[target])
@@ -233,6 +251,15 @@ class JoinSet:
         return out
 
     def column(self, res: Resolved) -> exp.Expression:
-        """The resolved element's column, read from the alias of its model (joining it in when needed)."""
+        """The resolved element's column, read from the alias of its model (joining it in when needed).
+
+        A joined model's element is NULL where the join found no row, whatever its expression (`1`, a CASE,
+        a COALESCE), as if it were computed inside the joined model: MetricFlow's meaning."""
         alias = self.alias_for(res.reach)
-        return model_column(res.expr_text, alias, f"semantic model `{res.reach.model}`, `{res.ref.element}`")
+        e = model_column(res.expr_text, alias, f"semantic model `{res.reach.model}`, `{res.ref.element}`")
+        if not res.reach.hops or isinstance(e, exp.Column):
+            return e
+        hops = res.reach.hops
+        found = [exp.Not(this=exp.Is(this=self.found[hops[: i + 1]].copy(), expression=exp.Null()))
+                 for i in range(len(hops))]
+        return exp.Case(ifs=[exp.If(this=exp.and_(*found), true=e)])
