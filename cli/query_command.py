@@ -25,6 +25,15 @@ def _names(values: list[str] | None) -> list[str]:
     return [n for n in out if n]
 
 
+def engine_message(e: Exception) -> str:
+    """DuckDB's error as one line, without the values it quotes (they may be data the caller may not see)."""
+    import re
+
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    first = re.sub(r"'(?:[^']|'')*'", "'…'", first)
+    return first + " (check the types in --where and in the metric's filters)"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("query")
     @command
@@ -44,6 +53,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print {sql, columns, rows} as JSON."),
     ) -> None:
         """Metrics from the semantic layer (MetricFlow YAML in the workspace's catalog/semantic/)."""
+        import duckdb
         from pydantic import ValidationError
 
         from catalog.errors import UserError
@@ -60,5 +70,8 @@ def register(app: typer.Typer) -> None:
         if explain:
             typer.echo(compile_for_workspace(ws, q).sql)
             return
-        result = run_metric_query(ws, q)
+        try:
+            result = run_metric_query(ws, q)
+        except duckdb.Error as e:
+            raise UserError(f"the warehouse could not run the metric query: {engine_message(e)}") from None
         print_result(result, as_json)

@@ -318,6 +318,7 @@ class Outcome:
     metricflow_refused: int = 0
     both_refused: int = 0
     differences: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # Lathe's message where MetricFlow answered
 
 
 def compare(projects: list[Project], tmp: Path) -> Outcome:
@@ -331,7 +332,9 @@ def compare(projects: list[Project], tmp: Path) -> Outcome:
                 continue
             if isinstance(mine, str):
                 o.both_refused += "error" in theirs
-                o.lathe_refused += "error" not in theirs
+                if "error" not in theirs:
+                    o.lathe_refused += 1
+                    o.refusals.append(f"{c.metrics} by {c.group_by}: {mine}")
                 continue
             if "error" in theirs:
                 o.metricflow_refused += 1
@@ -359,6 +362,6 @@ if __name__ == "__main__":  # python -m tests.metricflow_diff [DIR to keep the d
         out = compare(all_projects(keep), keep)
     print(f"compared {out.compared}, agree {out.agree}; refused by Lathe {out.lathe_refused}, "
           f"by MetricFlow {out.metricflow_refused}, by both {out.both_refused}")
-    for line in out.differences:
+    for line in out.refusals + out.differences:
         print(line)
     sys.exit(1 if out.differences else 0)

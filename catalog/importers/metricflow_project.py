@@ -12,7 +12,9 @@ from typing import Any
 
 from catalog.errors import UserError
 from catalog.importers.discovery import YamlFile
+from catalog.semantic.model_exprs import parse_expr, sql_expression
 from catalog.semantic.spec import SemanticManifest
+from catalog.semantic.where_filters import parse_filter
 from catalog.store import load_semantic_file, table_filename
 from catalog.suggestions import unknown
 from catalog.yaml_files import CatalogFileError
@@ -65,7 +67,48 @@ def read_projects(files: list[YamlFile]) -> list[Project]:
         _no_duplicates([proj.manifest, part])
         proj.manifest = SemanticManifest(semantic_models=proj.manifest.semantic_models + part.semantic_models,
                                          metrics=proj.manifest.metrics + part.metrics)
+    check_definitions(list(projects.values()))
     return list(projects.values())
+
+
+def _refuse(item: Any, message: str) -> None:
+    path, _, line = source(item).rpartition(":")
+    raise CatalogFileError(path, int(line) if line.isdigit() else None, message)
+
+
+def check_definitions(projects: list[Project]) -> None:
+    """What would fail only at query time fails at import, with file and line: an `expr:` that is not one
+    allowed SQL expression, a metric that names a measure or metric no project of the import defines, a filter
+    or formula that does not parse."""
+    models = [sm for p in projects for sm in p.manifest.semantic_models]
+    measures = {ms.name for sm in models for ms in sm.measures}
+    metrics = ({m.name for p in projects for m in p.manifest.metrics}
+               | {ms.name for sm in models for ms in sm.measures if getattr(ms, "create_metric", False)})
+    for sm in models:
+        for kind, items in (("entity", sm.entities), ("dimension", sm.dimensions), ("measure", sm.measures)):
+            for it in items:
+                try:
+                    parse_expr(it.column_expr, f"semantic model `{sm.name}`, {kind} `{it.name}`")
+                except UserError as e:
+                    _refuse(sm, str(e))
+    for p in projects:
+        for m in p.manifest.metrics:
+            tp = m.type_params
+            wanted = [("measure", i.name, measures) for i in (tp.measure,) if i is not None]
+            wanted += [("metric", i.name, metrics) for i in (tp.numerator, tp.denominator, *(tp.metrics or []))
+                       if i is not None]
+            for kind, name, known in wanted:
+                if name not in known:
+                    _refuse(m, f"metric `{m.name}` reads {unknown(kind, name, sorted(known))}")
+            filters = list(m.filter or []) + [f for i in (tp.measure, tp.numerator, tp.denominator,
+                                                          *(tp.metrics or [])) if i is not None for f in i.filter or []]
+            try:
+                for f in filters:
+                    parse_filter(f, f"filter of metric `{m.name}`")
+                if tp.expr is not None:
+                    sql_expression(str(tp.expr))
+            except UserError as e:
+                _refuse(m, f"metric `{m.name}`: {e}")
 
 
 def check_tables(project: Project, tables: Iterable[str]) -> None:

@@ -11,6 +11,7 @@ import sqlglot
 from sqlglot import exp
 
 from catalog.errors import UserError
+from catalog.semantic.expr_guard import MAX_TEXT, check_expression
 
 
 @lru_cache(maxsize=4096)
@@ -23,14 +24,19 @@ def _parse(text: str) -> exp.Expression | None:
 
 
 def sql_expression(text: str) -> exp.Expression:
-    """One SQL expression (a value or a condition), parsed; `UserError` for anything else."""
+    """One SQL expression (a value or a condition) of what `expr_guard` allows, parsed; `UserError` for
+    anything else."""
+    text = str(text).strip()
+    if len(text) > MAX_TEXT:
+        raise UserError(f"{len(text)} characters is too long for one expression (at most {MAX_TEXT})")
     try:
-        tree = _parse(str(text).strip())
+        tree = _parse(text)
     except sqlglot.errors.SqlglotError as e:  # parse and tokenizer errors (an unclosed quote)
         errors = getattr(e, "errors", None)
         raise UserError(errors[0]["description"] if errors else str(e).splitlines()[0]) from None
     if tree is None:
         raise UserError("not one SQL expression (a single value or condition, not a statement or a query)")
+    check_expression(tree)
     return tree.copy()
 
 

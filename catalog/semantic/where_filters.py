@@ -12,10 +12,12 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 from sqlglot import exp
 
 from catalog.errors import UserError
+from catalog.semantic.expr_guard import MAX_TEXT
 from catalog.semantic.model_exprs import grouped, sql_expression
 from catalog.semantic.names import ElementRef, parse_name
 
@@ -66,6 +68,7 @@ def _template_functions(refs: dict[str, _Ref]) -> dict[str, Callable[..., Any]]:
 
 
 _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+_FUNCTIONS = ("Dimension", "TimeDimension", "Entity", "Metric")
 
 
 @dataclass(frozen=True)
@@ -97,9 +100,42 @@ def parse_filter(text: str, where: str = "filter") -> ParsedFilter:
         raise UserError(f"{where} `{str(text).strip()}`: {e}") from None
 
 
+# A template is text and calls: `{{ Dimension('a__b') }}`, `.grain('month')`, literal arguments. No statement
+# (`{% for %}`, `{% set %}`), operator or attribute of Python objects, so rendering is short and bounded.
+_TEMPLATE_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Call, nodes.Name, nodes.Const,
+                   nodes.List, nodes.Tuple, nodes.Keyword, nodes.Getattr)
+_TEMPLATE_METHODS = {"grain", "date_part", "descending"}
+
+
+def _check_template(text: str) -> None:
+    if len(text) > MAX_TEXT:
+        raise UserError(f"{len(text)} characters is too long for one filter (at most {MAX_TEXT})")
+    if "{" not in text:
+        return
+    try:
+        tree = _ENV.parse(text)
+    except jinja2.TemplateSyntaxError as e:
+        raise UserError(f"cannot read the template (line {e.lineno}): {e.message}") from None
+    for node in tree.find_all(nodes.Node):
+        bad = None
+        if not isinstance(node, _TEMPLATE_NODES):
+            bad = f"`{type(node).__name__.lower()}`"
+        elif isinstance(node, nodes.Name) and node.name not in _FUNCTIONS:
+            bad = f"the name `{node.name}`"
+        elif isinstance(node, nodes.Getattr) and node.attr not in _TEMPLATE_METHODS:
+            bad = f"`.{node.attr}`"
+        elif isinstance(node, nodes.Call) and (node.dyn_args or node.dyn_kwargs):
+            bad = "`*args`"
+        if bad:
+            raise UserError(f"cannot render the template: {bad} is not allowed in it; write only calls such as "
+                            "{{ Dimension('customer__region') }} or {{ TimeDimension('metric_time', 'month') }} "
+                            "with literal arguments")
+
+
 @lru_cache(maxsize=2048)
 def _parse_filter(text: str) -> ParsedFilter:
     refs: dict[str, _Ref] = {}
+    _check_template(text)
     try:
         rendered = _ENV.from_string(text).render(**_template_functions(refs))
     except jinja2.TemplateError as e:
