@@ -101,6 +101,7 @@ def generated(name: str, tmp: Path) -> Project:
                 keys.setdefault(sm.table, set()).update(_columns(e.column_expr))
     grains = {d.column_expr: d.grain for sm in manifest.semantic_models for d in sm.dimensions
               if d.type == DimensionType.time}
+    entity_columns = {c for sm in manifest.semantic_models for e in sm.entities for c in _columns(e.column_expr)}
     db = tmp / f"{name}.duckdb"
     out = duckdb.connect(str(db))
     rnd = random.Random(name)
@@ -116,7 +117,7 @@ def generated(name: str, tmp: Path) -> Project:
                 elif rnd.random() < 0.1:
                     v = None
                 elif t == "VARCHAR":
-                    v = f"k{rnd.randrange(36)}" if c.endswith("id") or c in _ENTITY_COLUMNS(manifest) else \
+                    v = f"k{rnd.randrange(36)}" if c.endswith("id") or c in entity_columns else \
                         rnd.choice(["a", "b", "c"])
                 elif t == "DOUBLE":
                     v = float(rnd.randrange(100))
@@ -136,10 +137,6 @@ def generated(name: str, tmp: Path) -> Project:
     spine = _spines(out, root)
     out.close()
     return Project(name, files, manifest, db, spine)
-
-
-def _ENTITY_COLUMNS(manifest: SemanticManifest) -> set[str]:
-    return {c for sm in manifest.semantic_models for e in sm.entities for c in _columns(e.column_expr)}
 
 
 _DATE_GRAINS = ("day", "week", "month", "quarter", "year")
@@ -193,11 +190,12 @@ def cases(p: Project) -> list[Case]:
         except UserError:
             dims = []
         try:
-            own = graph.self_names(_model_of(p, m))
+            own = set().union(*[graph.self_names(model) for model in _models_of(p, m)])
         except UserError:
             own = set()
         # the names MetricFlow spells: not the model's own entity before a joined path
-        dims = [d for d in dims if not (d.count("__") >= 2 and d.split("__")[0] in own)]
+        dims = [d for d in dims if not (d.count("__") >= 2 and d.split("__")[0] in own)
+                and not ("__" in d and d.split("__")[0] == d.split("__")[1])]
         cats = [d for d in dims if d != "metric_time" and _kind(graph, p, m, d) == "dimension"]
         ents = [d for d in dims if _kind(graph, p, m, d) == "entity"]
         timed = "metric_time" in dims
@@ -220,11 +218,11 @@ def cases(p: Project) -> list[Case]:
     return sorted(out[:PER_PROJECT], key=lambda c: int(c.id.rsplit(":", 1)[1]))
 
 
-def _model_of(p: Project, metric: str) -> str:
+def _models_of(p: Project, metric: str) -> set[str]:
     from catalog.semantic.metric_plan import MetricPlanner
     planner = MetricPlanner(p.manifest)
     planner.value(metric)
-    return next(iter(planner.leaves.values())).model
+    return {leaf.model for leaf in planner.leaves.values()}
 
 
 def _kind(graph: JoinGraph, p: Project, metric: str, name: str) -> str | None:

@@ -43,7 +43,8 @@ def _as_metricflow_yaml(text: str, schema: str) -> str:
         for key, items in (doc or {}).items():
             # dbt writes lists (`semantic_models: [...]`); MetricFlow reads one object per document
             for item in (items if key in _PLURAL else [items]):
-                m = _REF.match(str(item.pop("model", "") or "")) if key in ("semantic_models", "semantic_model") else None
+                model = item.pop("model", "") if key in ("semantic_models", "semantic_model") else ""
+                m = _REF.match(str(model or ""))
                 if m:
                     item["node_relation"] = {"alias": m.group(1), "schema_name": schema}
                 if key in ("metrics", "metric"):

@@ -119,7 +119,8 @@ def test_simple_manifest_by_joined_dimensions():
         (["revenue"], ["user__home_state_latest", "user__company_name"]),  # two models reached by `user`
         (["total_account_balance_first_day", "current_account_balance_by_user"], ["metric_time__month", "user"]),
         (["lux_booking_value_rate_expr", "instant_lux_booking_value_rate"], ["metric_time__day"]),
-        (["bookings_growth_2_weeks", "bookings_month_start_compared_to_1_month_prior"], ["metric_time__week"]),
+        (["bookings_growth_2_weeks", "bookings_month_start_compared_to_1_month_prior"], ["metric_time__day"]),
+        (["bookings_growth_2_weeks"], ["metric_time__week"]),
         (["bookings_growth_2_weeks", "bookings_mom", "bookings_yoy", "bookers"], ["metric_time__month"]),
         (["every_2_days_bookers_2_days_ago", "booking_fees_since_start_of_month"], ["metric_time__day"]),
         (["trailing_2_months_revenue", "revenue_mtd", "revenue_all_time"], ["metric_time__quarter"]),
@@ -129,6 +130,11 @@ def test_simple_manifest_by_joined_dimensions():
         c = compile_query(manifest, MetricQuery(metrics=metrics, group_by=group_by))
         assert c.columns == [*group_by, *metrics]
         con.execute("EXPLAIN " + c.sql)
+    # MetricFlow reads an offset_to_grain at the metric's own grain (the first day of the month): a coarser
+    # grain is refused rather than answered differently
+    with pytest.raises(UserError, match="offset_to_grain at `metric_time__week`"):
+        compile_query(manifest, MetricQuery(metrics=["bookings_month_start_compared_to_1_month_prior"],
+                                            group_by=["metric_time__week"]))
 
 
 OTHER_MANIFESTS = sorted(p.name for p in Path(external("mf_manifests")).iterdir()

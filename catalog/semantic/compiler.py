@@ -363,7 +363,8 @@ class _Compiler:
                             f"of semantic model `{model.name}`")
         js = JoinSet(self.graph, model.name, model.name, self._time_column(leaf))
         # the dimension at its own grain, as MetricFlow compares it: every row of the first month of a monthly one
-        col = trunc(dim.grain, model_column(dim.column_expr, model.name, f"semantic model `{model.name}`, `{dim.name}`"))
+        where = f"semantic model `{model.name}`, `{dim.name}`"
+        col = trunc(dim.grain, model_column(dim.column_expr, model.name, where))
         partition = [trunc(r.grain, col.copy()) for r in self.items if r.is_metric_time and r.grain]
         for e in nad.groupings:
             res = self._resolve(leaf, ElementRef(e, e))
@@ -404,10 +405,10 @@ class _Compiler:
             raise UserError(f"{leaf.who}: an offset_window that is not a whole number of "
                             f"`{grain}` periods, on a cumulative, time-spine or offset_to_grain input, is not "
                             f"supported yet; group by a finer metric_time grain")
-        if leaf.cumulative and grain != base and any(o.to_grain for o in leaf.offsets):
-            # MetricFlow reads the running total on the period's first day, not the period's first value
-            raise UserError(f"{leaf.who}: an offset_to_grain over a cumulative metric at `metric_time__{grain}` is "
-                            f"not supported yet; group by `metric_time__{base}`")
+        if grain != base and any(o.to_grain for o in leaf.offsets):
+            # MetricFlow reads the value of the period's first `base` period (its first day), not the period's
+            raise UserError(f"{leaf.who}: an offset_to_grain at `metric_time__{grain}`, coarser than the metric's "
+                            f"`{base}` grain, is not supported yet; group by `metric_time__{base}`")
         others = [(r.name, r) for r in self.items if not r.is_metric_time]
         stage_grain = base if leaf.cumulative or shift_rows else grain
         items = [(_T, ElementRef(_T, METRIC_TIME, (), stage_grain))] + others
@@ -466,7 +467,29 @@ class _Compiler:
         post = self._post_filters()
         if post and shift_rows:  # otherwise the time spine carried them
             sel = sel.where(exp.and_(*[f.bind(lambda ref: _time_of(ref, t, grain)) for f in post]))
+        if leaf.join_to_timespine:
+            # A filter on group-by columns holds for the filled periods too (MetricFlow filters again after
+            # the spine join): a period filled with a NULL group is not in the group the filter asks for.
+            again = [w for w in (self._on_group_by(leaf, f, prev) for f in self.filters) if w is not None]
+            if again:
+                sel = sel.where(exp.and_(*again))
         return sel
+
+    def _on_group_by(self, leaf: Leaf, f: ParsedFilter, rel: str) -> exp.Expression | None:
+        """`f` over `rel`'s group-by columns, when every name it reads is a (non-time) group-by of the query."""
+        def key(ref: ElementRef) -> tuple:
+            res = self._resolve(leaf, ref)
+            return res.reach.hops, res.reach.model, res.expr_text, ref.grain, ref.date_part
+
+        items = {key(r): r.name for r in self.items if not r.is_metric_time}
+        try:
+            names = {ph: items.get(key(ref)) for ph, ref in f.refs.items()}
+        except UserError:
+            return None
+        if not names or any(n is None for n in names.values()) or any(r.is_metric_time for r in f.refs.values()):
+            return None
+        by_ref = {key(ref): names[ph] for ph, ref in f.refs.items()}
+        return f.bind(lambda ref: exp.column(by_ref[key(ref)], table=rel))
 
     def _shifted(self, g: _Group, leaf: Leaf, scan: _Scan, grain: str, base: str) -> exp.Select:
         """Rows moved forward by the offsets, then aggregated at `grain`; rows moved past the data's last
@@ -481,7 +504,8 @@ class _Compiler:
             last = last.from_(exp.to_table(ts.table).as_("bounds")).subquery()
         else:
             time = self._resolve(leaf, ElementRef(METRIC_TIME, METRIC_TIME))
-            last = exp.select(exp.Max(this=trunc(base, model_column(time.expr_text, "bounds", f"model `{model.name}`"))))
+            own = model_column(time.expr_text, "bounds", f"model `{model.name}`")
+            last = exp.select(exp.Max(this=trunc(base, own)))
             last = last.from_(exp.to_table(model.table).as_("bounds")).subquery()
         scan.keys[0] = (_T, trunc(grain, moved.copy()))
         scan.where = scan.where + [exp.LTE(this=moved, expression=last)]

@@ -212,7 +212,12 @@ class JoinSet:
                             expression=key)
                 if right.type == EntityType.natural:
                     on = exp.and_(on, *self._valid_at(target, name))
-                on = exp.and_(on, *self._same_partition(target, name))
+                same = self._same_partition(target, name)
+                if same and len(prefix) > 1:
+                    raise UserError(f"semantic model `{target}` is partitioned (is_partition) like `{self.source}` and "
+                                    "is two joins away; joining partitioned models across several joins is not "
+                                    "supported yet")
+                on = exp.and_(on, *same)
                 table: exp.Expression = exp.to_table(self.graph.models[target].table)
                 if isinstance(key, exp.Column):  # a plain key column is NULL exactly where no row was found
                     self.found[prefix] = key.copy()
