@@ -230,6 +230,14 @@ def test_join_to_time_spine_fills_empty_days(shop):
     assert len(got) == 76 and got[0] == (D(2024, 1, 5), 55.5) and got[1] == (D(2024, 1, 6), 0.0)
 
 
+def test_a_filter_on_a_group_by_column_holds_for_filled_days(shop):
+    # filled days have no region; asked for EMEA only, they are not EMEA (MetricFlow filters after filling)
+    got = rows(shop, ["revenue_filled"], group_by=["customer__region", "metric_time__day"],
+               where=["customer__region = 'EMEA'"])
+    assert got and all(r[0] == "EMEA" for r in got)
+    assert sum(r[2] for r in got) == 105.5
+
+
 def test_a_warehouse_time_spine_table_is_used_when_present(tmp_path):
     ws = Workspace(tmp_path / "ws")
     ws.create()

@@ -49,11 +49,9 @@ def parse_expr(text: str, where: str) -> exp.Expression:
 
 
 def qualify(tree: exp.Expression, alias: str) -> exp.Expression:
-    """Every column of `tree` read from `alias`; columns inside a sub-query keep their own scope."""
+    """Every column of `tree` read from `alias` (an expression has no sub-query: the guard refused them)."""
     tree = tree.copy()
     for col in list(tree.find_all(exp.Column)):
-        if col.find_ancestor(exp.Subquery, exp.Select) is not None:
-            continue
         if isinstance(col.this, exp.Star):
             continue
         col.set("table", exp.to_identifier(alias))

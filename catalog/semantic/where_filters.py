@@ -84,8 +84,7 @@ class ParsedFilter:
     def bind(self, column: Callable[[ElementRef], exp.Expression]) -> exp.Expression:
         """The filter with every reference replaced by `column(ref)`."""
         def swap(node: exp.Expression) -> exp.Expression:
-            if (isinstance(node, exp.Column) and not node.table and node.name in self.refs
-                    and node.find_ancestor(exp.Select) is None):  # a sub-query's own columns stay its own
+            if isinstance(node, exp.Column) and not node.table and node.name in self.refs:
                 return grouped(column(self.refs[node.name]))
             return node
 
@@ -151,9 +150,7 @@ def _parse_filter(text: str) -> ParsedFilter:
     found = {k: v.ref for k, v in refs.items()}
     # Plain names (`customer__region = 'EMEA'`) are read as dimension names too, so a person need not
     # write the template; they are resolved, or refused, like any other name.
-    for col in tree.find_all(exp.Column):
-        if col.find_ancestor(exp.Select) is not None:
-            continue  # a sub-query's own columns
+    for col in tree.find_all(exp.Column):  # no sub-query: the guard refused them
         if col.table:
             raise UserError(f"`{col.sql('duckdb')}` is not a dimension name: write `entity__name`, "
                             "such as `customer__region`")
