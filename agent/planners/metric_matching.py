@@ -83,9 +83,12 @@ class Vocabulary:
                     words.setdefault(s, set()).add(meaning.name)
 
     # ---- matching -------------------------------------------------------------------------
-    def match(self, tokens: Sequence[Token], skip: set[int], stems_of: dict[int, str] | None = None) -> list[Match]:
-        """Non-overlapping matches, longest first from the left; `stems_of` overrides stems (typo fixes)."""
+    def match(self, tokens: Sequence[Token], skip: set[int], stems_of: dict[int, str] | None = None,
+              no_metric_at: set[int] | None = None) -> list[Match]:
+        """Non-overlapping matches, longest first from the left; `stems_of` overrides stems (typo fixes); a
+        phrase starting at an index of `no_metric_at` does not stand for a metric there."""
         stems_of = stems_of or {}
+        no_metric_at = no_metric_at or set()
         out: list[Match] = []
         i, n = 0, len(tokens)
         while i < n:
@@ -99,6 +102,8 @@ class Vocabulary:
                     continue
                 key = tuple(stems_of.get(k, tokens[k].stem) for k in span)
                 entries = self.phrases.get(key)
+                if i in no_metric_at:
+                    entries = [e for e in entries or [] if e.meaning.kind != "metric"]
                 if not entries:
                     continue
                 surface = tuple(tokens[k].low for k in span)

@@ -35,6 +35,9 @@ _VERBS = frozenset({"placed", "made", "make", "happened", "came", "generated", "
                     "ones", "so", "far", "number", "count", "many", "much", "total", "sum", "average",
                     "avg", "mean", "value", "values", "been", "being", "have", "has"})
 DEFAULT_TOP = 10
+# Words that set values side by side ("EMEA vs APAC", "web or mobile", "between enterprise and smb").
+COMPARE_WORDS = frozenset({"vs", "versus", "compared", "compare", "comparing", "comparison", "against", "or",
+                           "between", "difference", "differ", "differences", "contrast"})
 
 
 @dataclass
@@ -129,7 +132,9 @@ class MetricQuestionReader:
         if top is not None:
             skip |= top.used
         fixes = self.voc.corrections(tokens, skip)
-        matches = self.voc.match(tokens, skip, {i: s for i, (_, s) in fixes.items()})
+        # What follows a negation is what to leave out, a value, never a metric ("excluding returned orders").
+        negated = {j for t in tokens if t.low in NEGATIONS for j in [_first_after(tokens, t.index + 1, skip)]}
+        matches = self.voc.match(tokens, skip, {i: s for i, (_, s) in fixes.items()}, no_metric_at=negated)
         notes = [f"read `{tokens[i].text}` as `{w}`" for i, (w, _) in sorted(fixes.items())]
         roles = {id(m): _role(tokens, m, top) for m in matches}
 
@@ -147,6 +152,8 @@ class MetricQuestionReader:
         if top is not None:
             ask.rank_metric = next((m.of("metric")[0].name for m in metric_matches if roles[id(m)] == "rank"), None)
         problem = self._place(tokens, [m for m in matches if m not in metric_matches], roles, reach, ask)
+        if problem is None and any(t.low in COMPARE_WORDS for t in tokens):
+            _one_row_per_side(ask)
         if problem is None and (time.grain or time.has_range) and not reach.has_time:
             words = ", ".join([*time.phrases, *([time.grain_words] if time.grain_words else [])])
             has = "has" if len(metrics) == 1 else "have"
@@ -169,7 +176,9 @@ class MetricQuestionReader:
         # "csat for urgent tickets": a word that is a metric and an entity, right after a value, qualifies the
         # value when another metric is named; alone ("open tickets by priority") it is the metric.
         strong = [m for m in metric_matches if not (m.of("entity") and any(
-            p.of("value") and p.end <= m.start and _adjacent(tokens, p, m) for p in matches))]
+            p.of("value") and p.end <= m.start and _adjacent(tokens, p, m, matches) for p in matches))]
+        if not strong and fallback and follow_up:  # "excluding returned orders": the value's noun, not a metric
+            metric_matches = []
         metric_matches = strong or metric_matches
         metrics: list[str] = []
         notes: list[str] = []
@@ -374,6 +383,14 @@ class MetricQuestionReader:
         return example_ranked(self.names, reach) or "months"
 
 
+def _one_row_per_side(ask: Ask) -> None:
+    """A comparison of two or more values of one dimension groups by it: one row per side, not one total."""
+    for name, (vals, negated) in ask.filters.items():
+        if len(vals) > 1 and not negated and name not in ask.group_by:
+            ask.group_by.append(name)
+            ask.notes.append(f"one row per `{name}`, to compare {quoted(vals)}")
+
+
 # ---- small readers ---------------------------------------------------------------------------------
 def _read_top(tokens: Sequence[Token], skip: set[int]) -> Top | None:
     """"top 5", "5 best", "bottom 3", "the highest": how many, which way, and where the ranked thing is named."""
@@ -411,7 +428,7 @@ def _role(tokens: Sequence[Token], m: Match, top: Top | None) -> str:
 
 
 def _first_after(tokens: Sequence[Token], i: int, skip: set[int]) -> int:
-    while i < len(tokens) and (i in skip or tokens[i].low in ("the", "a")):
+    while i < len(tokens) and (i in skip or tokens[i].low in ("the", "a", "all", "any")):
         i += 1
     return i
 
@@ -428,10 +445,12 @@ def _after_marker(tokens: Sequence[Token], i: int) -> bool:
     return _previous_word(tokens, i) in GROUP_MARKERS
 
 
-def _adjacent(tokens: Sequence[Token], a: Match, b: Match) -> bool:
-    """Two matches with at most two grammar words between them ("the mobile channel", "EMEA region")."""
+def _adjacent(tokens: Sequence[Token], a: Match, b: Match, others: Sequence[Match] = ()) -> bool:
+    """Two matches with at most two grammar words, or the value's dimension, between them ("the mobile
+    channel", "EMEA region", "urgent priority tickets")."""
     lo, hi = (a, b) if a.start < b.start else (b, a)
-    gap = range(lo.end, hi.start)
+    gap = [k for k in range(lo.end, hi.start)
+           if not any(o.start <= k < o.end and o.of("dimension") and not o.of("metric") for o in others)]
     return len(gap) <= 2 and all(tokens[k].is_filler and tokens[k].low not in GROUP_MARKERS for k in gap)
 
 

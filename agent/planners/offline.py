@@ -75,7 +75,31 @@ class OfflinePlanner:
         return self._read(request, tokens, reader, names, skip=skip, reuse=reuse)
 
     def metric_plan(self, args: dict[str, Any], said: str) -> PlannerReply:
+        top_of = args.pop("keep_top_of", None)
+        if top_of is not None:
+            return self._series_of_top(args, top_of, said)
         step = Step(id="s1", tool="query_metrics", args=args, title=_title(args))
+        return PlannerReply(plan=Plan(steps=[step], summary=said))
+
+    def _series_of_top(self, args: dict[str, Any], top_of: dict[str, Any], said: str) -> PlannerReply:
+        """The new query's rows for the items the last (top N) query kept, both compiled by the semantic layer."""
+        from sqlglot import exp, parse_one
+
+        from catalog.semantic.query import MetricQuery
+        from catalog.semantic.runner import compile_for_workspace
+
+        try:
+            series = parse_one(compile_for_workspace(self.deps.workspace, MetricQuery(**args)).sql, dialect="duckdb")
+            top = parse_one(compile_for_workspace(self.deps.workspace, MetricQuery(**top_of)).sql, dialect="duckdb")
+        except UserError as e:
+            return PlannerReply(text=f"{said}\n\nThat query cannot be compiled: {e}")
+        dims = [g for g in top_of.get("group_by") or [] if not g.startswith("metric_time")]
+        keep = exp.Tuple(expressions=[exp.column(d, "series") for d in dims]) if len(dims) > 1 else exp.column(dims[0], "series")
+        inner = exp.select(*[exp.column(d, "top_n") for d in dims]).from_(exp.Subquery(this=top, alias=exp.to_identifier("top_n")))
+        sql = (exp.select("*").from_(exp.Subquery(this=series, alias=exp.to_identifier("series")))
+               .where(exp.In(this=keep, query=inner.subquery()))
+               .order_by(*[exp.column(d, "series") for d in dims], *[exp.column(g, "series") for g in args["group_by"] if g not in dims]))
+        step = Step(id="s1", tool="run_sql", args={"sql": sql.sql(dialect="duckdb")}, title=_title(args) + f" (top {top_of.get('limit')} kept)")
         return PlannerReply(plan=Plan(steps=[step], summary=said))
 
     # ---- metric questions -----------------------------------------------------------------------
@@ -94,6 +118,8 @@ class OfflinePlanner:
             if not changes_something(ask) and not reuse:
                 return self._not_understood(tokens, reader, None)
             args, notes = merge(previous, ask, names, tokens)
+            if any(n.startswith("kept the top") for n in notes):
+                args["keep_top_of"] = previous  # "now split that by month" after a top N: the same N items
             said = "Changing the last query: " + describe(args) + "."
             extra = ask.notes + notes + ([f"time: {ask.time.describe()}"] if ask.time.has_range else [])
             if extra:

@@ -37,7 +37,10 @@ _TO_DATE = {"ytd": "year", "qtd": "quarter", "mtd": "month", "wtd": "week"}
 _PREPOSITIONS = frozenset({"in", "during", "for", "of", "on", "within", "over", "at"})
 _RANGE_ENDS = frozenset({"to", "until", "till", "through", "thru"})
 _GRAIN_MARKERS = frozenset({"by", "per", "each", "every", "a"})
-_JOINERS = frozenset({"and", "or", "to", "vs", "versus"})
+_JOINERS = frozenset({"and", "or", "to", "vs", "versus", "compared", "against"})
+_HALVES = {"h1": 1, "h2": 2}
+# Named seasons as month spans (first month, months); a reading states its dates, so a user can correct it.
+_SEASONS = {"holiday": (11, 2), "holidays": (11, 2)}
 
 
 def number_of(word: str) -> int | None:
@@ -150,6 +153,26 @@ class _Reader:
             year = self.year_at(j)
             start, given = self.latest("quarter", ORDINALS[w], year if year is not None else default_year)
             return Period(start, shift("quarter", start, 1), j + (1 if year is not None else 0), given, "quarter")
+        half = _HALVES.get(w) or (ORDINALS.get(w) if self.word(i + 1) == "half" and ORDINALS.get(w, 3) <= 2 else None)
+        if half is not None:
+            j = i + 1 if w in _HALVES else i + 2
+            if self.word(j) == "of":
+                j += 1
+            year = self.year_at(j)
+            start = dt.date(year if year is not None else self.today.year, 1 + 6 * (half - 1), 1)
+            if year is None and start > self.today:
+                start = start.replace(year=start.year - 1)
+            return Period(start, shift("month", start, 6), j + (1 if year is not None else 0), year is not None)
+        if w in _SEASONS:
+            first, months = _SEASONS[w]
+            j = i + 1 + (self.word(i + 1) == "season")
+            if self.word(j) == "of":
+                j += 1
+            year = self.year_at(j)
+            start = dt.date(year if year is not None else self.today.year, first, 1)
+            if year is None and start > self.today:
+                start = start.replace(year=start.year - 1)
+            return Period(start, shift("month", start, months), j + (1 if year is not None else 0), year is not None)
         if w in MONTHS:
             j = i + 1
             if self.word(j) == "of" and self.year_at(j + 1) is not None:

@@ -11,7 +11,9 @@ from agent.planners.intents import HELP_WORDS
 
 def match(question: Question, context: Context) -> Reading | None:
     if all(t.low in HELP_WORDS for t in question.content):
-        return Reading("help", 0.95, {t.index for t in question.tokens}, describe="a request for help")
+        # Grammar words alone ("how does this work?") ask for help only when nothing else reads them.
+        return Reading("help", 0.95 if question.content else 0.6, {t.index for t in question.tokens},
+                       describe="a request for help")
     return None
 
 

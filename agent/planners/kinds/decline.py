@@ -1,0 +1,35 @@
+"""Requests the planner declines with a reason, not for an unknown word: forecasts (numbers for periods that
+have not happened) and writes to the warehouse's data ("drop the orders table", "delete returned orders").
+"""
+from __future__ import annotations
+
+from agent.planners.base import PlannerReply
+from agent.planners.intent_registry import Context, Question, Reading
+from agent.planners.kinds.catalog_reads import cue_tokens
+
+_FORECAST = frozenset({"forecast", "forecasts", "forecasting", "predict", "predicts", "prediction", "predictions",
+                       "projection", "projections", "projected", "extrapolate", "anticipate", "anticipated"})
+_WRITE = frozenset({"drop", "delete", "deleting", "truncate", "purge", "wipe", "erase", "insert", "alter",
+                    "overwrite", "destroy"})
+
+
+def match(question: Question, context: Context) -> Reading | None:
+    forecast, write = cue_tokens(question, _FORECAST), cue_tokens(question, _WRITE)
+    if write:  # the rest of the question (what to delete) belongs to the request
+        return Reading("decline", 0.95, {t.index for t in question.tokens}, {"why": "write"},
+                       describe="a change to the warehouse's data")
+    if forecast:
+        return Reading("decline", 0.95, {t.index for t in question.tokens}, {"why": "forecast"},
+                       describe="a forecast")
+    return None
+
+
+def plan(reading: Reading, context: Context) -> PlannerReply:
+    if reading.data["why"] == "write":
+        return PlannerReply(text="I won't do that: dropping, deleting or changing data is a write to the warehouse, "
+                                 "and the tools I may use only read it (or create a new derived table, after your "
+                                 "approval). Ask the table's owner, or change the data outside Lathe.")
+    today = context.planner.clock().isoformat()
+    return PlannerReply(text="I can't forecast: I only report what the warehouse has recorded, up to today "
+                             f"({today}), and a forecast would be a guess, not a number from your data. Ask about a "
+                             "past period instead, e.g. the same metric by month over the last year to see its trend.")
