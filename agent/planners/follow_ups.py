@@ -16,7 +16,8 @@ from agent.planners.metric_questions import Ask
 from agent.planners.question_words import Token, quoted
 from agent.planners.semantic_names import SemanticNames, safe_reachable
 from agent.planners.time_phrases import UNITS
-from agent.planners.value_filters import readable_filter, time_filters, value_filter
+from agent.planners.value_filters import time_filters, value_filter
+from catalog.metadata_answers import readable_filter
 from agent.state import Turn
 
 QUERY_TOOL = "query_metrics"

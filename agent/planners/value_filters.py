@@ -140,20 +140,3 @@ def time_filters(start: dt.date | None, end: dt.date | None) -> list[str]:
         out.append(exp.LT(this=_template(day), expression=exp.cast(exp.Literal.string(end.isoformat()), "DATE"))
                    .sql(dialect="duckdb"))
     return out
-
-
-def readable_filter(text: str) -> str:
-    """A filter with its template calls written as plain names: `customer__region = 'EMEA'`."""
-    try:
-        parsed = parse_filter(text)
-    except UserError:
-        return text.strip()
-
-    def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table and node.name in parsed.refs:
-            return exp.column(parsed.refs[node.name].name)
-        if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
-            return node.this.copy()
-        return node
-
-    return parsed.tree.copy().transform(swap).sql(dialect="duckdb")

@@ -4,7 +4,7 @@ calculated?", "define return rate": the glossary's definition and how the metric
 from __future__ import annotations
 
 from agent.planners.base import PlannerReply
-from agent.planners.catalog_answers import definition_text
+from catalog.metadata_answers import definition_text
 from agent.planners.intent_registry import Context, Question, Reading
 from agent.planners.intents import DEFINE_WORDS, _definition
 from agent.planners.kinds.catalog_reads import cue_tokens

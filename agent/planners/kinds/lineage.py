@@ -4,7 +4,7 @@ the values of customers.segment come from?".
 from __future__ import annotations
 
 from agent.planners.base import PlannerReply
-from agent.planners.catalog_answers import lineage_text
+from catalog.metadata_answers import lineage_text
 from agent.planners.intent_registry import Context, Question, Reading
 from agent.planners.intents import _FROM_VERBS, LINEAGE_WORDS, find_column
 from agent.planners.kinds.catalog_reads import cue_tokens, mentions

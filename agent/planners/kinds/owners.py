@@ -4,7 +4,7 @@ order lines", "owners". The verb "owns" alone ("which region owns the most reven
 from __future__ import annotations
 
 from agent.planners.base import PlannerReply
-from agent.planners.catalog_answers import owners_text
+from catalog.metadata_answers import owners_text
 from agent.planners.intent_registry import Context, Question, Reading
 from agent.planners.intents import OWNER_WORDS, _glossary_term
 from agent.planners.kinds.catalog_reads import cue_tokens, mentions, spans

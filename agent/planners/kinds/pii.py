@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.planners.base import PlannerReply
-from agent.planners.catalog_answers import pii_text
+from catalog.metadata_answers import pii_text
 from agent.planners.intent_registry import Context, Question, Reading
 from agent.planners.intents import PII_WORDS, TABLE_WORDS
 from agent.planners.kinds.catalog_reads import cue_tokens, mentions, spans
