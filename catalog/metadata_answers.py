@@ -162,7 +162,11 @@ def lineage_text(catalog: Catalog, table: str | None, column: str | None) -> str
         lines += _tree_lines(tree, 0)
     if not any(catalog.lineage_of(t.name, c) for c in columns):
         what = f"`{t.name}.{column}`" if column else f"`{t.name}`"
-        return f"{what} is source data: no lineage is recorded for it (only derived tables have lineage)."
+        text = f"{what} is source data: no lineage is recorded for it (only derived tables have lineage)."
+        described = t.column(column) if column else None
+        if described is not None and described.description:  # the recorded expression, when there is one
+            text += f" The catalog describes it as: {described.description}"
+        return text
     return f"Lineage of {'`' + t.name + '.' + column + '`' if column else 'table `' + t.name + '`'}:\n" + "\n".join(lines)
 
 

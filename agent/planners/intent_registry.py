@@ -8,6 +8,7 @@ planned, and when two kinds read the question about equally well the planner ask
 from __future__ import annotations
 
 import importlib
+from importlib import import_module
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from agent.planners.base import PlannerReply, PlanRequest
 from agent.planners.question_words import Token, tokenize
 
 if TYPE_CHECKING:
+    from agent.planners.spelling import Lexicon
     from agent.planners.offline import OfflinePlanner
     from catalog.metadata import Catalog
 
@@ -27,17 +29,27 @@ CLOSE = 0.04  # two readings of different kinds closer than this: ask which one 
 
 @dataclass
 class Question:
-    """One message, tokenized once: every kind reads the same tokens."""
+    """One message, tokenized once (misspelt words read as the known word they are closest to): every kind
+    reads the same tokens."""
     text: str
     tokens: list[Token]
+    corrected: dict[int, str] = field(default_factory=dict)  # token index -> the word it was read as
+
+    @property
+    def notes(self) -> list[str]:
+        return [f"read `{self.tokens[i].text}` as `{w}`" for i, w in sorted(self.corrected.items())]
 
     @property
     def content(self) -> list[Token]:
         return [t for t in self.tokens if not t.is_filler]
 
     @classmethod
-    def of(cls, text: str) -> "Question":
-        return cls(text, tokenize(text))
+    def of(cls, text: str, lexicon: "Lexicon | None" = None) -> "Question":
+        tokens = tokenize(text)
+        if lexicon is None:
+            return cls(text, tokens)
+        fixed, corrected = lexicon.correct(tokens)
+        return cls(text, fixed, corrected)
 
 
 @dataclass
@@ -86,6 +98,21 @@ def kinds() -> tuple[Kind, ...]:
         if _is_kind(module):
             found.append(Kind(info.name, module.match, module.plan, bool(getattr(module, "READS_SQL", False))))
     return tuple(found)
+
+
+@lru_cache(maxsize=1)
+def cue_words() -> frozenset[str]:
+    """Every word the kinds and readers listen for (their module-level word sets), for spelling correction."""
+    from agent.planners import column_measures, follow_ups, intents, metric_questions, time_phrases
+
+    modules = [import_module(f"agent.planners.kinds.{k.name}") for k in kinds()]
+    modules += [column_measures, follow_ups, intents, metric_questions, time_phrases]
+    words: set[str] = set()
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, (frozenset, set, dict)) and value and all(isinstance(w, str) for w in value):
+                words |= {w for w in value if w.isalpha()}
+    return frozenset(words)
 
 
 def _is_kind(module: ModuleType) -> bool:

@@ -19,12 +19,13 @@ from agent.planners.catalog_answers import short_examples
 from agent.planners.direct_sql import DirectSqlPlanner
 from agent.planners.fallback import FallbackPlanner
 from agent.planners.follow_ups import changes_something, describe, merge, previous_query, sounds_like_follow_up
-from agent.planners.intent_registry import Context, Question, choose
+from agent.planners.intent_registry import Context, Question, choose, cue_words
 from agent.planners.intents import Intent
 from agent.planners.metric_matching import build_vocabulary
 from agent.planners.metric_questions import MetricQuestionReader, Unclear
 from agent.planners.question_words import Token, quoted, tokenize
 from agent.planners.semantic_names import SemanticNames
+from agent.planners.spelling import Lexicon, lexicon_of
 from agent.planners.value_filters import DimensionValues
 from agent.state import Plan, Step
 
@@ -48,6 +49,7 @@ class OfflinePlanner:
         self._built_for: Catalog | None = None
         self._reader: MetricQuestionReader | None = None
         self._names: SemanticNames | None = None
+        self._lexicon: tuple[Catalog, Lexicon] | None = None
 
     # ---- the seam ---------------------------------------------------------------------------
     def plan(self, request: PlanRequest, emit: Emit) -> PlannerReply:
@@ -57,7 +59,7 @@ class OfflinePlanner:
             return PlannerReply(text=f"`{request.failure.tool}` failed: {request.failure.error}\nWithout an LLM I "
                                      "cannot correct it: rephrase the question, or ask \"help\" for examples.")
         context = Context(request, self.deps.catalog.catalog, self)
-        reply = choose(Question.of(request.text), context)
+        reply = choose(Question.of(request.text, self.lexicon(context.catalog)), context)
         if reply is None and request.route == "sql":
             return DirectSqlPlanner().plan(request, emit)
         return reply if reply is not None else PlannerReply(text=self._not_understood(
@@ -69,10 +71,16 @@ class OfflinePlanner:
         return self._values
 
     def read_metric(self, request: PlanRequest, tokens: list[Token], skip: set[int] | None = None,
-                    reuse: bool = False) -> tuple[dict[str, Any], str, set[int]] | str:
-        """A metric question's query arguments, what was understood and the tokens it used; or a reply."""
+                    reuse: bool = False, notes: list[str] | None = None) -> tuple[dict[str, Any], str, set[int]] | str:
+        """A metric question's query arguments, what was understood and the tokens it used; or a reply.
+        `notes` (spelling corrections) go with what was understood."""
         reader, names = self.parts(self.deps.catalog.catalog)
-        return self._read(request, tokens, reader, names, skip=skip, reuse=reuse)
+        return self._read(request, tokens, reader, names, skip=skip, reuse=reuse, notes=notes)
+
+    def lexicon(self, catalog: Catalog) -> Lexicon:
+        if self._lexicon is None or self._lexicon[0] is not catalog:
+            self._lexicon = (catalog, lexicon_of(catalog, self._values.of(catalog), cue_words()))
+        return self._lexicon[1]
 
     def metric_plan(self, args: dict[str, Any], said: str) -> PlannerReply:
         top_of = args.pop("keep_top_of", None)
@@ -104,7 +112,8 @@ class OfflinePlanner:
 
     # ---- metric questions -----------------------------------------------------------------------
     def _read(self, request: PlanRequest, tokens: list[Token], reader: MetricQuestionReader, names: SemanticNames,
-              skip: set[int] | None = None, reuse: bool = False) -> tuple[dict[str, Any], str, set[int]] | str:
+              skip: set[int] | None = None, reuse: bool = False,
+              notes: list[str] | None = None) -> tuple[dict[str, Any], str, set[int]] | str:
         """The query's arguments, what was understood and the tokens used, or a reply in words. With `reuse`,
         a question that changes nothing takes the last query as it is ("save that as a table")."""
         previous = previous_query(request.history)
@@ -114,6 +123,7 @@ class OfflinePlanner:
         if isinstance(ask, Unclear):
             return self._not_understood(tokens, reader, ask) if ask.no_metric else ask.text
         used = {t.index for t in tokens if t.text not in ask.left_out}
+        ask.notes[:0] = notes or []
         if previous is not None and (not ask.named_metrics or cue):
             if not changes_something(ask) and not reuse:
                 return self._not_understood(tokens, reader, None)

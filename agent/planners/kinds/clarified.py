@@ -30,5 +30,6 @@ def match(question: Question, context: Context) -> Reading | None:
 
 def plan(reading: Reading, context: Context) -> PlannerReply:
     request = context.request.model_copy(update={"text": reading.data["text"], "history": context.request.history[:-2]})
-    reply = choose(Question.of(reading.data["text"]), Context(request, context.catalog, context.planner))
+    question = Question.of(reading.data["text"], context.planner.lexicon(context.catalog))
+    reply = choose(question, Context(request, context.catalog, context.planner))
     return reply if reply is not None else PlannerReply(text="I still could not read the question.")

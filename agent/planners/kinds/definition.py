@@ -17,7 +17,7 @@ _CUES = DEFINE_WORDS | {"stand", "stands", "abbreviation", "acronym", "short", "
 def match(question: Question, context: Context) -> Reading | None:
     cues = cue_tokens(question, _CUES)
     lows = [t.low for t in question.tokens]
-    bare = len(lows) >= 2 and lows[0] in ("what", "whats", "what's") and lows[1] in ("is", "are", "s")
+    bare = len(lows) >= 2 and lows[0] in ("what", "whats", "what's") and lows[1] in ("is", "are", "s", "a", "an")
     if not cues and not bare:
         return None
     intent = _definition(question.tokens, context.catalog)

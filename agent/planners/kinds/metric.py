@@ -8,7 +8,7 @@ from agent.planners.intent_registry import Context, Question, Reading
 
 
 def match(question: Question, context: Context) -> Reading | None:
-    read = context.planner.read_metric(context.request, question.tokens)
+    read = context.planner.read_metric(context.request, question.tokens, notes=question.notes)
     if isinstance(read, str):  # not understood: the reply that says why, kept as the last resort
         return Reading("metric", 0.1, set(), {"text": read})
     args, said, used = read

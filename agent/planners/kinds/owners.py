@@ -10,6 +10,7 @@ from agent.planners.intents import OWNER_WORDS, _glossary_term
 from agent.planners.kinds.catalog_reads import cue_tokens, mentions, spans
 
 _ASK_WORDS = frozenset({"ask", "contact", "talk", "reach", "speak", "email", "ping", "responsible", "accountable",
+                        "person", "point", "maintains", "maintain", "manages", "manage", "looks",
                         "whos", "whom", "owner", "owners", "ownership", "maintainer", "steward", "stewards", "maintains",
                         "maintained", "owned"})
 _DATA_WORDS = frozenset({"data", "dataset", "table", "tables", "about", "for", "regarding", "questions"})
@@ -31,7 +32,7 @@ def match(question: Question, context: Context) -> Reading | None:
     term = _glossary_term(question.tokens, context.catalog)
     if term is not None:
         term_used = {t.index for t in question.tokens if t.stem in {s for s in _stems(term, context)}}
-        return Reading("owners", 0.8 if strong else 0.25, used | term_used, {"term": term},
+        return Reading("owners", 0.9 if strong else 0.25, used | term_used, {"term": term},
                        describe=f"who owns the term `{term}`")
     return Reading("owners", 0.7 if strong else 0.2, used, describe="who owns what")
 
