@@ -225,6 +225,8 @@ class MetricQuestionReader:
                 groups.append((m, dims[0]))
             elif ents:
                 entities.append((m, ents[0].name))
+            elif m.of("value") and not m.exact and _previous_word(tokens, m.start) not in FILTER_WORDS:
+                ask.left_out.append(_words(tokens, m))  # an ordinary word ("higher") that only resembles a value
             else:
                 return self._unreachable(tokens, m, ask.metrics, reach)
         picked = self._values(tokens, values, [(g, d) for g, d in groups if roles[id(g)] != "group"],

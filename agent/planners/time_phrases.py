@@ -183,6 +183,10 @@ class _Reader:
             start, given = self.latest("month", MONTHS[w], year if year is not None else default_year)
             return Period(start, shift("month", start, 1), j + (1 if year is not None else 0), given, "month")
         year = self.year_at(i)
+        if year is not None and self.word(i + 1) in _SEASONS:  # "the 2025 holiday season"
+            first, months = _SEASONS[self.word(i + 1)]
+            start = dt.date(year, first, 1)
+            return Period(start, shift("month", start, months), i + 2 + (self.word(i + 2) == "season"), True)
         if year is not None:
             return Period(dt.date(year, 1, 1), dt.date(year + 1, 1, 1), i + 1, unit="year")
         if w == "today":
@@ -195,6 +199,12 @@ class _Reader:
         if w in UNITS and self.word(i + 1) == "to" and self.word(i + 2) == "date":
             unit = UNITS[w]
             return Period(start_of(unit, self.today), self.today + dt.timedelta(days=1), i + 3)
+        if w in _RELATIVE and self.word(i + 1) in _SEASONS:  # "last holiday season": the latest one that ended
+            first, months = _SEASONS[self.word(i + 1)]
+            start = dt.date(self.today.year, first, 1)
+            while shift("month", start, months) > self.today:
+                start = start.replace(year=start.year - 1)
+            return Period(start, shift("month", start, months), i + 2 + (self.word(i + 2) == "season"), True)
         if w in _RELATIVE:
             n = number_of(self.word(i + 1))
             j = i + 2 if n is not None else i + 1
@@ -221,6 +231,17 @@ class _Reader:
         return None
 
 
+def _in_year(r: "_Reader", p: Period, at: int, given_years: list[int], after_preposition: bool) -> Period:
+    """A month or quarter without a year, after a period that named one ("the 2025 holiday season (November and
+    December)"), is in that year."""
+    if p.year_given:
+        given_years.append(p.start.year)
+        return p
+    if given_years and p.unit in ("month", "quarter"):
+        return r.point(at, after_preposition, default_year=given_years[-1]) or p
+    return p
+
+
 def read_time(tokens: Sequence[Token], today: dt.date, skip: set[int] | None = None) -> TimeReading:
     """The time range and grain the tokens name; tokens in `skip` (already read as something else) are not read."""
     r = _Reader(tokens, today, set(skip or ()))
@@ -237,6 +258,7 @@ def read_time(tokens: Sequence[Token], today: dt.date, skip: set[int] | None = N
             out.grain, out.grain_words = grain, words
 
     units: list[str | None] = []
+    given_years: list[int] = []  # years the question named, for months named without one after them
     while i < n:
         w = r.word(i)
         if not w:
@@ -268,12 +290,14 @@ def read_time(tokens: Sequence[Token], today: dt.date, skip: set[int] | None = N
             i = p.next
             continue
         if w in _PREPOSITIONS and (p := r.point(i + 1, True)):
+            p = _in_year(r, p, i + 1, given_years, True)
             ranges.append((p.start, p.end, i))
             units.append(p.unit)
             take(i, p.next)
             i = p.next
             continue
         if p := r.point(i):
+            p = _in_year(r, p, i, given_years, False)
             ranges.append((p.start, p.end, i))
             units.append(p.unit)
             take(i, p.next)

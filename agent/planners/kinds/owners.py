@@ -27,12 +27,12 @@ def match(question: Question, context: Context) -> Reading | None:
     found = mentions(question, context)
     used = asks | owns | cue_tokens(question, _DATA_WORDS | {"who", "whos", "whom", "should", "i", "do"})
     if found:
-        return Reading("owners", 0.85 if strong else 0.3, used | spans(found[:1]), {"table": found[0].table},
+        return Reading("owners", 0.95 if strong else 0.3, used | spans(found[:1]), {"table": found[0].table},
                        describe=f"who owns table `{found[0].table}`")
     term = _glossary_term(question.tokens, context.catalog)
     if term is not None:
         term_used = {t.index for t in question.tokens if t.stem in {s for s in _stems(term, context)}}
-        return Reading("owners", 0.9 if strong else 0.25, used | term_used, {"term": term},
+        return Reading("owners", 0.95 if strong else 0.25, used | term_used, {"term": term},
                        describe=f"who owns the term `{term}`")
     return Reading("owners", 0.7 if strong else 0.2, used, describe="who owns what")
 
