@@ -24,7 +24,7 @@ AGGREGATES = {"average": "average", "avg": "average", "mean": "average", "median
 SHARE_WORDS = frozenset({"share", "percentage", "percent", "proportion", "fraction", "pct", "rate"})
 _PERCENTILE = re.compile(r"^(?:p(\d{1,2})|(\d{1,2})(?:th|st|nd|rd))$")
 _SKIPPABLE = frozenset({"the", "a", "an", "of", "our", "all"})
-WINDOW = 3  # how far after the aggregate word the column may start ("median line amount")
+WINDOW = 4  # how far after the aggregate word the column may start ("largest single order line amount")
 FUZZY = 0.8
 
 
@@ -38,11 +38,18 @@ class ColumnAsk:
     percentile: float | None = None
     per_entity: str | None = None  # "per order": divided by the count of distinct orders
     words: str = ""
+    metric: str | None = None  # a metric divided per entity ("orders per customer")
 
     def describe(self) -> str:
-        what = f"`{self.table}.{self.column}`" if self.column else f"rows of `{self.table}`"
+        what = (f"metric `{self.metric}`" if self.metric else f"`{self.table}.{self.column}`" if self.column
+                else f"rows of `{self.table}`")
         if self.agg == "share":
             return f"the share of {what} that match the filters below"
+        if self.per_entity:
+            total = what if self.metric or not self.column else f"the sum of {what}"
+            if not self.metric and not self.column:
+                total = f"the count of {what}"
+            return f"{total} per `{self.per_entity}` (divided by the number of distinct `{self.per_entity}`)"
         name = {"count_distinct": "distinct count", "average": "average", "percentile":
                 f"{round((self.percentile or 0) * 100)}th percentile"}.get(self.agg, self.agg)
         text = f"{name} of {what}"
@@ -101,12 +108,21 @@ def read_column_ask(tokens: Sequence[Token], catalog: Catalog, index: ColumnInde
                     named_tables: dict[int, str]) -> ColumnAsk | str | None:
     """The aggregate a question asks for, a question back when the column is in several tables, or None."""
     lows = [t.low for t in tokens]
+    per = read_per_entity(tokens, catalog, index, named_tables)
+    if per is not None:
+        return per
     for i, w in enumerate(lows):
         if w in SHARE_WORDS and (w != "rate" or i == 0):
             table = next((named_tables[k] for k in sorted(named_tables) if k > i), None)
             if table is not None:
                 used = {i} | {k for k in named_tables if named_tables[k] == table and k > i}
                 return ColumnAsk("share", table, None, used, words=w)
+    for i, w in enumerate(lows):  # "count customers in LATAM", "number of tickets": rows of the table named
+        j = _next(lows, i + 1 + (w == "number" and lows[i + 1:i + 2] == ["of"]))
+        if (w == "count" or (w == "number" and lows[i + 1:i + 2] == ["of"])) and j in named_tables:
+            table = named_tables[j]
+            return ColumnAsk("count", table, None, {k for k in range(i, j)} | {k for k, t in named_tables.items()
+                                                                               if t == table and k >= j}, words=w)
     agg_at: int | None = None
     percentile: float | None = None
     for i, w in enumerate(lows):
@@ -131,8 +147,7 @@ def read_column_ask(tokens: Sequence[Token], catalog: Catalog, index: ColumnInde
         columns = [c for c in columns if fits(agg, index.types.get(c, ""))]
         if not columns:
             continue
-        per = _per_entity(tokens, end, catalog, columns)
-        if agg_at is None and per is None:
+        if agg_at is None:
             continue  # a column named without an aggregate is a metric question's business
         tables = {t for t, _ in columns}
         named = {t for t in named_tables.values()} & tables
@@ -145,12 +160,7 @@ def read_column_ask(tokens: Sequence[Token], catalog: Catalog, index: ColumnInde
         used = set(range(j, end)) | ({agg_at} if agg_at is not None else set())
         used |= {k for k in range(agg_at or j, j) if lows[k] in _SKIPPABLE or lows[k] in AGGREGATES or lows[k] == "percentile"}
         used |= {k for k, t in named_tables.items() if t == table}
-        if per is not None:
-            used |= per[1]
-        if agg == "average" and per is not None:
-            agg = "sum"  # "average quantity per order": the total over the number of orders
-        return ColumnAsk(agg, table, column, used, percentile, per[0] if per else None,
-                         " ".join(tokens[k].text for k in sorted(used)))
+        return ColumnAsk(agg, table, column, used, percentile, None, " ".join(tokens[k].text for k in sorted(used)))
     return None
 
 
@@ -160,17 +170,84 @@ def _next(lows: Sequence[str], i: int) -> int:
     return i
 
 
-def _per_entity(tokens: Sequence[Token], end: int, catalog: Catalog, columns: list[tuple[str, str]]
-                ) -> tuple[str, set[int]] | None:
-    """"per order" after the column: an entity of the column's model, and the tokens that name it."""
-    if end + 1 >= len(tokens) or tokens[end].low != "per":
-        return None
-    word = tokens[end + 1].stem
-    tables = {t.lower() for t, _ in columns}
-    entities = [e for m in catalog.semantic.semantic_models if m.table.lower() in tables for e in m.entities]
-    named = next((e for e in entities if stems(e.name.replace("_", " ")) == (word,)), None)
-    if named is not None:
-        return named.name, {end, end + 1}
+PER_WORDS = frozenset({"per", "each", "every"})
+_NUMERATOR_SKIP = frozenset({"the", "a", "an", "of", "our", "all", "average", "avg", "mean", "number", "many", "how",
+                             "on", "does", "do", "did", "is", "are", "was", "were", "we", "typical", "typically"})
+
+
+def read_per_entity(tokens: Sequence[Token], catalog: Catalog, index: ColumnIndex,
+                    named_tables: dict[int, str]) -> ColumnAsk | None:
+    """"orders per customer", "average quantity per order line", "tickets each support agent handles": a total
+    (a metric, a column's sum or a table's rows) over the number of distinct entities in the same model."""
+    from agent.planners.intents import find_tables
+
+    lows = [t.low for t in tokens]
+    for p, w in enumerate(lows):
+        if w not in PER_WORDS:
+            continue
+        entity = _entity_at(tokens, _next(lows, p + 1), catalog, named_tables)
+        if entity is None:
+            continue
+        name, entity_used = entity
+        for end in range(p, 0, -1):  # the nearest total before the per word, past grammar words
+            found = _total_ending_at(tokens, end, catalog, index, named_tables, name)
+            if found is not None:
+                found.used |= {p} | entity_used | {k for k in range(found.used and min(found.used) or 0, p)
+                                                    if lows[k] in _NUMERATOR_SKIP}
+                found.used |= {k for k in range(0, min(found.used)) if lows[k] in ("average", "avg", "mean")}
+                found.words = " ".join(tokens[k].text for k in sorted(found.used))
+                return found
+            if lows[end - 1] not in _NUMERATOR_SKIP:
+                break
+    return None
+
+
+def _entity_at(tokens: Sequence[Token], i: int, catalog: Catalog, named_tables: dict[int, str]
+               ) -> tuple[str, set[int]] | None:
+    """The entity named at token `i`: a table (what one row of it is) or an entity's own name."""
+    if i in named_tables:
+        table = named_tables[i]
+        model = next((m for m in catalog.semantic.semantic_models if m.table.lower() == table.lower()), None)
+        entity = next((e.name for e in model.entities if e.type.value == "primary"), None) if model else None
+        if entity is not None:
+            return entity, {k for k, t in named_tables.items() if t == table and k >= i}
+    if i < len(tokens):
+        for m in catalog.semantic.semantic_models:
+            for e in m.entities:
+                if stems(e.name.replace("_", " ")) == (tokens[i].stem,):
+                    return e.name, {i}
+    return None
+
+
+def _has_entity(catalog: Catalog, table: str, entity: str) -> bool:
+    return any(m.table.lower() == table.lower() and any(e.name == entity for e in m.entities)
+               for m in catalog.semantic.semantic_models)
+
+
+def _total_ending_at(tokens: Sequence[Token], end: int, catalog: Catalog, index: ColumnIndex,
+                     named_tables: dict[int, str], entity: str) -> ColumnAsk | None:
+    """A total whose words end just before token `end`: a simple metric, a numeric column, or a table's rows,
+    in a model that has `entity`."""
+    sem = catalog.semantic
+    for start in range(max(0, end - 4), end):
+        span = tuple(t.stem for t in tokens[start:end])
+        for m in sem.metrics:
+            if m.type.value != "simple" or m.type_params.measure is None or m.filter:
+                continue
+            if span not in {stems(m.name.replace("_", " ")), stems(m.label or "")}:
+                continue
+            model = next((sm for sm in sem.semantic_models for ms in sm.measures if ms.name == m.type_params.measure.name), None)
+            if model is not None and _has_entity(catalog, model.table, entity):
+                return ColumnAsk("sum", model.table, None, set(range(start, end)), per_entity=entity, metric=m.name)
+        found = index.at(tokens, start)
+        if found is not None and found[1] == end:
+            for table, column in found[0]:
+                if fits("sum", index.types.get((table, column), "")) and _has_entity(catalog, table, entity):
+                    return ColumnAsk("sum", table, column, set(range(start, end)), per_entity=entity)
+        if all(k in named_tables for k in range(start, end)) and len({named_tables[k] for k in range(start, end)}) == 1:
+            table = named_tables[start]
+            if _has_entity(catalog, table, entity):
+                return ColumnAsk("count", table, None, set(range(start, end)), per_entity=entity)
     return None
 
 
@@ -222,15 +299,15 @@ def with_column_metric(catalog: Catalog, ask: ColumnAsk, model: SemanticModel) -
             numerator=MetricInput(name=rows), denominator=MetricInput(name=rows))))
     elif ask.per_entity is not None:
         entity = next(e for e in model.entities if e.name == ask.per_entity)
-        total = simple(f"{ask.column}_total", ask.agg, ask.column or "1")
+        total = ask.metric or simple(f"{ask.column or ask.table}_total", ask.agg, ask.column or "1")
         count = simple(f"{ask.per_entity}_count", "count_distinct", entity.expr or entity.name)
-        name = free(f"{ask.column}_per_{ask.per_entity}")
+        name = free(f"{ask.metric or ask.column or ask.table}_per_{ask.per_entity}")
         metrics.append(Metric(name=name, type=MetricType.ratio, type_params=MetricTypeParams(
             numerator=MetricInput(name=total), denominator=MetricInput(name=count))))
     else:
         params = AggParams(percentile=ask.percentile) if ask.agg == "percentile" else None
         prefix = f"p{round((ask.percentile or 0) * 100)}" if ask.agg == "percentile" else ask.agg
-        name = simple(f"{prefix}_{ask.column}", ask.agg, ask.column or "1", params)
+        name = simple(f"{prefix}_{ask.column or ask.table}", ask.agg, ask.column or "1", params)
     new_model = model.model_copy(update={"measures": [*model.measures, *measures]})
     models = [new_model if m.name == model.name else m for m in manifest.semantic_models]
     if all(m.name != model.name for m in manifest.semantic_models):

@@ -35,7 +35,7 @@ def match(question: Question, context: Context) -> Reading | None:
         return Reading("column_aggregate", 0.6, set(), {"text": ask})
     reader, _ = context.planner.parts(catalog)
     span = [t for t in tokens if t.index in ask.used and t.low not in ("per",)]
-    words = [t for t in span if t.low not in AGGREGATES and t.low not in ("the", "a", "an", "of", "our", "all")]
+    words = [t for t in span if t.low not in AGGREGATES and t.low not in ("the", "a", "an", "of", "our", "all", "number")]
     ranking = any(t.low in RANKING for t in span)
     if (ask.agg in ("sum", "count") or ranking) and ask.per_entity is None and _names_a_metric(reader, words):
         return None  # "total revenue" is the metric itself; "the highest revenue" ranks by it
@@ -66,8 +66,9 @@ def match(question: Question, context: Context) -> Reading | None:
 
 
 def _names_a_metric(reader: MetricQuestionReader, span: list) -> bool:
+    """Whether the words name exactly one metric (two would be a question back, so rows are the plainer reading)."""
     entries = reader.voc.phrases.get(tuple(t.stem for t in span), [])
-    return any(e.meaning.kind == "metric" for e in entries)
+    return len({e.meaning.name for e in entries if e.meaning.kind == "metric"}) == 1
 
 
 def plan(reading: Reading, context: Context) -> PlannerReply:
