@@ -138,7 +138,9 @@ def read_column_ask(tokens: Sequence[Token], catalog: Catalog, index: ColumnInde
             break
     starts = range(_next(lows, agg_at + 1 + (percentile is not None and lows[agg_at + 1:agg_at + 2] == ["percentile"])),
                    len(tokens)) if agg_at is not None else range(len(tokens))
-    for j in list(starts)[:WINDOW] if agg_at is not None else starts:
+    # The column follows the aggregate word; else it came before it ("the typical discount ... the average").
+    candidates = [*list(starts)[:WINDOW], *range(agg_at - 1, -1, -1)] if agg_at is not None else []
+    for j in candidates:
         found = index.at(tokens, j)
         if found is None:
             continue

@@ -336,8 +336,14 @@ class MetricQuestionReader:
             if len(keys) > 1:
                 named = {(d.model, d.dimension) for _, d in near_groups} & keys
                 named |= {k for _, e in near_entities for k in keys if self.names.entity_model(e) == k[0]}
+                # Values compared side by side share a dimension: "billing compared with shipping" is ticket
+                # categories when only the category holds "shipping".
+                siblings = [{(x.model, x.dimension) for x in v} for o, v in values if o is not m]
+                shared = {k for k in keys if siblings and all(k in sib for sib in siblings)}
                 if len(named) == 1:
                     keys = named
+                elif len(shared) == 1:
+                    keys = shared
                 else:
                     options = sorted(reach.dimensions[k] for k in keys)
                     return (f"`{_words(tokens, m)}` is a value of {_or(options)}: which one? Say, for example, "
@@ -409,6 +415,10 @@ def _read_top(tokens: Sequence[Token], skip: set[int]) -> Top | None:
         elif i > 0 and i - 1 not in skip and (n := number_of(tokens[i - 1].low)) is not None:
             used.add(i - 1)
         # "top 5 products", "5 best agents": the ranked thing follows; "the highest revenue": the metric does.
+        if n is None:  # "which three categories sold the most": a number word earlier names how many
+            n = next((number_of(tokens[k].low) for k in range(i) if k not in skip and not tokens[k].is_number
+                      and number_of(tokens[k].low)), None)
+            used |= {k for k in range(i) if k not in skip and not tokens[k].is_number and number_of(tokens[k].low)}
         follows = t.low in ("top", "bottom") or n is not None
         target = _first_after(tokens, max(used) + 1, skip) if follows else None
         words = " ".join(tokens[k].text for k in sorted(used))

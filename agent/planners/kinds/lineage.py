@@ -27,7 +27,9 @@ def match(question: Question, context: Context) -> Reading | None:
     col = find_column(question.tokens, context.catalog, m.table, set(range(m.start, m.end)))
     used = cues | set(range(m.start, m.end)) | (col[1] if col else set())
     # "where does X come from" asks for lineage; "which countries do customers come from" does not.
-    sure = bool(cue_tokens(question, LINEAGE_WORDS | {"where", "how", "lineage", "provenance"}))
+    lows = [t.low for t in question.tokens]
+    sure = bool(cue_tokens(question, LINEAGE_WORDS | {"where", "lineage", "provenance"})) or any(
+        a == "how" and b not in ("many", "much") for a, b in zip(lows, lows[1:] + [""]))
     return Reading("lineage", 0.9 if sure else 0.35, used, {"table": m.table, "column": col[0] if col else None},
                    describe=f"where `{m.table}`'s data comes from")
 
