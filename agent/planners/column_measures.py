@@ -44,6 +44,8 @@ class ColumnAsk:
         what = (f"metric `{self.metric}`" if self.metric else f"`{self.table}.{self.column}`" if self.column
                 else f"rows of `{self.table}`")
         if self.agg == "share":
+            if self.column:
+                return f"the share of rows of `{self.table}` where `{self.column}` is above zero"
             return f"the share of {what} that match the filters below"
         if self.per_entity:
             total = what if self.metric or not self.column else f"the sum of {what}"
@@ -116,6 +118,12 @@ def read_column_ask(tokens: Sequence[Token], catalog: Catalog, index: ColumnInde
             table = next((named_tables[k] for k in sorted(named_tables) if k > i), None)
             if table is not None:
                 used = {i} | {k for k in named_tables if named_tables[k] == table and k > i}
+                # "had any discount": rows where a numeric column of the table is above zero
+                for j in range(max(used) + 1, len(tokens)):
+                    found = index.at(tokens, j)
+                    hit = [c for t, c in found[0] if t == table and fits("sum", index.types.get((t, c), ""))] if found else []
+                    if hit:
+                        return ColumnAsk("share", table, hit[0], used | set(range(j, found[1])), words=w)
                 return ColumnAsk("share", table, None, used, words=w)
     for i, w in enumerate(lows):  # "count customers in LATAM", "number of tickets": rows of the table named
         j = _next(lows, i + 1 + (w == "number" and lows[i + 1:i + 2] == ["of"]))
@@ -160,6 +168,8 @@ def read_column_ask(tokens: Sequence[Token], catalog: Catalog, index: ColumnInde
         table = named.pop() if named else columns[0][0]
         column = next(c for t, c in columns if t == table)
         used = set(range(j, end)) | ({agg_at} if agg_at is not None else set())
+        if agg_at is not None and agg_at < j:  # words between qualify the column ("median line amount")
+            used |= set(range(agg_at + 1, j))
         used |= {k for k in range(agg_at or j, j) if lows[k] in _SKIPPABLE or lows[k] in AGGREGATES or lows[k] == "percentile"}
         used |= {k for k, t in named_tables.items() if t == table}
         return ColumnAsk(agg, table, column, used, percentile, None, " ".join(tokens[k].text for k in sorted(used)))
@@ -296,9 +306,11 @@ def with_column_metric(catalog: Catalog, ask: ColumnAsk, model: SemanticModel) -
 
     if ask.agg == "share":
         rows = simple(f"{ask.table}_rows", "sum", "1")
+        having = simple(f"{ask.table}_with_{ask.column}", "sum", f"CASE WHEN {ask.column} > 0 THEN 1 ELSE 0 END") \
+            if ask.column else rows
         name = free(f"share_of_{ask.table}")
         metrics.append(Metric(name=name, type=MetricType.ratio, type_params=MetricTypeParams(
-            numerator=MetricInput(name=rows), denominator=MetricInput(name=rows))))
+            numerator=MetricInput(name=having), denominator=MetricInput(name=rows))))
     elif ask.per_entity is not None:
         entity = next(e for e in model.entities if e.name == ask.per_entity)
         total = ask.metric or simple(f"{ask.column or ask.table}_total", ask.agg, ask.column or "1")

@@ -51,7 +51,7 @@ def match(question: Question, context: Context) -> Reading | None:
     if isinstance(read, Unclear) or read.metrics != [metric]:
         return None
     args = read.args()
-    if ask.agg == "share":
+    if ask.agg == "share" and ask.column is None:
         conditions = [value_filter(n, v, neg) for n, (v, neg) in read.filters.items()]
         if not conditions:
             return None
