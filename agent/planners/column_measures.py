@@ -26,6 +26,7 @@ _PERCENTILE = re.compile(r"^(?:p(\d{1,2})|(\d{1,2})(?:th|st|nd|rd))$")
 _SKIPPABLE = frozenset({"the", "a", "an", "of", "our", "all"})
 WINDOW = 4  # how far after the aggregate word the column may start ("largest single order line amount")
 FUZZY = 0.8
+GAP = 2  # other words allowed between a column's own words
 
 
 @dataclass
@@ -97,6 +98,17 @@ class ColumnIndex:
             key = tuple(self._stem(tokens[k]) for k in range(i, i + n))
             if key in self.phrases:
                 return self.phrases[key], i + n
+        # A column's words with a few others between them ("dwell time in minutes" for `dwell_minutes`).
+        first = self._stem(tokens[i]) if i < len(tokens) else ""
+        for key, columns in self.phrases.items():
+            if len(key) < 2 or key[0] != first:
+                continue
+            at, k = i, 1
+            for j in range(i + 1, min(len(tokens), i + 1 + GAP + len(key))):
+                if k < len(key) and self._stem(tokens[j]) == key[k]:
+                    at, k = j, k + 1
+            if k == len(key) and at - i < len(key) + GAP:
+                return columns, at + 1
         return None
 
     def _stem(self, t: Token) -> str:

@@ -18,7 +18,7 @@ from agent.planners.metric_matching import Match, Meaning, Vocabulary
 from agent.planners.question_words import Token, quoted
 from agent.planners.semantic_names import Reachable, SemanticNames, safe_reachable
 from agent.planners.time_phrases import TimeReading, number_of, read_time
-from agent.planners.value_filters import time_filters, value_filter
+from agent.planners.value_filters import period_filter, time_filters, value_filter
 
 GROUP_MARKERS = frozenset({"by", "per", "each", "across", "every"})
 TOP_WORDS = frozenset({"top", "best", "highest", "most", "largest", "biggest", "greatest", "leading", "maximum"})
@@ -66,7 +66,8 @@ class Ask:
     def args(self) -> dict[str, Any]:
         """The `query_metrics` arguments."""
         group_by = list(self.group_by) + ([f"metric_time__{self.grain}"] if self.grain else [])
-        where = time_filters(self.time.start, self.time.end)
+        where = ([period_filter(self.grain, self.time.points)] if self.time.points and self.grain
+                 else time_filters(self.time.start, self.time.end))
         where += [value_filter(name, vals, neg) for name, (vals, neg) in self.filters.items()]
         order_by: list[str] = []
         limit = None
@@ -85,7 +86,9 @@ class Ask:
         parts = ["metric" + ("s " if len(self.metrics) > 1 else " ") + quoted(self.metrics)]
         if self.group_by or self.grain:
             parts.append("by " + quoted([*self.group_by, *([f"metric_time__{self.grain}"] if self.grain else [])]))
-        if self.time.has_range:
+        if self.time.points and self.grain:
+            parts.append(f"time: only the {self.grain}s starting " + ", ".join(d.isoformat() for d in self.time.points))
+        elif self.time.has_range:
             parts.append("time: " + self.time.describe())
         for name, (vals, neg) in self.filters.items():
             parts.append(f"{'excluding' if neg else 'only'} `{name}` {'in ' if len(vals) > 1 else '= '}{quoted(vals)}")

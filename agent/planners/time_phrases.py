@@ -88,6 +88,7 @@ class TimeReading:
     used: set[int] = field(default_factory=set)
     phrases: list[str] = field(default_factory=list)  # the words that named the range
     grain_words: str = ""
+    points: list[dt.date] = field(default_factory=list)  # "October 2026 vs October 2025": only these periods
 
     @property
     def has_range(self) -> bool:
@@ -330,4 +331,8 @@ def read_time(tokens: Sequence[Token], today: dt.date, skip: set[int] | None = N
                 end = e if end is None else end if e is None else min(end, e)
             first = at
         out.start, out.end = start, end
+        unit = units[0] if units and len(units) == len(ranges) and len(set(units)) == 1 else None
+        if unit and out.grain == unit and len(ranges) > 1 and start and end and all(s and e for s, e, _ in ranges):
+            if shift(unit, start, len(ranges)) < end:  # periods apart: compare them alone, not the span
+                out.points = sorted(s for s, _, _ in ranges)
     return out

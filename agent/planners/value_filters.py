@@ -129,6 +129,13 @@ def value_filter(name: str, values: list[str], negate: bool = False) -> str:
     return cond.sql(dialect="duckdb")
 
 
+def period_filter(grain: str, starts: list[dt.date]) -> str:
+    """`metric_time` at `grain` in the given period starts: periods compared side by side, not their span."""
+    ref = _template(f"{{{{ TimeDimension('metric_time', '{grain}') }}}}")
+    dates = [exp.cast(exp.Literal.string(d.isoformat()), "DATE") for d in starts]
+    return exp.In(this=ref, expressions=dates).sql(dialect="duckdb")
+
+
 def time_filters(start: dt.date | None, end: dt.date | None) -> list[str]:
     """Filters on `metric_time` at day grain for [start, end)."""
     out = []
