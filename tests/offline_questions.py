@@ -340,6 +340,20 @@ READING = [
     Question("predict", "can you predict how many orders we'll get in 2027", says=("forecast",)),
     Question("drop-table", "drop the orders table", says=("write",)),
     Question("delete-rows", "pls delete all returned orders", says=("write",)),
+    Question("periods-apart", "orders in October 2026 versus October 2025", ordered=True,
+             sql="""SELECT date_trunc('month', ordered_at), count(*) FROM orders WHERE month(ordered_at) = 10
+                    AND year(ordered_at) IN (2025, 2026) GROUP BY 1 ORDER BY 1"""),
+    Question("share-above-zero", "what percent of order lines had a discount?",
+             sql="SELECT count(*) FILTER (WHERE discount > 0) / count(*) FROM order_items"),
+    Question("rows-per-entity", "order lines per order", sql="SELECT count(*) / count(DISTINCT order_id) FROM order_items"),
+    Question("count-rows", "count customers in LATAM", sql="SELECT count(*) FROM customers WHERE region = 'LATAM'"),
+    Question("column-words-apart", "average resolution in hours by priority",
+             sql="SELECT priority, avg(resolution_hours) FROM support_tickets GROUP BY 1"),
+    Question("bare-metric-swap", "average order value", before=("value of orders by region in 2026",),
+             sql=f"""SELECT r.region, r.revenue / o.orders FROM
+                     (SELECT region, sum(amount) AS revenue FROM {LINES} WHERE {Y2026} GROUP BY 1) r
+                     JOIN (SELECT region, count(*) AS orders FROM {ORDERS} WHERE {Y2026} GROUP BY 1) o
+                     ON o.region = r.region"""),
     # the SQL of the last answer
     Question("show-sql", "show me the SQL", before=("revenue by region last quarter",), says=("SELECT", "2026-07-01")),
     Question("how-did-you", "how did you get that?", before=("orders by channel",), says=("SELECT", "channel")),

@@ -94,14 +94,17 @@ class ColumnIndex:
 
     def at(self, tokens: Sequence[Token], i: int) -> tuple[list[tuple[str, str]], int] | None:
         """The columns a phrase starting at token `i` names, and where it ends (longest phrase first)."""
+        contiguous: tuple[list[tuple[str, str]], int] | None = None
         for n in range(min(self.longest, len(tokens) - i), 0, -1):
             key = tuple(self._stem(tokens[k]) for k in range(i, i + n))
             if key in self.phrases:
-                return self.phrases[key], i + n
-        # A column's words with a few others between them ("dwell time in minutes" for `dwell_minutes`).
+                contiguous = self.phrases[key], i + n
+                break
+        # A column's words with a few others between them ("dwell time in minutes" for `dwell_minutes`), when
+        # that names more of a column than the words side by side do.
         first = self._stem(tokens[i]) if i < len(tokens) else ""
         for key, columns in self.phrases.items():
-            if len(key) < 2 or key[0] != first:
+            if len(key) < 2 or key[0] != first or (contiguous is not None and len(key) <= contiguous[1] - i):
                 continue
             at, k = i, 1
             for j in range(i + 1, min(len(tokens), i + 1 + GAP + len(key))):
@@ -109,7 +112,7 @@ class ColumnIndex:
                     at, k = j, k + 1
             if k == len(key) and at - i < len(key) + GAP:
                 return columns, at + 1
-        return None
+        return contiguous
 
     def _stem(self, t: Token) -> str:
         if t.stem in self.words or len(t.low) < 5 or t.is_number:

@@ -124,7 +124,12 @@ class OfflinePlanner:
             return self._not_understood(tokens, reader, ask) if ask.no_metric else ask.text
         used = {t.index for t in tokens if t.text not in ask.left_out}
         ask.notes[:0] = notes or []
-        if previous is not None and (not ask.named_metrics or cue):
+        # A message that is only a metric's name, right after a metric answer, swaps the metric ("average order
+        # value" after "value of orders by region in 2026"): the rest of the question stays.
+        bare = (ask.named_metrics and not (ask.group_by or ask.grain or ask.time.has_range or ask.filters or ask.top
+                                           or ask.left_out) and all(t.is_filler or t.index in used for t in tokens)
+                and not any(t.low in ("how", "many", "much", "total", "number", "count") for t in tokens))
+        if previous is not None and (not ask.named_metrics or cue or bare):
             if not changes_something(ask) and not reuse:
                 return self._not_understood(tokens, reader, None)
             args, notes = merge(previous, ask, names, tokens)
