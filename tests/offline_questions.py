@@ -262,4 +262,101 @@ DERIVED = [
              tool="create_derived_table", status="waiting_approval"),
 ]
 
-QUESTIONS = CATALOG + METRICS + UNCLEAR + FOLLOW_UPS + DERIVED
+Y2025_OPENED = "opened_at >= DATE '2025-01-01' AND opened_at < DATE '2026-01-01'"
+TOP5_2025 = f"""(SELECT product_name FROM {LINES} WHERE {Y2025} GROUP BY 1 ORDER BY sum(amount) DESC LIMIT 5)"""
+
+# Each class of reading, in several people's styles (terse, chatty, with typos, with filler).
+READING = [
+    # filler and unknown words lower confidence; they never sink the question
+    Question("filler-all-told", "revenue all told in 2025", says=("I read this as",),
+             sql=f"SELECT sum(amount) FROM order_items WHERE {Y2025}"),
+    Question("filler-roughly", "what was revenue in total, roughly, for 2025?",
+             sql=f"SELECT sum(amount) FROM order_items WHERE {Y2025}"),
+    Question("filler-chatty", "hey so umm could you pull up orders by channel for me real quick",
+             sql="SELECT channel, count(*) FROM orders GROUP BY 1"),
+    Question("period-second-half", "revnue in the second half of 2025", says=("2025-07-01 to 2025-12-31",),
+             sql="SELECT sum(amount) FROM order_items WHERE ordered_at >= DATE '2025-07-01' AND ordered_at < DATE '2026-01-01'"),
+    Question("period-h1", "orders H1 2026", says=("2026-01-01 to 2026-06-30",),
+             sql="SELECT count(*) FROM orders WHERE ordered_at >= DATE '2026-01-01' AND ordered_at < DATE '2026-07-01'"),
+    Question("period-holidays", "how many orders did we get over the holiday season 2025?",
+             says=("2025-11-01 to 2025-12-31",),
+             sql="SELECT count(*) FROM orders WHERE ordered_at >= DATE '2025-11-01' AND ordered_at < DATE '2026-01-01'"),
+    # ordinary words that are also catalog names or values
+    Question("value-low", "tickets with low priority",
+             sql="SELECT count(*) FROM support_tickets WHERE priority = 'low'"),
+    Question("owns-verb", "which region owns the most revenue?", ordered=True,
+             sql=f"SELECT region, sum(amount) FROM {LINES} GROUP BY 1 ORDER BY 2 DESC LIMIT 1"),
+    Question("whom-to-ask", "who should I ask about the support tickets data?", says=("support-operations",)),
+    Question("contact-owner", "whos the contact for order lines", says=("sales-analytics",)),
+    # comparisons give one row per side
+    Question("vs-regions", "revenue EMEA vs APAC",
+             sql=f"SELECT region, sum(amount) FROM {LINES} WHERE region IN ('EMEA', 'APAC') GROUP BY 1"),
+    Question("versus-chatty", "could you show me revenue in EMEA versus NA please",
+             sql=f"SELECT region, sum(amount) FROM {LINES} WHERE region IN ('EMEA', 'NA') GROUP BY 1"),
+    Question("compared-with", "revenue for enterprise compared with smb",
+             sql=f"SELECT segment, sum(amount) FROM {LINES} WHERE segment IN ('enterprise', 'smb') GROUP BY 1"),
+    Question("between-values", "difference in orders between web and mobile",
+             sql="SELECT channel, count(*) FROM orders WHERE channel IN ('web', 'mobile') GROUP BY 1"),
+    Question("or-values", "csat for urgent or high priority tickets?",
+             sql="SELECT priority, avg(csat) FROM support_tickets WHERE priority IN ('urgent', 'high') GROUP BY 1"),
+    Question("vs-periods", "revenue Q1 2026 vs Q2 2026", ordered=True,
+             sql="""SELECT date_trunc('quarter', ordered_at), sum(amount) FROM order_items
+                    WHERE ordered_at >= DATE '2026-01-01' AND ordered_at < DATE '2026-07-01' GROUP BY 1 ORDER BY 1"""),
+    # aggregates over any catalogued column
+    Question("avg-column", "average discount by region",
+             sql=f"SELECT region, avg(discount) FROM {LINES} GROUP BY 1"),
+    Question("median-column", "median line amount", sql="SELECT median(amount) FROM order_items"),
+    Question("max-column", "max csat by team", sql=f"SELECT team, max(csat) FROM {TICKETS} GROUP BY 1"),
+    Question("min-column-typo", "minimum resolutoin hours for urgent tickets",
+             sql="SELECT min(resolution_hours) FROM support_tickets WHERE priority = 'urgent'"),
+    Question("sum-column", "total discount in 2026", sql=f"SELECT sum(discount) FROM order_items WHERE {Y2026}"),
+    Question("distinct-count", "number of distinct countries in customers",
+             sql="SELECT count(DISTINCT country) FROM customers"),
+    Question("percentile", "90th percentile of resolution hours",
+             sql="SELECT quantile_cont(resolution_hours, 0.9) FROM support_tickets"),
+    Question("share-of-rows", "what share of orders were returned?",
+             sql="SELECT count(*) FILTER (WHERE status = 'returned') / count(*) FROM orders"),
+    Question("percentage-of-rows", "percentage of tickets that are urgent, by category",
+             sql="SELECT category, count(*) FILTER (WHERE priority = 'urgent') / count(*) FROM support_tickets GROUP BY 1"),
+    Question("per-entity", "avg quantity per order",
+             sql="SELECT sum(quantity) / count(DISTINCT order_id) FROM order_items"),
+    Question("per-entity-metric", "revenue per customer in 2025",
+             sql=f"SELECT sum(amount) / count(DISTINCT customer_id) FROM order_items WHERE {Y2025}"),
+    # a clarification keeps the rest of the question
+    Question("clarified", "customers_with_orders", before=("how many customers by region in 2025?",),
+             sql=f"SELECT region, count(DISTINCT customer_id) FROM {ORDERS} WHERE {Y2025} GROUP BY 1"),
+    # follow-ups
+    Question("top-n-by-month", "now split that by month", before=("top 5 products by revenue in 2025",),
+             sql=f"""SELECT product_name, date_trunc('month', ordered_at), sum(amount) FROM {LINES}
+                     WHERE {Y2025} AND product_name IN {TOP5_2025} GROUP BY 1, 2"""),
+    Question("excluding-follow-up", "excluding returned orders", before=("revenue by region",),
+             sql=f"SELECT region, sum(amount) FROM {LINES} WHERE status <> 'returned' GROUP BY 1"),
+    # catalog questions in common wordings
+    Question("stand-for", "what does AOV stand for?", says=("Revenue divided by the number of orders",)),
+    Question("meaning-of", "meaning of TTR", says=("`resolution time`",)),
+    Question("values-come-from", "where do the values of customers.segment come from?", says=("customers.segment",)),
+    # honest declines
+    Question("forecast", "forecast revenue for next quarter", says=("forecast",)),
+    Question("predict", "can you predict how many orders we'll get in 2027", says=("forecast",)),
+    Question("drop-table", "drop the orders table", says=("write",)),
+    Question("delete-rows", "pls delete all returned orders", says=("write",)),
+    Question("periods-apart", "orders in October 2026 versus October 2025", ordered=True,
+             sql="""SELECT date_trunc('month', ordered_at), count(*) FROM orders WHERE month(ordered_at) = 10
+                    AND year(ordered_at) IN (2025, 2026) GROUP BY 1 ORDER BY 1"""),
+    Question("share-above-zero", "what percent of order lines had a discount?",
+             sql="SELECT count(*) FILTER (WHERE discount > 0) / count(*) FROM order_items"),
+    Question("rows-per-entity", "order lines per order", sql="SELECT count(*) / count(DISTINCT order_id) FROM order_items"),
+    Question("count-rows", "count customers in LATAM", sql="SELECT count(*) FROM customers WHERE region = 'LATAM'"),
+    Question("column-words-apart", "average resolution in hours by priority",
+             sql="SELECT priority, avg(resolution_hours) FROM support_tickets GROUP BY 1"),
+    Question("bare-metric-swap", "average order value", before=("value of orders by region in 2026",),
+             sql=f"""SELECT r.region, r.revenue / o.orders FROM
+                     (SELECT region, sum(amount) AS revenue FROM {LINES} WHERE {Y2026} GROUP BY 1) r
+                     JOIN (SELECT region, count(*) AS orders FROM {ORDERS} WHERE {Y2026} GROUP BY 1) o
+                     ON o.region = r.region"""),
+    # the SQL of the last answer
+    Question("show-sql", "show me the SQL", before=("revenue by region last quarter",), says=("SELECT", "2026-07-01")),
+    Question("how-did-you", "how did you get that?", before=("orders by channel",), says=("SELECT", "channel")),
+]
+
+QUESTIONS = CATALOG + METRICS + UNCLEAR + FOLLOW_UPS + DERIVED + READING

@@ -230,3 +230,48 @@ def test_time_phrases(text: str, days: tuple, grain: str | None) -> None:
     reading = read_time(tokenize(text), TODAY)
     assert (reading.start, reading.end) == days and reading.grain == grain
 
+
+
+DEALS = """deal_id,stage,owner_team,amount,closed_on
+1,won,east,100.5,2025-01-03
+2,lost,west,20,2025-02-01
+3,won,west,30,2025-02-11
+4,open,east,7.5,2025-03-01
+5,won,east,12,2025-03-09
+"""
+
+
+def test_an_uploaded_table_gets_a_semantic_model_and_is_answered_from_at_once(workspace: Workspace,
+                                                                                tmp_path: Any) -> None:
+    from catalog.importers import import_paths
+
+    build_small_workspace(workspace)  # its `orders` table has an `amount` column too
+    csv = tmp_path / "deals.csv"
+    csv.write_text(DEALS)
+    import_paths(workspace, [csv])
+    proposal = (workspace.catalog_dir / "semantic" / "proposed_deals.yml").read_text()
+    assert "deals_amount" in proposal and "stage" in proposal and "closed_on" in proposal and "deal_id" in proposal
+    s = session(workspace, "uploaded")
+    cases = [
+        ("deals amount by stage", "SELECT stage, sum(amount) FROM deals GROUP BY 1"),
+        ("what's the average amount in deals, by owner team?", "SELECT owner_team, avg(amount) FROM deals GROUP BY 1"),
+        ("max amount of deals that were won", "SELECT max(amount) FROM deals WHERE stage = 'won'"),
+        ("deals amount in Feb 2025", "SELECT sum(amount) FROM deals WHERE closed_on >= DATE '2025-02-01' "
+                                     "AND closed_on < DATE '2025-03-01'"),
+        ("share of deals that are won", "SELECT count(*) FILTER (WHERE stage = 'won') / count(*) FROM deals"),
+    ]
+    for text, sql in cases:
+        events = collect(s.send(text))
+        assert of(events, "table"), f"{text}: {done(events).text}"
+        assert_rows(of(events, "table")[-1].table.rows, expected_rows(workspace, sql), ordered=False)
+        assert "I read this as" in done(events).text or "I read this as" in text_of(events)
+
+
+def test_a_table_without_a_semantic_model_is_answered_from_that_table(workspace: Workspace) -> None:
+    build_small_workspace(workspace)  # weather_readings has no semantic model
+    with connect_writer(workspace) as con:
+        con.execute("INSERT INTO weather_readings VALUES ('north', 3.5), ('north', 5.0), ('south', 21.0)")
+    events = collect(session(workspace, "no-model").send("average celsius by station"))
+    assert_rows(of(events, "table")[0].table.rows,
+                expected_rows(workspace, "SELECT station, avg(celsius) FROM weather_readings GROUP BY 1"), ordered=False)
+    assert "average of `weather_readings.celsius`" in done(events).text

@@ -29,7 +29,8 @@ def test_registry_finds_every_tool_with_its_risk():
         "create_monitor": Risk.write, "endpoint_report": Risk.read, "list_alerts": Risk.read,
         "deploy_model": Risk.deploy, "list_endpoints": Risk.read, "invoke_endpoint": Risk.read,
         "stop_endpoint": Risk.deploy,
-        "run_batch": Risk.compute, "batch_status": Risk.read, "submit_async": Risk.compute, "async_status": Risk.read}
+        "run_batch": Risk.compute, "batch_status": Risk.read, "submit_async": Risk.compute, "async_status": Risk.read,
+        "who_owns": Risk.read, "define_term": Risk.read, "pii_columns": Risk.read, "column_lineage": Risk.read}
     with pytest.raises(UserError, match="no tool `describe_tabel`; did you mean `describe_table`"):
         reg.get("describe_tabel")
 
@@ -111,3 +112,13 @@ def test_create_derived_table_writes_table_and_catalog(small_ws):
     assert "big_orders" in tables_in(small_ws)
     with pytest.raises(UserError):
         _run(small_ws, "create_derived_table", name="big_orders", select_sql="SELECT 1 AS x")
+
+
+def test_catalog_answers_are_read_tools(small_ws):
+    assert "`customers.full_name` (name)" in _run(small_ws, "pii_columns", table="customers").text
+    assert "No column of table `orders` is tagged as PII" in _run(small_ws, "pii_columns", table="orders").text
+    assert "`orders.status` is source data" in _run(small_ws, "column_lineage", table="orders", column="status").text
+    assert "Table `orders` is" in _run(small_ws, "who_owns", table="orders").text
+    with pytest.raises(UserError, match="no glossary term or metric `revenu`; did you mean `revenue`"):
+        _run(small_ws, "define_term", name="revenu")
+    assert "Metric `revenue`" in _run(small_ws, "define_term", name="Revenue").text

@@ -16,12 +16,13 @@ from agent.planners.metric_questions import Ask
 from agent.planners.question_words import Token, quoted
 from agent.planners.semantic_names import SemanticNames, safe_reachable
 from agent.planners.time_phrases import UNITS
-from agent.planners.value_filters import readable_filter, time_filters, value_filter
+from agent.planners.value_filters import time_filters, value_filter
+from catalog.metadata_answers import readable_filter
 from agent.state import Turn
 
 QUERY_TOOL = "query_metrics"
 _START_CUES = frozenset({"now", "only", "just", "and", "also", "but", "then", "instead", "same", "add", "plus",
-                         "again"})
+                         "again", "excluding", "except", "without", "minus", "exclude", "ignoring", "omit"})
 _REFERENCES = frozenset({"that", "it", "this", "those", "these", "same", "instead", "too", "them"})
 _ADD_CUES = frozenset({"and", "also", "add", "plus", "too"})
 _REPLACE_GROUP_CUES = frozenset({"instead", "rather"})
@@ -121,7 +122,10 @@ def merge(previous: dict[str, Any], ask: Ask, names: SemanticNames,
         others = [g for g in group_by if g not in times]
         order_by = times + others if times else (["-" + metrics[0]] if others else [])
         if limit is not None and group_by != old_groups:
-            notes.append(f"dropped the limit of {limit} rows: the grouping changed")
+            if old_dims and [g for g in group_by if g not in times] == old_dims and ask.grain:
+                notes.append(f"kept the top {limit} `{'`, `'.join(old_dims)}` of the last answer, one series each")
+            else:
+                notes.append(f"dropped the limit of {limit} rows: the grouping changed")
             limit = None
     order_by = [o for o in order_by if usable(o.lstrip("-")) or o.lstrip("-") in metrics]
     return {"metrics": metrics, "group_by": group_by, "where": where, "order_by": order_by, "limit": limit}, notes

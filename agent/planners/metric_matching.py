@@ -83,9 +83,12 @@ class Vocabulary:
                     words.setdefault(s, set()).add(meaning.name)
 
     # ---- matching -------------------------------------------------------------------------
-    def match(self, tokens: Sequence[Token], skip: set[int], stems_of: dict[int, str] | None = None) -> list[Match]:
-        """Non-overlapping matches, longest first from the left; `stems_of` overrides stems (typo fixes)."""
+    def match(self, tokens: Sequence[Token], skip: set[int], stems_of: dict[int, str] | None = None,
+              no_metric_at: set[int] | None = None) -> list[Match]:
+        """Non-overlapping matches, longest first from the left; `stems_of` overrides stems (typo fixes); a
+        phrase starting at an index of `no_metric_at` does not stand for a metric there."""
         stems_of = stems_of or {}
+        no_metric_at = no_metric_at or set()
         out: list[Match] = []
         i, n = 0, len(tokens)
         while i < n:
@@ -99,6 +102,8 @@ class Vocabulary:
                     continue
                 key = tuple(stems_of.get(k, tokens[k].stem) for k in span)
                 entries = self.phrases.get(key)
+                if i in no_metric_at:
+                    entries = [e for e in entries or [] if e.meaning.kind != "metric"]
                 if not entries:
                     continue
                 surface = tuple(tokens[k].low for k in span)
@@ -159,12 +164,36 @@ def build_vocabulary(catalog: Catalog, values: dict[tuple[str, str], list[str]])
     for model in sem.semantic_models:
         models_by_table.setdefault(model.table.lower(), []).append(model)
         _add_model(voc, catalog, model)
+    _add_column_metrics(voc, catalog)
     for t in catalog.glossary.values():
         _add_glossary(voc, t.name, [t.name, *t.synonyms], t.related, metric_names, models_by_table, values)
     for (model, dim), vals in values.items():
         for v in vals:
             voc.add(v, Meaning("value", v, model, dim))
     return voc
+
+
+def _add_column_metrics(voc: Vocabulary, catalog: Catalog) -> None:
+    """A column's name and synonyms name the one metric that sums it, unfiltered ("units" is `units_sold`,
+    "visitors" the uploaded table's `store_visits_visitors`)."""
+    sem = catalog.semantic
+    by_column: dict[tuple[str, str], set[str]] = {}
+    for m in sem.metrics:
+        measure = m.type_params.measure
+        if m.type.value != "simple" or measure is None or m.filter or measure.filter:
+            continue
+        for model in sem.semantic_models:
+            ms = next((x for x in model.measures if x.name == measure.name), None)
+            if ms is not None and ms.agg.value == "sum" and (ms.expr or ms.name).isidentifier():
+                by_column.setdefault((model.table.lower(), (ms.expr or ms.name).lower()), set()).add(m.name)
+    for (table_name, column), metrics in by_column.items():
+        table = catalog.table(table_name)
+        col = table.column(column) if table else None
+        if col is None or len(metrics) != 1:
+            continue
+        metric = next(iter(metrics))
+        for phrase in [col.name.replace("_", " "), *col.synonyms]:
+            voc.add(phrase, Meaning("metric", metric, via=f"the sum of column `{table.name}.{col.name}`"))
 
 
 def _add_model(voc: Vocabulary, catalog: Catalog, model: SemanticModel) -> None:

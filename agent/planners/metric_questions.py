@@ -18,7 +18,7 @@ from agent.planners.metric_matching import Match, Meaning, Vocabulary
 from agent.planners.question_words import Token, quoted
 from agent.planners.semantic_names import Reachable, SemanticNames, safe_reachable
 from agent.planners.time_phrases import TimeReading, number_of, read_time
-from agent.planners.value_filters import time_filters, value_filter
+from agent.planners.value_filters import period_filter, time_filters, value_filter
 
 GROUP_MARKERS = frozenset({"by", "per", "each", "across", "every"})
 TOP_WORDS = frozenset({"top", "best", "highest", "most", "largest", "biggest", "greatest", "leading", "maximum"})
@@ -35,6 +35,9 @@ _VERBS = frozenset({"placed", "made", "make", "happened", "came", "generated", "
                     "ones", "so", "far", "number", "count", "many", "much", "total", "sum", "average",
                     "avg", "mean", "value", "values", "been", "being", "have", "has"})
 DEFAULT_TOP = 10
+# Words that set values side by side ("EMEA vs APAC", "web or mobile", "between enterprise and smb").
+COMPARE_WORDS = frozenset({"vs", "versus", "compared", "compare", "comparing", "comparison", "against", "or",
+                           "between", "difference", "differ", "differences", "contrast"})
 
 
 @dataclass
@@ -63,7 +66,8 @@ class Ask:
     def args(self) -> dict[str, Any]:
         """The `query_metrics` arguments."""
         group_by = list(self.group_by) + ([f"metric_time__{self.grain}"] if self.grain else [])
-        where = time_filters(self.time.start, self.time.end)
+        where = ([period_filter(self.grain, self.time.points)] if self.time.points and self.grain
+                 else time_filters(self.time.start, self.time.end))
         where += [value_filter(name, vals, neg) for name, (vals, neg) in self.filters.items()]
         order_by: list[str] = []
         limit = None
@@ -82,7 +86,9 @@ class Ask:
         parts = ["metric" + ("s " if len(self.metrics) > 1 else " ") + quoted(self.metrics)]
         if self.group_by or self.grain:
             parts.append("by " + quoted([*self.group_by, *([f"metric_time__{self.grain}"] if self.grain else [])]))
-        if self.time.has_range:
+        if self.time.points and self.grain:
+            parts.append(f"time: only the {self.grain}s starting " + ", ".join(d.isoformat() for d in self.time.points))
+        elif self.time.has_range:
             parts.append("time: " + self.time.describe())
         for name, (vals, neg) in self.filters.items():
             parts.append(f"{'excluding' if neg else 'only'} `{name}` {'in ' if len(vals) > 1 else '= '}{quoted(vals)}")
@@ -129,7 +135,9 @@ class MetricQuestionReader:
         if top is not None:
             skip |= top.used
         fixes = self.voc.corrections(tokens, skip)
-        matches = self.voc.match(tokens, skip, {i: s for i, (_, s) in fixes.items()})
+        # What follows a negation is what to leave out, a value, never a metric ("excluding returned orders").
+        negated = {j for t in tokens if t.low in NEGATIONS for j in [_first_after(tokens, t.index + 1, skip)]}
+        matches = self.voc.match(tokens, skip, {i: s for i, (_, s) in fixes.items()}, no_metric_at=negated)
         notes = [f"read `{tokens[i].text}` as `{w}`" for i, (w, _) in sorted(fixes.items())]
         roles = {id(m): _role(tokens, m, top) for m in matches}
 
@@ -147,6 +155,8 @@ class MetricQuestionReader:
         if top is not None:
             ask.rank_metric = next((m.of("metric")[0].name for m in metric_matches if roles[id(m)] == "rank"), None)
         problem = self._place(tokens, [m for m in matches if m not in metric_matches], roles, reach, ask)
+        if problem is None and any(t.low in COMPARE_WORDS for t in tokens):
+            _one_row_per_side(ask)
         if problem is None and (time.grain or time.has_range) and not reach.has_time:
             words = ", ".join([*time.phrases, *([time.grain_words] if time.grain_words else [])])
             has = "has" if len(metrics) == 1 else "have"
@@ -169,7 +179,9 @@ class MetricQuestionReader:
         # "csat for urgent tickets": a word that is a metric and an entity, right after a value, qualifies the
         # value when another metric is named; alone ("open tickets by priority") it is the metric.
         strong = [m for m in metric_matches if not (m.of("entity") and any(
-            p.of("value") and p.end <= m.start and _adjacent(tokens, p, m) for p in matches))]
+            p.of("value") and p.end <= m.start and _adjacent(tokens, p, m, matches) for p in matches))]
+        if not strong and fallback and follow_up:  # "excluding returned orders": the value's noun, not a metric
+            metric_matches = []
         metric_matches = strong or metric_matches
         metrics: list[str] = []
         notes: list[str] = []
@@ -216,6 +228,8 @@ class MetricQuestionReader:
                 groups.append((m, dims[0]))
             elif ents:
                 entities.append((m, ents[0].name))
+            elif m.of("value") and not m.exact and _previous_word(tokens, m.start) not in FILTER_WORDS:
+                ask.left_out.append(_words(tokens, m))  # an ordinary word ("higher") that only resembles a value
             else:
                 return self._unreachable(tokens, m, ask.metrics, reach)
         picked = self._values(tokens, values, [(g, d) for g, d in groups if roles[id(g)] != "group"],
@@ -325,8 +339,14 @@ class MetricQuestionReader:
             if len(keys) > 1:
                 named = {(d.model, d.dimension) for _, d in near_groups} & keys
                 named |= {k for _, e in near_entities for k in keys if self.names.entity_model(e) == k[0]}
+                # Values compared side by side share a dimension: "billing compared with shipping" is ticket
+                # categories when only the category holds "shipping".
+                siblings = [{(x.model, x.dimension) for x in v} for o, v in values if o is not m]
+                shared = {k for k in keys if siblings and all(k in sib for sib in siblings)}
                 if len(named) == 1:
                     keys = named
+                elif len(shared) == 1:
+                    keys = shared
                 else:
                     options = sorted(reach.dimensions[k] for k in keys)
                     return (f"`{_words(tokens, m)}` is a value of {_or(options)}: which one? Say, for example, "
@@ -374,6 +394,14 @@ class MetricQuestionReader:
         return example_ranked(self.names, reach) or "months"
 
 
+def _one_row_per_side(ask: Ask) -> None:
+    """A comparison of two or more values of one dimension groups by it: one row per side, not one total."""
+    for name, (vals, negated) in ask.filters.items():
+        if len(vals) > 1 and not negated and name not in ask.group_by:
+            ask.group_by.append(name)
+            ask.notes.append(f"one row per `{name}`, to compare {quoted(vals)}")
+
+
 # ---- small readers ---------------------------------------------------------------------------------
 def _read_top(tokens: Sequence[Token], skip: set[int]) -> Top | None:
     """"top 5", "5 best", "bottom 3", "the highest": how many, which way, and where the ranked thing is named."""
@@ -390,6 +418,10 @@ def _read_top(tokens: Sequence[Token], skip: set[int]) -> Top | None:
         elif i > 0 and i - 1 not in skip and (n := number_of(tokens[i - 1].low)) is not None:
             used.add(i - 1)
         # "top 5 products", "5 best agents": the ranked thing follows; "the highest revenue": the metric does.
+        if n is None:  # "which three categories sold the most": a number word earlier names how many
+            n = next((number_of(tokens[k].low) for k in range(i) if k not in skip and not tokens[k].is_number
+                      and number_of(tokens[k].low)), None)
+            used |= {k for k in range(i) if k not in skip and not tokens[k].is_number and number_of(tokens[k].low)}
         follows = t.low in ("top", "bottom") or n is not None
         target = _first_after(tokens, max(used) + 1, skip) if follows else None
         words = " ".join(tokens[k].text for k in sorted(used))
@@ -411,7 +443,7 @@ def _role(tokens: Sequence[Token], m: Match, top: Top | None) -> str:
 
 
 def _first_after(tokens: Sequence[Token], i: int, skip: set[int]) -> int:
-    while i < len(tokens) and (i in skip or tokens[i].low in ("the", "a")):
+    while i < len(tokens) and (i in skip or tokens[i].low in ("the", "a", "all", "any")):
         i += 1
     return i
 
@@ -428,10 +460,12 @@ def _after_marker(tokens: Sequence[Token], i: int) -> bool:
     return _previous_word(tokens, i) in GROUP_MARKERS
 
 
-def _adjacent(tokens: Sequence[Token], a: Match, b: Match) -> bool:
-    """Two matches with at most two grammar words between them ("the mobile channel", "EMEA region")."""
+def _adjacent(tokens: Sequence[Token], a: Match, b: Match, others: Sequence[Match] = ()) -> bool:
+    """Two matches with at most two grammar words, or the value's dimension, between them ("the mobile
+    channel", "EMEA region", "urgent priority tickets")."""
     lo, hi = (a, b) if a.start < b.start else (b, a)
-    gap = range(lo.end, hi.start)
+    gap = [k for k in range(lo.end, hi.start)
+           if not any(o.start <= k < o.end and o.of("dimension") and not o.of("metric") for o in others)]
     return len(gap) <= 2 and all(tokens[k].is_filler and tokens[k].low not in GROUP_MARKERS for k in gap)
 
 

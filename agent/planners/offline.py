@@ -15,18 +15,17 @@ from typing import Any
 from catalog.errors import UserError
 from catalog.metadata import Catalog
 from agent.planners.base import Emit, PlannerDeps, PlannerReply, PlanRequest
-from agent.planners.catalog_answers import (definition_text, help_text, lineage_text, owners_text, pii_text,
-                                             short_examples)
+from agent.planners.catalog_answers import short_examples
 from agent.planners.direct_sql import DirectSqlPlanner
 from agent.planners.fallback import FallbackPlanner
-from agent.planners.finetune_intents import plan_finetune_turn
-from agent.planners.operations_intents import plan_operations_turn
 from agent.planners.follow_ups import changes_something, describe, merge, previous_query, sounds_like_follow_up
-from agent.planners.intents import Intent, read_intent
+from agent.planners.intent_registry import Context, Question, choose, cue_words
+from agent.planners.intents import Intent
 from agent.planners.metric_matching import build_vocabulary
 from agent.planners.metric_questions import MetricQuestionReader, Unclear
 from agent.planners.question_words import Token, quoted, tokenize
 from agent.planners.semantic_names import SemanticNames
+from agent.planners.spelling import Lexicon, lexicon_of
 from agent.planners.value_filters import DimensionValues
 from agent.state import Plan, Step
 
@@ -50,6 +49,7 @@ class OfflinePlanner:
         self._built_for: Catalog | None = None
         self._reader: MetricQuestionReader | None = None
         self._names: SemanticNames | None = None
+        self._lexicon: tuple[Catalog, Lexicon] | None = None
 
     # ---- the seam ---------------------------------------------------------------------------
     def plan(self, request: PlanRequest, emit: Emit) -> PlannerReply:
@@ -58,74 +58,100 @@ class OfflinePlanner:
                 return FallbackPlanner().plan(request, emit)
             return PlannerReply(text=f"`{request.failure.tool}` failed: {request.failure.error}\nWithout an LLM I "
                                      "cannot correct it: rephrase the question, or ask \"help\" for examples.")
-        # Before SQL: a guided answer such as "use reply_preferences" also parses as a SQL `USE`.
-        guided = plan_finetune_turn(self.deps.workspace, request)
-        if guided is not None:
-            return guided
-        operations = plan_operations_turn(self.deps.workspace, request)
-        if operations is not None:
-            return operations
-        if request.route == "sql":
+        context = Context(request, self.deps.catalog.catalog, self)
+        reply = choose(Question.of(request.text, self.lexicon(context.catalog)), context)
+        if reply is None and request.route == "sql":
             return DirectSqlPlanner().plan(request, emit)
-        catalog = self.deps.catalog.catalog
-        reader, names = self._parts(catalog)
-        tokens = tokenize(request.text)
-        intent = read_intent(request.text, tokens, catalog)
-        if intent.kind == "help":
-            return PlannerReply(text=help_text(catalog, names, self._values.of(catalog)))
-        if intent.kind == "owners":
-            return PlannerReply(text=owners_text(catalog, intent.table, intent.term))
-        if intent.kind == "define":
-            return PlannerReply(text=definition_text(catalog, intent.term, intent.metric))
-        if intent.kind == "pii":
-            return PlannerReply(text=pii_text(catalog, intent.table))
-        if intent.kind == "lineage":
-            return PlannerReply(text=lineage_text(catalog, intent.table, intent.column))
-        if intent.kind in ("list_tables", "list_metrics", "describe", "search", "row_count"):
-            return PlannerReply(plan=_catalog_plan(intent))
-        if intent.kind == "derived":
-            return self._derived(request, tokens, intent, reader, names, catalog)
-        return self._metric(request, tokens, reader, names)
+        return reply if reply is not None else PlannerReply(text=self._not_understood(
+            tokenize(request.text), self.parts(context.catalog)[0], None))
+
+    # ---- what the kinds of question use -----------------------------------------------------------
+    @property
+    def values(self) -> DimensionValues:
+        return self._values
+
+    def read_metric(self, request: PlanRequest, tokens: list[Token], skip: set[int] | None = None,
+                    reuse: bool = False, notes: list[str] | None = None) -> tuple[dict[str, Any], str, set[int]] | str:
+        """A metric question's query arguments, what was understood and the tokens it used; or a reply.
+        `notes` (spelling corrections) go with what was understood."""
+        reader, names = self.parts(self.deps.catalog.catalog)
+        return self._read(request, tokens, reader, names, skip=skip, reuse=reuse, notes=notes)
+
+    def lexicon(self, catalog: Catalog) -> Lexicon:
+        if self._lexicon is None or self._lexicon[0] is not catalog:
+            self._lexicon = (catalog, lexicon_of(catalog, self._values.of(catalog), cue_words()))
+        return self._lexicon[1]
+
+    def metric_plan(self, args: dict[str, Any], said: str) -> PlannerReply:
+        top_of = args.pop("keep_top_of", None)
+        if top_of is not None:
+            return self._series_of_top(args, top_of, said)
+        step = Step(id="s1", tool="query_metrics", args=args, title=_title(args))
+        return PlannerReply(plan=Plan(steps=[step], summary=said))
+
+    def _series_of_top(self, args: dict[str, Any], top_of: dict[str, Any], said: str) -> PlannerReply:
+        """The new query's rows for the items the last (top N) query kept, both compiled by the semantic layer."""
+        from sqlglot import exp, parse_one
+
+        from catalog.semantic.query import MetricQuery
+        from catalog.semantic.runner import compile_for_workspace
+
+        try:
+            series = parse_one(compile_for_workspace(self.deps.workspace, MetricQuery(**args)).sql, dialect="duckdb")
+            top = parse_one(compile_for_workspace(self.deps.workspace, MetricQuery(**top_of)).sql, dialect="duckdb")
+        except UserError as e:
+            return PlannerReply(text=f"{said}\n\nThat query cannot be compiled: {e}")
+        dims = [g for g in top_of.get("group_by") or [] if not g.startswith("metric_time")]
+        keep = exp.Tuple(expressions=[exp.column(d, "series") for d in dims]) if len(dims) > 1 else exp.column(dims[0], "series")
+        inner = exp.select(*[exp.column(d, "top_n") for d in dims]).from_(exp.Subquery(this=top, alias=exp.to_identifier("top_n")))
+        sql = (exp.select("*").from_(exp.Subquery(this=series, alias=exp.to_identifier("series")))
+               .where(exp.In(this=keep, query=inner.subquery()))
+               .order_by(*[exp.column(d, "series") for d in dims], *[exp.column(g, "series") for g in args["group_by"] if g not in dims]))
+        step = Step(id="s1", tool="run_sql", args={"sql": sql.sql(dialect="duckdb")}, title=_title(args) + f" (top {top_of.get('limit')} kept)")
+        return PlannerReply(plan=Plan(steps=[step], summary=said))
 
     # ---- metric questions -----------------------------------------------------------------------
     def _read(self, request: PlanRequest, tokens: list[Token], reader: MetricQuestionReader, names: SemanticNames,
-              skip: set[int] | None = None, reuse: bool = False) -> tuple[dict[str, Any], str] | str:
-        """The query's arguments and what was understood, or a reply in words. With `reuse`, a question
-        that changes nothing takes the last query as it is ("save that as a table")."""
+              skip: set[int] | None = None, reuse: bool = False,
+              notes: list[str] | None = None) -> tuple[dict[str, Any], str, set[int]] | str:
+        """The query's arguments, what was understood and the tokens used, or a reply in words. With `reuse`,
+        a question that changes nothing takes the last query as it is ("save that as a table")."""
         previous = previous_query(request.history)
         cue = sounds_like_follow_up(tokens)
         ask = reader.read(tokens, self.clock(), skip=skip,
                           fallback_metrics=list(previous["metrics"]) if previous else None, follow_up=cue)
         if isinstance(ask, Unclear):
             return self._not_understood(tokens, reader, ask) if ask.no_metric else ask.text
-        if previous is not None and (not ask.named_metrics or cue):
+        used = {t.index for t in tokens if t.text not in ask.left_out}
+        ask.notes[:0] = notes or []
+        # A message that is only a metric's name, right after a metric answer, swaps the metric ("average order
+        # value" after "value of orders by region in 2026"): the rest of the question stays.
+        bare = (ask.named_metrics and not (ask.group_by or ask.grain or ask.time.has_range or ask.filters or ask.top
+                                           or ask.left_out) and all(t.is_filler or t.index in used for t in tokens)
+                and not any(t.low in ("how", "many", "much", "total", "number", "count") for t in tokens))
+        if previous is not None and (not ask.named_metrics or cue or bare):
             if not changes_something(ask) and not reuse:
                 return self._not_understood(tokens, reader, None)
             args, notes = merge(previous, ask, names, tokens)
+            if any(n.startswith("kept the top") for n in notes):
+                args["keep_top_of"] = previous  # "now split that by month" after a top N: the same N items
             said = "Changing the last query: " + describe(args) + "."
             extra = ask.notes + notes + ([f"time: {ask.time.describe()}"] if ask.time.has_range else [])
             if extra:
                 said += " (" + "; ".join(extra) + ".)"
             if ask.left_out:
                 said += f" I did not understand {quoted(ask.left_out)} and left it out."
-            return args, said
-        return ask.args(), ask.summary()
+            return args, said, used
+        return ask.args(), ask.summary(), used
 
-    def _metric(self, request: PlanRequest, tokens: list[Token], reader: MetricQuestionReader,
-                names: SemanticNames) -> PlannerReply:
-        read = self._read(request, tokens, reader, names)
-        if isinstance(read, str):
-            return PlannerReply(text=read)
-        args, said = read
-        step = Step(id="s1", tool="query_metrics", args=args, title=_title(args))
-        return PlannerReply(plan=Plan(steps=[step], summary=said))
-
-    def _derived(self, request: PlanRequest, tokens: list[Token], intent: Intent, reader: MetricQuestionReader,
-                 names: SemanticNames, catalog: Catalog) -> PlannerReply:
+    def derived_plan(self, request: PlanRequest, intent: Intent) -> PlannerReply:
+        catalog = self.deps.catalog.catalog
+        reader, names = self.parts(catalog)
+        tokens = tokenize(request.text)
         read = self._read(request, tokens, reader, names, skip=intent.used, reuse=True)
         if isinstance(read, str):
             return PlannerReply(text=read)
-        args, said = read
+        args, said, _ = read
         from catalog.semantic.query import MetricQuery
         from catalog.semantic.runner import compile_for_workspace
 
@@ -160,33 +186,13 @@ class OfflinePlanner:
         return " ".join(parts)
 
     # ---- per-catalog parts ------------------------------------------------------------------------
-    def _parts(self, catalog: Catalog) -> tuple[MetricQuestionReader, SemanticNames]:
+    def parts(self, catalog: Catalog) -> tuple[MetricQuestionReader, SemanticNames]:
         if self._built_for is not catalog or self._reader is None or self._names is None:
             values = self._values.of(catalog)
             self._names = SemanticNames(catalog.semantic)
             self._reader = MetricQuestionReader(build_vocabulary(catalog, values), self._names, values)
             self._built_for = catalog
         return self._reader, self._names
-
-
-def _catalog_plan(intent: Intent) -> Plan:
-    if intent.kind == "list_tables":
-        step = Step(id="s1", tool="list_tables", title="List the catalog's tables")
-        return Plan(steps=[step], summary="Listing the tables in the catalog.")
-    if intent.kind == "list_metrics":
-        step = Step(id="s1", tool="list_metrics", title="List the semantic layer's metrics")
-        return Plan(steps=[step], summary="Listing the metrics defined in the semantic layer.")
-    if intent.kind == "describe":
-        step = Step(id="s1", tool="describe_table", args={"table": intent.table}, title=f"Describe table `{intent.table}`")
-        return Plan(steps=[step], summary=f"Describing table `{intent.table}` from the catalog.")
-    if intent.kind == "row_count":
-        from sqlglot import exp
-
-        sql = exp.select(exp.Count(this=exp.Star()).as_("row_count")).from_(exp.to_table(intent.table)).sql(dialect="duckdb")
-        step = Step(id="s1", tool="run_sql", args={"sql": sql}, title=f"Count the rows of `{intent.table}`")
-        return Plan(steps=[step], summary=f"Counting the rows of table `{intent.table}`.")
-    step = Step(id="s1", tool="search_catalog", args={"text": intent.text}, title=f"Search the catalog for `{intent.text}`")
-    return Plan(steps=[step], summary=f"Searching the catalog for `{intent.text}`.")
 
 
 def _title(args: dict[str, Any]) -> str:

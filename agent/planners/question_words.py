@@ -27,6 +27,8 @@ number numbers figure figures total overall data value values amount amounts bre
 grouped group grouping chart plot graph trend trends compare comparison versus vs via per across among
 instead rather same again then just already really actually exactly roughly approximately
 much many whats what's hows how's it's that's there's is it
+basically roughly approx approximately told pls plz kindly honestly literally quick quickly curious wondering
+wonder maybe perhaps ballpark anyway overall everything altogether
 """.split())
 
 

@@ -39,6 +39,8 @@ class SemanticNames:
             for e in m.entities:
                 if e.type in _JOINABLE:
                     self.primary.setdefault(e.name, m.name)
+            if m.primary_entity:  # a model without a key column still names what one row is
+                self.primary.setdefault(m.primary_entity, m.name)
         self._cache: dict[tuple[str, ...], Reachable] = {}
 
     def metric_models(self, metric: str) -> set[str]:

@@ -37,7 +37,10 @@ _TO_DATE = {"ytd": "year", "qtd": "quarter", "mtd": "month", "wtd": "week"}
 _PREPOSITIONS = frozenset({"in", "during", "for", "of", "on", "within", "over", "at"})
 _RANGE_ENDS = frozenset({"to", "until", "till", "through", "thru"})
 _GRAIN_MARKERS = frozenset({"by", "per", "each", "every", "a"})
-_JOINERS = frozenset({"and", "or", "to", "vs", "versus"})
+_JOINERS = frozenset({"and", "or", "to", "vs", "versus", "compared", "against"})
+_HALVES = {"h1": 1, "h2": 2}
+# Named seasons as month spans (first month, months); a reading states its dates, so a user can correct it.
+_SEASONS = {"holiday": (11, 2), "holidays": (11, 2)}
 
 
 def number_of(word: str) -> int | None:
@@ -85,6 +88,7 @@ class TimeReading:
     used: set[int] = field(default_factory=set)
     phrases: list[str] = field(default_factory=list)  # the words that named the range
     grain_words: str = ""
+    points: list[dt.date] = field(default_factory=list)  # "October 2026 vs October 2025": only these periods
 
     @property
     def has_range(self) -> bool:
@@ -150,6 +154,26 @@ class _Reader:
             year = self.year_at(j)
             start, given = self.latest("quarter", ORDINALS[w], year if year is not None else default_year)
             return Period(start, shift("quarter", start, 1), j + (1 if year is not None else 0), given, "quarter")
+        half = _HALVES.get(w) or (ORDINALS.get(w) if self.word(i + 1) == "half" and ORDINALS.get(w, 3) <= 2 else None)
+        if half is not None:
+            j = i + 1 if w in _HALVES else i + 2
+            if self.word(j) == "of":
+                j += 1
+            year = self.year_at(j)
+            start = dt.date(year if year is not None else self.today.year, 1 + 6 * (half - 1), 1)
+            if year is None and start > self.today:
+                start = start.replace(year=start.year - 1)
+            return Period(start, shift("month", start, 6), j + (1 if year is not None else 0), year is not None)
+        if w in _SEASONS:
+            first, months = _SEASONS[w]
+            j = i + 1 + (self.word(i + 1) == "season")
+            if self.word(j) == "of":
+                j += 1
+            year = self.year_at(j)
+            start = dt.date(year if year is not None else self.today.year, first, 1)
+            if year is None and start > self.today:
+                start = start.replace(year=start.year - 1)
+            return Period(start, shift("month", start, months), j + (1 if year is not None else 0), year is not None)
         if w in MONTHS:
             j = i + 1
             if self.word(j) == "of" and self.year_at(j + 1) is not None:
@@ -160,6 +184,10 @@ class _Reader:
             start, given = self.latest("month", MONTHS[w], year if year is not None else default_year)
             return Period(start, shift("month", start, 1), j + (1 if year is not None else 0), given, "month")
         year = self.year_at(i)
+        if year is not None and self.word(i + 1) in _SEASONS:  # "the 2025 holiday season"
+            first, months = _SEASONS[self.word(i + 1)]
+            start = dt.date(year, first, 1)
+            return Period(start, shift("month", start, months), i + 2 + (self.word(i + 2) == "season"), True)
         if year is not None:
             return Period(dt.date(year, 1, 1), dt.date(year + 1, 1, 1), i + 1, unit="year")
         if w == "today":
@@ -172,6 +200,12 @@ class _Reader:
         if w in UNITS and self.word(i + 1) == "to" and self.word(i + 2) == "date":
             unit = UNITS[w]
             return Period(start_of(unit, self.today), self.today + dt.timedelta(days=1), i + 3)
+        if w in _RELATIVE and self.word(i + 1) in _SEASONS:  # "last holiday season": the latest one that ended
+            first, months = _SEASONS[self.word(i + 1)]
+            start = dt.date(self.today.year, first, 1)
+            while shift("month", start, months) > self.today:
+                start = start.replace(year=start.year - 1)
+            return Period(start, shift("month", start, months), i + 2 + (self.word(i + 2) == "season"), True)
         if w in _RELATIVE:
             n = number_of(self.word(i + 1))
             j = i + 2 if n is not None else i + 1
@@ -198,6 +232,17 @@ class _Reader:
         return None
 
 
+def _in_year(r: "_Reader", p: Period, at: int, given_years: list[int], after_preposition: bool) -> Period:
+    """A month or quarter without a year, after a period that named one ("the 2025 holiday season (November and
+    December)"), is in that year."""
+    if p.year_given:
+        given_years.append(p.start.year)
+        return p
+    if given_years and p.unit in ("month", "quarter"):
+        return r.point(at, after_preposition, default_year=given_years[-1]) or p
+    return p
+
+
 def read_time(tokens: Sequence[Token], today: dt.date, skip: set[int] | None = None) -> TimeReading:
     """The time range and grain the tokens name; tokens in `skip` (already read as something else) are not read."""
     r = _Reader(tokens, today, set(skip or ()))
@@ -214,6 +259,7 @@ def read_time(tokens: Sequence[Token], today: dt.date, skip: set[int] | None = N
             out.grain, out.grain_words = grain, words
 
     units: list[str | None] = []
+    given_years: list[int] = []  # years the question named, for months named without one after them
     while i < n:
         w = r.word(i)
         if not w:
@@ -245,12 +291,14 @@ def read_time(tokens: Sequence[Token], today: dt.date, skip: set[int] | None = N
             i = p.next
             continue
         if w in _PREPOSITIONS and (p := r.point(i + 1, True)):
+            p = _in_year(r, p, i + 1, given_years, True)
             ranges.append((p.start, p.end, i))
             units.append(p.unit)
             take(i, p.next)
             i = p.next
             continue
         if p := r.point(i):
+            p = _in_year(r, p, i, given_years, False)
             ranges.append((p.start, p.end, i))
             units.append(p.unit)
             take(i, p.next)
@@ -283,4 +331,8 @@ def read_time(tokens: Sequence[Token], today: dt.date, skip: set[int] | None = N
                 end = e if end is None else end if e is None else min(end, e)
             first = at
         out.start, out.end = start, end
+        unit = units[0] if units and len(units) == len(ranges) and len(set(units)) == 1 else None
+        if unit and out.grain == unit and len(ranges) > 1 and start and end and all(s and e for s, e, _ in ranges):
+            if shift(unit, start, len(ranges)) < end:  # periods apart: compare them alone, not the span
+                out.points = sorted(s for s, _, _ in ranges)
     return out

@@ -129,6 +129,13 @@ def value_filter(name: str, values: list[str], negate: bool = False) -> str:
     return cond.sql(dialect="duckdb")
 
 
+def period_filter(grain: str, starts: list[dt.date]) -> str:
+    """`metric_time` at `grain` in the given period starts: periods compared side by side, not their span."""
+    ref = _template(f"{{{{ TimeDimension('metric_time', '{grain}') }}}}")
+    dates = [exp.cast(exp.Literal.string(d.isoformat()), "DATE") for d in starts]
+    return exp.In(this=ref, expressions=dates).sql(dialect="duckdb")
+
+
 def time_filters(start: dt.date | None, end: dt.date | None) -> list[str]:
     """Filters on `metric_time` at day grain for [start, end)."""
     out = []
@@ -140,20 +147,3 @@ def time_filters(start: dt.date | None, end: dt.date | None) -> list[str]:
         out.append(exp.LT(this=_template(day), expression=exp.cast(exp.Literal.string(end.isoformat()), "DATE"))
                    .sql(dialect="duckdb"))
     return out
-
-
-def readable_filter(text: str) -> str:
-    """A filter with its template calls written as plain names: `customer__region = 'EMEA'`."""
-    try:
-        parsed = parse_filter(text)
-    except UserError:
-        return text.strip()
-
-    def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table and node.name in parsed.refs:
-            return exp.column(parsed.refs[node.name].name)
-        if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
-            return node.this.copy()
-        return node
-
-    return parsed.tree.copy().transform(swap).sql(dialect="duckdb")

@@ -12,6 +12,7 @@ from typing import Literal
 import duckdb
 
 from catalog.errors import UserError
+from catalog import table_semantics
 from catalog.importers import data_files, dbt_schema, lathe_yaml, metricflow_project
 from catalog.importers.catalog_changes import CatalogChanges, WarehouseColumns
 from catalog.importers.discovery import Discovered, YamlFile, discover
@@ -80,6 +81,9 @@ def import_paths(ws: Workspace, paths: list[Path], *, replace: bool = True) -> I
             loaded = [data_files.load(con, d, set(before)) for d in found.data]
             after = _warehouse_columns(con) if loaded else before
             _catalog_changes(store, after, loaded, read, report).stage(txn)
+            for name, proposal in table_semantics.proposals(con, store.load_semantic(), [t.name for t in loaded],
+                                                            [p.manifest for p in projects]):
+                txn.put_semantic(name, proposal)  # tables without a semantic model get a proposed one
             for p in projects:
                 txn.put_semantic(p.name, p.manifest)
                 report.semantic.append(SemanticImport(
