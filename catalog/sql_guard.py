@@ -15,6 +15,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, SqlglotError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
@@ -137,7 +138,8 @@ _READ_STARTS = {"SELECT", "WITH", "FROM", "VALUES", "(", "DESCRIBE", "DESC", "SH
 def _parse_one(sql: str, read: str) -> exp.Expr:
     try:
         with _quiet_sqlglot():
-            statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
+            # A comment after the last `;` parses as an empty statement of its own.
+            statements = [s for s in sqlglot.parse(sql, read=read) if s is not None and not isinstance(s, exp.Semicolon)]
     except SqlglotError as e:
         starts = _statement_starts(sql, read)
         if len(starts) > 1:
@@ -255,7 +257,7 @@ class _Checker:
         if isinstance(target, (exp.Select, exp.SetOperation)):
             return self.result(node, kind, self.read_query(target, kind))
         if isinstance(target, exp.Table) and not isinstance(target.this, exp.Func):
-            self.check_table(target, kind, cte_names=set())
+            self.check_table(target, kind)
             if kind == "DESCRIBE":
                 return self.result(node, kind, None)
             # SUMMARIZE shows values (min, max): analyse it as the query over the whole table.
@@ -282,9 +284,8 @@ class _Checker:
             elif isinstance(node, exp.PositionalColumn):
                 raise RefusedStatement(kind, f"positional column references ({node.sql('duckdb')}) are not "
                                              "supported here; name the column")
-        ctes = {c.alias_or_name.lower() for c in query.find_all(exp.CTE)}
-        for table in query.find_all(exp.Table):
-            self.check_table(table, kind, ctes)
+        for table in stored_relations(query, kind):
+            self.check_table(table, kind)
         try:
             qualified = qualify(query.copy(), schema=self.schema, dialect="duckdb", validate_qualify_columns=False,
                                 allow_partial_qualification=True, quote_identifiers=False, identify=False)
@@ -298,7 +299,7 @@ class _Checker:
             why = denied_reason(name)
             if why:
                 raise RefusedStatement(kind, f"function `{name}()` {why}")
-        in_from = isinstance(func.parent, exp.Table) and func.parent.this is func
+        in_from = isinstance(func.parent, (exp.Table, exp.Lateral)) and func.parent.this is func
         if in_from or isinstance(func, exp.Unnest):
             names = _function_names(func) or {normal_name(func.sql_name())}
             if not names & TABLE_FUNCTIONS:
@@ -306,7 +307,8 @@ class _Checker:
                 raise RefusedStatement(kind, f"table function `{name}()` is not allowed here; "
                                              f"the allowed ones are {', '.join(sorted(TABLE_FUNCTIONS))}")
 
-    def check_table(self, table: exp.Table, kind: str, cte_names: set[str]) -> None:
+    def check_table(self, table: exp.Table, kind: str) -> None:
+        """A reference that scope analysis found to name a stored relation: it must be a catalogued table."""
         if isinstance(table.this, exp.Func):
             return  # checked as a function
         name = table.name
@@ -320,8 +322,6 @@ class _Checker:
         if table.db and table.db.lower() != "main":
             raise RefusedStatement(kind, f"`{shown}` names the schema or database `{table.db}`; only the "
                                          "warehouse's own tables (schema `main`) can be read")
-        if not table.db and name.lower() in cte_names:
-            return
         real = self._known_tables().get(name.lower())
         if real is None:
             raise UserError(unknown("table", name, self.schema))
@@ -378,6 +378,34 @@ class _Checker:
             elif isinstance(source, Scope) and isinstance(source.expression, exp.Query):
                 out += source.expression.named_selects
         return out
+
+
+def stored_relations(query: exp.Expr, kind: str = "SELECT") -> list[exp.Table]:
+    """Every table reference of `query` that names a stored relation, found through sqlglot's scopes: a name
+    bound to a CTE visible where it stands is not one, whatever that name means elsewhere in the statement;
+    table functions are not either. A reference no scope places is refused rather than guessed at."""
+    # Scopes are built on a copy with DuckDB's case-insensitive names folded; both trees walk in one order.
+    folded = normalize_identifiers(query.copy(), dialect="duckdb")
+    original = dict(zip(map(id, folded.walk()), query.walk()))
+    placed: set[int] = set()
+    out: list[exp.Table] = []
+    try:
+        scopes = traverse_scope(folded)
+    except (SqlglotError, ValueError) as e:
+        raise RefusedStatement(kind, f"cannot tell what each table name refers to: {_first_line(e)}") from None
+    for scope in scopes:
+        for table in scope.tables:
+            placed.add(id(table))
+            if isinstance(table.this, exp.Func):
+                continue
+            is_cte = not table.db and not table.catalog and table.name in scope.cte_sources
+            if not is_cte:
+                out.append(original[id(table)])  # type: ignore[arg-type]
+    for table in folded.find_all(exp.Table):
+        if id(table) not in placed and not isinstance(table.this, exp.Func):
+            raise RefusedStatement(kind, f"cannot tell what `{table.sql(dialect='duckdb')}` refers to here; "
+                                         "read tables in FROM, JOIN or a subquery")
+    return out
 
 
 def _find_source(scope: Scope | None, name: str) -> exp.Table | Scope | None:
