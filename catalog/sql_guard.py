@@ -357,11 +357,15 @@ class _Checker:
                     real = self._known_tables().get(source.name.lower())
                     if real is None:
                         continue  # a CTE name resolved through an outer scope
-                    cols = self.schema[real]
-                    match = next((c for c in cols if c.lower() == name.lower()), None)
-                    if match is None:
-                        raise UserError(unknown_in("column", name, cols, f"table `{real}`"))
-                    self.columns.add(f"{real}.{match}")
+                    cols = list(self.schema[real])
+                    # `FROM customers AS c(id, nm, …)` renames the first columns, in order.
+                    alias = source.args.get("alias")
+                    renamed = [c.name for c in alias.columns] if alias is not None else []
+                    names = renamed + cols[len(renamed):]
+                    index = next((i for i, c in enumerate(names) if c.lower() == name.lower()), None)
+                    if index is None or index >= len(cols):
+                        raise UserError(unknown_in("column", name, names, f"table `{real}`"))
+                    self.columns.add(f"{real}.{cols[index]}")
                 elif isinstance(source, Scope) and isinstance(source.expression, exp.Query):
                     outs = source.expression.named_selects
                     if outs and "*" not in outs and name.lower() not in {o.lower() for o in outs}:

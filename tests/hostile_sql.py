@@ -230,8 +230,10 @@ PII_ATTACKS: list[PiiAttack] = [
     PiiAttack("SELECT count(*) AS n FROM customers WHERE full_name = 'Ann Lee' OR phone LIKE '+1%'", [[0]]),
     PiiAttack("SELECT count(*) AS n FROM customers WHERE phone IS NULL", [[1]]),  # a missing value is not PII
     PiiAttack("SELECT count(*) AS n FROM customers WHERE email::BLOB = 'ann@example.com'::BLOB", [[0]]),
+    # a token's characters come from a per-query salted hash: this count changes from query to query and tells
+    # nothing of the value, so only its cells are checked
     PiiAttack("SELECT count(*) AS n FROM customers WHERE "
-              "len(list_filter(string_split(email, ''), x -> x = 'a')) > 0", [[0]]),
+              "len(list_filter(string_split(email, ''), x -> x = 'a')) > 0", any_answer=True),
     PiiAttack("SELECT count(*) FILTER (WHERE ascii(email) = 97) AS a FROM customers", [[0]]),
     PiiAttack("SELECT customer_id FROM customers WHERE email LIKE 'a%' UNION ALL SELECT 99", [[99]]),
     # ordering and LIMIT bisection
@@ -275,7 +277,7 @@ PII_ATTACKS: list[PiiAttack] = [
               "WHERE customer_id = 1", [[1, M]]),
     PiiAttack("SELECT customer_id, rank() OVER (ORDER BY email) AS r FROM customers", any_answer=True),
     PiiAttack("SELECT customer_id FROM customers QUALIFY row_number() OVER (ORDER BY email) = 1", any_answer=True),
-    PiiAttack("SELECT customer_id FROM customers QUALIFY email LIKE 'a%'", []),
+    PiiAttack("SELECT customer_id FROM customers QUALIFY count(*) OVER () > 0 AND email LIKE 'a%'", []),
     # GROUP BY and joins on PII
     PiiAttack("SELECT count(*) AS n FROM customers GROUP BY email", [[1]] * 6),
     PiiAttack("SELECT region, count(*) AS n FROM customers WHERE email LIKE '%example.com' GROUP BY region", []),
