@@ -60,6 +60,18 @@ def mask_at_source(tree: exp.Expr, principal: Principal, catalog: Catalog) -> ex
     return out
 
 
+def mask_sql_at_source(con: duckdb.DuckDBPyConnection, sql: str, principal: Principal, catalog: Catalog) -> str:
+    """`sql`, DuckDB text Lathe wrote itself (a compiled metric query), masked at the source for `principal`."""
+    if principal.is_admin:
+        return sql
+    import sqlglot
+
+    from catalog.query_schema import warehouse_catalog
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    return mask_at_source(tree, principal, warehouse_catalog(con, catalog)).sql(dialect="duckdb")
+
+
 def _masked_projection(table: exp.Table, principal: Principal, catalog: Catalog, salt: str) -> exp.Subquery | None:
     meta = catalog.table(table.name)
     if meta is None or not any(c.pii is not None and not principal.may_see(meta.name, c.name, c.pii.value)

@@ -169,3 +169,44 @@ def test_mask_at_source_is_one_function_for_every_path(ws):
         masked = mask_at_source(tree, ANALYST, catalog)
         assert con.execute(masked.sql(dialect="duckdb")).fetchall() == [(0,)]
         assert mask_at_source(tree, Principal.local_admin(), catalog).sql() == tree.sql()
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    import shutil
+    from pathlib import Path
+
+    from catalog.metadata import Column, PiiTag, Table
+    from catalog.store import CatalogStore
+    from catalog.warehouse import connect_writer
+    from catalog.workspace import Workspace
+
+    folder = Path(__file__).parent / "fixtures" / "semantic_shop"
+    ws = Workspace(tmp_path_factory.mktemp("shop_pii") / "ws")
+    ws.create()
+    with connect_writer(ws) as con:
+        con.execute((folder / "data.sql").read_text())
+    shutil.copy(folder / "shop.yml", ws.catalog_dir / "semantic" / "shop.yml")
+    with CatalogStore(ws).transaction() as txn:  # the region stands in for a PII column here
+        txn.put_table(Table(name="customers", columns=[Column(name="customer_id"), Column(name="full_name"),
+                                                       Column(name="region", pii=PiiTag.address)]))
+    return ws
+
+
+def test_metric_path_masks_at_the_source(shop):
+    from catalog.semantic.query import MetricQuery
+    from catalog.semantic.runner import run_metric_query
+    from tools.query_metrics import QueryMetrics
+
+    by_region = MetricQuery(metrics=["revenue"], group_by=["customer__region"])
+    admin = run_metric_query(shop, by_region)
+    assert {r[0] for r in admin.rows} >= {"NA", "EMEA"}
+    masked = run_metric_query(shop, by_region, ANALYST)
+    assert sorted(r[1] for r in masked.rows) == sorted(r[1] for r in admin.rows)  # same groups, same sums
+    assert all(r[0] is None or str(r[0]).startswith("****") for r in masked.rows)
+    filtered = MetricQuery(metrics=["revenue"], where=["{{ Dimension('customer__region') }} = 'NA'"])
+    assert run_metric_query(shop, filtered).rows[0][0] == 355.0
+    assert run_metric_query(shop, filtered, ANALYST).rows[0][0] is None
+    tool = QueryMetrics(workspace=shop, principal=ANALYST)
+    out = tool._run(metrics=["revenue"], group_by=["customer__region"])
+    assert not any(r[0] in ("NA", "EMEA") for r in out.result.rows)
