@@ -22,6 +22,7 @@ from sqlglot.tokens import TokenType
 
 from catalog.errors import UserError
 from catalog.metadata import Catalog
+from catalog.sql_bounds import bound_sizes
 from catalog.query_schema import sqlglot_schema
 from catalog.sql_policy import NOT_READS, STATEMENT_NAMES, TABLE_FUNCTIONS, denied_reason, normal_name
 from catalog.suggestions import close_matches, unknown
@@ -77,7 +78,16 @@ def guard(sql: str, dialect: str | None, catalog: Catalog, *, database: str = "w
         duck = _duckdb_text(guarded.tree)
         guarded = _Checker(catalog, database).statement(_parse_one(duck, "duckdb"), "duckdb")
     _final_check(guarded)
+    guarded.tree = _bounded(guarded.tree)
     return guarded
+
+
+def _bounded(tree: exp.Expr) -> exp.Expr:
+    """The statement with every size-making call bounded (see `catalog.sql_bounds`), EXPLAIN's query included."""
+    if isinstance(tree, exp.Command):
+        inner = bound_sizes(_parse_one(tree.expression.name, "duckdb"))
+        return exp.Command(this=tree.this, expression=exp.Literal.string(inner.sql(dialect="duckdb")))
+    return bound_sizes(tree)
 
 
 def unknown_in(kind: str, name: str, candidates: list[str] | dict, where: str) -> str:
