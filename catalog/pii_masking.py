@@ -61,15 +61,16 @@ def mask_at_source(tree: exp.Expr, principal: Principal, catalog: Catalog) -> ex
 
 
 def mask_sql_at_source(con: duckdb.DuckDBPyConnection, sql: str, principal: Principal, catalog: Catalog) -> str:
-    """`sql`, DuckDB text Lathe wrote itself (a compiled metric query), masked at the source for `principal`."""
-    if principal.is_admin:
-        return sql
-    import sqlglot
-
+    """`sql`, DuckDB text Lathe composed (a compiled metric query, with filters a person wrote), admitted by the
+    same guard as any SQL and masked at the source for `principal`. Raises `RefusedStatement` or `UserError`."""
     from catalog.query_schema import warehouse_catalog
+    from catalog.sql_guard import guard
 
-    tree = sqlglot.parse_one(sql, read="duckdb")
-    return mask_at_source(tree, principal, warehouse_catalog(con, catalog)).sql(dialect="duckdb")
+    tables = warehouse_catalog(con, catalog)
+    guarded = guard(sql, "duckdb", tables)
+    if principal.is_admin:
+        return guarded.sql
+    return mask_at_source(guarded.tree, principal, tables).sql(dialect="duckdb")
 
 
 def _masked_projection(table: exp.Table, principal: Principal, catalog: Catalog, salt: str) -> exp.Subquery | None:

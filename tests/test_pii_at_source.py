@@ -229,3 +229,30 @@ def test_metric_path_masks_at_the_source(shop):
     tool = QueryMetrics(workspace=shop, principal=ANALYST)
     out = tool._run(metrics=["revenue"], group_by=["customer__region"])
     assert not any(r[0] in ("NA", "EMEA") for r in out.result.rows)
+
+
+@pytest.mark.parametrize("where", [
+    "{{ Dimension('customer__region') }} IN (SELECT name FROM pg_settings)",
+    "{{ Dimension('customer__region') }} IN (WITH pg_settings AS (SELECT 1 AS x) SELECT name FROM pg_settings)",
+    "current_setting('home_directory') IS NOT NULL",
+    "{{ Dimension('customer__region') }} IN (SELECT * FROM query('SELECT region FROM customers'))",
+    "(SELECT count(*) FROM read_csv('/etc/hostname')) > 0",
+    "(SELECT count(*) FROM duckdb_settings()) > 0",
+    "{{ Dimension('customer__region') }} = getenv('HOME')",
+])
+def test_metric_filters_pass_the_same_guard(shop, where):
+    from catalog.semantic.query import MetricQuery
+    from catalog.semantic.runner import run_metric_query
+
+    with pytest.raises(UserError):
+        run_metric_query(shop, MetricQuery(metrics=["revenue"], where=[where]))
+
+
+def test_metric_filter_subquery_over_pii_sees_masked_values(shop):
+    from catalog.semantic.query import MetricQuery
+    from catalog.semantic.runner import run_metric_query
+
+    q = MetricQuery(metrics=["revenue"], where=[
+        "{{ Dimension('customer__region') }} IN (SELECT region FROM customers WHERE region LIKE 'N%')"])
+    assert run_metric_query(shop, q).rows == [[355.0]]
+    assert run_metric_query(shop, q, ANALYST).rows == [[None]]
