@@ -31,7 +31,7 @@ def _bound(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.GenerateSeries):
         if isinstance(node.parent, (exp.Table, exp.Lateral)):
             return node  # a table function streams its rows and stops at an interrupt
-        return _guarded(node, _series_count(node), "range()/generate_series()", literal=_series_static(node))
+        return _guarded(node, "end", _series_count(node), "range()/generate_series()", _series_static(node))
     if isinstance(node, exp.Repeat):
         times = node.args.get("times")
         if times is None:
@@ -39,16 +39,16 @@ def _bound(node: exp.Expr) -> exp.Expr:
         text = exp.func("length", exp.TryCast(this=node.this.copy(), to=exp.DataType.build("VARCHAR")))
         size = exp.Mul(this=_number(times), expression=exp.func("greatest", exp.Literal.number(1), text))
         n, text_len = _literal(times), len(node.this.this) if isinstance(node.this, exp.Literal) else None
-        return _guarded(node, size, "repeat()", literal=None if n is None or text_len is None else n * max(text_len, 1))
+        return _guarded(node, "times", size, "repeat()", None if n is None or text_len is None else n * max(text_len, 1))
     if isinstance(node, exp.Pad):
-        return _guarded(node, _number(node.expression), "lpad()/rpad()", literal=_literal(node.expression))
+        return _guarded(node, "expression", _number(node.expression), "lpad()/rpad()", _literal(node.expression))
     if isinstance(node, exp.Anonymous):
         name = node.name.lower()
         args = node.expressions
         if name in ("list_resize", "array_resize") and len(args) >= 2:
-            return _guarded(node, _number(args[1]), f"{name}()", literal=_literal(args[1]))
+            return _guarded(node, 1, _number(args[1]), f"{name}()", _literal(args[1]))
         if name == "bar" and len(args) >= 4:
-            return _guarded(node, _number(args[3]), "bar()", literal=_literal(args[3]))
+            return _guarded(node, 3, _number(args[3]), "bar()", _literal(args[3]))
         if name == "printf" and args:
             _check_pattern(args[0], name)
     if isinstance(node, exp.Format):
@@ -67,6 +67,10 @@ def _series_static(node: exp.GenerateSeries) -> float | None:
 
 def _series_count(node: exp.GenerateSeries) -> exp.Expr:
     start, end, step = node.args.get("start"), node.args.get("end"), node.args.get("step")
+    if isinstance(step, exp.Interval):  # dates and timestamps: counted in seconds
+        span = exp.Sub(this=exp.func("epoch", end.copy()), expression=exp.func("epoch", start.copy()))
+        per = exp.func("nullif", exp.Abs(this=exp.func("epoch", step.copy())), exp.Literal.number(0))
+        return exp.Abs(this=exp.Div(this=exp.paren(span), expression=per))
     lo = _number(start) if start is not None else exp.Literal.number(0)
     span = exp.Sub(this=_number(end), expression=lo)
     per = exp.func("coalesce", exp.func("nullif", exp.Abs(this=_number(step)), exp.Literal.number(0)),
@@ -74,9 +78,19 @@ def _series_count(node: exp.GenerateSeries) -> exp.Expr:
     return exp.Abs(this=exp.Div(this=exp.paren(span), expression=per))
 
 
-def _guarded(node: exp.Expr, size: exp.Expr, what: str, literal: float | None) -> exp.Expr:
-    """`node` as is where its size is a literal within the bound; refused where a literal over it; else
-    behind a runtime check of `size`."""
+def _unknown_size(node: exp.Expr, size: exp.Expr) -> exp.Expr:
+    """True where the size cannot be counted (bounds of a type counted neither as numbers nor in seconds)
+    though every argument is there: such a call is refused rather than left unbounded."""
+    present = [exp.Not(this=exp.Is(this=a.copy(), expression=exp.null()))
+               for a in node.iter_expressions() if not isinstance(a, (exp.Literal, exp.Interval))]
+    return exp.and_(exp.Is(this=size.copy(), expression=exp.null()), *present) if present else exp.false()
+
+
+def _guarded(node: exp.Expr, arg: str | int, size: exp.Expr, what: str, literal: float | None) -> exp.Expr:
+    """`node` as is where its size is a literal within the bound; refused where a literal over it; else with
+    its size argument `arg` (a key, or an index into its arguments) behind a check of `size` that raises
+    first. The argument is wrapped rather than the call, so that DuckDB's constant folding, which evaluates
+    a call of constants while planning, meets the check before the call."""
     static = abs(literal) if literal is not None else None
     if static is not None and static > MAX_VALUES:
         raise TooLarge(f"{what} would make {static:,.0f} values or characters in one call, more than the "
@@ -85,7 +99,17 @@ def _guarded(node: exp.Expr, size: exp.Expr, what: str, literal: float | None) -
         return node
     error = exp.func("error", exp.Literal.string(
         f"{what} would make more than {MAX_VALUES:,} values or characters in one call"))
-    return exp.Case().when(exp.GT(this=size, expression=exp.Literal.number(MAX_VALUES)), error).else_(node.copy())
+    too_big = exp.GT(this=size, expression=exp.Literal.number(MAX_VALUES))
+    if isinstance(node, exp.GenerateSeries):
+        too_big = exp.or_(too_big, _unknown_size(node, size))
+    out = node.copy()
+    if isinstance(arg, int):
+        args = list(out.expressions)
+        args[arg] = exp.Case().when(too_big, error).else_(args[arg])
+        out.set("expressions", args)
+    else:
+        out.set(arg, exp.Case().when(too_big, error).else_(out.args[arg]))
+    return out
 
 
 def _number(value: exp.Expr) -> exp.Expr:

@@ -332,4 +332,20 @@ RESOURCE_ATTACKS: list[str] = [
     "SELECT len(range(n * 1000000)) AS m FROM numbers WHERE n = 2999",
     "SELECT length(repeat('ab', (SELECT max(n) FROM numbers) * 1000000)) AS m",
     "SELECT count(*) AS n FROM numbers a, numbers b, numbers c WHERE (a.n * 7 + b.n * 3 + c.n) % 11 = 4",
+    "SELECT len(range(TIMESTAMP '2000-01-01', TIMESTAMP '2100-01-01', INTERVAL 1 SECOND)) AS n",
+    "WITH RECURSIVE r(s, i) AS (SELECT 'x', 0 UNION ALL SELECT s || s, i + 1 FROM r WHERE i < 40) "
+    "SELECT max(length(s)) AS n FROM r",
+    "SELECT max(len(l)) AS n FROM (SELECT range(9000000) AS l FROM range(40))",
+    "SELECT bar(1, 0, 10, 1000000000) AS b",
+    "SELECT length(format('{:>1000000000}', 'x')) AS n",
+    "SELECT len(list_resize([1], n * 100000)) AS m FROM numbers WHERE n = 2999",
+    "SELECT length(rpad('x', (SELECT max(n) FROM numbers) * 1000000, 'y')) AS m",
+    "SELECT length(string_agg(repeat('x', 5000000), '')) AS n FROM range(1000)",
+    "SELECT count(*) AS n FROM (SELECT unnest(range(0, 2000000000, 1)) AS x)",
+    "SELECT len(range(-5000000000)) + len(range(0, -5000000000, -1)) AS n",
+    # sizes DuckDB would fold as constants while planning, before any check that runs with the query
+    "SELECT len(range(1000 * 1000000)) AS n",
+    "SELECT length(repeat('ab', 1000 * 1000000)) AS n",
+    "SELECT len(range(DATE '0001-01-01', DATE '9999-12-31', INTERVAL 1 SECOND)) AS n",
+    "SELECT len(range(TIMESTAMP '2000-01-01', TIMESTAMP '2000-01-01' + INTERVAL 300 YEAR, INTERVAL 1 MINUTE)) AS n",
 ]
