@@ -348,4 +348,8 @@ RESOURCE_ATTACKS: list[str] = [
     "SELECT length(repeat('ab', 1000 * 1000000)) AS n",
     "SELECT len(range(DATE '0001-01-01', DATE '9999-12-31', INTERVAL 1 SECOND)) AS n",
     "SELECT len(range(TIMESTAMP '2000-01-01', TIMESTAMP '2000-01-01' + INTERVAL 300 YEAR, INTERVAL 1 MINUTE)) AS n",
+    # each call within the bound, many calls in one vectorised step
+    "SELECT len(flatten(list_transform(range(1000), x -> range(1000000)))) AS n",
+    "SELECT sum(len(range(n * 3000))) AS m FROM numbers",
+    "SELECT len([y FOR y IN range(5000000) FOR z IN range(400)]) AS n",
 ]
