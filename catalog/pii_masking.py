@@ -89,8 +89,9 @@ def _masked_projection(table: exp.Table, principal: Principal, catalog: Catalog,
         columns.append(exp.alias_(_token(ref, salt), exp.to_identifier(c.name, quoted=True)) if hidden else ref)
     # Schema-qualified, so no CTE of the same name in an enclosing scope can stand in for the table.
     source = exp.Table(this=exp.to_identifier(meta.name, quoted=True), db=exp.to_identifier("main"))
-    alias = table.args["alias"].copy() if table.args.get("alias") else exp.TableAlias(
-        this=exp.to_identifier(table.name, quoted=table.this.quoted if isinstance(table.this, exp.Identifier) else False))
+    quoted = isinstance(table.this, exp.Identifier) and table.this.quoted
+    alias = (table.args["alias"].copy() if table.args.get("alias")
+             else exp.TableAlias(this=exp.to_identifier(table.name, quoted=quoted)))
     sub = exp.Subquery(this=exp.select(*columns).from_(source), alias=alias)
     for key in _MOVABLE:
         if table.args.get(key):

@@ -39,7 +39,8 @@ def _bound(node: exp.Expr) -> exp.Expr:
         text = exp.func("length", exp.TryCast(this=node.this.copy(), to=exp.DataType.build("VARCHAR")))
         size = exp.Mul(this=_number(times), expression=exp.func("greatest", exp.Literal.number(1), text))
         n, text_len = _literal(times), len(node.this.this) if isinstance(node.this, exp.Literal) else None
-        return _guarded(node, "times", size, "repeat()", None if n is None or text_len is None else n * max(text_len, 1))
+        static = None if n is None or text_len is None else n * max(text_len, 1)
+        return _guarded(node, "times", size, "repeat()", static)
     if isinstance(node, exp.Pad):
         return _guarded(node, "expression", _number(node.expression), "lpad()/rpad()", _literal(node.expression))
     if isinstance(node, exp.Anonymous):

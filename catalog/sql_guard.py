@@ -149,7 +149,8 @@ def _parse_one(sql: str, read: str) -> exp.Expr:
     try:
         with _quiet_sqlglot():
             # A comment after the last `;` parses as an empty statement of its own.
-            statements = [s for s in sqlglot.parse(sql, read=read) if s is not None and not isinstance(s, exp.Semicolon)]
+            parsed = sqlglot.parse(sql, read=read)
+            statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
     except SqlglotError as e:
         starts = _statement_starts(sql, read)
         if len(starts) > 1:
