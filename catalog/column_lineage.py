@@ -51,6 +51,7 @@ def lineage_by_position(tree: exp.Query, schema: dict[str, dict[str, str]], *,
         raise UserError(f"cannot trace the columns of this query: {str(e).splitlines()[0]}") from None
     if ignore_counted:
         qualified = _without_counted_columns(qualified)
+    patterned = _patterned_star(qualified)
     scope = build_scope(qualified)
     if scope is None or not isinstance(qualified, exp.Query):
         raise UserError("column lineage needs a SELECT query")
@@ -64,8 +65,17 @@ def lineage_by_position(tree: exp.Query, schema: dict[str, dict[str, str]], *,
         except (SqlglotError, ValueError) as e:
             raise UserError(f"cannot trace output column `{name}`: {str(e).splitlines()[0]}") from None
         sources, uncertain = _leaves(node, schema)
-        out.append(OutputLineage(name=name, sources=sorted(sources), uncertain=uncertain))
+        out.append(OutputLineage(name=name, sources=sorted(sources), uncertain=uncertain or patterned))
     return out
+
+
+def _patterned_star(tree: exp.Expr) -> bool:
+    """Whether a star picks its columns by a pattern (`* LIKE 'e%'`, `* SIMILAR TO …`, COLUMNS(…)): which
+    columns it yields is decided by DuckDB at bind time, so lineage cannot name them."""
+    for star in tree.find_all(exp.Star):
+        if not isinstance(star.parent, (exp.Select, exp.Column, exp.Count, exp.AggFunc, exp.Anonymous)):
+            return True
+    return any(True for _ in tree.find_all(exp.Columns))
 
 
 def _without_counted_columns(tree: exp.Expr) -> exp.Expr:

@@ -79,7 +79,7 @@ def create_derived_table(ws: Workspace, name: str, select_sql: str, *, principal
             table = Table(
                 name=name, description=description, owner=principal.name, source=DERIVED, tags=[DERIVED],
                 row_count=row_count,
-                columns=[Column(name=n, type=str(row[1]), pii=_pii_tag(tables, p, guarded.columns))
+                columns=[Column(name=n, type=str(row[1]), pii=_pii_tag(tables, p, guarded.columns, guarded.tables))
                          for n, row, p in zip(names, described, private)])
             txn.put_table(table)
             txn.put_lineage(kept + lineage)
@@ -95,15 +95,22 @@ def create_derived_table(ws: Workspace, name: str, select_sql: str, *, principal
     return table
 
 
-def _pii_tag(catalog: Catalog, out: OutputLineage, read: set[str]) -> PiiTag | None:
+def _pii_tag(catalog: Catalog, out: OutputLineage, read: set[str], tables: set[str]) -> PiiTag | None:
     """A derived column carries the PII tag of the first PII column it shows (counts show none); where
-    lineage cannot see inside, of the first PII column the query reads at all."""
+    lineage cannot see inside, of the first PII column the query reads at all; where that names none
+    but the tables read hold PII, the derived table is refused rather than left untagged."""
     for ref in sorted(out.sources) + (sorted(read) if out.uncertain else []):
         table, _, column = ref.partition(".")
         t = catalog.table(table)
         c = t.column(column) if t else None
         if c is not None and c.pii is not None:
             return c.pii
+    if out.uncertain:
+        pii = sorted(f"{t.name}.{c.name}" for name in tables if (t := catalog.table(name))
+                     for c in t.columns if c.pii is not None)
+        if pii:
+            raise UserError(f"cannot tell which columns feed `{out.name}`, and the tables read hold PII "
+                            f"({', '.join(pii)}); list the columns by name")
     return None
 
 

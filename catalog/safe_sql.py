@@ -47,7 +47,7 @@ def run_sql(ws: Workspace, sql: str, *, dialect: str | None = None, principal: P
                 asked = limit is not None and limit < settings.row_limit
                 origin = "the limit asked for" if asked else "[sql] row_limit in lathe.toml"
                 warnings.append(f"only the first {max_rows:,} rows are shown ({origin})")
-            if guarded.kind in _ROW_QUERIES and guarded.query is not None:
+            if guarded.kind in _ROW_QUERIES and guarded.query is not None and not masked.rewritten:
                 left = settings.timeout_s - (time.monotonic() - started)
                 warnings += join_warnings(con, guarded.query, guarded.tables, timeout_s=max(left, 1.0))
         except duckdb.Error as e:

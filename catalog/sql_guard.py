@@ -15,12 +15,14 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, SqlglotError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
 from catalog.errors import UserError
 from catalog.metadata import Catalog
+from catalog.sql_bounds import bound_sizes
 from catalog.query_schema import sqlglot_schema
 from catalog.sql_policy import NOT_READS, STATEMENT_NAMES, TABLE_FUNCTIONS, denied_reason, normal_name
 from catalog.suggestions import close_matches, unknown
@@ -76,7 +78,16 @@ def guard(sql: str, dialect: str | None, catalog: Catalog, *, database: str = "w
         duck = _duckdb_text(guarded.tree)
         guarded = _Checker(catalog, database).statement(_parse_one(duck, "duckdb"), "duckdb")
     _final_check(guarded)
+    guarded.tree = _bounded(guarded.tree)
     return guarded
+
+
+def _bounded(tree: exp.Expr) -> exp.Expr:
+    """The statement with every size-making call bounded (see `catalog.sql_bounds`), EXPLAIN's query included."""
+    if isinstance(tree, exp.Command):
+        inner = bound_sizes(_parse_one(tree.expression.name, "duckdb"))
+        return exp.Command(this=tree.this, expression=exp.Literal.string(inner.sql(dialect="duckdb")))
+    return bound_sizes(tree)
 
 
 def unknown_in(kind: str, name: str, candidates: list[str] | dict, where: str) -> str:
@@ -137,7 +148,9 @@ _READ_STARTS = {"SELECT", "WITH", "FROM", "VALUES", "(", "DESCRIBE", "DESC", "SH
 def _parse_one(sql: str, read: str) -> exp.Expr:
     try:
         with _quiet_sqlglot():
-            statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
+            # A comment after the last `;` parses as an empty statement of its own.
+            parsed = sqlglot.parse(sql, read=read)
+            statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
     except SqlglotError as e:
         starts = _statement_starts(sql, read)
         if len(starts) > 1:
@@ -255,7 +268,7 @@ class _Checker:
         if isinstance(target, (exp.Select, exp.SetOperation)):
             return self.result(node, kind, self.read_query(target, kind))
         if isinstance(target, exp.Table) and not isinstance(target.this, exp.Func):
-            self.check_table(target, kind, cte_names=set())
+            self.check_table(target, kind)
             if kind == "DESCRIBE":
                 return self.result(node, kind, None)
             # SUMMARIZE shows values (min, max): analyse it as the query over the whole table.
@@ -282,9 +295,8 @@ class _Checker:
             elif isinstance(node, exp.PositionalColumn):
                 raise RefusedStatement(kind, f"positional column references ({node.sql('duckdb')}) are not "
                                              "supported here; name the column")
-        ctes = {c.alias_or_name.lower() for c in query.find_all(exp.CTE)}
-        for table in query.find_all(exp.Table):
-            self.check_table(table, kind, ctes)
+        for table in stored_relations(query, kind):
+            self.check_table(table, kind)
         try:
             qualified = qualify(query.copy(), schema=self.schema, dialect="duckdb", validate_qualify_columns=False,
                                 allow_partial_qualification=True, quote_identifiers=False, identify=False)
@@ -298,7 +310,7 @@ class _Checker:
             why = denied_reason(name)
             if why:
                 raise RefusedStatement(kind, f"function `{name}()` {why}")
-        in_from = isinstance(func.parent, exp.Table) and func.parent.this is func
+        in_from = isinstance(func.parent, (exp.Table, exp.Lateral)) and func.parent.this is func
         if in_from or isinstance(func, exp.Unnest):
             names = _function_names(func) or {normal_name(func.sql_name())}
             if not names & TABLE_FUNCTIONS:
@@ -306,7 +318,8 @@ class _Checker:
                 raise RefusedStatement(kind, f"table function `{name}()` is not allowed here; "
                                              f"the allowed ones are {', '.join(sorted(TABLE_FUNCTIONS))}")
 
-    def check_table(self, table: exp.Table, kind: str, cte_names: set[str]) -> None:
+    def check_table(self, table: exp.Table, kind: str) -> None:
+        """A reference that scope analysis found to name a stored relation: it must be a catalogued table."""
         if isinstance(table.this, exp.Func):
             return  # checked as a function
         name = table.name
@@ -320,8 +333,6 @@ class _Checker:
         if table.db and table.db.lower() != "main":
             raise RefusedStatement(kind, f"`{shown}` names the schema or database `{table.db}`; only the "
                                          "warehouse's own tables (schema `main`) can be read")
-        if not table.db and name.lower() in cte_names:
-            return
         real = self._known_tables().get(name.lower())
         if real is None:
             raise UserError(unknown("table", name, self.schema))
@@ -357,11 +368,15 @@ class _Checker:
                     real = self._known_tables().get(source.name.lower())
                     if real is None:
                         continue  # a CTE name resolved through an outer scope
-                    cols = self.schema[real]
-                    match = next((c for c in cols if c.lower() == name.lower()), None)
-                    if match is None:
-                        raise UserError(unknown_in("column", name, cols, f"table `{real}`"))
-                    self.columns.add(f"{real}.{match}")
+                    cols = list(self.schema[real])
+                    # `FROM customers AS c(id, nm, …)` renames the first columns, in order.
+                    alias = source.args.get("alias")
+                    renamed = [c.name for c in alias.columns] if alias is not None else []
+                    names = renamed + cols[len(renamed):]
+                    index = next((i for i, c in enumerate(names) if c.lower() == name.lower()), None)
+                    if index is None or index >= len(cols):
+                        raise UserError(unknown_in("column", name, names, f"table `{real}`"))
+                    self.columns.add(f"{real}.{cols[index]}")
                 elif isinstance(source, Scope) and isinstance(source.expression, exp.Query):
                     outs = source.expression.named_selects
                     if outs and "*" not in outs and name.lower() not in {o.lower() for o in outs}:
@@ -378,6 +393,34 @@ class _Checker:
             elif isinstance(source, Scope) and isinstance(source.expression, exp.Query):
                 out += source.expression.named_selects
         return out
+
+
+def stored_relations(query: exp.Expr, kind: str = "SELECT") -> list[exp.Table]:
+    """Every table reference of `query` that names a stored relation, found through sqlglot's scopes: a name
+    bound to a CTE visible where it stands is not one, whatever that name means elsewhere in the statement;
+    table functions are not either. A reference no scope places is refused rather than guessed at."""
+    # Scopes are built on a copy with DuckDB's case-insensitive names folded; both trees walk in one order.
+    folded = normalize_identifiers(query.copy(), dialect="duckdb")
+    original = dict(zip(map(id, folded.walk()), query.walk()))
+    placed: set[int] = set()
+    out: list[exp.Table] = []
+    try:
+        scopes = traverse_scope(folded)
+    except (SqlglotError, ValueError) as e:
+        raise RefusedStatement(kind, f"cannot tell what each table name refers to: {_first_line(e)}") from None
+    for scope in scopes:
+        for table in scope.tables:
+            placed.add(id(table))
+            if isinstance(table.this, exp.Func):
+                continue
+            is_cte = not table.db and not table.catalog and table.name in scope.cte_sources
+            if not is_cte:
+                out.append(original[id(table)])  # type: ignore[arg-type]
+    for table in folded.find_all(exp.Table):
+        if id(table) not in placed and not isinstance(table.this, exp.Func):
+            raise RefusedStatement(kind, f"cannot tell what `{table.sql(dialect='duckdb')}` refers to here; "
+                                         "read tables in FROM, JOIN or a subquery")
+    return out
 
 
 def _find_source(scope: Scope | None, name: str) -> exp.Table | Scope | None:

@@ -10,7 +10,7 @@ import unicodedata
 from sqlglot import exp
 
 _FILES = "reads or lists files outside the warehouse"
-_SETTINGS = "reads the database's settings, secrets or environment"
+_SETTINGS = "reads the database's settings, secrets, environment or the running statement"
 _DYNAMIC = "runs SQL built from text, which cannot be checked before it runs"
 _SYSTEM = "inspects or changes the database system itself"
 _HOST = "reads objects of the host process"
@@ -20,7 +20,7 @@ DENIED_FUNCTIONS: dict[str, str] = {
     **dict.fromkeys(("glob", "sniff_csv", "load_file", "lo_import", "file", "url", "s3", "hdfs", "openrowset",
                      "dblink", "st_read", "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file",
                      "copy_database", "export_database", "import_database"), _FILES),
-    **dict.fromkeys(("current_setting", "getenv", "which_secret", "getvariable", "set_config"),
+    **dict.fromkeys(("current_setting", "getenv", "which_secret", "getvariable", "set_config", "current_query"),
                     _SETTINGS),
     **dict.fromkeys(("query", "query_table", "json_execute_serialized_sql", "from_substrait",
                      "from_substrait_json", "result_scan"), _DYNAMIC),

@@ -24,10 +24,11 @@ ORDER_CUSTOMERS = [1, 1, 2, 2, 3, 3, 4, 7, 8, 9]
 ITEMS_PER_ORDER = {1: 3, 2: 2, **{o: 1 for o in range(3, 10)}}
 
 
-def build_workspace(root: Path, *, row_limit: int = 1000, timeout_s: float = 30.0) -> Workspace:
+def build_workspace(root: Path, *, row_limit: int = 1000, timeout_s: float = 30.0,
+                    memory_limit: str = "1GB") -> Workspace:
     root.mkdir(parents=True, exist_ok=True)
     (root / "lathe.toml").write_text(
-        f'name = "sqltest"\n\n[sql]\nrow_limit = {row_limit}\ntimeout_s = {timeout_s}\nmemory_limit = "1GB"\nthreads = 2\n',
+        f'name = "sqltest"\n\n[sql]\nrow_limit = {row_limit}\ntimeout_s = {timeout_s}\nmemory_limit = "{memory_limit}"\nthreads = 2\n',
         encoding="utf-8")
     ws = Workspace(root)
     ws.create()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from tools.base import LatheTool, ToolArgs, ToolOutput, table_text
+from tools.base import LatheTool, ToolArgs, ToolOutput, principal_or_local, table_text
 from tools.risk import Risk
 
 
@@ -37,5 +37,5 @@ class QueryMetrics(LatheTool):
 
         query = MetricQuery(metrics=metrics, group_by=group_by or [], where=where or [], order_by=order_by or [],
                             limit=limit)
-        result = run_metric_query(self.workspace, query)
+        result = run_metric_query(self.workspace, query, principal_or_local(self.principal))
         return ToolOutput(text=table_text(result), result=result)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import duckdb
 
+from catalog.pii_masking import mask_sql_at_source
+from catalog.principal import Principal
 from catalog.results import QueryResult
 from catalog.semantic.compiler import TimeSpineTable, compile_query
 from catalog.semantic.query import CompiledQuery, MetricQuery
@@ -36,12 +38,14 @@ def compile_for_workspace(ws: Workspace, query: MetricQuery) -> CompiledQuery:
     return compile_query(manifest, query, spine)
 
 
-def run_metric_query(ws: Workspace, query: MetricQuery) -> QueryResult:
+def run_metric_query(ws: Workspace, query: MetricQuery, principal: Principal | None = None) -> QueryResult:
     manifest = CatalogStore(ws).load_semantic()
     settings = ws.settings.sql
     with connect_reader(ws) as con:
         compiled = compile_query(manifest, query, _time_spine(con))
-        columns, rows, cut = fetch_with_timeout(con, compiled.sql, settings.timeout_s, settings.row_limit)
+        # PII the principal may not see is masked where it enters the query, as for any SQL.
+        sql = mask_sql_at_source(con, compiled.sql, principal or Principal.local_admin(), CatalogStore(ws).load())
+        columns, rows, cut = fetch_with_timeout(con, sql, settings.timeout_s, settings.row_limit)
     warnings = list(compiled.warnings)
     if cut:
         warnings.append(f"only the first {settings.row_limit} rows are shown (the [sql] row_limit of lathe.toml); "
