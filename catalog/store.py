@@ -112,7 +112,11 @@ class CatalogStore:
 
     def _read_table(self, f: Path) -> Table:
         data, lines = load_yaml(f)
-        return validate(Table, data, f, lines)
+        t = validate(Table, data, f, lines)
+        if table_filename(t.name) != f.name:  # the file is how a table is found: a mismatch hides or shadows one
+            raise CatalogFileError(f, lines.get(("name",)), f"name `{t.name}` does not match the file name; "
+                                   f"rename the file to {table_filename(t.name)} or set `name: {f.stem}`")
+        return t
 
     def _read_list(self, filename: str, key: str, model: type) -> list:
         f = self.dir / filename
