@@ -48,8 +48,8 @@ class _Read:
     semantic_files: list[YamlFile] = field(default_factory=list)
 
 
-def import_paths(ws: Workspace, paths: list[Path], *, replace: bool = True) -> ImportReport:
-    """Import files and directories; with `replace=False` a data file whose table exists is an error."""
+def import_paths(ws: Workspace, paths: list[Path], *, replace: bool = False) -> ImportReport:
+    """Import files and directories; a data file whose table exists is an error unless `replace` is set."""
     ws.require()
     if not paths:
         raise UserError("nothing to import: give one or more files or directories")
@@ -68,7 +68,8 @@ def import_paths(ws: Workspace, paths: list[Path], *, replace: bool = True) -> I
             taken = [d for d in found.data if d.table in before]
             if taken:
                 raise UserError(f"table `{before[taken[0].table][0]}` already exists in the warehouse "
-                                f"({taken[0].path} would replace it); import with replace to overwrite it")
+                                f"({taken[0].path} would replace its data); import with --replace to replace "
+                                "it (its metadata is kept), or rename the file")
         names = [n for n, _ in before.values()] + [d.table for d in found.data if d.table not in before]
         for p in projects:
             metricflow_project.check_tables(p, names)
