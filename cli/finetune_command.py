@@ -204,13 +204,15 @@ _REFUSED_BY = typer.Option(None, "--by", hidden=True, help="Refused: decisions a
 
 @models_app.command("approve")
 @command
-def models_approve(name: str, version: str, note: str = typer.Option("", "--note"), by: str | None = _REFUSED_BY) -> None:
+def models_approve(name: str, version: str, note: str = typer.Option("", "--note"),
+                   by: str | None = _REFUSED_BY) -> None:
     """Approve a pending version, as the current user."""
     _decide(name, version, "approved", note, by)
 
 
 @models_app.command("reject")
 @command
-def models_reject(name: str, version: str, note: str = typer.Option("", "--note"), by: str | None = _REFUSED_BY) -> None:
+def models_reject(name: str, version: str, note: str = typer.Option("", "--note"),
+                  by: str | None = _REFUSED_BY) -> None:
     """Reject a pending version, as the current user."""
     _decide(name, version, "rejected", note, by)

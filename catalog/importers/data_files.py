@@ -109,6 +109,7 @@ def _check_quotes(con: duckdb.DuckDBPyConnection, f: DataFile) -> None:
     and keeps the quote as text, so every row loads and the damage would go unnoticed."""
     texts = [c for c, t in con.execute(exp.select("column_name", "data_type").from_("duckdb_columns()")
                                        .where(exp.column("table_name").eq(exp.Literal.string(f.table)))
+                                       .where("schema_name = 'main' AND database_name = current_database()")
                                        .sql("duckdb")).fetchall() if t == "VARCHAR"]
     if not texts:
         return
