@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from catalog.errors import UserError
 from catalog.store import CatalogStore, CatalogTransaction
 from catalog.warehouse import connect_reader, connect_writer
 from catalog.workspace import Workspace
@@ -70,7 +71,7 @@ def ledger_holds(ws: Workspace, staging: str, con: duckdb.DuckDBPyConnection | N
             return _holds(reader, staging)
     except duckdb.CatalogException:  # no ledger yet: nothing was ever committed through it
         return False
-    except (duckdb.Error, OSError):
+    except (duckdb.Error, OSError, UserError):  # busy, or no warehouse to ask (yet)
         return None
 
 

@@ -187,3 +187,29 @@ def test_out_of_range_invocations_are_refused_at_plan_time(bad):
 
     with pytest.raises(PlanError, match="invoke_endpoint"):
         _invoke_step(message="hi", **bad)
+
+
+# ---- batch and async workers: the same rule --------------------------------------------------------------
+
+@pytest.mark.parametrize("ref", ["tickets-sft@2", "risky-sft@1", "pending-link", "runs/j9/model"])
+def test_a_batch_never_runs_what_a_deploy_refuses(ws, ref, monkeypatch):
+    from runtimes.serving.async_worker import resolve_models
+    from runtimes.serving.batch import BatchSpec, plan_batch
+
+    monkeypatch.chdir(ws.root)
+    with pytest.raises(UserError):
+        plan_batch(ws, BatchSpec.parse({"model": ref, "table": "tickets"}))
+    with pytest.raises(UserError):
+        resolve_models(ws, [ref])
+
+
+def test_no_switch_runs_an_unapproved_version(ws):
+    from cli.main import app
+    from runtimes.serving.batch import BatchSpec
+
+    with pytest.raises(UserError):
+        BatchSpec.parse({"model": "tickets-sft@2", "table": "tickets", "allow_unapproved": True})
+    for argv in (["batch", "run", "tickets-sft@2", "--data", "tickets", "--allow-unapproved", "--dry-run"],
+                 ["async", "workers", "--model", "tickets-sft@2", "--allow-unapproved", "--exit-when-idle"]):
+        out = CliRunner().invoke(app, ["--workspace", str(ws.root), *argv])
+        assert out.exit_code == 2 and "No such option" in out.output, out.output

@@ -35,7 +35,7 @@ class ServedModel:
                 "version": self.version.version if self.version else None, "training_sql": self.training_sql}
 
 
-def resolve_served(ws: Workspace, ref: str, *, allow_unapproved: bool = False) -> ServedModel:
+def resolve_served(ws: Workspace, ref: str) -> ServedModel:
     """Resolve a deploy reference; raises `UserError` naming what exists when it does not."""
     from runtimes.training.registry import list_versions
 
@@ -64,7 +64,7 @@ def resolve_served(ws: Workspace, ref: str, *, allow_unapproved: bool = False) -
         chosen = get_version(ws, name, selector)
     else:
         raise UserError(f"`@{selector}` is not a version: use a number or one of {', '.join(ALIASES)}")
-    if chosen.approval != "approved" and not allow_unapproved:
+    if chosen.approval != "approved":
         raise UserError(f"`{name}` version {chosen.version} is {chosen.approval}, not approved: an approver "
                         f"decides first (`lathe models approve {name} {chosen.version}`)")
     return _from_version(ws, chosen)
