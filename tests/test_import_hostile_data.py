@@ -37,7 +37,8 @@ def _snapshot(ws) -> tuple:
     try:
         tables = con.execute("SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'main' "
                              "ORDER BY 1").fetchall()
-        orders = con.execute("SELECT * FROM orders ORDER BY ALL").fetchall() if any(t == "orders" for t, _ in tables) else []
+        has_orders = any(t == "orders" for t, _ in tables)
+        orders = con.execute("SELECT * FROM orders ORDER BY ALL").fetchall() if has_orders else []
     finally:
         con.close()
     return files, tables, orders

@@ -27,11 +27,13 @@ def _bomb(levels: int = 10, width: int = 10) -> str:
 
 def _snapshot(ws) -> dict[str, bytes]:
     """Every catalog file and the warehouse's table list: what a refused import must leave as it was."""
-    files = {str(p.relative_to(ws.catalog_dir)): p.read_bytes() for p in sorted(ws.catalog_dir.rglob("*")) if p.is_file()}
+    files = {str(p.relative_to(ws.catalog_dir)): p.read_bytes()
+             for p in sorted(ws.catalog_dir.rglob("*")) if p.is_file()}
     import duckdb
     con = duckdb.connect(str(ws.warehouse_path), read_only=True)
     try:
-        tables = con.execute("SELECT string_agg(table_name, ',' ORDER BY table_name) FROM duckdb_tables()").fetchone()[0]
+        tables = con.execute("SELECT string_agg(table_name, ',' ORDER BY table_name) "
+                             "FROM duckdb_tables()").fetchone()[0]
     finally:
         con.close()
     return {**files, "<warehouse tables>": str(tables).encode()}
@@ -51,10 +53,13 @@ HOSTILE = {
                                       for i in range(1, 9)) + "tables: [{name: t, tags: *l8}]\n",
         "aliases are expanded", None),
     "recursive anchor": ("tables: &t [{name: x, tags: *t}]\n", "recursive anchor", 1),
-    "deep nesting": ("tables:\n" + "".join("  " * (i + 1) + f"- k{i}:\n" for i in range(MAX_DEPTH + 5)), "nested more than", None),
+    "deep nesting": ("tables:\n" + "".join("  " * (i + 1) + f"- k{i}:\n" for i in range(MAX_DEPTH + 5)),
+                     "nested more than", None),
     "flow nesting beyond the parser": ("tables: " + "[" * 5000 + "]" * 5000 + "\n", "malformed YAML", None),
-    "duplicate key": ("name: orders\ndescription: one\ndescription: two\ncolumns: []\n", "key `description` appears twice", 3),
-    "duplicate key in a list item": ("tables:\n  - name: orders\n    owner: a\n    name: customers\n", "key `name` appears twice", 4),
+    "duplicate key": ("name: orders\ndescription: one\ndescription: two\ncolumns: []\n",
+                      "key `description` appears twice", 3),
+    "duplicate key in a list item": ("tables:\n  - name: orders\n    owner: a\n    name: customers\n",
+                                     "key `name` appears twice", 4),
     "python object tag": ("tables: !!python/object/apply:os.system ['echo pwned']\n", "malformed YAML", 1),
     "python name tag": ("name: !!python/name:os.system\ncolumns: []\n", "malformed YAML", 1),
     "not utf-8": (None, "not UTF-8 text", None),
@@ -134,3 +139,44 @@ def test_the_cli_refuses_a_700_byte_bomb_promptly(seeded, tmp_path):
     assert out.returncode != 0
     assert "aliases are expanded" in out.stderr + out.stdout
     assert "Traceback" not in out.stderr
+
+
+def _random_document(rng) -> str:
+    """A random YAML document of anchors, aliases (also under merge keys), nesting and repeated keys."""
+    lines, anchors = [], []
+    for i in range(rng.randint(1, 16)):
+        kind = rng.choice(["scalar", "list", "list", "list", "map", "merge", "deep", "dup"])
+        if kind == "scalar" or not anchors and kind in ("list", "map", "merge"):
+            lines.append(f"k{i}: &x{i} v{i}")
+        elif kind == "list":
+            recent = anchors[-3:]  # chains of recent anchors grow the expansion level by level
+            items = ", ".join(f"*{rng.choice(recent)}" for _ in range(rng.randint(1, 30)))
+            lines.append(f"k{i}: &x{i} [{items}]")
+        elif kind == "map":
+            pairs = ", ".join(f"m{j}: *{rng.choice(anchors)}" for j in range(rng.randint(1, 12)))
+            lines.append(f"k{i}: &x{i} {{{pairs}}}")
+        elif kind == "merge":
+            lines.append(f"k{i}: &x{i} {{<<: {{a: 1}}, z: *{rng.choice(anchors)}}}")
+        elif kind == "deep":
+            depth = rng.randint(1, MAX_DEPTH + 20)
+            lines.append(f"k{i}: &x{i} " + "[" * depth + "1" + "]" * depth)
+        else:
+            lines.append(f"k{rng.randint(0, i)}: again")  # a repeat unless it lands on this very index
+            continue
+        anchors.append(f"x{i}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_compositions_load_or_are_refused_with_file_and_line(tmp_path, seed):
+    import random
+
+    f = tmp_path / f"random-{seed}.yml"
+    f.write_text(_random_document(random.Random(seed)), encoding="utf-8")
+    try:
+        docs = load_documents(f)
+    except UserError as e:
+        assert str(e).startswith(str(f)) and "\n" not in str(e)
+        assert any(w in str(e) for w in ("aliases are expanded", "nested more than", "appears twice", "malformed YAML"))
+    else:
+        assert len(docs) == 1 and isinstance(docs[0][0], dict)

@@ -70,7 +70,8 @@ def _refs(ws) -> dict[str, tuple[str, str]]:
 
 
 CASES = sorted([  # the names of `_refs`, whose values need the workspace
-    "a pending version's job folder", "an unregistered job folder", "a relative job folder", "a traversal out of models",
+    "a pending version's job folder", "an unregistered job folder", "a relative job folder",
+    "a traversal out of models",
     "a traversal through models/base", "a home path", "a bare dot-dot", "a link to a pending job's weights",
     "a link to unregistered weights", "a link out of the workspace", "a pending version",
     "the latest version, pending", "a rejected version", "a rejected model's default", "an unknown name",
