@@ -97,7 +97,7 @@ class Plan(BaseModel):
             except ValidationError as e:
                 problems += [f"{where} ({s.tool}): {_arg_error(err)}" for err in e.errors()]
                 continue
-            steps.append(s.model_copy(update={"args": args, "risk": tool.risk, "title": s.title or s.tool}))
+            steps.append(s.model_copy(update={"args": args, "risk": tool.risk_for(args), "title": s.title or s.tool}))
         ids = {s.id for s in self.steps}
         for s in self.steps:
             for d in s.depends_on:

@@ -2,10 +2,12 @@
 
 Layout: `tables/<name>.yml` (one table each), `glossary.yml`, `owners.yml`, `lineage.yml`, and
 `semantic/**/*.yml` in MetricFlow's own format. A change is staged whole, then applied with a
-journal, so a crash or an error never leaves half of a change behind.
+journal, so a crash or an error never leaves half of a change behind; a change staged together with a warehouse
+change is settled by what the warehouse committed (see `catalog.warehouse_change`).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -22,6 +24,7 @@ from catalog.yaml_files import CatalogFileError, dump_yaml, load_documents, load
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _MARKER = "COMMIT"
+_INTENT = "INTENT"  # a change that goes with a warehouse change; locked while the process that staged it lives
 _SEMANTIC_CACHE: dict[str, tuple[tuple, SemanticManifest]] = {}
 _DELETE = ".delete"
 
@@ -112,7 +115,11 @@ class CatalogStore:
 
     def _read_table(self, f: Path) -> Table:
         data, lines = load_yaml(f)
-        return validate(Table, data, f, lines)
+        t = validate(Table, data, f, lines)
+        if table_filename(t.name) != f.name:  # the file is how a table is found: a mismatch hides or shadows one
+            raise CatalogFileError(f, lines.get(("name",)), f"name `{t.name}` does not match the file name; "
+                                   f"rename the file to {table_filename(t.name)} or set `name: {f.stem}`")
+        return t
 
     def _read_list(self, filename: str, key: str, model: type) -> list:
         f = self.dir / filename
@@ -137,15 +144,41 @@ class CatalogStore:
             raise
         txn.apply()
 
-    def recover(self) -> None:
-        """Finish a change that was committed but not fully applied; drop one that was never committed."""
+    def recover(self, warehouse: Any = None) -> None:
+        """Finish a change that was committed but not fully applied; drop one that was never committed.
+
+        A change staged with a warehouse change whose process died is applied or dropped as the warehouse says
+        (asked on `warehouse`, a writer connection, when given); one whose process lives is left to it."""
         if not self.dir.exists():
             return
         for staging in self.dir.glob(".staging-*"):
             if (staging / _MARKER).exists():
                 CatalogTransaction.apply_dir(self.dir, staging)
+            elif (staging / _INTENT).exists():
+                self._settle(staging, warehouse)
             else:
                 shutil.rmtree(staging, ignore_errors=True)
+
+    def _settle(self, staging: Path, warehouse: Any) -> None:
+        from catalog.warehouse_change import ledger_holds
+
+        try:
+            fd = os.open(staging / _INTENT, os.O_RDONLY)
+        except FileNotFoundError:  # settled meanwhile by its own process
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # its process is still at work
+            committed = ledger_holds(self.ws, staging.name, warehouse)
+            if committed:
+                (staging / _MARKER).touch()
+                CatalogTransaction.apply_dir(self.dir, staging)
+            elif committed is False:
+                shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 class CatalogTransaction:
@@ -156,6 +189,7 @@ class CatalogTransaction:
         self.writes: dict[str, str] = {}
         self.deletes: set[str] = set()
         self.staging: Path | None = None
+        self._intent_fd: int | None = None
 
     def put_table(self, table: Table) -> None:
         self.writes[f"tables/{table_filename(table.name)}"] = dump_yaml(_dump_model(table))
@@ -184,12 +218,17 @@ class CatalogTransaction:
             data = manifest
         self.writes[f"semantic/{_SAFE_NAME.sub('_', name)}.yml"] = dump_yaml(data)
 
-    def stage(self) -> None:
-        """Write every change under a staging folder; nothing visible changes, and a crash now drops it."""
+    def stage(self, *, intent: bool = False) -> None:
+        """Write every change under a staging folder; nothing visible changes, and a crash now drops it.
+
+        `intent`: the change goes with a warehouse change, and a crash is settled by what the warehouse committed."""
         root = self.store.dir
         root.mkdir(parents=True, exist_ok=True)
         self.staging = root / f".staging-{uuid.uuid4().hex[:12]}"
         self.staging.mkdir()
+        if intent:
+            self._intent_fd = os.open(self.staging / _INTENT, os.O_RDONLY | os.O_CREAT, 0o644)
+            fcntl.flock(self._intent_fd, fcntl.LOCK_EX)
         for rel, text in self.writes.items():
             p = self.staging / rel
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -210,17 +249,24 @@ class CatalogTransaction:
             (self.staging / _MARKER).touch()
             self.apply_dir(self.store.dir, self.staging)
             self.staging = None
+        self._unlock()
 
     def abort(self) -> None:
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._intent_fd is not None:
+            os.close(self._intent_fd)
+            self._intent_fd = None
 
     @staticmethod
     def apply_dir(root: Path, staging: Path) -> None:
         # Idempotent: a crash part-way through is finished by running it again (see `recover`).
         for p in sorted(staging.rglob("*")):
-            if p.is_dir() or p.name == _MARKER:
+            if p.is_dir() or (p.parent == staging and p.name in (_MARKER, _INTENT)):
                 continue
             rel = p.relative_to(staging)
             if p.name.endswith(_DELETE):

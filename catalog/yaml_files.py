@@ -1,7 +1,8 @@
 """Reading and writing the workspace's YAML with errors that name the file and line.
 
 Validation errors from pydantic are mapped back to the line of the offending key, so an analyst
-editing `catalog/*.yml` by hand is told exactly where to look. It never writes partial files.
+editing `catalog/*.yml` by hand is told exactly where to look. Reading is bounded (file size, nesting,
+nodes after alias expansion) and refuses duplicate keys. It never writes partial files.
 """
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ except ImportError:  # pragma: no cover
 
 M = TypeVar("M", bound=BaseModel)
 
+# Bounds on what one file may hold. Aliases are counted each time they are used, so a few hundred bytes of
+# nested anchors (a "billion laughs") are refused instead of being expanded by whatever walks the data.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_NODES = 500_000
+MAX_DEPTH = 200
+
 
 class CatalogFileError(UserError):
     """A metadata file that cannot be read: says which file, which line and what is wrong."""
@@ -34,8 +41,58 @@ class CatalogFileError(UserError):
         super().__init__(f"{where}: {message}")
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_bounds(node: yaml.Node, path: Path) -> None:
+    """Refuse recursive aliases, nesting deeper than `MAX_DEPTH`, more than `MAX_NODES` nodes once aliases are
+    expanded, and a key given twice in one mapping. Linear in the composed (unexpanded) nodes."""
+    size: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+    while stack:
+        n, depth, done = stack.pop()
+        key = id(n)
+        if done:
+            active.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in _children(n))
+            if size[key] > MAX_NODES:
+                raise CatalogFileError(path, n.start_mark.line + 1, f"more than {MAX_NODES:,} values once its "
+                                       "aliases are expanded; write the content out (or split the file)")
+            if isinstance(n, yaml.MappingNode):
+                _check_duplicate_keys(n, path)
+            continue
+        if key in size:
+            continue
+        if key in active:
+            raise CatalogFileError(path, n.start_mark.line + 1, "an alias refers to a node that contains it "
+                                   "(a recursive anchor); write the value out instead")
+        if depth > MAX_DEPTH:
+            raise CatalogFileError(path, n.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")
+        active.add(key)
+        stack.append((n, depth, True))
+        stack.extend((c, depth + 1, False) for c in _children(n) if id(c) not in size)
+
+
+def _check_duplicate_keys(node: yaml.MappingNode, path: Path) -> None:
+    seen: dict[str, int] = {}
+    for k, _ in node.value:
+        if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
+            continue
+        line = k.start_mark.line + 1
+        if k.value in seen:
+            raise CatalogFileError(path, line, f"key `{k.value}` appears twice in one mapping (first at line "
+                                   f"{seen[k.value]}); keep one")
+        seen[k.value] = line
+
+
 def _lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
-    """Record the line of every key and item below `node`."""
+    """Record the line of every key and item below `node` (bounded: run `_check_bounds` first)."""
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
@@ -50,6 +107,13 @@ def _lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
 def load_documents(path: Path) -> list[tuple[Any, dict[tuple, int]]]:
     """Every YAML document of a file, each with a map from key path to line number."""
     try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise CatalogFileError(path, None, f"cannot read: {e.strerror}") from None
+    if size > MAX_FILE_BYTES:
+        raise CatalogFileError(path, None, f"{size:,} bytes, more than the {MAX_FILE_BYTES // 2**20} MiB a "
+                               "metadata file may have; split it into several files")
+    try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise CatalogFileError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
@@ -58,6 +122,7 @@ def load_documents(path: Path) -> list[tuple[Any, dict[tuple, int]]]:
         for node in yaml.compose_all(text, Loader=_Loader):
             if node is None:
                 continue
+            _check_bounds(node, path)
             lines: dict[tuple, int] = {}
             _lines(node, (), lines)
             docs.append((_Loader("").construct_document(node), lines))
@@ -67,6 +132,8 @@ def load_documents(path: Path) -> list[tuple[Any, dict[tuple, int]]]:
         line = mark.line + 1 if mark else None
         what = " ".join(x for x in (e.context, e.problem) if x)
         raise CatalogFileError(path, line, f"malformed YAML: {what}") from None
+    except yaml.YAMLError as e:  # libyaml's own limits (nesting) come without a mark
+        raise CatalogFileError(path, None, f"malformed YAML: {str(e).splitlines()[0]}") from None
 
 
 def load_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:

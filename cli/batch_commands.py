@@ -67,7 +67,6 @@ def batch_run(
     temperature: float = typer.Option(0.0, "--temperature", help="0 (default) is greedy."),
     micro_batch: int = typer.Option(16, "--micro-batch", help="Rows per committed chunk."),
     replace: bool = typer.Option(False, "--replace", help="Replace a predictions table an earlier batch made."),
-    allow_unapproved: bool = typer.Option(False, "--allow-unapproved", help="Run a version not yet approved."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check everything and print the plan; start nothing."),
     detach: bool = typer.Option(False, "--detach", help="Start the job and return (no progress bar)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -79,8 +78,7 @@ def batch_run(
     source = {"sql": data} if len(data.split()) > 1 else {"table": data}
     spec = BatchSpec.parse({"model": model, **source, "prompt_column": prompt_column, "key_column": key_column,
                             "into": into, "format": fmt, "system_prompt": system, "max_new_tokens": max_tokens,
-                            "temperature": temperature, "micro_batch": micro_batch, "replace": replace,
-                            "allow_unapproved": allow_unapproved})
+                            "temperature": temperature, "micro_batch": micro_batch, "replace": replace})
     plan = plan_batch(ws, spec)
     if dry_run:
         if as_json:
@@ -288,7 +286,6 @@ def async_workers(
                                      "without one, list the workers seen."),
     workers: int = typer.Option(1, "--workers", "-n", help="Worker processes."),
     exit_when_idle: bool = typer.Option(False, "--exit-when-idle", help="Stop once nothing is left to do."),
-    allow_unapproved: bool = typer.Option(False, "--allow-unapproved"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run async workers in the foreground (Ctrl-C stops them gracefully), or list the workers seen."""
@@ -306,7 +303,6 @@ def async_workers(
 
     argv = [str(ws.root), "--workers", str(workers), *[x for m in models for x in ("--model", m)]]
     argv += ["--exit-when-idle"] if exit_when_idle else []
-    argv += ["--allow-unapproved"] if allow_unapproved else []
     raise typer.Exit(worker_main(argv))
 
 

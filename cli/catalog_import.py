@@ -19,8 +19,9 @@ def register(app: typer.Typer) -> None:
         paths: list[Path] = typer.Argument(..., help="Files or directories: CSV, Parquet, JSON/NDJSON data; "
                                            "MetricFlow, dbt schema.yml or Lathe YAML metadata.",
                                            show_default=False),
-        replace: bool = typer.Option(True, "--replace/--no-replace",
-                                     help="Replace the data of tables that already exist (metadata is kept)."),
+        replace: bool = typer.Option(False, "--replace",
+                                     help="Replace the data of tables that already exist (metadata is kept); "
+                                     "without it an existing table is an error."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Import data and metadata into the workspace: all of it, or nothing if anything is wrong."""

@@ -186,24 +186,33 @@ def models_show(name: str, version: str, as_json: bool = typer.Option(False, "--
                                      if k != "lineage" and val not in (None, "")], title=f"{name} v{version}")
 
 
-def _decide(name: str, version: str, decision: str, by: str, note: str) -> None:
+def _decide(name: str, version: str, decision: str, note: str, by: str | None) -> None:
+    from catalog.errors import UserError
+    from catalog.principal import Principal
     from runtimes.training.registry import decide
 
-    v = decide(_recovered_ws(), name, version, decision, by, note)  # type: ignore[arg-type]
-    typer.echo(f"{v.name} version {v.version}: {v.approval} by {by}")
+    who = Principal.local_admin()  # the signed-in user: a decision is never recorded under a name typed in
+    if by is not None:
+        raise UserError(f"--by is not taken: a decision is recorded as the user who makes it (`{who.name}`); "
+                        "run the command as the approver")
+    v = decide(_recovered_ws(), name, version, decision, who.name, note)  # type: ignore[arg-type]
+    typer.echo(f"{v.name} version {v.version}: {v.approval} by {who.name}")
+
+
+_REFUSED_BY = typer.Option(None, "--by", hidden=True, help="Refused: decisions are recorded as the current user.")
 
 
 @models_app.command("approve")
 @command
-def models_approve(name: str, version: str, by: str = typer.Option(..., "--by", help="The approver's name."),
-                   note: str = typer.Option("", "--note")) -> None:
-    """Approve a pending version."""
-    _decide(name, version, "approved", by, note)
+def models_approve(name: str, version: str, note: str = typer.Option("", "--note"),
+                   by: str | None = _REFUSED_BY) -> None:
+    """Approve a pending version, as the current user."""
+    _decide(name, version, "approved", note, by)
 
 
 @models_app.command("reject")
 @command
-def models_reject(name: str, version: str, by: str = typer.Option(..., "--by", help="The approver's name."),
-                  note: str = typer.Option("", "--note")) -> None:
-    """Reject a pending version."""
-    _decide(name, version, "rejected", by, note)
+def models_reject(name: str, version: str, note: str = typer.Option("", "--note"),
+                  by: str | None = _REFUSED_BY) -> None:
+    """Reject a pending version, as the current user."""
+    _decide(name, version, "rejected", note, by)

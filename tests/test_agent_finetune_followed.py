@@ -215,7 +215,7 @@ def test_lathe_ask_follows_the_sft_job_it_started_on_gsm8k_to_its_report(demo, m
     assert f"job {job_id} is " in out  # a progress line while it is queued, validating or running
     assert f"job {job_id} succeeded after 2 steps" in out
     assert "eval loss:" in out and f"report: {demo.root}/runs/{job_id}/report/report.json" in out
-    assert "lathe models approve tiny-llama-sft 1 --by NAME" in out
+    assert "lathe models approve tiny-llama-sft 1" in out
     assert JobStore(demo).get(job_id).status == "succeeded"
 
 

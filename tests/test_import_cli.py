@@ -18,8 +18,11 @@ def test_import_prints_what_changed(workspace):
         f"table customers: created, 4 rows, 4 columns (from {IMPORT / 'shop' / 'customers.ndjson'})",
         f"table orders: created, 5 rows, 5 columns (from {IMPORT / 'shop' / 'orders.csv'})",
     ]
-    r = CliRunner().invoke(app, ["--workspace", str(workspace.root), "catalog", "import",
-                                 str(IMPORT / "dbt" / "schema.yml"), str(IMPORT / "shop" / "orders.csv")])
+    again = ["--workspace", str(workspace.root), "catalog", "import", str(IMPORT / "dbt" / "schema.yml"),
+             str(IMPORT / "shop" / "orders.csv")]
+    r = CliRunner().invoke(app, again)
+    assert r.exit_code == 2 and "table `orders` already exists in the warehouse" in r.output  # --replace says so
+    r = CliRunner().invoke(app, [*again, "--replace"])
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert lines[0].startswith("table orders: replaced, 5 rows")

@@ -81,7 +81,7 @@ def test_reimport_replaces_data_and_keeps_analyst_metadata(workspace, tmp_path):
 
     # The new export drops `legacy_code`, adds `currency` and has more rows.
     _write(csv, "order_id,email,amount,currency\n1,a@x.io,10.5,EUR\n2,b@x.io,20,EUR\n3,c@x.io,7,USD\n")
-    report = import_paths(workspace, [csv])
+    report = import_paths(workspace, [csv], replace=True)
 
     assert [(t.name, t.action, t.rows) for t in report.tables] == [("orders", "replaced", 3)]
     assert _rows(workspace, "SELECT sum(amount) FROM orders") == [(37.5,)]
@@ -204,7 +204,7 @@ def test_a_bad_third_file_leaves_warehouse_and_catalog_as_they_were(workspace, t
     _write(batch / bad_name, bad_content)
     with pytest.raises(UserError, match=message):
         import_paths(workspace, [batch / "a_orders.csv", batch / "b_items.parquet", batch / "orders.csv",
-                                 batch / bad_name])
+                                 batch / bad_name], replace=True)
 
     assert _snapshot(workspace) == before
     assert not list(workspace.catalog_dir.glob(".staging-*"))

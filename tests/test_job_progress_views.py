@@ -72,7 +72,7 @@ def test_the_chat_ui_progress_message_and_report(tmp_path):
     assert "(the curves are drawn below)" in report
     assert "Registered **tiny-qwen3-rlaif/2**, pending approval." in report
     assert approve_hint("tiny-qwen3-rlaif/2") in report
-    assert "`lathe models approve tiny-qwen3-rlaif 2 --by NAME`" in report
+    assert "`lathe models approve tiny-qwen3-rlaif 2`" in report
 
 
 def test_the_terminal_prints_progress_and_the_report_and_remembers_started_jobs(tmp_path):
@@ -87,5 +87,5 @@ def test_the_terminal_prints_progress_and_the_report_and_remembers_started_jobs(
     assert "job job-1 is running: step 3 of 4, loss 2.346, reward 0.25, 12,346 tokens/s" in lines
     assert "  judge's win rate of tuned over base: 75%" in lines
     assert f"  report: {tmp_path}/report/report.json (curves: {tmp_path}/report/curves.png)" in lines
-    assert any(line.startswith("  An approver approves it with lathe models approve tiny-qwen3-rlaif 2 --by NAME")
+    assert any(line.startswith("  An approver approves it with lathe models approve tiny-qwen3-rlaif 2")
                for line in lines)

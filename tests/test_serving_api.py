@@ -162,7 +162,7 @@ def test_the_openai_client_sees_refusals_as_its_own_errors(client):
         client.completions.create(model="tiny", prompt="x", echo=True)
 
 
-def test_the_api_key_is_required_on_v1_but_not_on_health(endpoint):
+def test_the_api_key_is_required_on_v1_and_health_says_more_only_with_it(endpoint):
     url = endpoint[0]
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}):
         r = httpx.post(url + "/v1/chat/completions", json={"model": "tiny", "messages": HELLO}, headers=headers)
@@ -170,9 +170,10 @@ def test_the_api_key_is_required_on_v1_but_not_on_health(endpoint):
     assert httpx.get(url + "/v1/models").status_code == 401
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0).models.list()
-    assert httpx.get(url + "/health").json() == {"status": "ok", "endpoint": "tickets", "mode": "realtime",
-                                                 "models": ["tiny", "tickets@1", "tickets@2"],
-                                                 "loaded": ["tiny", "tickets@1", "tickets@2"]}
+    assert httpx.get(url + "/health").json() == {"status": "ok"}  # up, and nothing about what it serves
+    served = ["tiny", "tickets@1", "tickets@2"]
+    assert httpx.get(url + "/health", headers=AUTH).json() == {"status": "ok", "endpoint": "tickets",
+                                                               "mode": "realtime", "models": served, "loaded": served}
 
 
 def _captured(ws: Workspace, where: str, expected: int = 1, timeout_s: float = 10.0) -> list[dict]:
@@ -281,7 +282,7 @@ def test_serverless_scales_to_zero_and_restarts_with_the_cold_start_measured(mod
                       on_event=lambda kind, message, data: events.append((kind, data)))
     app = create_app(pool, EndpointSettings(name="sls", key_hashes=(key_hash(KEY),), mode="serverless"))
     with serve(app) as url:
-        assert httpx.get(url + "/health").json()["loaded"] == []  # nothing loaded before the first request
+        assert httpx.get(url + "/health", headers=AUTH).json()["loaded"] == []  # nothing loaded before the first request
         client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
 
         first = client.chat.completions.with_raw_response.create(model="tickets@1", messages=HELLO, max_tokens=4)
@@ -290,17 +291,17 @@ def test_serverless_scales_to_zero_and_restarts_with_the_cold_start_measured(mod
         assert COLD_START_HEADER not in warm.headers  # same base, same engine: no new start
 
         deadline = time.monotonic() + 30
-        while httpx.get(url + "/health").json()["loaded"] and time.monotonic() < deadline:
+        while httpx.get(url + "/health", headers=AUTH).json()["loaded"] and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert httpx.get(url + "/health").json()["loaded"] == []  # scaled to zero; the process answers on
+        assert httpx.get(url + "/health", headers=AUTH).json()["loaded"] == []  # scaled to zero; the process answers on
 
         with httpx.stream("POST", url + "/v1/completions", headers=AUTH, timeout=60,  # a client that goes away
                           json={"model": "tiny", "prompt": "Order", "max_tokens": 1000, "stream": True}) as r:
             next(r.iter_lines())
         deadline = time.monotonic() + 60
-        while httpx.get(url + "/health").json()["loaded"] and time.monotonic() < deadline:
+        while httpx.get(url + "/health", headers=AUTH).json()["loaded"] and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert httpx.get(url + "/health").json()["loaded"] == []  # its stream let go of the engine
+        assert httpx.get(url + "/health", headers=AUTH).json()["loaded"] == []  # its stream let go of the engine
 
         streamed = client.chat.completions.with_raw_response.create(model="tiny", messages=HELLO, max_tokens=4,
                                                                    temperature=0, stream=True)

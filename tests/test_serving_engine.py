@@ -44,7 +44,8 @@ def test_deploy_references_resolve_to_files_and_approval(workspace, models):
     served = resolve_served(workspace, "ticket-sft")
     assert (served.id, served.adapter, served.base) == ("ticket-sft@1", str(models["a1"]), str(models["base"]))
     assert served.training_sql == "SELECT 1"
-    assert resolve_served(workspace, "ticket-sft@latest", allow_unapproved=True).id == "ticket-sft@2"
+    with pytest.raises(UserError, match="version 2 is pending, not approved"):  # no switch serves it anyway
+        resolve_served(workspace, "ticket-sft@latest")
     with pytest.raises(UserError, match="`ticket-sft` has no version 9; its versions: 1, 2"):
         resolve_served(workspace, "ticket-sft@9")
     with pytest.raises(UserError, match="no model `ticket-sf`; did you mean `ticket-sft`"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from catalog.errors import UserError
+from catalog.principal import Principal
 from runtimes.training.registry import decide, get_version, list_versions, model_name, register_version
 from runtimes.training.tracking import JobRun
 
@@ -99,10 +100,15 @@ def test_cli_dry_run_models_and_clear_errors(workspace, tmp_path):
     assert run(_cli(), [*w, "jobs", "list", "--json"]).stdout.strip() == "[]"  # dry runs start nothing
 
     register_version(workspace, "tiny-sft", str(tmp_path), None, _lineage("job-9"))
-    out = run(_cli(), [*w, "models", "approve", "tiny-sft", "1", "--by", "dana"])
-    assert out.exit_code == 0 and "tiny-sft version 1: approved by dana" in out.stdout
-    out = run(_cli(), [*w, "models", "reject", "tiny-sft", "1", "--by", "lee"])
-    assert out.exit_code == 2 and "already approved by dana" in out.output
+    me = Principal.local_admin().name
+    out = run(_cli(), [*w, "models", "approve", "tiny-sft", "1", "--by", "dana"])  # a name typed in is refused
+    assert out.exit_code == 2 and f"--by is not taken: a decision is recorded as the user who makes it (`{me}`)" in out.output
+    assert get_version(workspace, "tiny-sft", 1).approval == "pending"
+    out = run(_cli(), [*w, "models", "approve", "tiny-sft", "1"])
+    assert out.exit_code == 0 and f"tiny-sft version 1: approved by {me}" in out.stdout
+    assert get_version(workspace, "tiny-sft", 1).tags["lathe.decided_by"] == me
+    out = run(_cli(), [*w, "models", "reject", "tiny-sft", "1"])
+    assert out.exit_code == 2 and f"already approved by {me}" in out.output
     listed = json.loads(run(_cli(), [*w, "models", "list", "--json"]).stdout)
     assert [(v["name"], v["version"], v["approval"]) for v in listed] == [("tiny-sft", "1", "approved")]
     shown = json.loads(run(_cli(), [*w, "models", "show", "tiny-sft", "1", "--json"]).stdout)

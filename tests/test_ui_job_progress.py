@@ -51,7 +51,7 @@ def test_a_job_started_from_the_chat_is_followed_to_its_report(tmp_path):
             assert "succeeded" in progress.inner_text() and f"{STEPS}/{STEPS}" in progress.inner_text()
             page.get_by_text("eval loss", exact=True).first.wait_for(timeout=WAIT_MS)  # a row of the figures
             page.get_by_text("Registered tiny-qwen3-dpo/1, pending approval.").wait_for(timeout=WAIT_MS)
-            page.get_by_text("lathe models approve tiny-qwen3-dpo 1 --by NAME").wait_for(timeout=WAIT_MS)
+            page.get_by_text("lathe models approve tiny-qwen3-dpo 1").wait_for(timeout=WAIT_MS)
             page.locator(f"img[alt='{job.id} curves']").wait_for(timeout=WAIT_MS)
 
             _ask(page, "SELECT count(*) AS jobs_seen FROM reply_preferences")  # the chat is free again

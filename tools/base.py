@@ -47,6 +47,11 @@ class LatheTool(BaseTool):
     def summary(cls) -> str:
         return cls.model_fields["description"].default
 
+    @classmethod
+    def risk_for(cls, args: dict[str, Any]) -> Risk:
+        """The risk of one call with these (validated) arguments: the tool's own, unless a call costs more."""
+        return cls.risk
+
     def estimate(self, args: BaseModel) -> str:
         """A short, human estimate of what running with `args` costs; no side effects."""
         return ""

@@ -2,11 +2,13 @@
 `deploy`), list endpoints, send an endpoint a message, and stop one (risk `deploy`).
 
 Thin wrappers over `runtimes/serving/`: listing and invoking change nothing; only `deploy_model` and
-`stop_endpoint` start or stop processes, and both wait for approval in the agent.
+`stop_endpoint` start or stop processes, and both wait for approval in the agent, as does an invocation beyond a
+small budget of tokens (it spends compute).
 """
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -14,6 +16,10 @@ from catalog.errors import UserError
 from catalog.results import QueryResult
 from tools.base import LatheTool, ToolArgs, ToolOutput
 from tools.risk import Risk
+
+# An invocation within these is a look at the endpoint; beyond them it spends compute and waits for approval.
+READ_MAX_TOKENS = 256
+READ_MAX_MESSAGE_CHARS = 4000
 
 
 class DeployModelArgs(ToolArgs):
@@ -100,6 +106,16 @@ class InvokeEndpoint(LatheTool):
                         "the reply, with its token counts, latency and any cold start.")
     args_schema: type[BaseModel] = InvokeEndpointArgs
     risk = Risk.read
+
+    @classmethod
+    def risk_for(cls, args: dict[str, Any]) -> Risk:
+        a = InvokeEndpointArgs.model_validate(args)
+        small = a.max_tokens <= READ_MAX_TOKENS and len(a.message) <= READ_MAX_MESSAGE_CHARS
+        return Risk.read if small else Risk.compute
+
+    def estimate(self, args: BaseModel) -> str:
+        a = InvokeEndpointArgs.model_validate(args.model_dump())
+        return f"generates up to {a.max_tokens} tokens on `{a.endpoint}` for a {len(a.message):,}-character message"
 
     def _run(self, endpoint: str, message: str, model: str | None = None, max_tokens: int = 128,
              temperature: float = 0.0) -> ToolOutput:

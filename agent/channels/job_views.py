@@ -69,7 +69,7 @@ def evaluation_rows(evaluation: dict[str, Any]) -> list[tuple[str, str]]:
 def approve_hint(model_version: str) -> str:
     """How an approver approves `name/version`."""
     name, _, version = model_version.rpartition("/")
-    return (f"An approver approves it with `lathe models approve {name} {version} --by NAME` "
+    return (f"An approver approves it with `lathe models approve {name} {version}` "
             f"(or `lathe models reject …`); `lathe models show {name} {version}` shows its lineage.")
 
 

@@ -1,7 +1,7 @@
 """`import_paths`: data files, MetricFlow projects, dbt `schema.yml` and Lathe YAML into the workspace.
 
-All or nothing: every path is read and validated first, the warehouse changes in one DuckDB transaction
-and the catalog through one staged `CatalogTransaction`; after any error neither has changed.
+All or nothing: every path is read and validated first, then the warehouse and the catalog change as one
+`warehouse_change`; after any error, or a crash at any point, neither has changed (or both have).
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from catalog.importers.catalog_changes import CatalogChanges, WarehouseColumns
 from catalog.importers.discovery import Discovered, YamlFile, discover
 from catalog.importers.report import ImportReport, MetadataImport, SemanticImport
 from catalog.metadata import Table
-from catalog.store import CatalogStore, CatalogTransaction
-from catalog.warehouse import connect_writer
+from catalog.principal import Principal
+from catalog.store import CatalogStore
+from catalog.warehouse_change import warehouse_change
 from catalog.workspace import Workspace
 from catalog.yaml_files import load_documents
 
@@ -49,8 +50,12 @@ class _Read:
     semantic_files: list[YamlFile] = field(default_factory=list)
 
 
-def import_paths(ws: Workspace, paths: list[Path], *, replace: bool = True) -> ImportReport:
-    """Import files and directories; with `replace=False` a data file whose table exists is an error."""
+def import_paths(ws: Workspace, paths: list[Path], *, replace: bool = False,
+                 principal: Principal | None = None) -> ImportReport:
+    """Import files and directories; a data file whose table exists is an error unless `replace` is set.
+
+    `principal` (default: the local user) is who imports: removing or changing a PII tag needs an admin."""
+    principal = principal or Principal.local_admin()
     ws.require()
     if not paths:
         raise UserError("nothing to import: give one or more files or directories")
@@ -59,9 +64,9 @@ def import_paths(ws: Workspace, paths: list[Path], *, replace: bool = True) -> I
     read = _read_yaml(found, report)
     projects = metricflow_project.read_projects(read.semantic_files)
     store = CatalogStore(ws)
-    store.recover()
 
-    with connect_writer(ws) as con:
+    # One recoverable unit: the data, their catalog entries and the semantic files commit together or not at all.
+    with warehouse_change(ws) as (con, txn):
         before = _warehouse_columns(con)
         for d in found.data:
             data_files.check(con, d)
@@ -69,37 +74,26 @@ def import_paths(ws: Workspace, paths: list[Path], *, replace: bool = True) -> I
             taken = [d for d in found.data if d.table in before]
             if taken:
                 raise UserError(f"table `{before[taken[0].table][0]}` already exists in the warehouse "
-                                f"({taken[0].path} would replace it); import with replace to overwrite it")
+                                f"({taken[0].path} would replace its data); import with --replace to replace "
+                                "it (its metadata is kept), or rename the file")
         names = [n for n, _ in before.values()] + [d.table for d in found.data if d.table not in before]
         for p in projects:
             metricflow_project.check_tables(p, names)
         earlier = metricflow_project.check_clashes(projects, ws.catalog_dir / "semantic")
 
-        txn = CatalogTransaction(store)
-        con.begin()
-        try:
-            loaded = [data_files.load(con, d, set(before)) for d in found.data]
-            after = _warehouse_columns(con) if loaded else before
-            _catalog_changes(store, after, loaded, read, report).stage(txn)
-            for name, proposal in table_semantics.proposals(con, store.load_semantic(), [t.name for t in loaded],
-                                                            [p.manifest for p in projects]):
-                txn.put_semantic(name, proposal)  # tables without a semantic model get a proposed one
-            for p in projects:
-                txn.put_semantic(p.name, p.manifest)
-                report.semantic.append(SemanticImport(
-                    project=p.name, catalog_file=p.catalog_file, files=[str(f) for f in p.files],
-                    **metricflow_project.changes(earlier[p.name], p.manifest)))
-            txn.stage()
-        except BaseException:
-            con.rollback()
-            txn.abort()
-            raise
-        try:
-            con.commit()
-        except BaseException:
-            txn.abort()
-            raise
-    txn.apply()
+        loaded = [data_files.load(con, d, set(before)) for d in found.data]
+        after = _warehouse_columns(con) if loaded else before
+        changes = _catalog_changes(store, after, loaded, read, report)
+        changes.check_pii(principal)
+        changes.stage(txn)
+        for name, proposal in table_semantics.proposals(con, store.load_semantic(), [t.name for t in loaded],
+                                                        [p.manifest for p in projects]):
+            txn.put_semantic(name, proposal)  # tables without a semantic model get a proposed one
+        for p in projects:
+            txn.put_semantic(p.name, p.manifest)
+            report.semantic.append(SemanticImport(
+                project=p.name, catalog_file=p.catalog_file, files=[str(f) for f in p.files],
+                **metricflow_project.changes(earlier[p.name], p.manifest)))
     return report
 
 

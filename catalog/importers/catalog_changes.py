@@ -11,7 +11,9 @@ from catalog.importers.data_files import LoadedTable
 from catalog.importers.lathe_yaml import read_named_list
 from catalog.importers.report import ImportReport, TableImport
 from catalog.importers.table_metadata import fit_to_warehouse, merge_metadata
+from catalog.errors import UserError
 from catalog.metadata import GlossaryTerm, Owner, Table
+from catalog.principal import Principal
 from catalog.store import CatalogStore, CatalogTransaction
 
 # Warehouse tables: lower-case name -> (name as stored, [(column, type), ...]); views count as tables.
@@ -25,6 +27,7 @@ class CatalogChanges:
     def __init__(self, store: CatalogStore, warehouse: WarehouseColumns, report: ImportReport):
         self.store, self.warehouse, self.report = store, warehouse, report
         self.tables: dict[str, Table] = {}  # every entry this import changes, by lower-case name
+        self.stored: dict[str, Table] = {}  # those entries as the catalog had them, by lower-case name
         self.glossary: list[GlossaryTerm] = []
         self.owners: list[Owner] = []
         self.ahead_of_data: list[tuple[str, str]] = []  # (file:line, table) documented before its data
@@ -47,7 +50,7 @@ class CatalogChanges:
             got = self.store.load_table(name)
             if got is None:
                 return None
-            self.tables[key] = got
+            self.tables[key] = self.stored[key] = got
         return self.tables[key]
 
     def loaded(self, t: LoadedTable) -> None:
@@ -86,6 +89,20 @@ class CatalogChanges:
             merged, _ = fit_to_warehouse(merged, in_wh[1], data_replaced=False)
         self.tables[name.lower()] = merged
         return name
+
+    def check_pii(self, principal: Principal) -> None:
+        """Only an admin may remove or change a column's PII tag: it decides who sees the values."""
+        if principal.is_admin:
+            return
+        for key, old in self.stored.items():
+            new = {c.name.lower(): c.pii for c in self.tables[key].columns}
+            for c in old.columns:
+                if c.pii is not None and c.name.lower() in new and new[c.name.lower()] != c.pii:
+                    now = new[c.name.lower()]
+                    raise UserError(f"table `{old.name}` column `{c.name}`: this import would "
+                                    f"{'remove' if now is None else 'change'} its PII tag `{c.pii.value}`"
+                                    f"{'' if now is None else f' to `{now.value}`'}, which only an admin may do "
+                                    f"(`{principal.name}` is not one); keep the tag or ask an admin to import it")
 
     def stage(self, txn: CatalogTransaction) -> None:
         """Put every changed entry into the transaction; glossary and owners merge by name with the stored ones."""

@@ -101,6 +101,37 @@ def _load_csv(con: duckdb.DuckDBPyConnection, f: DataFile) -> None:
         more = f" (and {total - 1} more bad line{'s' if total > 2 else ''})" if total > 1 else ""
         raise DataFileError(f"{f.path}:{line}: {what} ({message}); the line reads `{_clip(text)}`{more}. "
                             "Fix the line (or remove it) and import again")
+    _check_quotes(con, f)
+
+
+def _check_quotes(con: duckdb.DuckDBPyConnection, f: DataFile) -> None:
+    """Refuse a value that opens a quote and never closes it. DuckDB's sniffer then reads the file as unquoted
+    and keeps the quote as text, so every row loads and the damage would go unnoticed."""
+    texts = [c for c, t in con.execute(exp.select("column_name", "data_type").from_("duckdb_columns()")
+                                       .where(exp.column("table_name").eq(exp.Literal.string(f.table)))
+                                       .where("schema_name = 'main' AND database_name = current_database()")
+                                       .sql("duckdb")).fetchall() if t == "VARCHAR"]
+    if not texts:
+        return
+    odd = [f"(starts_with({q}, '\"') AND (length({q}) - length(replace({q}, '\"', ''))) % 2 = 1)"
+           for q in (exp.to_identifier(c, quoted=True).sql("duckdb") for c in texts)]
+    row = con.execute(f"SELECT {', '.join(exp.to_identifier(c, quoted=True).sql('duckdb') for c in texts)} "
+                      f"FROM {_ident(f.table).sql('duckdb')} WHERE {' OR '.join(odd)} LIMIT 1").fetchone()
+    if row is None:
+        return
+    value = next(v for v in row if isinstance(v, str) and v.startswith('"') and v.count('"') % 2 == 1)
+    line = _line_with(f, value)
+    where = f"{f.path}:{line}" if line else str(f.path)
+    raise DataFileError(f"{where}: a quoted value is never closed (it reads `{_clip(value, 40)}`); close the quote "
+                        "(a quote inside a quoted value is written twice: \"\") and import again")
+
+
+def _line_with(f: DataFile, text: str) -> int | None:
+    """The first line of the file holding `text` (only on the error path: it reads the file once more)."""
+    if f.path.suffix.lower() in COMPRESSED:
+        return None
+    with open(f.path, encoding="utf-8", errors="replace") as lines:
+        return next((n for n, line in enumerate(lines, start=1) if text in line), None)
 
 
 def _rejects(con: duckdb.DuckDBPyConnection, table: str) -> tuple[tuple, int] | None:

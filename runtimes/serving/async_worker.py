@@ -35,7 +35,7 @@ class _Stop:
     requested = False
 
 
-def resolve_models(ws: Workspace, refs: Sequence[str], allow_unapproved: bool = False) -> list[ServedModel]:
+def resolve_models(ws: Workspace, refs: Sequence[str]) -> list[ServedModel]:
     """The models a worker serves: registered versions, base models, or every model of a named endpoint; all over
     one base, since a worker holds one base model in memory."""
     from runtimes.serving.endpoint_store import EndpointStore
@@ -51,7 +51,7 @@ def resolve_models(ws: Workspace, refs: Sequence[str], allow_unapproved: bool = 
             served += [ServedModel(id=m["id"], base=m["base"], base_ref=m.get("base_ref") or m["base"],
                                    adapter=m.get("adapter")) for m in endpoint.models]
         else:
-            served.append(resolve_served(ws, ref, allow_unapproved=allow_unapproved))
+            served.append(resolve_served(ws, ref))
     bases = sorted({s.base for s in served})
     if len(bases) > 1:
         raise UserError(f"one worker holds one base model, but these models use {len(bases)} ({', '.join(bases)}): "
@@ -62,13 +62,13 @@ def resolve_models(ws: Workspace, refs: Sequence[str], allow_unapproved: bool = 
 
 def serve(ws: Workspace, refs: Sequence[str], *, name: str | None = None, claim: int = 4, lease_s: float = 60.0,
           poll_s: float = 0.2, exit_when_idle: bool = False, webhook_backoff_s: float = 1.0,
-          allow_unapproved: bool = False, parent: int | None = None) -> int:
+          parent: int | None = None) -> int:
     """One worker's loop, until stopped (or, with `exit_when_idle`, until its models have nothing left to do);
     returns the number of requests it answered."""
     from runtimes.serving.async_webhooks import deliver_due
     from runtimes.serving.engine import Engine
 
-    served = resolve_models(ws, refs, allow_unapproved)
+    served = resolve_models(ws, refs)
     models = [s.id for s in served]
     engine = Engine(served[0].base)
     for s in served:
@@ -213,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease", type=float, default=60.0, help="seconds a claim is held without renewal")
     parser.add_argument("--exit-when-idle", action="store_true", help="stop once nothing is left for these models")
     parser.add_argument("--webhook-backoff", type=float, default=1.0, help="seconds before the first webhook retry")
-    parser.add_argument("--allow-unapproved", action="store_true")
     parser.add_argument("--name", default=None)
     parser.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -227,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers == 1:
             n = serve(ws, args.model, name=args.name, claim=args.claim, lease_s=args.lease,
                       exit_when_idle=args.exit_when_idle, webhook_backoff_s=args.webhook_backoff,
-                      allow_unapproved=args.allow_unapproved, parent=args.parent)
+                      parent=args.parent)
             print(f"{args.name or 'worker'}: answered {n} requests", flush=True)
             return 0
         return supervise(ws, args, args.workers)
@@ -244,7 +243,6 @@ def supervise(ws: Workspace, args: argparse.Namespace, n: int) -> int:
                "--name", f"{args.name or 'worker'}-{i}", "--parent", str(os.getpid())]
         cmd += [x for m in args.model for x in ("--model", m)]
         cmd += ["--exit-when-idle"] if args.exit_when_idle else []
-        cmd += ["--allow-unapproved"] if args.allow_unapproved else []
         env = {**os.environ, **OFFLINE_ENV,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
         # N processes each using every core would fight over them: each gets its share unless the user chose.

@@ -50,7 +50,6 @@ class BatchSpec(BaseModel):
     seed: int | None = None
     micro_batch: int = Field(16, ge=1, le=4096, description="rows per committed chunk: a crash redoes at most these")
     replace: bool = Field(False, description="replace an existing predictions table made by an earlier batch")
-    allow_unapproved: bool = Field(False, description="run a registered version not yet approved")
     publish_wait_s: float = Field(300.0, ge=0, description="how long to wait for the warehouse when another "
                                   "process holds it, before ending with the predictions kept for `resume`")
 
@@ -120,7 +119,7 @@ def plan_batch(ws: Workspace, spec: BatchSpec | dict[str, Any], principal: Princ
 
     ws.require()
     spec = spec if isinstance(spec, BatchSpec) else BatchSpec.parse(spec)
-    served = resolve_served(ws, spec.model, allow_unapproved=spec.allow_unapproved)
+    served = resolve_served(ws, spec.model)
     statement = source_statement(spec.table, spec.sql)
     source = read_rows(ws, statement, principal)
     columns = describe_source(ws, statement)

@@ -55,7 +55,6 @@ class DeploySpec(BaseModel):
                                                      "transformers (CPU or GPU), or vLLM where it is installed")
     speculation: dict[str, Any] | None = Field(None, description="speculative decoding settings, as the engine "
                                                "takes them (a draft model or prompt lookup)")
-    allow_unapproved: bool = Field(False, description="serve versions not yet approved (tests and experiments)")
 
 
 @dataclass(frozen=True)
@@ -69,15 +68,14 @@ class Deployment:
 def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mode: str = "realtime",
            idle_timeout: float = 300.0, host: str = "127.0.0.1", port: int | None = None, max_adapters: int = 4,
            capture_rate: float = 1.0, quantize: str = "none", speculation: dict[str, Any] | None = None,
-           backend: str = "transformers",
-           allow_unapproved: bool = False, start_timeout_s: float = START_TIMEOUT_S) -> Deployment:
+           backend: str = "transformers", start_timeout_s: float = START_TIMEOUT_S) -> Deployment:
     """Check, create and start an endpoint; an existing endpoint of that name serving the same models in the
     same mode is its own and is (re)started instead."""
     spec = validate_input(DeploySpec, {"models": list(models), "name": name, "mode": mode,
                                        "idle_timeout": idle_timeout, "host": host, "port": port,
                                        "max_adapters": max_adapters, "capture_rate": capture_rate,
-                                       "quantize": quantize, "speculation": speculation, "backend": backend,
-                                       "allow_unapproved": allow_unapproved}, "deploy")
+                                       "quantize": quantize, "speculation": speculation, "backend": backend},
+                      "deploy")
     if spec.backend == "vllm":
         from runtimes.serving.vllm_engine import require_vllm
 
@@ -89,7 +87,7 @@ def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mod
         from runtimes.serving.quantization import check_mode
 
         check_mode(spec.quantize, _device())
-    served = resolve_models(ws, spec.models, allow_unapproved=spec.allow_unapproved)
+    served = resolve_models(ws, spec.models)
     endpoint_name = spec.name or _default_name(spec.models[0])
     if endpoint_name in RESERVED:
         raise UserError(f"`{endpoint_name}` is reserved for {endpoint_name} inference traffic: choose another "
@@ -123,14 +121,14 @@ def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mod
     return Deployment(endpoint, key, True)
 
 
-def resolve_models(ws: Workspace, refs: Sequence[str], *, allow_unapproved: bool = False) -> list[dict]:
+def resolve_models(ws: Workspace, refs: Sequence[str]) -> list[dict]:
     """Each reference resolved to the files it serves and checked: approved, present, adapter fitting its base."""
     from runtimes.serving.adapter_fit import check_adapter_fits
     from runtimes.serving.model_ref import resolve_served
 
     resolved: list[dict] = []
     for ref in refs:
-        served = resolve_served(ws, ref, allow_unapproved=allow_unapproved)
+        served = resolve_served(ws, ref)
         if served.adapter:
             try:
                 check_adapter_fits(served.base, served.adapter)

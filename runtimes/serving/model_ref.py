@@ -1,12 +1,14 @@
 """What a deploy names, resolved to files: `NAME` (the latest approved version), `NAME@3`, `NAME@latest`,
-`NAME@approved`, or a base model of the workspace; a LoRA adapter is paired with the base it was trained on.
+`NAME@approved`, or a base model of the workspace by name; a LoRA adapter is paired with the base it was trained on.
 
 It only reads the registry and the model folders; it never loads weights. A version not yet approved is
-refused here, so nothing unreviewed is ever served.
+refused here, and so is a folder path (a job's weights, a symlink out of `models/`), so nothing unreviewed is
+ever served.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from catalog.errors import UserError
 from catalog.workspace import Workspace
 
 ALIASES = ("latest", "approved")
+_BASE_FOLDERS = ("models/base", "models")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class ServedModel:
                 "version": self.version.version if self.version else None, "training_sql": self.training_sql}
 
 
-def resolve_served(ws: Workspace, ref: str, *, allow_unapproved: bool = False) -> ServedModel:
+def resolve_served(ws: Workspace, ref: str) -> ServedModel:
     """Resolve a deploy reference; raises `UserError` naming what exists when it does not."""
     from runtimes.training.registry import list_versions
 
@@ -60,7 +64,7 @@ def resolve_served(ws: Workspace, ref: str, *, allow_unapproved: bool = False) -
         chosen = get_version(ws, name, selector)
     else:
         raise UserError(f"`@{selector}` is not a version: use a number or one of {', '.join(ALIASES)}")
-    if chosen.approval != "approved" and not allow_unapproved:
+    if chosen.approval != "approved":
         raise UserError(f"`{name}` version {chosen.version} is {chosen.approval}, not approved: an approver "
                         f"decides first (`lathe models approve {name} {chosen.version}`)")
     return _from_version(ws, chosen)
@@ -87,13 +91,24 @@ def _from_version(ws: Workspace, v: Any) -> ServedModel:
 
 
 def _base_model(ws: Workspace, name: str) -> ServedModel:
+    """A base model installed in the workspace (`models/base/NAME` or `models/NAME`), by name only."""
     from runtimes.training.model_source import resolve_model
 
-    try:
-        source = resolve_model(name, ws)
-    except UserError:
-        _unknown(ws, name)
-    return ServedModel(id=name, base=source.location, base_ref=name, adapter=None)
+    if not _PLAIN_NAME.fullmatch(name):
+        raise UserError(f"`{name}` is not a model name: deploy serves registered versions (NAME, NAME@N) and the "
+                        "workspace's base models by name, never a folder; register and approve weights first")
+    models = (ws.root / "models").resolve()
+    for sub in _BASE_FOLDERS:
+        folder = ws.root / sub / name
+        if not folder.is_dir():
+            continue
+        real = folder.resolve()
+        if not real.is_relative_to(models):  # a link out of models/ (to a job's weights) is not a base model
+            raise UserError(f"{folder} leads outside the workspace's models folder (to {real}): base models are "
+                            "installed there as folders; deploy trained weights as an approved registered version")
+        return ServedModel(id=name, base=resolve_model(str(real), ws).location, base_ref=name, adapter=None)
+    _unknown(ws, name)
+    raise AssertionError("unreachable")  # _unknown always raises
 
 
 def _unknown(ws: Workspace, name: str) -> None:

@@ -2,7 +2,8 @@
 streamed as server-sent events, `/v1/models`, and `/health`; API key, captured traffic and cold-start headers.
 
 Generation runs in worker threads, never on the event loop, so `/health` answers during a long generation.
-A bad request gets a 4xx with an OpenAI-shaped error body; nothing a client sends may crash the endpoint.
+A bad request gets a 4xx with an OpenAI-shaped error body (a body over `MAX_BODY_BYTES` a 413, before it is
+parsed); nothing a client sends may crash the endpoint. Without the key `/health` says only that it is up.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.errors import UserError
 from catalog.workspace import Workspace
@@ -34,7 +36,9 @@ log = logging.getLogger("lathe.endpoint")
 COLD_START_HEADER = "x-lathe-cold-start-ms"
 CHAT_DEFAULT_MAX_TOKENS = 512  # OpenAI fills the context; a local CPU model would take minutes doing that
 COMPLETION_DEFAULT_MAX_TOKENS = 16  # OpenAI's own default for /v1/completions
+MAX_BODY_BYTES = 8 * 2**20  # far above any prompt a served context holds; bigger bodies are refused unread
 _END = object()
+_PARSE_FAILED = "There was an error parsing the body"  # FastAPI's words for a body its JSON decoder gave up on
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
 
     app = FastAPI(title=f"Lathe endpoint {settings.name}", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
-    if settings.key_hashes:
+    app.add_middleware(_BodyCap, limit=MAX_BODY_BYTES)
+    if settings.key_hashes:  # added last, so it runs first: an unauthenticated client's body is never read
         app.add_middleware(_ApiKeyGuard, key_hashes=settings.key_hashes)
 
     @app.exception_handler(APIError)
@@ -76,6 +81,14 @@ def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
         serving.capture_refusal(request, err)
         return JSONResponse(err.body(), status_code=err.status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body it cannot parse, an unknown route or method) in OpenAI's shape too
+        what = "server_error" if e.status_code >= 500 else "invalid_request_error"
+        message = "The request body could not be parsed as JSON." if e.detail == _PARSE_FAILED else str(e.detail)
+        err = APIError(e.status_code, message, type=what, code="invalid_json" if e.detail == _PARSE_FAILED else None)
+        return JSONResponse(err.body(), status_code=e.status_code, headers=getattr(e, "headers", None))
+
     @app.exception_handler(Exception)
     async def crashed(request: Request, e: Exception) -> JSONResponse:
         log.exception("request to %s failed", request.url.path)
@@ -83,7 +96,9 @@ def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
         return JSONResponse(err.body(), status_code=500)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:
+        if settings.key_hashes and not _has_key(request.headers.get("authorization", ""), settings.key_hashes):
+            return {"status": "ok"}  # what it serves is for key holders only
         return {"status": "ok", "endpoint": settings.name, "mode": settings.mode, "models": pool.ids(),
                 "loaded": pool.loaded()}
 
@@ -322,8 +337,7 @@ class _ApiKeyGuard:
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1"):
             auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-            scheme, _, key = auth.partition(" ")
-            if scheme.lower() != "bearer" or not key.strip() or not matches(key.strip(), self.key_hashes):
+            if not _has_key(auth, self.key_hashes):
                 err = APIError(401, "Incorrect API key provided: send this endpoint's key as `Authorization: Bearer "
                                "<key>` (shown once by `lathe deploy`)." if auth else
                                "You didn't provide an API key: send `Authorization: Bearer <key>`.",
@@ -332,6 +346,51 @@ class _ApiKeyGuard:
                     scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _has_key(authorization: str, key_hashes: Sequence[str]) -> bool:
+    scheme, _, key = authorization.partition(" ")
+    return scheme.lower() == "bearer" and bool(key.strip()) and matches(key.strip(), key_hashes)
+
+
+class _BodyCap:
+    """ASGI middleware: a request body over `limit` bytes gets a 413 before any of it is parsed, whether its
+    size is declared (`Content-Length`) or it arrives in chunks; a body within the limit is handed on whole."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left before sending it all
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            more = bool(message.get("more_body"))
+        first: list[dict[str, Any]] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay() -> dict[str, Any]:
+            return first.pop() if first else await receive()  # then the client's disconnect, as usual
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        err = APIError(413, f"The request body is larger than this endpoint takes ({self.limit // 2**20} MiB): "
+                       "send a shorter prompt.", code="request_too_large")
+        await JSONResponse(err.body(), status_code=413, headers={"connection": "close"})(scope, receive, send)
 
 
 async def _sweep_idle(pool: EnginePool) -> None:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MAX_STOP = 4  # OpenAI's own limit on stop sequences
+MAX_TOKENS = 1_000_000  # beyond any context; larger numbers are typing errors, refused before they reach torch
+SEED_RANGE = (-(2**63), 2**63 - 1)  # what a generator's seed holds (OpenAI's `seed` is a 64-bit integer)
 
 
 class APIError(Exception):
@@ -83,11 +85,11 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     n: int | None = 1
@@ -120,7 +122,7 @@ class _Request(BaseModel):
 
 class ChatCompletionRequest(_Request):
     messages: list[RequestMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     logprobs: bool | None = None
     tools: list[dict[str, Any]] | None = None
 

@@ -51,7 +51,7 @@ def _import(ws: Workspace, path: Path, table: str, kind: str) -> ImportReport:
     with tempfile.TemporaryDirectory(prefix="import-", dir=ws.cache_dir) as tmp:
         copy = Path(tmp) / f"{table}{suffix}"
         shutil.copyfile(path, copy)
-        report = import_paths(ws, [copy])
+        report = import_paths(ws, [copy], replace=True)  # the shared file is the source of truth
     store = CatalogStore(ws)
     entry = store.load_table(table)
     with store.transaction() as txn:
