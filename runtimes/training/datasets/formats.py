@@ -90,7 +90,7 @@ def detect_mapping(columns: list[str], rows: list[list[Any]], *, format: Dataset
     sample = rows[:50]
     kinds = {c: _content_kind([r[i] for r in sample]) for i, c in enumerate(columns)}
     if override:
-        fmt = format or _format_of_roles(set(override))
+        fmt = format or format_of_roles(set(override))
         mapping = ColumnMapping(format=fmt, columns=dict(override), reasons=["mapping given by the user"])
         # Roles the user left out but the format may use (an optional system column) are not guessed.
         mapping.check_columns(columns)
@@ -186,7 +186,7 @@ def _by_kind(columns: list[str], kinds: dict[str, str], kind: str, role: str) ->
     return (_named(role, hits) or hits[0]) if hits else None
 
 
-def _format_of_roles(roles: set[str]) -> DatasetFormat:
+def format_of_roles(roles: set[str]) -> DatasetFormat:
     fitting = [f for f, (req, opt) in ROLES.items() if set(req) <= roles <= set(req + opt)]
     if not fitting:
         raise UserError(f"the mapped roles ({', '.join(sorted(roles))}) fit no format; roles per format: " + "; ".join(
