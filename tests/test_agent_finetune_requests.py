@@ -55,6 +55,8 @@ def test_stated_settings_appear_in_the_plan_with_the_model_family_it_chose(demo)
     assert step.args["settings"] == {"epochs": 2, "learning_rate": 1e-4, "max_steps": 2}
     qwen = text_of(collect(Session(demo, "qwen").send("fine-tune qwen with dpo on reply_preferences")))
     assert "model `tiny-qwen3` (the local qwen model)" in qwen and "Model: tiny-qwen3" in qwen
+    none = text_of(collect(Session(demo, "deepseek").send("fine-tune deepseek with dpo on reply_preferences")))
+    assert "no local DeepSeek V2 model is in this workspace" in none and "Which base model?" in none
     bad = text_of(collect(Session(demo, "bad-lr").send("fine-tune tiny-llama with dpo on reply_preferences "
                                                        "lr 5")))
     assert "setting `learning_rate` = 5 is out of range: it takes strictly between 0 and 1" in bad

@@ -131,6 +131,9 @@ def _apply(ws: Workspace, choices: FinetuneChoices, words: list[str], text: str)
         elif choices.model is None and (family := family_model(ws, words, [m.name for m in models])):
             update["model"], heard_as = family
             said.append(f"model `{update['model']}` (the local {heard_as} model)")
+        elif choices.model is None and (title := _family_said(words)):
+            said.append(f"no local {title} model is in this workspace (give a model folder or hub id, or choose "
+                        "a local model)")
     tables = _table_names(ws)
     if "table" not in update:
         found = [t for t in tables if t.lower() in lowered]
@@ -227,6 +230,18 @@ def family_model(ws: Workspace, words: list[str], names: list[str]) -> tuple[str
                                                                          for k in keys)]
         if len(fits) == 1:
             return fits[0], heard
+    return None
+
+
+def _family_said(words: list[str]) -> str | None:
+    """The title of a model family the words name ("deepseek" → DeepSeek V2), whether or not a local model has it."""
+    from runtimes.training.model_families import FAMILIES
+
+    said = {_squash(w) for w in words} | {_squash(a + b) for a, b in zip(words, words[1:])}
+    for fam in FAMILIES:
+        keys = {_squash(fam.name), _squash(fam.title), re.match(r"[a-z]+", fam.name).group(0)}
+        if said & keys:
+            return fam.title
     return None
 
 
