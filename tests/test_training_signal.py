@@ -135,6 +135,16 @@ def test_a_lathe_endpoint_is_the_judge_through_the_endpoint_store(ws):
         assert len(llm.requests) == 2 and llm.requests[0]["model"] == "tiny-judge-v1"
         url = llm.url
     assert plan.settings["judge_model"] == "lathe/grader" and by_version.settings["judge_model"] == "lathe/tiny-judge@1"
+    from runtimes.training.rewards.judge import judge_target
+
+    store.create(name="other", models=[{"ref": "support-bot", "id": "support-bot-v3", "version": 3}],
+                 mode="dedicated", idle_timeout=0, host="127.0.0.1", fixed_port=None, key_hash="y",
+                 local_key_hash=None, engine={}, capture_rate=0.0)
+    endpoint_dir(ws, "other").mkdir(parents=True, exist_ok=True)
+    (endpoint_dir(ws, "other") / "local.key").write_text("sk-other\n")
+    store.update("other", port=port, status="running")
+    target = judge_target(ws, {"judge_model": "lathe/support-bot@3"})
+    assert (target.model, target.api_key) == ("openai/support-bot-v3", "sk-other")
     resolved = local_judge_settings(ws, {"judge_model": "lathe/grader"})
     assert resolved["judge_model"] == "openai/tiny-judge-v1" and resolved["judge_api_base"] == url
 

@@ -284,7 +284,9 @@ def _local_target(ws: Any, model: str) -> JudgeTarget:
     if endpoint is None:  # a registered version: the endpoint that serves it
         for e in endpoints:
             for m in e.models:
-                if name in (m.get("ref"), m.get("id")):
+                ref = str(m.get("ref") or "")
+                version = f"{ref.split('@')[0]}@{m.get('version')}" if m.get("version") is not None else None
+                if name in (ref, m.get("id"), version):
                     endpoint, served = e, m["id"]
     if endpoint is None or served is None:
         known = ", ".join(f"`{LOCAL_PREFIX}{e.name}`" for e in endpoints) or "none yet"
