@@ -7,12 +7,14 @@ asking. Training libraries are imported only when a command runs, so `lathe --he
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import typer
 
+from catalog.errors import UserError
 from cli.context import command, print_json, print_table, workspace
 
-jobs_app = typer.Typer(help="Fine-tuning jobs: list, show, logs, events, cancel, resume.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Fine-tuning jobs: list, show, logs, events, cancel, resume, delete.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered model versions: list, show, approve, reject.", no_args_is_help=True)
 
 
@@ -28,6 +30,8 @@ def finetune(
     technique: str = typer.Option("sft", "--technique", "-t", help="sft, dpo, rlvr or rlaif."),
     settings: list[str] = typer.Option([], "--set", help="Override a setting: key=value (repeatable)."),
     name: str | None = typer.Option(None, "--name", help="Registered model name (default: <model>-<technique>)."),
+    mapping: str | None = typer.Option(None, "--map", help="Which column plays which role, when the columns' names "
+                                       "do not say: prompt=COLUMN,completion=COLUMN (or chosen=, rejected=, …)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check the model and data, print the resolved plan with "
                                  "its reasons, memory and duration estimates; start nothing."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the job to end and print its final status."),
@@ -39,9 +43,11 @@ def finetune(
     from runtimes.training.jobs.trainer_factory import parse_assignments
 
     ws = workspace()
-    source = {"sql": data} if len(data.split()) > 1 else {"table": data}
+    # A bare name is a catalog table; anything else is SQL, read through the same guard as `lathe sql`.
+    source = {"table": data} if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", data.strip()) \
+        else {"sql": data}
     spec = JobSpec.parse({"model": model, "technique": technique, "settings": parse_assignments(settings),
-                          "name": name, **source})
+                          "name": name, "mapping": parse_mapping(mapping) if mapping else None, **source})
     if dry_run:
         from runtimes.training.planning import plan_finetune
 
@@ -62,6 +68,18 @@ def finetune(
                    + ("" if wait else f"; follow it with `lathe jobs events {job.id}`"))
     if job.status == "failed":
         raise typer.Exit(1)
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """`prompt=question,completion=answer` → {"prompt": "question", "completion": "answer"}."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        role, sep, column = (x.strip() for x in part.partition("="))
+        if not sep or not role or not column:
+            raise UserError(f"`--map {text}`: write it as role=COLUMN pairs separated by commas, "
+                            "e.g. --map prompt=question,completion=answer")
+        out[role] = column
+    return out
 
 
 def _recovered_ws():
@@ -145,6 +163,16 @@ def jobs_cancel(job_id: str) -> None:
 
     job = cancel(_recovered_ws(), job_id)
     typer.echo(f"{job.id}: {job.status}" + (" (stopping: it checkpoints first)" if job.status != "cancelled" else ""))
+
+
+@jobs_app.command("delete")
+@command
+def jobs_delete(job_id: str) -> None:
+    """Delete a job that has ended (cancel a running one first): its records and its run folder."""
+    from runtimes.training.jobs.launcher import delete
+
+    job = delete(_recovered_ws(), job_id)
+    typer.echo(f"{job.id}: deleted (was {job.status})")
 
 
 @jobs_app.command("resume")

@@ -41,18 +41,22 @@ def test_the_guided_turns_ask_one_question_each_and_a_rejected_plan_starts_nothi
     assert "Noted: table `reply_preferences`" in second and "Which technique?" in second
     assert "1. dpo (recommended)" in second and "Which base model" not in second
 
-    third = text_of(collect(s.send("dpo")))
-    assert "Which base model?" in third
-    assert third.index("`tiny-qwen3`") < third.index("`tiny-llama`")  # "qwen" in the goal comes first
-    assert "for trying the pipeline, not for quality" in third
+    third = collect(s.send("dpo"))  # "qwen" in the goal chose the local Qwen model: no question about the model
+    assert "model `tiny-qwen3` (the local qwen model)" in text
+    assert "The plan:" in text_of(third) and "Model: tiny-qwen3" in text_of(third)
+    assert of(third, "approval_needed")[0].plan.steps[0].args["model"] == "tiny-qwen3"
+    assert done(collect(s.reject("another model"))).status == "rejected"
 
+    s = Session(demo, "guided-model")
+    asked = text_of(collect(s.send("finetune a model on reply_preferences with dpo")))
+    assert "Which base model?" in asked and "for trying the pipeline, not for quality" in asked
     fourth = collect(s.send("tiny-llama max_steps=2"))
     assert "The plan:" in text_of(fourth) and "tiny-llama" in text_of(fourth)
     waiting = of(fourth, "approval_needed")[0]
     step = waiting.plan.steps[0]
     assert (step.tool, step.risk.value) == ("start_finetune", "compute") and waiting.needs_approval == ["s1"]
     assert step.args == {"model": "tiny-llama", "table": "reply_preferences", "technique": "dpo",
-                         "settings": {"max_steps": 2}, "name": None}
+                         "settings": {"max_steps": 2}, "name": None, "mapping": None}
     assert step.estimated_cost  # the estimate travels with the approval request
     rejected = collect(s.reject("not now"))
     assert done(rejected).status == "rejected"

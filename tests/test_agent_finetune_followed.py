@@ -124,8 +124,10 @@ def test_sft_on_the_demo_is_followed_from_start_to_report(demo):
 def test_rlvr_on_gsm8k_with_only_a_micro_batch_set(demo):
     _needs_gsm8k(demo)
     s = Session(demo, "rlvr-gsm8k")
+    # A random tiny model never gets a GSM8K answer right: no reward spread, no gradient. Such a run fails for
+    # want of training signal unless the user accepts it, as here, with max_degenerate_share=1.
     job_id = _start(s, "fine-tune tiny-qwen3 with rlvr on gsm8k max_steps=2 micro_batch=2 "
-                       "max_completion_length=16 max_length=128")
+                       "max_completion_length=16 max_length=128 max_degenerate_share=1")
     last = _follow_to_the_end(s, job_id)[-1]
     config = JobStore(demo).get(job_id).config
     # The group size was chosen to fit the user's micro-batch (`micro_batch=2` alone used to be refused).

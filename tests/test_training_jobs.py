@@ -58,15 +58,15 @@ def test_bad_requests_fail_clearly_before_any_compute(ws):
         launcher.submit(ws, _spec(max_steps="many"))
     with pytest.raises(UserError, match="exactly one of a catalog table and a SQL query"):
         launcher.submit(ws, {"model": "tiny", "technique": "sft"})
+    # The data is read and checked before a job exists: a missing table, a statement that is not a read.
+    with pytest.raises(UserError, match=r"no table `demoz`.*`demos`"):
+        launcher.submit(ws, {**_spec(max_steps=2), "table": "demoz"})
+    for sql, why in (("DELETE FROM demos", "DELETE refused"), ("SELECT 1 AS prompt; SELECT 2", "2 statements"),
+                     ("SELECT * FROM read_csv('/etc/passwd')", "reads or lists files")):
+        with pytest.raises(UserError, match=why):
+            launcher.submit(ws, {**_spec(max_steps=2), "table": None, "sql": sql})
     store = JobStore(ws)
     assert store.list() == []  # refused requests leave no job behind
-
-    job = launcher.submit(ws, {**_spec(max_steps=2), "table": "demoz"})
-    done = launcher.wait(ws, job.id, timeout_s=120)
-    assert done.status == "failed" and "demoz" in done.error and "demos" in done.error
-    assert done.step == 0 and done.mlflow_run_id is None and store.metrics(job.id) == []
-    assert not (ws.root / "runs" / job.id / "checkpoints").exists()
-    assert [e.data["status"] for e in store.events(job.id) if e.kind == "status"] == ["queued", "validating", "failed"]
 
 
 def test_cancel_sigterm_resume_sigkill_recovery_then_success_with_a_registered_version(ws):
@@ -102,7 +102,7 @@ def test_cancel_sigterm_resume_sigkill_recovery_then_success_with_a_registered_v
     assert any(f"its process died at step" in e.message and f"checkpoint-{second_ckpt}" in e.message
                for e in store.events(job.id))
 
-    done = launcher.wait(ws, job.id, timeout_s=120)
+    done = launcher.wait(ws, job.id, timeout_s=600)  # a slow, shared machine must not fail it
     assert done.status == "succeeded", done.error
     with pytest.raises(UserError, match="is succeeded; only a cancelled or failed job can be resumed"):
         launcher.resume(ws, job.id)

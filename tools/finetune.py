@@ -142,12 +142,16 @@ class FinetuneChoices(ToolArgs):
     technique: Technique | None = Field(None, description="sft, dpo, rlvr or rlaif")
     model: str | None = Field(None, description="the base model: a workspace model (e.g. tiny-qwen3), folder or hub id")
     settings: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. {\"max_steps\": 20}")
+    mapping: dict[str, str] | None = Field(None, description="role → column where the names do not say, e.g. "
+                                                             "{\"prompt\": \"question\"}")
 
     def missing(self) -> str | None:
         """The next decision to ask about, in the guided order; None when everything is chosen."""
         for slot in ("table", "technique", "model"):
             if getattr(self, slot) is None:
                 return slot
+        if self.technique == "rlaif" and not self.settings.get("judge_model"):
+            return "judge"
         return None
 
 
@@ -169,7 +173,7 @@ def _dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
     from runtimes.training.jobs.store import JobSpec
 
     spec = JobSpec.parse({"model": choices.model, "table": choices.table, "technique": choices.technique,
-                          "settings": choices.settings})
+                          "settings": choices.settings, "mapping": choices.mapping})
     if importlib.util.find_spec("runtimes.training.planning") is not None:
         from runtimes.training.planning import plan_finetune  # type: ignore[import-not-found]
 
@@ -207,7 +211,7 @@ def question(ws: Workspace, choices: FinetuneChoices) -> tuple[str, list[str]]:
         return ("Which table should it learn from? Proposed from the catalog:\n" + "\n".join(lines)
                 + "\nAnswer with a number or a name.", [o.name for o in options])
     if slot == "technique":
-        fmt = _table_format(ws, choices.table or "")
+        fmt = _table_format(ws, choices.table or "", choices.mapping)
         options = technique_options(fmt, choices.goal)
         lines = [f"{i}. {t}{' (recommended)' if i == 1 else ''}: {TECHNIQUE_REASONS[t]}"
                  for i, t in enumerate(options, 1)]
@@ -221,10 +225,24 @@ def question(ws: Workspace, choices: FinetuneChoices) -> tuple[str, list[str]]:
         lines = [f"{i}. {m.line()}" for i, m in enumerate(models, 1)]
         return ("Which base model? The workspace's local models:\n" + "\n".join(lines)
                 + "\nAnswer with a number or a name.", [m.name for m in models])
+    if slot == "judge":
+        from runtimes.training.rewards.judge import LOCAL_PREFIX, running_endpoints
+
+        local = [f"{LOCAL_PREFIX}{e.name}" for e in running_endpoints(ws)]
+        lines = [f"{i}. `{name}`: an endpoint running on this machine (no hosted LLM needed)"
+                 for i, name in enumerate(local, 1)]
+        return ("Which judge should score the replies? RLAIF needs an LLM judge."
+                + ("\n" + "\n".join(lines) + "\nAnswer with a number, or" if lines else
+                   " No Lathe endpoint is running here (`lathe deploy MODEL` starts one, then answer `lathe/NAME`);")
+                + " give a LiteLLM model name, e.g. judge_model=openai/gpt-4o-mini judge_api_base=URL.", local)
     return "", []
 
 
-def _table_format(ws: Workspace, table: str) -> str:
+def _table_format(ws: Workspace, table: str, mapping: dict[str, str] | None = None) -> str:
+    if mapping:
+        from runtimes.training.datasets.formats import format_of_roles
+
+        return format_of_roles(set(mapping)).value
     for o in table_options(ws):
         if o.name == table:
             return o.mapping.format.value
@@ -270,6 +288,7 @@ class StartFinetuneArgs(ToolArgs):
     technique: Technique = "sft"
     settings: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. {\"max_steps\": 20}")
     name: str | None = Field(None, description="the registered model's name; default <model>-<technique>")
+    mapping: dict[str, str] | None = Field(None, description="role → column where the names do not say")
 
 
 class StartFinetune(LatheTool):
@@ -283,18 +302,18 @@ class StartFinetune(LatheTool):
         a = StartFinetuneArgs.model_validate(args.model_dump())
         try:
             plan = dry_run(self.workspace, FinetuneChoices(table=a.table, technique=a.technique, model=a.model,
-                                                           settings=a.settings))
+                                                           settings=a.settings, mapping=a.mapping))
         except UserError as e:
             return f"cannot estimate: {e}"
         wanted = ("Duration", "estimate", "Memory")
         return "; ".join(line.strip() for line in plan.splitlines() if line.startswith(wanted)) or plan.splitlines()[0]
 
     def _run(self, model: str, table: str, technique: str = "sft", settings: dict[str, Any] | None = None,
-             name: str | None = None) -> ToolOutput:
+             name: str | None = None, mapping: dict[str, str] | None = None) -> ToolOutput:
         from runtimes.training.jobs import launcher
 
         job = launcher.submit(self.workspace, {"model": model, "table": table, "technique": technique,
-                                               "settings": settings or {}, "name": name})
+                                               "settings": settings or {}, "name": name, "mapping": mapping})
         return ToolOutput(text=f"started job {job.id} ({job.status}): {technique} of `{model}` on `{table}`; "
                                "ask \"how is the job doing?\" to follow it",
                           data={"job_id": job.id, "status": job.status})

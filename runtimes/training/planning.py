@@ -11,6 +11,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from catalog.errors import UserError
 from catalog.workspace import Workspace
 from runtimes.training.auto_config import RL_RECIPES, DataProfile, TrainingConfig, TrainingPlan, auto_configure
 from runtimes.training.hardware import Hardware, detect_hardware
@@ -113,9 +114,21 @@ def plan_finetune(ws: Workspace, spec: JobSpec, *, hardware: Hardware | None = N
     given = resolve_settings(spec.settings, spec.technique)  # unknown or ill-typed keys are refused first
     source = resolve_model(spec.model, ws)
     dataset_plan = plan_dataset(ws, DatasetSpec(table=spec.table, sql=spec.sql, technique=spec.technique,
-                                                eval_fraction=spec.eval_fraction, seed=given["seed"]))
+                                                eval_fraction=spec.eval_fraction, seed=given["seed"],
+                                                mapping=spec.mapping))
     prepared = prepare(dataset_plan, ws)
+    check_judge(ws, spec.technique, given)
     return plan_prepared(spec, source, prepared, hardware=hardware, description=dataset_plan.describe())
+
+
+def check_judge(ws: Workspace, technique: str, settings: dict[str, Any]) -> str | None:
+    """RLAIF: one probe call to the judge before any compute; an unreachable judge is refused naming its model
+    and URL. Returns the judge's reply (None for techniques without one)."""
+    if technique != "rlaif":
+        return None
+    from runtimes.training.rewards.judge import judge_target, probe_judge
+
+    return probe_judge(judge_target(ws, settings))
 
 
 def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware: Hardware | None = None,
@@ -125,6 +138,10 @@ def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware
     from runtimes.training.model_source import load_tokenizer
 
     settings = resolve_settings(spec.settings, spec.technique)
+    if spec.technique in ("sft", "dpo") and "micro_batch" in spec.settings \
+            and settings["micro_batch"] > len(prepared.train):  # GRPO's micro-batch counts completions
+        raise UserError(f"setting `micro_batch` = {settings['micro_batch']:,} is more than the "
+                        f"{len(prepared.train):,} rows to train on: it takes from 1 to {len(prepared.train):,}")
     tokenizer, _ = load_tokenizer(source)
     profile, measured = measure_lengths(tokenizer, prepared.train, spec.technique, seed=settings["seed"])
     overrides = {k: settings[k] for k in spec.settings

@@ -76,6 +76,8 @@ def to_example(mapping: ColumnMapping, row: dict[str, Any]) -> Example:
         return Example(prompt=head + [{"role": "user", "content": question}], completion=answer,
                        answer=final_answer(answer))
     prompt = _text(row, cols["prompt"], "prompt")
+    if fmt == DatasetFormat.prompt_only:
+        return Example(prompt=head + [{"role": "user", "content": prompt}])
     return Example(prompt=head + [{"role": "user", "content": prompt}],
                    completion=_text(row, cols["completion"], "completion"))
 

@@ -23,6 +23,7 @@ class DatasetFormat(str, Enum):
     sharegpt = "sharegpt"  # conversations of {from, value}
     hh_rlhf = "hh_rlhf"  # chosen / rejected whole transcripts "\n\nHuman: … \n\nAssistant: …"
     question_answer = "question_answer"  # a question and an answer with a verifiable final value
+    prompt_only = "prompt_only"  # prompts alone: RLAIF's judge scores the replies, so none is needed
 
 
 # Per format: the roles a mapping must fill, then those it may.
@@ -34,7 +35,11 @@ ROLES: dict[DatasetFormat, tuple[tuple[str, ...], tuple[str, ...]]] = {
     DatasetFormat.sharegpt: (("conversations",), ()),
     DatasetFormat.hh_rlhf: (("chosen", "rejected"), ()),
     DatasetFormat.question_answer: (("question", "answer"), ("system",)),
+    DatasetFormat.prompt_only: (("prompt",), ("system",)),
 }
+# How a user gives a mapping, shown wherever one is needed.
+MAP_HINT = ("give the mapping with `--map prompt=COLUMN,completion=COLUMN` on `lathe finetune` (in the chat: "
+            "\"use column COLUMN as the prompt\")")
 
 # Column names that suggest a role, best first.
 _NAMES: dict[str, tuple[str, ...]] = {
@@ -85,7 +90,7 @@ def detect_mapping(columns: list[str], rows: list[list[Any]], *, format: Dataset
     sample = rows[:50]
     kinds = {c: _content_kind([r[i] for r in sample]) for i, c in enumerate(columns)}
     if override:
-        fmt = format or _format_of_roles(set(override))
+        fmt = format or format_of_roles(set(override))
         mapping = ColumnMapping(format=fmt, columns=dict(override), reasons=["mapping given by the user"])
         # Roles the user left out but the format may use (an optional system column) are not guessed.
         mapping.check_columns(columns)
@@ -98,7 +103,7 @@ def detect_mapping(columns: list[str], rows: list[list[Any]], *, format: Dataset
     what = f"the {format.value} format" if format else "a training format"
     raise UserError(f"could not match the columns ({', '.join(columns)}) to {what}: expected e.g. "
                     "messages; prompt/completion; prompt/chosen/rejected; instruction/input/output; "
-                    "conversations; question/answer. Give the mapping, e.g. prompt=COLUMN completion=COLUMN")
+                    f"conversations; question/answer; {MAP_HINT}")
 
 
 _ORDER = (DatasetFormat.messages, DatasetFormat.sharegpt, DatasetFormat.hh_rlhf, DatasetFormat.preference,
@@ -148,6 +153,9 @@ def _try(fmt: DatasetFormat, columns: list[str], kinds: dict[str, str]) -> Colum
                                  reasons=[f"`{answer}` ends with a verifiable final answer (`#### n`) to `{question}`"])
         return None
     prompt = _named("prompt", text) or _named("question", text) or _named("instruction", text)
+    if fmt == DatasetFormat.prompt_only:
+        return prompt and ColumnMapping(format=fmt, columns=_with_system({"prompt": prompt}, text),
+                                        reasons=[f"`{prompt}` reads as the request; there is no reply column"])
     completion = _named("completion", [c for c in text if c != prompt])
     if prompt and completion:
         return ColumnMapping(format=fmt, columns=_with_system({"prompt": prompt, "completion": completion}, text),
@@ -178,7 +186,7 @@ def _by_kind(columns: list[str], kinds: dict[str, str], kind: str, role: str) ->
     return (_named(role, hits) or hits[0]) if hits else None
 
 
-def _format_of_roles(roles: set[str]) -> DatasetFormat:
+def format_of_roles(roles: set[str]) -> DatasetFormat:
     fitting = [f for f, (req, opt) in ROLES.items() if set(req) <= roles <= set(req + opt)]
     if not fitting:
         raise UserError(f"the mapped roles ({', '.join(sorted(roles))}) fit no format; roles per format: " + "; ".join(

@@ -19,7 +19,7 @@ from catalog.errors import UserError, validate_input
 from catalog.principal import Principal
 from catalog.workspace import Workspace
 from runtimes.training.datasets.examples import Example
-from runtimes.training.datasets.formats import ColumnMapping, DatasetFormat, detect_mapping
+from runtimes.training.datasets.formats import MAP_HINT, ColumnMapping, DatasetFormat, detect_mapping
 from runtimes.training.datasets.row_problems import BadRow
 from runtimes.training.datasets.sources import read_source
 from runtimes.training.datasets.validation import Technique, check_fit, check_rows, refuse_if_too_many
@@ -110,7 +110,20 @@ def plan_dataset(ws: Workspace, spec: DatasetSpec, *, principal: Principal | Non
     """Read the source, infer (or take) the mapping, check every row; refuse a dataset with too many bad
     rows. Raises `UserError` (`DatasetRefused` for bad rows) before any compute is spent."""
     source = read_source(ws, table=spec.table, sql=spec.sql, principal=principal)
-    mapping = detect_mapping(source.columns, source.rows, format=spec.format, override=spec.mapping)
+    try:
+        mapping = detect_mapping(source.columns, source.rows, format=spec.format, override=spec.mapping)
+    except UserError as no_format:
+        if spec.mapping or spec.format:
+            raise
+        try:  # RLAIF needs no reply: a table of prompts alone is its data
+            mapping = detect_mapping(source.columns, source.rows, format=DatasetFormat.prompt_only)
+        except UserError:
+            raise no_format from None
+        if spec.technique != "rlaif":
+            try:
+                check_fit(mapping, spec.technique)
+            except UserError as unfit:
+                raise UserError(f"{unfit}; if a column holds the replies, {MAP_HINT}") from None
     check_fit(mapping, spec.technique)
     good, bad = check_rows(mapping, spec.technique, source.columns, source.rows, max_chars=spec.max_chars)
     refuse_if_too_many(bad, len(source.rows), spec.max_bad_fraction)

@@ -16,11 +16,13 @@ Technique = Literal["sft", "dpo", "rlvr", "rlaif"]
 _PAIRS = (DatasetFormat.preference, DatasetFormat.hh_rlhf)
 # Which formats each technique can learn from, and what to tell a user whose data does not fit.
 _FITS: dict[str, tuple[tuple[DatasetFormat, ...], str]] = {
-    "sft": (tuple(DatasetFormat), ""),
+    "sft": (tuple(f for f in DatasetFormat if f != DatasetFormat.prompt_only),
+            "SFT learns a reply for each prompt, and this data has none (prompts alone train RLAIF, whose judge "
+            "scores the replies)"),
     "dpo": (_PAIRS, "DPO learns from preference pairs (prompt/chosen/rejected, or HH-RLHF transcripts)"),
     "rlvr": ((DatasetFormat.question_answer,),
              "RLVR needs questions with a verifiable answer (question/answer, e.g. GSM8K's `#### n`)"),
-    "rlaif": (tuple(DatasetFormat), ""),
+    "rlaif": (tuple(DatasetFormat), ""),  # the judge scores replies: prompts alone are enough
 }
 _SHOWN = 20
 
@@ -39,6 +41,7 @@ def check_fit(mapping: ColumnMapping, technique: str) -> None:
     fits, need = _FITS[technique]
     if mapping.format not in fits:
         hint = ("preference pairs can train DPO" if mapping.format in _PAIRS else
+                "prompts alone train RLAIF" if mapping.format == DatasetFormat.prompt_only else
                 "demonstrations (a prompt and a good reply) train SFT")
         raise UserError(f"{need}; this dataset is {mapping.format.value} ({mapping.describe()}): {hint}")
 

@@ -35,16 +35,39 @@ def job_slots() -> int:
 
 
 def submit(ws: Workspace, spec: JobSpec | dict) -> Job:
-    """Queue a job and start it if a slot is free. The spec is checked here; the data and model are checked
-    by the worker before any compute, and a problem there ends the job `failed` with the reason."""
+    """Queue a job and start it if a slot is free. The request is checked first — settings, model, data (read
+    through the SQL guard, every row checked) and an RLAIF judge — so a request that cannot train creates no job;
+    the worker checks again before any compute (the data may change while the job waits)."""
     spec = spec if isinstance(spec, JobSpec) else JobSpec.parse(spec)
-    from runtimes.training.jobs.trainer_factory import resolve_settings
-
-    resolve_settings(spec.settings, spec.technique)  # an unknown or ill-typed setting is refused before a job exists
+    check_request(ws, spec)
     store = JobStore(ws)
     job = store.create(spec)
     dispatch(ws)
     return store.get(job.id)
+
+
+def check_request(ws: Workspace, spec: JobSpec) -> None:
+    """Everything about a request that can be refused without compute; raises `UserError`."""
+    from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
+    from runtimes.training.jobs.trainer_factory import resolve_settings
+    from runtimes.training.model_source import resolve_model
+    from runtimes.training.planning import check_judge
+
+    settings = resolve_settings(spec.settings, spec.technique)  # unknown, ill-typed or out-of-range settings
+    resolve_model(spec.model, ws)
+    data = plan_dataset(ws, DatasetSpec(table=spec.table, sql=spec.sql, technique=spec.technique,
+                                        eval_fraction=spec.eval_fraction, seed=settings["seed"], mapping=spec.mapping))
+    if spec.technique in ("sft", "dpo"):  # GRPO's micro-batch counts completions, several per row
+        check_rows_fit(spec.settings, len(data.examples), spec.eval_fraction)
+    check_judge(ws, spec.technique, settings)
+
+
+def check_rows_fit(given: dict, rows: int, eval_fraction: float) -> None:
+    """A micro-batch the user set larger than the rows to train on cannot be filled: refused with the number."""
+    train = rows - (min(rows - 1, max(1, round(rows * eval_fraction))) if eval_fraction > 0 and rows > 1 else 0)
+    if "micro_batch" in given and int(given["micro_batch"]) > train:
+        raise UserError(f"setting `micro_batch` = {given['micro_batch']:,} is more than the {train:,} rows to "
+                        f"train on: it takes from 1 to {train:,}")
 
 
 def dispatch(ws: Workspace) -> list[str]:
@@ -75,6 +98,24 @@ def cancel(ws: Workspace, job_id: str) -> Job:
     else:
         store.set_status(job_id, "cancelled", "cancelled (its process was gone)", expect=ACTIVE)
     return store.get(job_id)
+
+
+def delete(ws: Workspace, job_id: str) -> Job:
+    """Remove a job that is not running: its rows and its run folder (checkpoints, data, report). A job whose
+    model is registered is kept: the registered version's weights live in its run folder."""
+    store = JobStore(ws)
+    job = store.get(job_id)
+    if job.status not in FINAL:
+        raise UserError(f"job {job_id} is {job.status}: cancel it first (`lathe jobs cancel {job_id}`), "
+                        "then delete it once it has stopped")
+    if job.model_version:
+        raise UserError(f"job {job_id} registered {job.model_version}, whose weights live in its run folder; "
+                        "it is kept")
+    store.delete(job_id)
+    folder = ws.root / "runs" / job_id
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    return job
 
 
 def resume(ws: Workspace, job_id: str) -> Job:

@@ -6,13 +6,14 @@ several processes at once. It never starts or signals processes; that is the lau
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from catalog.errors import UserError, validate_input
 from catalog.suggestions import unknown
@@ -24,6 +25,7 @@ STATUSES: tuple[str, ...] = ("queued", "validating", "running", "succeeded", "fa
 ACTIVE: tuple[str, ...] = ("validating", "running")
 FINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS training_jobs (
@@ -54,6 +56,17 @@ class JobSpec(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict, description="overrides: key → value (`--set key=value`)")
     name: str | None = Field(None, description="the registered model's name; default `<model>-<technique>`")
     eval_fraction: float = Field(0.1, ge=0, lt=1)
+    mapping: dict[str, str] | None = Field(None, description="role → column, overriding the inferred mapping "
+                                                             "(`--map prompt=question,completion=answer`)")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        # The name becomes a folder and a registry key: a path or a dot in it could write outside the runs folder.
+        if name is not None and not NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"{name!r} is not a model name: use 1 to 64 letters, digits, `-` or `_`, starting with "
+                             f"a letter or digit (pattern {NAME_PATTERN.pattern})")
+        return name
 
     @model_validator(mode="after")
     def _one_source(self) -> "JobSpec":
@@ -176,6 +189,14 @@ class JobStore:
                                                        (row[0],)).fetchone()[0] + 1})
             _event(db, row[0], "status", "validating", {"status": "validating"})
         return self.get(row[0])
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job with its events and metrics (the launcher refuses an active one first)."""
+        self.get(job_id)
+        with self._db(immediate=True) as db:
+            for table in ("training_metrics", "training_events", "training_jobs"):
+                db.execute(f"DELETE FROM {table} WHERE {'id' if table == 'training_jobs' else 'job_id'} = ?",
+                           (job_id,))
 
     # events and metrics
     def add_event(self, job_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:

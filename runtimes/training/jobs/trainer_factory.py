@@ -8,6 +8,7 @@ never touches the job store.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,18 @@ DEFAULTS: dict[str, Any] = {
     "max_length": 256,
     "checkpoint_every": 50,    # optimizer steps between checkpoints
     "seed": 42,
+    "max_degenerate_share": 0.5,  # more than this share of steps without training signal fails the job
 }
+# The range each setting must lie in (inclusive; learning_rate excludes both ends): a value outside is refused
+# at plan time with the range, before it can overflow a seed or exhaust memory.
+RANGES: dict[str, tuple[float, float]] = {
+    "max_steps": (1, 10_000_000), "epochs": (0.01, 100), "learning_rate": (0, 1), "micro_batch": (1, 4096),
+    "gradient_accumulation": (1, 4096), "max_length": (8, 1_048_576), "checkpoint_every": (1, 10_000_000),
+    "seed": (0, 2**32 - 1), "max_degenerate_share": (0, 1), "effective_batch": (1, 1_048_576)}
 # Settings the automatic configuration takes that no recipe does (it turns them into recipe knobs).
 PLAN_ONLY: dict[str, type] = {"effective_batch": int}
+# Settings of the job itself that no recipe takes.
+JOB_ONLY = frozenset({"max_degenerate_share"})
 
 
 def resolve_settings(overrides: Mapping[str, Any], technique: str = "sft") -> dict[str, Any]:
@@ -46,20 +56,35 @@ def resolve_settings(overrides: Mapping[str, Any], technique: str = "sft") -> di
         else:
             names = sorted(set(DEFAULTS) | knobs | set(PLAN_ONLY))
             raise UserError(unknown("setting", key, names) + f" (settings: {', '.join(names)})")
-    for key in ("micro_batch", "gradient_accumulation", "max_length", "checkpoint_every"):
-        if settings[key] < 1:
-            raise UserError(f"setting `{key}` must be at least 1, got {settings[key]}")
-    if settings["max_steps"] == 0 or settings["max_steps"] < -1:
-        raise UserError(f"setting `max_steps` must be a positive number of steps (or -1 for `epochs`), got {settings['max_steps']}")
-    if not 0 < settings["learning_rate"] < 1:
-        raise UserError(f"setting `learning_rate` must be between 0 and 1, got {settings['learning_rate']}")
-    if settings["epochs"] <= 0:
-        raise UserError(f"setting `epochs` must be positive, got {settings['epochs']}")
+    if settings["max_steps"] != -1:
+        check_range("max_steps", settings["max_steps"], " (or -1 to train for `epochs`)")
+    for key in RANGES:
+        if key in settings and key != "max_steps":
+            check_range(key, settings[key])
+    if "effective_batch" in extra:
+        check_range("effective_batch", extra["effective_batch"])
     settings.update(extra)
     # A bad recipe knob is refused now, before a job exists. Only the given values are checked against the
     # recipe's own defaults: the plan chooses the rest together (e.g. GRPO's batch and group size).
     recipe_config(technique, {**{k: settings[k] for k in overrides if k in DEFAULTS}, **extra})
     return settings
+
+
+def check_range(key: str, value: Any, alternative: str = "") -> None:
+    """Refuse a setting outside `RANGES`, naming the range (learning_rate: strictly between its bounds)."""
+    low, high = RANGES[key]
+    ok = (low < value < high) if key == "learning_rate" else (low <= value <= high)
+    if not ok or (isinstance(value, float) and not math.isfinite(value)):
+        digits = str(value)
+        shown = (f"{value:.3g}" if isinstance(value, float) else
+                 digits if len(digits) <= 40 else f"{digits[:12]}… ({len(digits)} digits)")
+        between = "strictly between" if key == "learning_rate" else "from"
+        raise UserError(f"setting `{key}` = {shown} is out of range: it takes {between} {_number(low)} "
+                        f"{'and' if key == 'learning_rate' else 'to'} {_number(high)}{alternative}")
+
+
+def _number(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
 # The job's names for the recipe knobs it sets itself; metrics are logged at every step for the curves.
@@ -75,7 +100,7 @@ def _recipe_knobs(technique: str) -> set[str]:
 def recipe_config(technique: str, settings: dict[str, Any]) -> Any:
     from runtimes.training.recipes import parse_config
 
-    knobs = {_TO_RECIPE.get(k, k): v for k, v in settings.items() if k not in PLAN_ONLY}
+    knobs = {_TO_RECIPE.get(k, k): v for k, v in settings.items() if k not in PLAN_ONLY and k not in JOB_ONLY}
     if knobs.get("max_steps") == -1:
         knobs["max_steps"] = None
     return parse_config(technique, {**knobs, "logging_steps": 1})

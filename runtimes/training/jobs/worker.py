@@ -87,14 +87,15 @@ def _validate(ws: Workspace, store: JobStore, job: Job) -> tuple[dict[str, Any],
     from runtimes.training.datasets.preparation import DatasetSpec, prepare_dataset
     from runtimes.training.jobs.trainer_factory import resolve_settings
     from runtimes.training.model_source import resolve_model
-    from runtimes.training.planning import plan_prepared
+    from runtimes.training.planning import check_judge, plan_prepared
 
     settings = resolve_settings(job.spec.settings, job.spec.technique)
     source = resolve_model(job.spec.model, ws)
     _check_stop()
     spec = DatasetSpec(table=job.spec.table, sql=job.spec.sql, technique=job.spec.technique,
-                       eval_fraction=job.spec.eval_fraction, seed=settings["seed"])
+                       eval_fraction=job.spec.eval_fraction, seed=settings["seed"], mapping=job.spec.mapping)
     prepared = prepare_dataset(ws, spec)
+    check_judge(ws, job.spec.technique, settings)  # the judge answers before any compute is spent
     previous = (job.lineage or {}).get("dataset_hash")
     if previous and previous != prepared.content_hash:
         raise UserError("the job's data changed since it began (dataset hash "
@@ -128,11 +129,15 @@ def _validate(ws: Workspace, store: JobStore, job: Job) -> tuple[dict[str, Any],
 def _train(ws: Workspace, store: JobStore, job: Job, settings: dict[str, Any], source: Any, prepared: Any,
            tracking: Any) -> int:
     from runtimes.training.jobs.progress import ProgressCallback
+    from runtimes.training.jobs.signal_check import DEFAULT_MAX_SHARE, SignalCheck
     from runtimes.training.jobs.trainer_factory import build_trainer
+    from runtimes.training.rewards.judge import local_judge_settings
 
     folder = job_dir(ws, job.id)
     callback = ProgressCallback(store, job.id, job.attempt, tracking, lambda: _Stop.requested)
-    trainer = build_trainer(job.spec.technique, settings, source, prepared, folder / "checkpoints", [callback])
+    signal_check = SignalCheck(float(settings.get("max_degenerate_share", DEFAULT_MAX_SHARE)))
+    trainer = build_trainer(job.spec.technique, local_judge_settings(ws, settings), source, prepared,
+                            folder / "checkpoints", [callback, signal_check])
     resume = job.checkpoint if job.checkpoint and Path(job.checkpoint).is_dir() else None
     if job.checkpoint and resume is None:
         store.add_event(job.id, "warning", f"checkpoint {job.checkpoint} is gone; training from the start")
@@ -145,6 +150,8 @@ def _train(ws: Workspace, store: JobStore, job: Job, settings: dict[str, Any], s
                          "`lathe jobs resume` continues it")
         tracking.finish("KILLED")
         return 0
+    if (why := signal_check.verdict()) is not None:
+        raise UserError(f"{why}; nothing was registered")
     return _complete(ws, store, store.get(job.id), trainer, prepared, tracking)
 
 

@@ -225,3 +225,106 @@ def judge_reward(judge: Judge, reference_column: str = "reference") -> Any:
 
     judge_score.__name__ = f"judge_{judge.rubric.name}"
     return judge_score
+
+
+# ---- where the judge is, and whether it answers -----------------------------------------------------------
+LOCAL_PREFIX = "lathe/"  # `lathe/ENDPOINT` or `lathe/NAME@N`: a Lathe endpoint of this workspace is the judge
+LOCAL_KEY_ENV = "LATHE_JUDGE_API_KEY"  # the worker hands a local judge's key to the recipe through this variable
+PROBE_MESSAGE = ("You grade replies.\n\n## The conversation so far\nSay hello.\n\n## The assistant's reply\nHello!\n\n"
+                 "## Your grade\nReply with `Score: N` from 0 to 10.")
+
+
+@dataclass(frozen=True)
+class JudgeTarget:
+    """What LiteLLM is called with: a model name, the server's base URL (None: the provider's) and a key."""
+    model: str
+    api_base: str | None
+    api_key: str | None
+    shown: str  # the judge as the user named it, with its URL
+
+    def key(self) -> str | None:
+        # A local OpenAI-compatible server wants no key, but the OpenAI client refuses to send none.
+        return self.api_key or ("no-key" if self.api_base else None)
+
+
+def judge_target(ws: Any, settings: dict[str, Any]) -> JudgeTarget:
+    """The judge a job's settings name: `lathe/…` resolves to the workspace's running endpoint (its URL and
+    local key from the endpoint store); anything else is a LiteLLM model name, with `judge_api_base`."""
+    import os
+
+    model = str(settings.get("judge_model") or "")
+    if not model:
+        raise UserError("RLAIF needs a judge: set judge_model (a LiteLLM model name such as `openai/gpt-4o-mini`, "
+                        "or `lathe/ENDPOINT` for an endpoint of this workspace)")
+    if model.startswith(LOCAL_PREFIX):
+        return _local_target(ws, model)
+    env = settings.get("judge_api_key_env")
+    key = os.environ.get(env) if env else None
+    if env and not key:
+        raise UserError(f"the judge's API key variable `{env}` is not set")
+    base = settings.get("judge_api_base")
+    return JudgeTarget(model, base, key, f"`{model}`" + (f" at {base}" if base else ""))
+
+
+def running_endpoints(ws: Any) -> list[Any]:
+    """The workspace's endpoints that answer now (a local judge must be one of them)."""
+    from runtimes.serving.endpoint_store import EndpointStore
+
+    return [e for e in EndpointStore(ws).list() if e.status in ("running", "idle") and e.url]
+
+
+def _local_target(ws: Any, model: str) -> JudgeTarget:
+    from runtimes.serving.endpoint_store import EndpointStore
+    from runtimes.serving.endpoints import local_key
+
+    name = model[len(LOCAL_PREFIX):]
+    endpoints = EndpointStore(ws).list()
+    endpoint = next((e for e in endpoints if e.name == name), None)
+    served = endpoint.model_ids[0] if endpoint and endpoint.model_ids else None
+    if endpoint is None:  # a registered version: the endpoint that serves it
+        for e in endpoints:
+            for m in e.models:
+                ref = str(m.get("ref") or "")
+                version = f"{ref.split('@')[0]}@{m.get('version')}" if m.get("version") is not None else None
+                if name in (ref, m.get("id"), version):
+                    endpoint, served = e, m["id"]
+    if endpoint is None or served is None:
+        known = ", ".join(f"`{LOCAL_PREFIX}{e.name}`" for e in endpoints) or "none yet"
+        raise UserError(f"judge `{model}`: this workspace has no endpoint or served version `{name}` (endpoints: "
+                        f"{known}); deploy one with `lathe deploy MODEL --name {name}`")
+    if endpoint.status not in ("running", "idle") or endpoint.url is None:
+        raise UserError(f"judge `{model}`: endpoint `{endpoint.name}` is {endpoint.status}; start it with "
+                        f"`lathe endpoints start {endpoint.name}`")
+    return JudgeTarget(f"openai/{served}", endpoint.url, local_key(ws, endpoint.name),
+                       f"`{model}` (endpoint `{endpoint.name}` at {endpoint.url})")
+
+
+def local_judge_settings(ws: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings whose `lathe/…` judge is replaced by the endpoint's OpenAI-compatible model, URL and key (through
+    `LATHE_JUDGE_API_KEY`), resolved when the trainer is built, so a resumed job finds the endpoint where it is now."""
+    import os
+
+    if not str(settings.get("judge_model") or "").startswith(LOCAL_PREFIX):
+        return settings
+    target = _local_target(ws, str(settings["judge_model"]))
+    os.environ[LOCAL_KEY_ENV] = target.api_key or "no-key"
+    return {**settings, "judge_model": target.model, "judge_api_base": target.api_base,
+            "judge_api_key_env": LOCAL_KEY_ENV}
+
+
+def probe_judge(target: JudgeTarget, timeout_s: float = 20.0) -> str:
+    """One call to the judge before any compute is spent; its reply, or a `UserError` naming the judge and why."""
+    import litellm
+
+    try:
+        response = litellm.completion(model=target.model, messages=[{"role": "user", "content": PROBE_MESSAGE}],
+                                      api_base=target.api_base, api_key=target.key(), timeout=timeout_s,
+                                      temperature=0.0, max_tokens=64, num_retries=0, max_retries=0)
+    except Exception as e:  # any provider error means the judge cannot score the run
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UserError(f"the judge {target.shown} does not answer ({type(e).__name__}: {first[:300]}); start it, "
+                        "fix judge_model / judge_api_base, or choose another judge before training") from None
+    reply = response.choices[0].message.content or ""
+    if not reply.strip():
+        raise UserError(f"the judge {target.shown} answered with an empty reply; it cannot score completions")
+    return reply
