@@ -15,7 +15,6 @@ _WRITE = frozenset({"drop", "delete", "deleting", "truncate", "purge", "wipe", "
 _WRITE_WITH_OBJECT = frozenset({"remove", "set", "change", "mark", "rename", "modify", "edit", "fix"})
 _DATA_OBJECTS = frozenset({"record", "records", "row", "rows", "data", "table", "tables", "entry", "entries", "every",
                            "evry", "all", "each", "to"})
-_FUTURE_CUES = frozenset({"will", "ll", "estimate", "expect", "expected", "projected", "going", "gonna"})
 
 
 def match(question: Question, context: Context) -> Reading | None:
@@ -23,7 +22,7 @@ def match(question: Question, context: Context) -> Reading | None:
     if cue_tokens(question, _WRITE_WITH_OBJECT) and cue_tokens(question, _DATA_OBJECTS) and "filter" not in {
             t.low for t in question.tokens}:
         write = cue_tokens(question, _WRITE_WITH_OBJECT)
-    if not forecast and (cue_tokens(question, _FUTURE_CUES) or "'ll" in question.text.lower()) and _future(question, context):
+    if not forecast and _future(question, context):  # a figure for a period that has not happened is a forecast
         forecast = {-1}
     if write:  # the rest of the question (what to delete) belongs to the request
         return Reading("decline", 0.95, {t.index for t in question.tokens}, {"why": "write"},
