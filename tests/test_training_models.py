@@ -232,3 +232,22 @@ def test_demo_base_models(tmp_path):
     with pytest.raises(UserError, match="no demo table `support_tickets`.*lathe init --demo"):
         install_demo_models(empty)
     assert not (empty.root / "models" / "base").exists() or not any((empty.root / "models" / "base").iterdir())
+
+
+@pytest.mark.parametrize("name", ("llama2", "llama3", "qwen3", "deepseek_v3", "gpt_oss"))
+def test_serving_renders_a_chat_through_the_familys_template(models, name):
+    from runtimes.serving.engine import ChatMessage, Engine, Sampling
+    from runtimes.serving.model_ref import ServedModel
+
+    engine = Engine(str(models[name]))
+    engine.register(ServedModel("base", str(models[name]), name, None))
+    chat = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="Where is my order?")]
+    ids = engine.prompt_ids("base", messages=chat)[0].tolist()
+    text = engine.tokenizer.decode(ids)
+    fmt = family(name).chat_format
+    assert text.endswith(PROMPT_END[fmt]) and "Where is my order?" in text
+    # Every marker of the template but the end of an assistant reply (the eos) opens or closes a prompt's turns.
+    assert all(marker in text for marker in TEMPLATE_TOKENS[fmt] if marker != engine.tokenizer.eos_token)
+    reply = engine.generate("base", engine.prompt_ids("base", messages=chat),
+                            Sampling(max_new_tokens=4, temperature=0))
+    assert reply.completion_tokens >= 1
