@@ -34,7 +34,7 @@ JOBS: dict[str, tuple[str, dict[str, Any]]] = {
     "dpo": ("SELECT prompt, chosen, rejected FROM reply_preferences LIMIT {rows}", {"max_length": 256}),
     "rlvr": ("SELECT question, answer FROM gsm8k LIMIT {rows}",
              {"num_generations": 4, "max_completion_length": 24, "micro_batch": 8, "max_length": 192}),
-    "rlaif": ("SELECT prompt FROM reply_preferences LIMIT {rows}",
+    "rlaif": ("SELECT prompt, chosen, rejected FROM reply_preferences LIMIT {rows}",
               {"num_generations": 4, "max_completion_length": 24, "micro_batch": 8, "max_length": 192,
                "rubric": "helpfulness", "judge_model": "openai/judge", "judge_retries": 0,
                "judge_requests_per_second": 1000}),
