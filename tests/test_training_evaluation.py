@@ -1,6 +1,8 @@
 """Evaluation after training, on a real workspace with a tiny local model: an RLVR job on GSM8K compares the
-verifiable reward of base and tuned replies on held-out rows, draws the curves and the comparison into a PNG in
-its run folder and in MLflow, and puts the figures into the registered version's tags."""
+verifiable reward and pass rate of base and tuned replies on held-out rows, draws the curves and the comparison
+into a PNG and a text report in its run folder and in MLflow, sets its estimated against its actual duration, and
+registers a self-contained version (model artifact, dataset input). SFT (held-out loss, reference win rate) and
+DPO (preference accuracy, implicit reward margin) are compared after real TRL training of a tiny model."""
 from __future__ import annotations
 
 import json
