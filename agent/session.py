@@ -38,7 +38,9 @@ _MUST_FINISH = frozenset({"execute", "respond"})
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 # What a progress line shows while a job runs, and the evaluation figures its last line shows.
 _RUNNING_FIGURES = ("loss", "reward", "grad_norm", "tokens_per_s")
-_FINAL_FIGURES = ("eval_loss", "base_reward", "tuned_reward", "base_judge_score", "tuned_judge_score", "win_rate")
+_FINAL_FIGURES = ("eval_loss", "base_heldout_loss", "tuned_heldout_loss", "base_preference_accuracy", "tuned_preference_accuracy",
+                  "reward_margin", "base_reward", "tuned_reward", "base_pass_rate", "tuned_pass_rate",
+                  "base_judge_score", "tuned_judge_score", "win_rate", "duration_ratio")
 
 
 class PendingApproval(BaseModel):

@@ -11,6 +11,7 @@ from cli import (catalog_commands, chat_command, finetune_command, init_command,
 from cli import monitor_command
 from cli import serve_commands
 from cli import batch_commands
+from cli import model_merge_command
 from catalog.offline import apply_offline_env
 from cli.context import set_workspace
 
@@ -43,6 +44,7 @@ tour_command.register(app)
 ui_command.register(app)
 chat_command.register(app)
 finetune_command.register(app)
+model_merge_command.register(finetune_command.models_app)
 monitor_command.register(app)
 serve_commands.register(app)
 batch_commands.register(app)

@@ -41,5 +41,9 @@ def test_both_pipelines_train_on_the_same_rows_and_report_tokens_per_second(tmp_
     # At most micro-batch × max_length real tokens per step.
     assert same.lathe[0].tokens <= 2 * 2 * 96
     assert out["auto_knobs"]["packing"] or out["auto_knobs"]["padding_free"]
+    # Like with like: gradient checkpointing is set on both sides, not left to TRL's default (on).
+    assert any('"gradient_checkpointing": false' in line for line in lines if line.startswith("1. same settings"))
+    assert any(f"gradient_checkpointing {out['auto_knobs']['gradient_checkpointing']} on both sides" in line
+               for line in lines)
     assert any(line.startswith("1. same settings") for line in lines)
     assert any("tokens/s" in line for line in lines)

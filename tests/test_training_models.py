@@ -9,6 +9,7 @@ import time
 import pytest
 
 from catalog.errors import UserError
+from runtimes.training.chat_templates import TEMPLATE_TOKENS
 from runtimes.training.model_families import FAMILIES, check_chat_template, detect_family, family
 from runtimes.training.model_source import load_model, load_tokenizer, resolve_model
 from runtimes.training.tiny_models import TINY_FAMILIES, build_tiny_model, install_demo_models, train_tokenizer
@@ -16,8 +17,15 @@ from runtimes.training.tiny_models import TINY_FAMILIES, build_tiny_model, insta
 TEXTS = [f"Hello {n}, your order #{i * 7} shipped on {d}. Thanks for your patience!"
          for i, (n, d) in enumerate((n, d) for n in ("Maria", "Wei", "Lars", "Amara") for d in ("Monday", "Friday"))
          for _ in range(10)]
-# One SFT step per architecture: the R1 distills and Llama 2 share their weights' layout with another family.
-SFT_FAMILIES = ("llama3", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss")
+# One SFT step per architecture and chat format: the R1 distills and Llama 2 share their weights' layout with
+# another family, and Llama 2 writes its own template.
+SFT_FAMILIES = ("llama2", "llama3", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "deepseek_v2", "deepseek_v3",
+                "deepseek_r1_distill_qwen", "gpt_oss")
+# How each chat format writes an assistant reply (the tokens the loss is computed on) and the turn's opening.
+REPLY_END = {"chatml": "It shipped.<|im_end|>", "llama3": "It shipped.<|eot_id|>", "llama2": " It shipped. </s>",
+             "deepseek": "It shipped.<｜end▁of▁sentence｜>", "harmony": "It shipped.<|return|>"}
+PROMPT_END = {"chatml": "<|im_start|>assistant\n", "llama3": "<|start_header_id|>assistant<|end_header_id|>\n\n",
+              "llama2": "[/INST]", "deepseek": "<｜Assistant｜>", "harmony": "<|start|>assistant<|channel|>final<|message|>"}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +86,10 @@ def test_tiny_model_loads_generates_and_takes_lora_targets(models, name):
     model = AutoModelForCausalLM.from_pretrained(path)
     source = resolve_model(str(path))
     assert source.local and source.family.name == name
-    assert 300 < len(tok) <= 512 and {"<|im_start|>", "<|im_end|>", "<|pad|>", "<|bos|>"} <= set(tok.get_vocab())
+    fmt = source.family.chat_format
+    assert 300 < len(tok) <= 512 and {"<|pad|>", tok.bos_token, tok.eos_token} <= set(tok.get_vocab())
+    assert tok.chat_template == source.family.chat_template  # the family's own template, not ChatML for all
+    assert fmt == "chatml" or "<|im_start|>" not in tok.get_vocab()
 
     # Every LoRA target names real Linear modules of this architecture.
     linear = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
@@ -96,7 +107,11 @@ def test_tiny_model_loads_generates_and_takes_lora_targets(models, name):
     chat = [{"role": "user", "content": "Where is my order?"}, {"role": "assistant", "content": "It shipped."}]
     enc = tok.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
     masked = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
-    assert tok.decode(masked) == "It shipped.<|im_end|>"
+    assert tok.decode(masked) == REPLY_END[fmt]
+    # Each template's markers are single special tokens, and the generation prompt opens an assistant reply.
+    for marker in TEMPLATE_TOKENS[fmt]:
+        assert len(tok(marker, add_special_tokens=False).input_ids) == 1, marker
+    assert tok.apply_chat_template(chat[:1], add_generation_prompt=True, tokenize=False).endswith(PROMPT_END[fmt])
     prompt = tok.apply_chat_template(chat[:1], add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = lora.base_model.model.generate(**prompt, max_new_tokens=4, do_sample=False)
     assert out.shape[1] == prompt["input_ids"].shape[1] + 4 or tok.eos_token_id in out[0].tolist()
@@ -113,12 +128,24 @@ def test_one_sft_step_on_cpu_changes_the_weights(models, name, tmp_path):
     assert check.source == "tokenizer" and check.assistant_masks
     model = load_model(source)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    rows = [{"messages": [{"role": "user", "content": f"Where is order {i}?"},
-                          {"role": "assistant", "content": f"Order {i} shipped on Monday."}]} for i in range(4)]
+    # Rows of different lengths, so the batch is padded and attention runs under a padding mask.
+    rows = [{"messages": [{"role": "user", "content": f"Where is order {i}?" + " Please hurry." * i},
+                          {"role": "assistant", "content": f"Order {i} shipped on Monday." + " Thanks!" * (3 - i)}]}
+            for i in range(4)]
     args = SFTConfig(output_dir=str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=4, use_cpu=True,
-                     bf16=False, report_to=[], assistant_only_loss=True, save_strategy="no", max_length=64,
+                     bf16=False, report_to=[], assistant_only_loss=True, save_strategy="no", max_length=256,
                      learning_rate=1e-3, disable_tqdm=True)
-    result = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok).train()
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+    batch = next(iter(trainer.get_train_dataloader()))
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    assert len(set(lengths)) == 4, lengths  # really variable-length: four different lengths, padded
+    # Training renders through the family's template: the loss covers exactly the assistant replies.
+    labelled = [tok.decode([t for t, lab in zip(ids, labels) if lab != -100])
+                for ids, labels in zip(batch["input_ids"].tolist(), batch["labels"].tolist())]
+    replies = [r["messages"][1]["content"] for r in rows]
+    llama2 = source.family.chat_format == "llama2"
+    assert sorted(labelled) == sorted(f" {c} {tok.eos_token}" if llama2 else c + tok.eos_token for c in replies)
+    result = trainer.train()
     assert 4.0 < result.training_loss < 8.0  # random weights: close to ln(vocab) ≈ 6.2
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
     assert any("embed" in n for n in changed) and any("layers.1." in n for n in changed)
@@ -205,3 +232,22 @@ def test_demo_base_models(tmp_path):
     with pytest.raises(UserError, match="no demo table `support_tickets`.*lathe init --demo"):
         install_demo_models(empty)
     assert not (empty.root / "models" / "base").exists() or not any((empty.root / "models" / "base").iterdir())
+
+
+@pytest.mark.parametrize("name", ("llama2", "llama3", "qwen3", "deepseek_v3", "gpt_oss"))
+def test_serving_renders_a_chat_through_the_familys_template(models, name):
+    from runtimes.serving.engine import ChatMessage, Engine, Sampling
+    from runtimes.serving.model_ref import ServedModel
+
+    engine = Engine(str(models[name]))
+    engine.register(ServedModel("base", str(models[name]), name, None))
+    chat = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="Where is my order?")]
+    ids = engine.prompt_ids("base", messages=chat)[0].tolist()
+    text = engine.tokenizer.decode(ids)
+    fmt = family(name).chat_format
+    assert text.endswith(PROMPT_END[fmt]) and "Where is my order?" in text
+    # Every marker of the template but the end of an assistant reply (the eos) opens or closes a prompt's turns.
+    assert all(marker in text for marker in TEMPLATE_TOKENS[fmt] if marker != engine.tokenizer.eos_token)
+    reply = engine.generate("base", engine.prompt_ids("base", messages=chat),
+                            Sampling(max_new_tokens=4, temperature=0))
+    assert reply.completion_tokens >= 1

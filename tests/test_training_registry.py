@@ -31,10 +31,19 @@ def test_versions_carry_lineage_and_approval_is_decided_once(workspace, tmp_path
     assert shown.lineage == _lineage("job-1")
     assert workspace.mlflow_db.is_file()
 
+    # The newest version is the challenger; approval makes a version the champion.
+    assert get_version(workspace, "tiny-qwen3-sft", 2).aliases == ("challenger",) and shown.aliases == ()
     approved = decide(workspace, "tiny-qwen3-sft", 1, "approved", "dana", "eval loss fine")
     assert approved.approval == "approved" and approved.to_json()["decided_by"] == "dana"
+    assert approved.aliases == ("champion",) and approved.to_json()["aliases"] == ["champion"]
     assert decide(workspace, "tiny-qwen3-sft", "2", "rejected", "lee").approval == "rejected"
-    assert [(m.version, m.approval) for m in list_versions(workspace)] == [("1", "approved"), ("2", "rejected")]
+    assert get_version(workspace, "tiny-qwen3-sft", 2).aliases == ()  # a rejected version is no challenger
+    v3 = register_version(workspace, "tiny-qwen3-sft", str(model), None, _lineage("job-3"))
+    assert v3.aliases == ("challenger",)
+    assert decide(workspace, "tiny-qwen3-sft", 3, "approved", "dana").aliases == ("champion",)
+    assert get_version(workspace, "tiny-qwen3-sft", 1).aliases == ()  # the champion moved to the newer approval
+    assert [(m.version, m.approval) for m in list_versions(workspace)] == [("1", "approved"), ("2", "rejected"),
+                                                                          ("3", "approved")]
     with pytest.raises(UserError, match="version 1 was already approved by dana"):
         decide(workspace, "tiny-qwen3-sft", 1, "rejected", "lee")
     with pytest.raises(UserError, match="needs the approver's name"):

@@ -354,7 +354,8 @@ class JobStatus(LatheTool):
         report = None
         if job.status == "succeeded":
             evaluation = dict((job.lineage or {}).get("metrics") or {})
-            figures = {k: v for k, v in evaluation.items() if k.startswith("eval") or "win" in k or "reward" in k}
+            figures = {k: v for k, v in evaluation.items() if k.startswith(("eval", "base_", "tuned_", "duration"))
+                       or "win" in k or "reward" in k}
             if figures:
                 parts.append("evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                         for k, v in figures.items()))

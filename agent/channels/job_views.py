@@ -13,12 +13,19 @@ if TYPE_CHECKING:  # only for hints: the chat UI imports this before the agent h
 _BAR_CELLS = 20
 # The evaluation figures a report shows first, with their names in words; the rest follow as they are.
 FIGURE_NAMES = {
+    "base_heldout_loss": "held-out loss, base", "tuned_heldout_loss": "held-out loss, tuned",
+    "base_perplexity": "held-out perplexity, base", "tuned_perplexity": "held-out perplexity, tuned",
+    "base_reference_f1": "overlap with the reference reply, base", "tuned_reference_f1":
+    "overlap with the reference reply, tuned", "base_preference_accuracy": "preference accuracy, base",
+    "tuned_preference_accuracy": "preference accuracy, tuned", "reward_margin": "implicit reward margin (tuned)",
+    "base_pass_rate": "pass rate, base", "tuned_pass_rate": "pass rate, tuned",
     "eval_loss": "eval loss", "eval_perplexity": "eval perplexity", "base_reward": "verifiable reward, base",
     "tuned_reward": "verifiable reward, tuned", "reward_gain": "reward gain (tuned − base)",
     "base_judge_score": "judge score, base", "tuned_judge_score": "judge score, tuned",
     "win_rate": "judge's win rate of tuned over base", "judge_failures": "judge failures left out",
     "compared_rows": "held-out rows compared", "loss": "final training loss", "grad_norm": "final gradient norm",
-    "tokens_per_s": "tokens/s", "steps": "steps"}
+    "tokens_per_s": "tokens/s", "steps": "steps", "duration_estimated_s": "estimated seconds",
+    "duration_actual_s": "actual seconds", "duration_ratio": "actual / estimated duration"}
 
 
 def progress_line(p: JobProgress) -> str:

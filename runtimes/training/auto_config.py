@@ -67,18 +67,21 @@ class DataProfile:
 
     token_lengths: tuple[int, ...]
     completion_lengths: tuple[int, ...] = ()
+    rows: int = 0  # the dataset's row count when the lengths are of a sample of it
 
     @classmethod
-    def from_lengths(cls, lengths: Sequence[int], completion_lengths: Sequence[int] = ()) -> DataProfile:
+    def from_lengths(cls, lengths: Sequence[int], completion_lengths: Sequence[int] = (),
+                     rows: int = 0) -> DataProfile:
         if not lengths:
             raise UserError("the dataset has no rows to train on")
         if min(lengths) < 1:
             raise UserError("every example needs at least one token (an empty row was given)")
-        return cls(tuple(int(n) for n in lengths), tuple(int(n) for n in completion_lengths))
+        return cls(tuple(int(n) for n in lengths), tuple(int(n) for n in completion_lengths), max(rows, len(lengths)))
 
     @property
     def size(self) -> int:
-        return len(self.token_lengths)
+        """Rows in the dataset (not only in the measured sample): what steps, epochs and batch depend on."""
+        return self.rows or len(self.token_lengths)
 
     def quantile(self, q: float, of: Sequence[int] | None = None) -> int:
         xs = sorted(self.token_lengths if of is None else of)
@@ -222,11 +225,11 @@ def _choose_max_length(shape: ModelShape, data: DataProfile, recipe: Recipe, dec
         length = shape.max_positions
     cut = sum(1 for n in data.token_lengths if n > length)
     what = "prompts" if recipe in RL_RECIPES else "examples"
-    reason = (f"the 99th percentile of {data.size} {what} is {p} tokens (longest {max(data.token_lengths)}), "
+    reason = (f"the 99th percentile of {len(data.token_lengths)} {what} is {p} tokens (longest {max(data.token_lengths)}), "
               f"rounded up to a multiple of {LENGTH_STEP}")
     if capped:
         reason += f", capped at the model's context of {shape.max_positions}"
-    reason += f"; {cut} {what} ({cut / data.size:.1%}) are longer and will be cut" if cut else f"; no {what} are cut"
+    reason += f"; {cut} {what} ({cut / len(data.token_lengths):.1%}) are longer and will be cut" if cut else f"; no {what} are cut"
     return decide("max_length", length, reason)
 
 

@@ -57,7 +57,8 @@ DEEPSEEK = (
     "{%- if add_generation_prompt -%}{{- '<｜Assistant｜>' -}}{%- endif -%}"
 )
 
-# GPT-OSS speaks the harmony format; a fine-tuned reply goes to the `final` channel.
+# GPT-OSS speaks the harmony format; a fine-tuned reply goes to the `final` channel, and the generation prompt
+# opens that channel, since the channel header sits outside the trained (assistant-masked) tokens.
 HARMONY = (
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'assistant' -%}"
@@ -68,7 +69,7 @@ HARMONY = (
     "+ message['content'] + '<|end|>' -}}"
     "{%- endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|start|>assistant' -}}{%- endif -%}"
+    "{%- if add_generation_prompt -%}{{- '<|start|>assistant<|channel|>final<|message|>' -}}{%- endif -%}"
 )
 
 # The special tokens each template writes; a tokenizer that lacks one cannot use the template.

@@ -44,6 +44,7 @@ class FinetunePlan:
     measured_rows: int               # rows whose token lengths were measured (all, or a sample)
     training: TrainingPlan
     settings: dict[str, Any]
+    measured: Any = None  # `duration.MeasuredDuration`: warm-up steps of the real trainer, when the plan timed them
 
     @property
     def hardware(self) -> Hardware:
@@ -55,7 +56,7 @@ class FinetunePlan:
 
     @property
     def duration_s(self) -> float:
-        return self.training.duration_s
+        return self.measured.total_s if self.measured else self.training.duration_s
 
     @property
     def decisions(self) -> tuple[Any, ...]:
@@ -77,13 +78,14 @@ class FinetunePlan:
         lines.append(f"Token lengths, measured with the model's tokenizer on {measured}: median "
                      f"{statistics.median(lengths):.0f}, 99th percentile {self.profile.quantile(0.99)}, longest "
                      f"{max(lengths)}.")
-        lines.append(explain_training(self.training))
+        lines.append(explain_training(self.training) if self.measured is None else "\n".join(
+            f"Duration: {self.measured.describe()}." if line.startswith("Duration:") else line
+            for line in explain_training(self.training).splitlines()))
         rest = {k: v for k, v in self.settings.items() if k not in TrainingConfig.model_fields}
         if rest:
             lines.append("Other settings: " + ", ".join(f"{k} = {v}" for k, v in rest.items()) + ".")
         if self.settings.get("max_steps", -1) != -1:
-            lines.append(f"max_steps = {self.settings['max_steps']} stops training before the planned epochs end, "
-                         "so it will take less time than estimated.")
+            lines.append(max_steps_note(int(self.settings["max_steps"]), self.training.steps))
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -100,13 +102,16 @@ class FinetunePlan:
                 "memory": {"total_bytes": t.estimate.total, "total": gib(t.estimate.total),
                            "budget_bytes": t.budget_bytes, "fits": t.fits,
                            "parts_bytes": t.estimate.parts(), "trainable_params": t.estimate.trainable_params},
-                "steps": t.steps, "tokens_per_second": t.tokens_per_second, "duration_s": t.duration_s,
+                "steps": t.steps, "tokens_per_second": t.tokens_per_second, "duration_s": self.duration_s,
+                "measured_duration": self.measured.to_json() if self.measured else None,
                 "warnings": list(t.warnings), "explanation": self.explain()}
 
 
-def plan_finetune(ws: Workspace, spec: JobSpec, *, hardware: Hardware | None = None) -> FinetunePlan:
+def plan_finetune(ws: Workspace, spec: JobSpec, *, hardware: Hardware | None = None,
+                  measure_speed: bool = True) -> FinetunePlan:
     """Resolve the model, check and prepare the data (in memory), measure its token lengths, detect the
-    hardware and configure the run. Every problem is a `UserError` raised before any compute."""
+    hardware and configure the run; with `measure_speed`, time a few warm-up steps for the duration. Every
+    problem is a `UserError` raised before the warm-up's compute."""
     from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset, prepare
     from runtimes.training.jobs.trainer_factory import resolve_settings
     from runtimes.training.model_source import resolve_model
@@ -118,7 +123,8 @@ def plan_finetune(ws: Workspace, spec: JobSpec, *, hardware: Hardware | None = N
                                                 mapping=spec.mapping))
     prepared = prepare(dataset_plan, ws)
     check_judge(ws, spec.technique, given)
-    return plan_prepared(spec, source, prepared, hardware=hardware, description=dataset_plan.describe())
+    return plan_prepared(spec, source, prepared, hardware=hardware, description=dataset_plan.describe(),
+                         measure_speed=measure_speed)
 
 
 def check_judge(ws: Workspace, technique: str, settings: dict[str, Any]) -> str | None:
@@ -132,7 +138,7 @@ def check_judge(ws: Workspace, technique: str, settings: dict[str, Any]) -> str 
 
 
 def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware: Hardware | None = None,
-                  description: str | None = None) -> FinetunePlan:
+                  description: str | None = None, measure_speed: bool = False) -> FinetunePlan:
     """The plan for data already prepared (the worker's path, which keeps the prepared rows to train on)."""
     from runtimes.training.jobs.trainer_factory import recipe_config, resolve_settings
     from runtimes.training.model_source import load_tokenizer
@@ -156,10 +162,26 @@ def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware
     resolved.pop("effective_batch", None)  # micro_batch × gradient_accumulation says it
     recipe_config(spec.technique, resolved)  # the combination must be one the recipe accepts
     summary = prepared.summary()
+    timed = None
+    if measure_speed:
+        from runtimes.training.duration import measure_duration, planned_steps
+
+        timed = measure_duration(spec.technique, resolved, source, prepared, planned_steps(resolved, training.steps))
     return FinetunePlan(spec=spec, model=source, dataset=summary,
                         dataset_description=description or _describe(prepared),
                         bad_rows=tuple(str(b) for b in prepared.bad_rows[:20]), profile=profile,
-                        measured_rows=measured, training=training, settings=resolved)
+                        measured_rows=measured, training=training, settings=resolved, measured=timed)
+
+
+def max_steps_note(max_steps: int, planned: int) -> str:
+    """What `max_steps` does to the planned epochs' steps: more takes longer, fewer takes less."""
+    if max_steps > planned:
+        return (f"max_steps = {max_steps} is more than the {planned} steps the planned epochs take: training goes "
+                "on past them, so it will take longer than the epochs would.")
+    if max_steps < planned:
+        return (f"max_steps = {max_steps} stops training before the planned epochs end ({planned} steps), so it "
+                "will take less time than the epochs would.")
+    return f"max_steps = {max_steps} is the number of steps the planned epochs take."
 
 
 def measure_lengths(tokenizer: Any, rows: Any, technique: str, *, seed: int = 42,
@@ -184,8 +206,8 @@ def measure_lengths(tokenizer: Any, rows: Any, technique: str, *, seed: int = 42
             reference = row.get("solution") or row.get("answer") if technique == "rlvr" else row.get("reference")
             if reference:
                 completions.append(_count(tokenizer, str(reference)))
-    return DataProfile.from_lengths([max(1, n) for n in lengths], completions if technique in RL_RECIPES else ()), \
-        len(indices)
+    return DataProfile.from_lengths([max(1, n) for n in lengths], completions if technique in RL_RECIPES else (),
+                                    rows=len(rows)), len(indices)
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]], *, generation: bool = False) -> str:

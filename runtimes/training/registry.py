@@ -1,6 +1,7 @@
 """The model registry: each successful job becomes a version in MLflow's registry with its lineage (base
-model, dataset hash and SQL, recipe and resolved config, job id, metrics) and an approval status kept as
-version tags (pending → approved or rejected, with who decided and when).
+model, dataset hash and SQL, recipe and resolved config, job id, metrics, the run's model artifact) and an
+approval status kept as version tags (pending → approved or rejected, with who decided and when). Aliases follow
+the decisions: a new version is the `challenger`, an approved one becomes the `champion`.
 
 It never trains or deletes anything; a decision once taken is not silently overwritten.
 """
@@ -18,6 +19,7 @@ from catalog.workspace import Workspace
 from runtimes.training.tracking import client
 
 APPROVAL = "lathe.approval"
+CHAMPION, CHALLENGER = "champion", "challenger"
 _TAG_MAX = 5000  # MLflow's limit on a tag value
 Decision = Literal["approved", "rejected"]
 
@@ -31,10 +33,11 @@ class ModelVersion:
     approval: str
     lineage: dict[str, Any]
     tags: dict[str, str]
+    aliases: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "source": self.source, "run_id": self.run_id,
-                "approval": self.approval, "lineage": self.lineage,
+                "approval": self.approval, "lineage": self.lineage, "aliases": list(self.aliases),
                 "decided_by": self.tags.get("lathe.decided_by"), "decision_note": self.tags.get("lathe.decision_note")}
 
 
@@ -57,7 +60,8 @@ def register_version(ws: Workspace, name: str, source: str, run_id: str | None, 
     tags = {APPROVAL: "pending", **{f"lathe.{k}": _tag(v) for k, v in lineage.items()}}
     v = c.create_model_version(name, source=source, run_id=run_id, tags=tags,
                                description=f"job {lineage.get('job_id', '?')}")
-    return _version(v)
+    c.set_registered_model_alias(name, CHALLENGER, str(v.version))
+    return _version(c.get_model_version(name, str(v.version)))
 
 
 def list_versions(ws: Workspace, name: str | None = None) -> list[ModelVersion]:
@@ -95,7 +99,17 @@ def decide(ws: Workspace, name: str, version: str | int, decision: Decision, app
     for key, value in ((APPROVAL, decision), ("lathe.decided_by", approver.strip()),
                        ("lathe.decided_at", time.strftime("%Y-%m-%dT%H:%M:%S%z")), ("lathe.decision_note", note)):
         c.set_model_version_tag(name, str(current.version), key, value)
+    _move_aliases(c, name, str(current.version), decision)
     return get_version(ws, name, version)
+
+
+def _move_aliases(c: Any, name: str, version: str, decision: Decision) -> None:
+    """An approved version becomes the champion; a decided one is no longer the challenger."""
+    if decision == "approved":
+        c.set_registered_model_alias(name, CHAMPION, version)
+    aliases = c.get_registered_model(name).aliases or {}
+    if str(aliases.get(CHALLENGER)) == version:
+        c.delete_registered_model_alias(name, CHALLENGER)
 
 
 def _tag(value: Any) -> str:
@@ -107,7 +121,8 @@ def _quoted(name: str) -> str:
     return name.replace("'", "''")
 
 
-_LINEAGE_KEYS = ("job_id", "base_model", "technique", "recipe", "dataset_hash", "dataset_sql", "dataset", "config", "metrics")
+_LINEAGE_KEYS = ("job_id", "base_model", "technique", "recipe", "dataset_hash", "dataset_sql", "dataset", "config",
+                 "metrics", "model_uri", "merged_from")
 
 
 def _version(v: Any) -> ModelVersion:
@@ -122,4 +137,5 @@ def _version(v: Any) -> ModelVersion:
         except json.JSONDecodeError:
             lineage[key] = raw
     return ModelVersion(name=v.name, version=str(v.version), source=v.source, run_id=v.run_id,
-                        approval=tags.get(APPROVAL, "pending"), lineage=lineage, tags=tags)
+                        approval=tags.get(APPROVAL, "pending"), lineage=lineage, tags=tags,
+                        aliases=tuple(getattr(v, "aliases", None) or ()))

@@ -1,4 +1,5 @@
-"""Tiny random-weight models of every supported family, with a byte-level BPE tokenizer trained on given text.
+"""Tiny random-weight models of every supported family, with a byte-level BPE tokenizer trained on given text
+that carries the family's own chat template and special tokens.
 
 For tests and for trying the pipeline end to end with no download; they say nothing about quality.
 Building one never touches the hub; torch and transformers are imported inside the functions.
@@ -13,11 +14,16 @@ from typing import Any
 
 from catalog.errors import UserError
 from catalog.workspace import Workspace
-from runtimes.training.chat_templates import CHATML
+from runtimes.training.chat_templates import TEMPLATE_TOKENS, TEMPLATES
 from runtimes.training.model_families import family
 
-PAD, BOS, EOS, IM_START, IM_END = "<|pad|>", "<|bos|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"
-SPECIAL_TOKENS = (PAD, BOS, EOS, IM_START, IM_END)
+PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|endoftext|>"
+# Each chat format's beginning-of-sequence and end-of-turn tokens, as the family's published tokenizers name them;
+# the end of turn is the tokenizer's eos so that generation stops where an assistant reply ends.
+_FORMAT_TOKENS: dict[str, tuple[str, str]] = {
+    "chatml": (BOS, "<|im_end|>"), "llama3": ("<|begin_of_text|>", "<|eot_id|>"), "llama2": ("<s>", "</s>"),
+    "deepseek": ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"), "harmony": (BOS, "<|return|>"),
+}
 # Which transformers config class builds each family; the R1 distills are Qwen 2 and Llama architectures.
 _ARCHITECTURES = {
     "llama2": "llama", "llama3": "llama", "deepseek_r1_distill_llama": "llama",
@@ -34,28 +40,33 @@ the pipeline, not for quality. Fine-tune a real base model for real use.
 """
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> Any:
-    """A byte-level BPE tokenizer trained on `texts`, wrapped in `PreTrainedTokenizerFast`, with pad, bos,
-    eos, `<|im_start|>` and `<|im_end|>` and a ChatML template that marks assistant turns."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, chat_format: str = "chatml") -> Any:
+    """A byte-level BPE tokenizer trained on `texts`, wrapped in `PreTrainedTokenizerFast`, with pad, bos and
+    eos and the special tokens of `chat_format`'s template (ChatML, Llama 2 or 3, DeepSeek, Harmony), whose
+    template it carries; the template marks assistant turns for assistant-only loss."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if chat_format not in TEMPLATES:
+        raise UserError(f"no chat format `{chat_format}`; the formats: {', '.join(TEMPLATES)}")
     if not 300 <= vocab_size <= 50_000:
         raise UserError(f"a tiny tokenizer's vocabulary must be 300 to 50,000 tokens (the 256 bytes come first); "
                         f"got {vocab_size}")
     corpus = [t for t in texts if isinstance(t, str) and t.strip()]
     if not corpus:
         raise UserError("a tokenizer needs some text to learn from; none was given")
+    bos, end_of_turn = _FORMAT_TOKENS[chat_format]
+    special = list(dict.fromkeys((PAD, bos, EOS, end_of_turn, *TEMPLATE_TOKENS[chat_format])))
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), min_frequency=1,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, min_frequency=1,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(corpus, trainer)
-    # eos is `<|im_end|>` so that generation stops at the end of an assistant turn, as in Qwen's chat models.
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=IM_END, pad_token=PAD,
-                                   unk_token=None, additional_special_tokens=[EOS, IM_START],
-                                   chat_template=CHATML, model_max_length=2048)
+    extra = [t for t in special if t not in (PAD, bos, end_of_turn)]
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=end_of_turn, pad_token=PAD,
+                                   unk_token=None, additional_special_tokens=extra,
+                                   chat_template=TEMPLATES[chat_format], model_max_length=2048)
 
 
 def tiny_config(family_name: str, tokenizer: Any, *, hidden: int = 64, layers: int = 2, heads: int = 4,
@@ -83,7 +94,9 @@ def tiny_config(family_name: str, tokenizer: Any, *, hidden: int = 64, layers: i
     if arch == "qwen3_moe":
         kw.update(num_experts=experts, num_experts_per_tok=2, moe_intermediate_size=hidden // 2)
     if arch in ("deepseek_v2", "deepseek_v3"):
-        kw.update(n_routed_experts=experts, num_experts_per_tok=2, moe_intermediate_size=hidden // 2,
+        # Multi-head latent attention expands keys and values to every head (the published configs set
+        # num_key_value_heads = num_attention_heads); fewer would be repeated again under a padding mask.
+        kw.update(num_key_value_heads=heads, n_routed_experts=experts, num_experts_per_tok=2, moe_intermediate_size=hidden // 2,
                   n_shared_experts=1, first_k_dense_replace=1, n_group=1, topk_group=1, kv_lora_rank=head_dim,
                   qk_nope_head_dim=head_dim // 2, qk_rope_head_dim=head_dim // 2, v_head_dim=head_dim,
                   q_lora_rank=None if arch == "deepseek_v2" else hidden // 2,
@@ -106,7 +119,7 @@ def build_tiny_model(family_name: str, path: Path | str, texts: Iterable[str], *
     path = Path(path)
     if path.exists():
         raise UserError(f"{path} already exists: choose another folder for the tiny model or remove it")
-    tokenizer = train_tokenizer(texts, vocab_size)
+    tokenizer = train_tokenizer(texts, vocab_size, family(family_name).chat_format)
     config = tiny_config(family_name, tokenizer, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
                          experts=experts)
     torch.manual_seed(seed)

@@ -1,14 +1,18 @@
 """MLflow tracking for training jobs: one run per job in the workspace's SQLite store (`mlflow.db`), so that
-`mlflow ui --backend-store-uri sqlite:///<workspace>/mlflow.db` shows every job.
+`mlflow ui --backend-store-uri sqlite:///<workspace>/mlflow.db` shows every job, with its training data as a
+dataset input (named by the SQL and tables it came from) and the trained model among its artifacts.
 
 It talks to MLflow through `MlflowClient` only (no global active run), and never leaves the workspace:
 artifacts go under `runs/mlflow-artifacts`.
 """
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from catalog.workspace import Workspace
@@ -70,6 +74,74 @@ class JobRun:
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
 
+    def log_dataset(self, prepared: Any, context: str = "train") -> None:
+        """The prepared rows as an MLflow dataset input: schema, row count, content hash as digest, and as source
+        the SQL and tables of the workspace's warehouse they were read with."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        rows = prepared.train if context == "train" else prepared.eval
+        if rows is None:
+            return
+        source = _warehouse_source_class()(sql=prepared.sql, tables=list(prepared.tables))
+        name = "+".join(prepared.tables) or "query"
+        dataset = mlflow.data.from_pandas(rows.to_pandas(), source=source, name=f"{name} ({context})",
+                                          digest=prepared.content_hash[:16])
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(
+            dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])])
+
+    def log_model(self, folder: Path) -> str:
+        """The saved model (weights or adapter, tokenizer) as the run's `model` artifacts; returns their URI."""
+        self.client.log_artifacts(self.run_id, str(folder), "model")
+        return f"runs:/{self.run_id}/model"
+
     def finish(self, status: str) -> None:
         """`status`: FINISHED, FAILED or KILLED."""
         self.client.set_terminated(self.run_id, status=status)
+
+
+@functools.cache
+def _warehouse_source_class() -> type:
+    """MLflow's `DatasetSource` for rows read by a SQL query over the workspace's DuckDB warehouse (defined on
+    first use: importing MLflow's data module is slow)."""
+    from mlflow.data.dataset_source import DatasetSource
+
+    class WarehouseQuerySource(DatasetSource):
+        def __init__(self, sql: str, tables: list[str]) -> None:
+            self.sql, self.tables = sql, tables
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return "lathe_warehouse_sql"
+
+        def load(self, **kwargs: Any) -> Any:
+            raise NotImplementedError("run the SQL in the workspace (`lathe query`) to read these rows again")
+
+        @staticmethod
+        def _can_resolve(raw_source: Any) -> bool:
+            return False
+
+        @classmethod
+        def _resolve(cls, raw_source: Any) -> Any:
+            raise NotImplementedError
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"sql": self.sql, "tables": self.tables}
+
+        @classmethod
+        def from_dict(cls, source_dict: dict[str, Any]) -> Any:
+            return cls(sql=source_dict["sql"], tables=list(source_dict.get("tables", [])))
+
+    return WarehouseQuerySource
+
+
+def dataset_inputs(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
+    """The run's dataset inputs: name, digest, context, source (SQL and tables) and profile."""
+    run = client(ws).get_run(run_id)
+    out = []
+    for d in run.inputs.dataset_inputs:
+        tags = {t.key: t.value for t in d.tags}
+        out.append({"name": d.dataset.name, "digest": d.dataset.digest, "context": tags.get("mlflow.data.context"),
+                    "source_type": d.dataset.source_type, "source": json.loads(d.dataset.source),
+                    "profile": json.loads(d.dataset.profile or "{}")})
+    return out

@@ -27,6 +27,11 @@ class _Stop:
     requested = False
 
 
+class _Clock:
+    """When this attempt began its compute (building the trainer), to set against the plan's estimate."""
+    started = 0.0
+
+
 class Stopped(Exception):
     """SIGTERM arrived before training began: nothing to checkpoint."""
 
@@ -65,6 +70,8 @@ def run_job(ws: Workspace, store: JobStore, job_id: str) -> int:
         store.update(job_id, mlflow_run_id=tracking.run_id)
         tracking.log_params({"base_model": job.spec.model, "technique": job.spec.technique,
                              "dataset_hash": prepared.content_hash, "dataset_sql": prepared.sql, **settings})
+        tracking.log_dataset(prepared)
+        _Clock.started = time.perf_counter()
         return _train(ws, store, store.get(job_id), settings, source, prepared, tracking)
     except Stopped:
         store.set_status(job_id, "cancelled", "cancelled before training began")
@@ -106,10 +113,11 @@ def _validate(ws: Workspace, store: JobStore, job: Job) -> tuple[dict[str, Any],
     if job.config and job.lineage and "plan" in job.lineage:
         settings, planned = job.config, job.lineage["plan"]  # a resumed job trains exactly as it began
     else:
-        plan = plan_prepared(job.spec, source, prepared)
+        plan = plan_prepared(job.spec, source, prepared, measure_speed=True)
         settings = plan.settings
         planned = {"hardware": plan.hardware.describe(), "memory_estimate": plan.estimate.total,
                    "estimated_duration_s": round(plan.duration_s, 1),
+                   "measured_duration": plan.measured.to_json() if plan.measured else None,
                    "decisions": {d.field: d.value for d in plan.decisions},
                    "overridden": sorted(d.field for d in plan.decisions if d.overridden)}
         (folder / "plan.txt").write_text(plan.explain() + "\n", encoding="utf-8")
@@ -156,13 +164,10 @@ def _train(ws: Workspace, store: JobStore, job: Job, settings: dict[str, Any], s
 
 
 def _complete(ws: Workspace, store: JobStore, job: Job, trainer: Any, prepared: Any, tracking: Any) -> int:
-    from runtimes.training.evaluation import eval_metrics, write_report
+    from runtimes.training.evaluation import describe_comparison, write_report
     from runtimes.training.registry import model_name, register_version
 
     folder = job_dir(ws, job.id)
-    evaluation = eval_metrics(trainer, prepared)
-    if evaluation:
-        tracking.log_metrics(trainer.state.global_step, evaluation)
     model_dir = folder / "model"
     trainer.save_model(str(model_dir))
     trainer.processing_class.save_pretrained(str(model_dir))
@@ -170,18 +175,20 @@ def _complete(ws: Workspace, store: JobStore, job: Job, trainer: Any, prepared: 
     comparison = _compare_with_base(ws, job, trainer, prepared)
     if comparison:
         tracking.log_metrics(trainer.state.global_step, comparison)
-        store.add_event(job.id, "evaluation", "base vs tuned: " + ", ".join(f"{k} {v:.3g}" for k, v in comparison.items()),
+        store.add_event(job.id, "evaluation", "base vs tuned: " + "; ".join(describe_comparison(comparison)),
                         comparison)
-    metrics = {**{k: final[k] for k in ("loss", "grad_norm", "tokens_per_s") if k in final}, **evaluation,
-               **comparison, "steps": trainer.state.global_step}
+    timing = _duration_check(store, job, tracking, trainer.state.global_step)
+    metrics = {**{k: final[k] for k in ("loss", "grad_norm", "tokens_per_s") if k in final}, **comparison,
+               **timing, "steps": trainer.state.global_step}
     curves = [(step, name, value) for _, step, name, value in store.metrics(job.id)]
     report = write_report(folder / "report", curves, metrics, comparison)
     if report.get("plot_note"):
         store.add_event(job.id, "warning", report["plot_note"])
     tracking.client.log_artifacts(tracking.run_id, str(folder / "report"), "report")
+    model_uri = tracking.log_model(model_dir)
     lineage = {**(job.lineage or {}), "metrics": metrics}
     version = register_version(ws, job.spec.name or model_name(job.spec.model, job.spec.technique), str(model_dir),
-                               tracking.run_id, lineage)
+                               tracking.run_id, {**lineage, "model_uri": model_uri})
     store.update(job.id, lineage=lineage, model_version=f"{version.name}/{version.version}")
     tracking.finish("FINISHED")
     store.set_status(job.id, "succeeded", f"succeeded: registered {version.name} version {version.version} "
@@ -189,26 +196,32 @@ def _complete(ws: Workspace, store: JobStore, job: Job, trainer: Any, prepared: 
     return 0
 
 
-def _compare_with_base(ws: Workspace, job: Job, trainer: Any, prepared: Any) -> dict[str, float]:
-    """RLVR: the verifiable reward of base and tuned on held-out rows; RLAIF: the judge's win rate of tuned over
-    base. Greedy replies as long as the training's completions."""
-    technique = job.spec.technique
-    if technique not in ("rlvr", "rlaif"):
+def _duration_check(store: JobStore, job: Job, tracking: Any, step: int) -> dict[str, float]:
+    """Estimated vs actual seconds of training and evaluation, as an event and in MLflow; a resumed attempt ran
+    only part of the job, so only a first attempt is compared."""
+    planned = (job.lineage or {}).get("plan") or {}
+    estimated = planned.get("estimated_duration_s")
+    if not estimated or job.attempt > 1 or not _Clock.started:
         return {}
-    from runtimes.training.evaluation import judge_comparison, verifiable_comparison
+    actual = time.perf_counter() - _Clock.started
+    out = {"duration_estimated_s": float(estimated), "duration_actual_s": round(actual, 1),
+           "duration_ratio": round(actual / float(estimated), 3)}
+    tracking.log_metrics(step, out)
+    store.add_event(job.id, "duration", f"training and evaluation took {actual:.0f} s; the plan estimated "
+                    f"{float(estimated):.0f} s (actual/estimated {out['duration_ratio']:.2f})", out)
+    return out
+
+
+def _compare_with_base(ws: Workspace, job: Job, trainer: Any, prepared: Any) -> dict[str, float]:
+    """Base vs tuned on held-out rows with the technique's own figures (see `evaluation.compare`)."""
+    from runtimes.training.evaluation import compare
     from runtimes.training.jobs.trainer_factory import recipe_config
     from runtimes.training.model_source import load_model, resolve_model
 
-    config = recipe_config(technique, job.config or {})
+    config = recipe_config(job.spec.technique, job.config or {})
     base = load_model(resolve_model(job.spec.model, ws))
-    tokenizer = trainer.processing_class
-    tokens = min(config.max_completion_length, 128)
-    if technique == "rlvr":
-        from runtimes.training.rewards.combine import build_combined
-
-        return verifiable_comparison(base, trainer.model, tokenizer, prepared, build_combined(config.rewards),
-                                     max_new_tokens=tokens)
-    return judge_comparison(base, trainer.model, tokenizer, prepared, trainer.lathe_judge, max_new_tokens=tokens)
+    return compare(job.spec.technique, config, base, trainer.model, trainer.processing_class, prepared,
+                   judge=getattr(trainer, "lathe_judge", None))
 
 
 def _check_stop() -> None:
