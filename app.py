@@ -430,13 +430,13 @@ async def resume(thread: ThreadDict) -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     files = [e for e in (message.elements or []) if getattr(e, "path", None)]
-    if files:
-        await _import_uploads(files)
+    replacing = await _import_uploads(files) if files else []
     text = (message.content or "").strip()
-    if not text:
-        return
-    session = await _session()
-    await ChatView(session.thread_id).show(lambda: session.send(text))
+    if text:
+        session = await _session()
+        await ChatView(session.thread_id).show(lambda: session.send(text))
+    if replacing:  # after the message's own question, which may be about the table as it is now
+        await _ask_to_replace(replacing)
 
 
 @cl.on_chat_end
@@ -506,9 +506,9 @@ async def edit_plan(action: cl.Action) -> None:
     await _decided(action, lambda s: s.edit(edits, plan_hash=plan_hash))
 
 
-async def _import_uploads(files: list[Any]) -> None:
-    """Files dropped into the chat become warehouse tables with catalog entries. A file whose table exists is
-    kept under `uploads/` and asked for as a replacement through the chat, so it waits for an approver."""
+async def _import_uploads(files: list[Any]) -> list[tuple[Any, str, str]]:
+    """Files dropped into the chat become warehouse tables with catalog entries. Those whose table exists are
+    returned (file, name, table), to be asked for as a replacement that waits for an approver."""
     from catalog.importers import import_paths
     from catalog.importers.discovery import table_name_for
     from catalog.warehouse import connect_reader
@@ -517,7 +517,7 @@ async def _import_uploads(files: list[Any]) -> None:
     if wrong:
         await cl.Message(content=f"**Not imported:** {', '.join(wrong)}: upload CSV, TSV or Parquet files "
                                  f"(named .csv, .tsv, .parquet or .pq).").send()
-        return
+        return []
 
     def taken_tables() -> set[str]:
         with connect_reader(WORKSPACE) as con:
@@ -529,9 +529,8 @@ async def _import_uploads(files: list[Any]) -> None:
         named = [(f, Path(str(f.name)).name, table_name_for(Path(Path(str(f.name)).name))) for f in files]
     except UserError as e:
         await cl.Message(content=f"**Not imported:** {e}").send()
-        return
+        return []
     fresh = [(f, name) for f, name, table in named if table not in taken]
-    replacing = [(f, name, table) for f, name, table in named if table in taken]
 
     def run() -> list[str]:
         with tempfile.TemporaryDirectory(dir=WORKSPACE.cache_dir) as tmp:
@@ -550,8 +549,7 @@ async def _import_uploads(files: list[Any]) -> None:
             await cl.Message(content=f"**Not imported:** {e}").send()
         else:
             await cl.Message(content="Imported:\n" + "\n".join(f"- {line}" for line in lines)).send()
-    if replacing:
-        await _ask_to_replace(replacing)
+    return [(f, name, table) for f, name, table in named if table in taken]
 
 
 async def _ask_to_replace(replacing: list[tuple[Any, str, str]]) -> None:
