@@ -134,6 +134,13 @@ def test_questions_without_an_uploads_path_are_not_imports(uploaded, text):
     assert all(s.tool != "import_files" for s in steps)
 
 
+def test_a_table_name_other_than_the_files_is_explained_not_loaded(uploaded):
+    _, events = _propose(uploaded, "load uploads/stock_levels.csv into table inventory")
+    assert of(events, "plan_proposed") == []
+    assert "becomes table `stock_levels`, not `inventory`" in done(events).text
+    assert "stock_levels" not in tables_in(uploaded) and "inventory" not in tables_in(uploaded)
+
+
 def test_an_upload_that_is_not_there_is_said_plainly(uploaded):
     _, events = _propose(uploaded, "import the uploaded file uploads/missing.csv")
     assert of(events, "plan_proposed") == []

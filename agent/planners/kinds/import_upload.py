@@ -13,6 +13,10 @@ from agent.state import Plan, Step
 _PATH = re.compile(r"""(?<![\w./])(?:\./)?uploads/[^\s,;'"`]+""", re.IGNORECASE)
 _IMPORT = frozenset({"import", "load", "upload", "uploaded", "ingest", "add", "bring", "put", "replace",
                      "replacing", "replaces", "overwrite", "overwriting", "reload", "refresh"})
+# the name after "table x", "into x", "into the table x"
+_NAMED = re.compile(r"\b(?:tables?|into)\s+(?:(?:the\s+)?tables?\s+)?([A-Za-z_]\w*)", re.IGNORECASE)
+_NOT_NAMES = frozenset({"table", "tables", "the", "a", "an", "my", "our", "with", "from", "using", "by", "it",
+                        "warehouse", "database", "db", "catalog", "workspace", "lathe"})
 _REPLACE = frozenset({"replace", "replacing", "replaces", "overwrite", "overwriting", "reload", "refresh"})
 
 
@@ -36,6 +40,13 @@ def plan(reading: Reading, context: Context) -> PlannerReply:
     paths: list[str] = reading.data["paths"]
     replace: bool = reading.data["replace"]
     tables = {p: table_name_for(PurePosixPath(p)) for p in paths}  # type: ignore[arg-type]
+    named = [n.lower() for n in _NAMED.findall(context.request.text) if n.lower() not in _NOT_NAMES]
+    other = next((n for n in named if n not in tables.values()), None)
+    if other is not None:  # the import names tables after their files: say so rather than load another name
+        path = paths[0]
+        return PlannerReply(text=f"A file becomes the table of its own name: {path} becomes table "
+                                 f"`{tables[path]}`, not `{other}`. To load it as `{other}`, rename the file to "
+                                 f"{other}{PurePosixPath(path).suffix} and upload it again.")
     existing = [t for t in tables.values() if context.catalog.table(t) is not None]
     if existing and not replace:
         t = existing[0]
