@@ -430,13 +430,13 @@ async def resume(thread: ThreadDict) -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     files = [e for e in (message.elements or []) if getattr(e, "path", None)]
-    if files:
-        await _import_uploads(files)
+    replacing = await _import_uploads(files) if files else []
     text = (message.content or "").strip()
-    if not text:
-        return
-    session = await _session()
-    await ChatView(session.thread_id).show(lambda: session.send(text))
+    if text:
+        session = await _session()
+        await ChatView(session.thread_id).show(lambda: session.send(text))
+    if replacing:  # after the message's own question, which may be about the table as it is now
+        await _ask_to_replace(replacing)
 
 
 @cl.on_chat_end
@@ -506,29 +506,67 @@ async def edit_plan(action: cl.Action) -> None:
     await _decided(action, lambda s: s.edit(edits, plan_hash=plan_hash))
 
 
-async def _import_uploads(files: list[Any]) -> None:
-    """Files dropped into the chat become warehouse tables with catalog entries (never replacing a table)."""
+async def _import_uploads(files: list[Any]) -> list[tuple[Any, str, str]]:
+    """Files dropped into the chat become warehouse tables with catalog entries. Those whose table exists are
+    returned (file, name, table), to be asked for as a replacement that waits for an approver."""
     from catalog.importers import import_paths
+    from catalog.importers.discovery import table_name_for
+    from catalog.warehouse import connect_reader
 
     wrong = [f.name for f in files if not str(f.name).lower().endswith(UPLOAD_SUFFIXES)]
     if wrong:
         await cl.Message(content=f"**Not imported:** {', '.join(wrong)}: upload CSV, TSV or Parquet files "
                                  f"(named .csv, .tsv, .parquet or .pq).").send()
-        return
+        return []
+
+    def taken_tables() -> set[str]:
+        with connect_reader(WORKSPACE) as con:
+            return {r[0].lower() for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+
+    try:
+        taken = await asyncio.to_thread(taken_tables)
+        named = [(f, Path(str(f.name)).name, table_name_for(Path(Path(str(f.name)).name))) for f in files]
+    except UserError as e:
+        await cl.Message(content=f"**Not imported:** {e}").send()
+        return []
+    fresh = [(f, name) for f, name, table in named if table not in taken]
 
     def run() -> list[str]:
         with tempfile.TemporaryDirectory(dir=WORKSPACE.cache_dir) as tmp:
             paths = []
-            for f in files:  # the file's own name becomes the table's name
-                target = Path(tmp) / Path(str(f.name)).name
+            for f, name in fresh:  # the file's own name becomes the table's name
+                target = Path(tmp) / name
                 shutil.copyfile(f.path, target)
                 paths.append(target)
-            lines = import_paths(WORKSPACE, paths, replace=False).lines()
+            lines = import_paths(WORKSPACE, paths, replace=False, principal=PRINCIPAL).lines()
             return [line.replace(f"{tmp}/", "") for line in lines]  # name the file, not its temporary copy
 
-    try:
-        lines = await asyncio.to_thread(run)
-    except UserError as e:
-        await cl.Message(content=f"**Not imported:** {e}").send()
-        return
-    await cl.Message(content="Imported:\n" + "\n".join(f"- {line}" for line in lines)).send()
+    if fresh:
+        try:
+            lines = await asyncio.to_thread(run)
+        except UserError as e:
+            await cl.Message(content=f"**Not imported:** {e}").send()
+        else:
+            await cl.Message(content="Imported:\n" + "\n".join(f"- {line}" for line in lines)).send()
+    return [(f, name, table) for f, name, table in named if table in taken]
+
+
+async def _ask_to_replace(replacing: list[tuple[Any, str, str]]) -> None:
+    """Keeps each file under `uploads/<upload id>/` (a later upload of the same name cannot change a plan
+    already shown) and sends the replacement through this chat's session, where it waits for approval."""
+    folder = WORKSPACE.root / "uploads" / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+    await asyncio.to_thread(folder.mkdir, parents=True)
+    paths = []
+    for f, name, _ in replacing:
+        await asyncio.to_thread(shutil.copyfile, f.path, folder / name)
+        paths.append(str((folder / name).relative_to(WORKSPACE.root)))
+    tables = ", ".join(f"`{t}`" for _, _, t in replacing)
+    await cl.Message(content=f"**Not imported yet:** table {tables} already exists. Replacing it is a change to the "
+                             f"warehouse, so I asked for it below: only an approver's Approve replaces its rows "
+                             f"(its catalog metadata is kept); Reject leaves it as it is.").send()
+    s = "s" if len(replacing) > 1 else ""
+    request = (f"replace table{s} {', '.join(t for _, _, t in replacing)} with the uploaded file{s} "
+               f"{' '.join(paths)}")
+    session = await _session()
+    await ChatView(session.thread_id).show(lambda: session.send(request))

@@ -41,6 +41,7 @@ def plan_node(state: AgentState, runtime: Runtime[AgentResources]) -> dict[str, 
     try:
         reply = planner.plan(request, emit)
         plan = reply.plan.validated(deps.registry) if reply.plan is not None and reply.plan.steps else None
+        plan = deps.with_estimates(plan) if plan is not None else None  # an estimate may refuse the arguments
     except UserError as e:  # PlanError included: a planner that proposes something invalid says so
         kind = "plan" if isinstance(e, PlanError) else "planner"
         writer(TextDelta(text=("\n\n" if streamed else "") + f"I could not make a plan: {e}"))
@@ -57,7 +58,6 @@ def plan_node(state: AgentState, runtime: Runtime[AgentResources]) -> dict[str, 
         if not correcting:  # a correction that gives up leaves the failed plan and its error for the answer
             update.update(plan=None, results={})
         return update
-    plan = deps.with_estimates(plan)
     writer(PlanProposed(plan=plan, plan_hash=plan.hash(), needs_approval=deps.policy.needs_approval(plan)))
     update.update(plan=plan, results={}, failure=None)
     return update

@@ -13,7 +13,7 @@ from catalog.errors import UserError
 from catalog.workspace import Workspace
 from agent import audit_log
 from agent.audit_log import AuditEntry
-from agent.state import AgentState, Decision, Plan, PlanError, Review, Risk
+from agent.state import AgentState, Decision, Plan, Review, Risk
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -103,10 +103,9 @@ def review_node(state: AgentState, runtime: Runtime[AgentResources], config: Run
         log("rejected", reason)
         return {"review": Review(status="rejected", by=decision.principal, reason=reason)}
     try:
-        edited = plan.edited(decision.edits, deps.registry)
-    except PlanError as e:
+        edited = deps.with_estimates(plan.edited(decision.edits, deps.registry))
+    except UserError as e:  # PlanError included; an estimate may refuse the edited arguments
         return {"review": Review(status="refused", by=decision.principal, notice=f"the edit was not applied: {e}")}
-    edited = deps.with_estimates(edited)
     log("edited", decision.reason, edits=decision.edits, new_plan_hash=edited.hash())
     return {"plan": edited, "review": Review(status="edited", by=decision.principal, reason=decision.reason)}
 

@@ -129,7 +129,8 @@ class Session:
                 plan_hash=waiting.plan_hash, decision="refused", reason="approving needs the approver role"))
             raise UserError(f"`{self.principal.name}` may not approve this plan: approving needs the `approver` role")
         if action == "edit":
-            waiting.plan.edited(edits or {}, self.resources.registry)  # a bad edit fails here; nothing changes
+            # a bad edit (or one whose estimate refuses its arguments) fails here; nothing changes
+            self.resources.with_estimates(waiting.plan.edited(edits or {}, self.resources.registry))
         decision = Decision(action=action, principal=self.principal.name, roles=roles, reason=reason,
                             edits=edits or {}, plan_hash=waiting.plan_hash, decision_id=decision_id)
         return self._decided(decision)

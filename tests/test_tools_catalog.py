@@ -30,7 +30,8 @@ def test_registry_finds_every_tool_with_its_risk():
         "deploy_model": Risk.deploy, "list_endpoints": Risk.read, "invoke_endpoint": Risk.read,
         "stop_endpoint": Risk.deploy,
         "run_batch": Risk.compute, "batch_status": Risk.read, "submit_async": Risk.compute, "async_status": Risk.read,
-        "who_owns": Risk.read, "define_term": Risk.read, "pii_columns": Risk.read, "column_lineage": Risk.read}
+        "who_owns": Risk.read, "define_term": Risk.read, "pii_columns": Risk.read, "column_lineage": Risk.read,
+            "import_files": Risk.write}
     with pytest.raises(UserError, match="no tool `describe_tabel`; did you mean `describe_table`"):
         reg.get("describe_tabel")
 

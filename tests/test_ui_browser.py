@@ -2,8 +2,9 @@
 Debian's Chromium through Playwright.
 
 Asks SQL and a metric question and sees the rows and a chart; asks for a derived table, clicks Approve and
-sees it made; restarts the app, finds the thread, its history and the plan still waiting, edits it and
-approves it; drops a CSV into the chat and queries the table it became.
+sees it made; drops a CSV whose table exists and approves its replacement; restarts the app, finds the
+thread, its history and the plan still waiting, edits it and approves it; drops a CSV into the chat and
+queries the table it became.
 The first run has no LLM (the offline planner); the restarted one plans with the scripted LLM, a real
 OpenAI-compatible server.
 """
@@ -63,6 +64,11 @@ def _tables(ws: Workspace) -> set[str]:
         return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
 
+def _count(ws: Workspace, table: str) -> int:
+    with connect_reader(ws) as con:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
 def _first_run(page, url: str, ws: Workspace, regions: list[list[str]], by_region: list[list[str]]) -> None:
     page.goto(url + "/")
     page.get_by_text("No LLM is configured").wait_for(timeout=WAIT_MS)
@@ -84,6 +90,20 @@ def _first_run(page, url: str, ws: Workspace, regions: list[list[str]], by_regio
     assert "revenue_by_region" not in _tables(ws)
     page.get_by_role("button", name="Approve").click()
     page.get_by_text("created table revenue_by_region").filter(visible=True).first.wait_for(timeout=WAIT_MS)
+
+    # A CSV whose table exists is not imported: its replacement is a plan that waits for Approve.
+    agents = ws.root.parent / "support_agents.csv"
+    agents.write_text("agent_id,agent_name,team,hired_on\n1,Ann Lee,tier1,2024-01-02\n2,Bo Park,billing,2024-03-04\n")
+    page.locator("#upload-button-input").set_input_files(str(agents))
+    page.get_by_text(agents.name).first.wait_for(timeout=WAIT_MS)
+    _ask(page, "SELECT count(*) AS agents FROM support_agents")
+    page.get_by_text("table support_agents already exists").first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("replaces table support_agents").first.wait_for(timeout=WAIT_MS)
+    assert _count(ws, "support_agents") > 2
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("table support_agents: replaced").filter(visible=True).first.wait_for(timeout=WAIT_MS)
+    assert _count(ws, "support_agents") == 2
+    assert CatalogStore(ws).load_table("support_agents").description.startswith("The support team")
 
     # A second write is left waiting when the app stops.
     _ask(page, "save orders by status as a table named orders_by_status")
@@ -144,7 +164,7 @@ def test_ask_approve_restart_and_resume(tmp_path):
         made = con.execute("SELECT customer__region, revenue FROM revenue_by_region").fetchall()
     assert sorted([cell_text(a), cell_text(json_value(b))] for a, b in made) == by_region
     threads = Session.threads(ws)
-    assert len(threads) == 1 and threads[0].turns == 4 and REGIONS_SQL.startswith(threads[0].title.rstrip("…"))
+    assert len(threads) == 1 and threads[0].turns == 6 and REGIONS_SQL.startswith(threads[0].title.rstrip("…"))
     thread_id, title = threads[0].thread_id, threads[0].title
     assert (ws.root / "ui" / ".chainlit" / "config.toml").exists()  # Chainlit's files stay in the workspace
 
@@ -166,4 +186,4 @@ def test_ask_approve_restart_and_resume(tmp_path):
     assert CatalogStore(ws).load_table("regional_targets").row_count == 2
     with Session(ws, thread_id) as s:
         assert s.pending() is None
-        assert [t.role for t in s.history()].count("user") == 4
+        assert [t.role for t in s.history()].count("user") == 6  # the replacement's request is one
