@@ -336,6 +336,9 @@ READING = [
     Question("values-come-from", "where do the values of customers.segment come from?", says=("customers.segment",)),
     # honest declines
     Question("forecast", "forecast revenue for next quarter", says=("forecast",)),
+    # A word asking for another computation than the metric's own is never dropped into a different figure.
+    Question("median-of-a-count", "median order value in 2025", says=("can't compute the `median`",)),
+    Question("percentile-of-a-count", "p90 of orders in 2025", says=("can't compute the `p90`",)),
     Question("predict", "can you predict how many orders we'll get in 2027", says=("forecast",)),
     Question("drop-table", "drop the orders table", says=("write",)),
     Question("delete-rows", "pls delete all returned orders", says=("write",)),

@@ -35,6 +35,23 @@ _VERBS = frozenset({"placed", "made", "make", "happened", "came", "generated", "
                     "ones", "so", "far", "number", "count", "many", "much", "total", "sum", "average",
                     "avg", "mean", "value", "values", "been", "being", "have", "has"})
 DEFAULT_TOP = 10
+# Words that ask for another computation than a metric's own (its sum or count): left unused, they would
+# silently change the figure, so the question is not answered as a plain metric.
+# Each word with the computations that answer it (a measure's aggregation, or a ratio or derived metric).
+_FIGURE_WORDS = {
+    **dict.fromkeys(("median", "percentile", "quantile"), {"median", "percentile"}),
+    **dict.fromkeys(("minimum", "min"), {"min"}), **dict.fromkeys(("maximum", "max"), {"max"}),
+    **dict.fromkeys(("distinct", "unique"), {"count_distinct"}),
+    **dict.fromkeys(("average", "avg"), {"average", "ratio", "derived"}),  # not "mean": "I mean"
+    **dict.fromkeys(("share", "percentage", "proportion", "fraction"), {"ratio", "derived"}),
+}
+
+
+def _changes_the_figure(word: str, computes: set[str]) -> bool:
+    """Whether a word asks for a computation none of the question's metrics makes (a median of a sum)."""
+    if len(word) in (3, 4) and word[0] == "p" and word[1:].isdigit():
+        word = "percentile"
+    return word in _FIGURE_WORDS and not (_FIGURE_WORDS[word] & computes)
 # Words that set values side by side ("EMEA vs APAC", "web or mobile", "between enterprise and smb").
 COMPARE_WORDS = frozenset({"vs", "versus", "compared", "compare", "comparing", "comparison", "against", "or",
                            "between", "difference", "differ", "differences", "contrast"})
@@ -248,10 +265,30 @@ class MetricQuestionReader:
                 ask.group_by += [] if not name or name in ask.group_by else [name]
         return None
 
+    def _computes(self, metrics: list[str]) -> set[str]:
+        """What the metrics compute: their measures' aggregations, or `ratio` / `derived`."""
+        manifest = self.names.manifest.with_measure_metrics()
+        measures = {ms.name: ms.agg.value for sm in manifest.semantic_models for ms in sm.measures}
+        out: set[str] = set()
+        for name in metrics:
+            metric = manifest.metric(name)
+            if metric is None:
+                continue
+            measure = metric.type_params.measure
+            if measure is not None and metric.type.value in ("simple", "cumulative"):
+                out.add(measures.get(measure.name, "sum"))
+            else:
+                out.add(metric.type.value)
+        return out
+
     def _left_out(self, tokens: Sequence[Token], used: set[int], ask: Ask, reach: Reachable) -> str | None:
         """Words not understood: a problem where they must have meant a dimension, a value or a date; else
         they are listed as left out."""
         for t in tokens:
+            if t.index not in used and _changes_the_figure(t.low, self._computes(ask.metrics)):
+                return (f"I can't compute the `{t.text}` here: I found {quoted(ask.metrics)}, which is not a "
+                        f"{t.text}, and answering with it would be another figure than the one you asked for. "
+                        "Name the column to aggregate, e.g. \"median amount of order_items in 2025\".")
             if t.index in used or t.is_filler or t.low in _VERBS or t.low in NEGATIONS:
                 continue
             before = _previous_word(tokens, t.index)
