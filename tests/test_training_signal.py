@@ -103,7 +103,9 @@ def test_a_judge_that_stops_answering_fails_the_job_and_registers_nothing(ws):
     assert not (ws.root / "runs" / job.id / "model").exists()
     rewarded = [step for _, step, name, _ in store.metrics(job.id) if name == "reward"]
     trained = [step for _, step, name, _ in store.metrics(job.id) if name == "loss"]
-    assert rewarded == [1] and trained[:2] == [1, 2]  # only the first step's completions were scored
+    # The scripted answers go to the probes and the plan's warm-up steps (which score too) and at most to the
+    # first step: no step after it has a reward, and training went on long enough to see that.
+    assert set(rewarded) <= {1} and trained[:2] == [1, 2]
     assert done.step < 6  # it stopped once the outcome was certain
 
 

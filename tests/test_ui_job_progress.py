@@ -49,7 +49,7 @@ def test_a_job_started_from_the_chat_is_followed_to_its_report(tmp_path):
             # The resumed thread's progress message, rewritten in place, ends at the job's final state.
             progress = page.get_by_text(f"Job {job.id} — ").last
             assert "succeeded" in progress.inner_text() and f"{STEPS}/{STEPS}" in progress.inner_text()
-            page.get_by_text("eval loss", exact=True).first.wait_for(timeout=WAIT_MS)  # a row of the figures
+            page.get_by_text("preference accuracy, tuned", exact=True).first.wait_for(timeout=WAIT_MS)  # a figure's row
             page.get_by_text("Registered tiny-qwen3-dpo/1, pending approval.").wait_for(timeout=WAIT_MS)
             page.get_by_text("lathe models approve tiny-qwen3-dpo 1").wait_for(timeout=WAIT_MS)
             page.locator(f"img[alt='{job.id} curves']").wait_for(timeout=WAIT_MS)
