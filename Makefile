@@ -55,8 +55,9 @@ run: install
 	$(BIN)/lathe --workspace $(WORKSPACE) tour
 	$(BIN)/lathe --workspace $(WORKSPACE) ui --port $(PORT)
 
+# Two workers, a test file each at a time (module fixtures stay whole): the suite is mostly CPU-bound training.
 test: install fixtures mf-env
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) $(MF_VENV) $(FIXTURES) .cache

@@ -77,7 +77,7 @@ def test_the_chat_ui_progress_message_and_report(tmp_path):
 
 def test_the_terminal_prints_progress_and_the_report_and_remembers_started_jobs(tmp_path):
     out = io.StringIO()
-    view = TerminalView(Console(file=out, width=200, color_system=None))
+    view = TerminalView(Console(file=out, width=400, color_system=None))  # long tmp paths stay on one line
     view.render(StepFinished(step_id="s1", tool="start_finetune", ok=True, text="started job job-1", job_id="job-1"))
     view.render(StepFinished(step_id="s2", tool="job_status", ok=True, text="job job-0 is running"))
     assert view.started_jobs == ["job-1"]  # only the step that started a job is followed
