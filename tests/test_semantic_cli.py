@@ -2,29 +2,20 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 import sqlglot
 from sqlglot import exp
 from typer.testing import CliRunner
 
-from catalog.warehouse import connect_writer
 from catalog.workspace import Workspace
 from cli.main import app
-
-SHOP = Path(__file__).parent / "fixtures" / "semantic_shop"
+from tests.semantic_shop import build_shop
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Workspace:
-    ws = Workspace(tmp_path_factory.mktemp("shop_cli") / "ws")
-    ws.create()
-    with connect_writer(ws) as con:
-        con.execute((SHOP / "data.sql").read_text())
-    shutil.copy(SHOP / "shop.yml", ws.catalog_dir / "semantic" / "shop.yml")
-    return ws
+    return build_shop(tmp_path_factory.mktemp("shop_cli"))
 
 
 def lathe(ws: Workspace, *args: str):

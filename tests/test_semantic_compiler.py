@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,18 +22,13 @@ from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader, connect_writer
 from catalog.workspace import Workspace
 
-SHOP = Path(__file__).parent / "fixtures" / "semantic_shop"
+from tests.semantic_shop import SHOP, build_shop
 D = dt.datetime
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Workspace:
-    ws = Workspace(tmp_path_factory.mktemp("shop") / "ws")
-    ws.create()
-    with connect_writer(ws) as con:
-        con.execute((SHOP / "data.sql").read_text())
-    shutil.copy(SHOP / "shop.yml", ws.catalog_dir / "semantic" / "shop.yml")
-    return ws
+    return build_shop(tmp_path_factory.mktemp("shop"))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ with one line before anything runs; engine errors come back as one line without 
 """
 from __future__ import annotations
 
-import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -21,17 +20,12 @@ from catalog.warehouse import connect_writer
 from catalog.workspace import Workspace
 from cli.main import app
 
-SHOP = Path(__file__).parent / "fixtures" / "semantic_shop"
+from tests.semantic_shop import SHOP, build_shop
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Workspace:
-    ws = Workspace(tmp_path_factory.mktemp("shop_guard") / "ws")
-    ws.create()
-    with connect_writer(ws) as con:
-        con.execute((SHOP / "data.sql").read_text())
-    shutil.copy(SHOP / "shop.yml", ws.catalog_dir / "semantic" / "shop.yml")
-    return ws
+    return build_shop(tmp_path_factory.mktemp("shop_guard"))
 
 
 @pytest.fixture(scope="module")
