@@ -32,9 +32,9 @@ from agent.channels.edits import parse_step_edit
 from agent.channels.job_views import progress_markdown, report_markdown
 from agent.channels.markdown_views import edit_prompt, plan_checklist, table_markdown
 from agent.channels.plotly_figures import figure
-from catalog.errors import UserError
-from catalog.principal import Principal
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.principal import Principal
+from core.workspace import Workspace
 
 if TYPE_CHECKING:  # the agent (LangChain, LangGraph) loads in the background after start-up, not here
     from agent.events import Event

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 DecisionKind = Literal["approved", "rejected", "edited", "refused"]
 

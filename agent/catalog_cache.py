@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from catalog.metadata import Catalog
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 
 class CatalogCache:

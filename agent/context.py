@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Catalog, Column
 from catalog.semantic.spec import Metric, MetricType, SemanticManifest
 from agent.catalog_cache import CatalogCache

@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 from agent.charts import chart_for
 from agent.events import ChartSpec, StepFinished, StepStarted, TableEvent
 from agent.state import KEPT_ROWS, AgentState, Failure, Plan, Step, StepResult, TableData

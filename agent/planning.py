@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 from agent.events import PlanProposed, TextDelta
 from agent.planners.base import PlanRequest
 from agent.state import AgentState, Failure, PlanError

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from agent.catalog_cache import CatalogCache
 from agent.planners.base import Planner
 from agent.planners.direct_sql import DirectSqlPlanner

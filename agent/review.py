@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from catalog.errors import UserError
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.workspace import Workspace
 from agent import audit_log
 from agent.audit_log import AuditEntry
 from agent.state import AgentState, Decision, Plan, Review, Risk

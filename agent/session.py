@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from catalog.errors import UserError
-from catalog.principal import Principal
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.principal import Principal
+from core.workspace import Workspace
 from agent import audit_log, thread_index
 from agent.audit_log import AuditEntry
 from agent.catalog_cache import CatalogCache

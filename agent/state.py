@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.suggestions import unknown
 from tools.registry import ToolRegistry
 from tools.risk import Risk

@@ -9,7 +9,7 @@ import sqlite3
 
 from pydantic import BaseModel
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS agent_threads (

@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from catalog.errors import UserError
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.workspace import Workspace
 
 WAIT_S = 60.0
 _POLL_S = 0.05

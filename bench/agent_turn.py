@@ -22,12 +22,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 os.environ.setdefault("LITELLM_LOG", "ERROR")
 
-from catalog.workspace import Workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 from catalog.workspace_setup import init_workspace  # noqa: E402
 from tests.scripted_llm import Reply, ScriptedLLM, call  # noqa: E402
 

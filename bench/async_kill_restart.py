@@ -20,13 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
-from catalog.workspace import Workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 from runtimes.monitoring.traffic import spool_path  # noqa: E402
-from runtimes.serving.async_queue import AsyncQueue, submit_many  # noqa: E402
+from runtimes.serving.queue.store import AsyncQueue, submit_many  # noqa: E402
 from runtimes.training.tiny_models import build_tiny_model  # noqa: E402
 
 TEXTS = [f"Order {i} ships on day {i % 7}. Ticket {i} is about a refund of {i * 3} euros." for i in range(80)]
@@ -52,7 +52,7 @@ def main() -> int:
                                         "temperature": 0} for i in range(n)])
         submit_s = time.perf_counter() - started
         queue = AsyncQueue(ws).path
-        cmd = [sys.executable, "-m", "runtimes.serving.async_worker", str(ws.root), "--model", "tiny",
+        cmd = [sys.executable, "-m", "runtimes.serving.queue.worker", str(ws.root), "--model", "tiny",
                "--workers", str(args.workers), "--claim", str(args.claim)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
 

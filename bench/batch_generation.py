@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
@@ -34,8 +34,8 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from runtimes.serving.engine import ChatMessage, Engine, Sampling
-    from runtimes.serving.model_ref import ServedModel
+    from runtimes.serving.engines.transformers_engine import ChatMessage, Engine, Sampling
+    from runtimes.models.refs import ServedModel
 
     with tempfile.TemporaryDirectory(prefix="lathe-bench-batch-") as tmp:
         name, params = serving_bench_model.build(Path(tmp))

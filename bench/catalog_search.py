@@ -19,14 +19,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
 from bench.generated_catalog import GeneratedCatalog, generate  # noqa: E402
 from catalog.search import CatalogSearch  # noqa: E402
 from catalog.store import CatalogStore  # noqa: E402
-from catalog.workspace import Workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 
 def import_catalog(ws: Workspace, cat: GeneratedCatalog, files_dir: Path) -> str:

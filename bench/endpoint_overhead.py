@@ -20,12 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
 from bench import serving_bench_model  # noqa: E402
-from catalog.workspace import Workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 TARGET = 1.10
 
@@ -45,7 +45,7 @@ def main() -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from runtimes.serving import endpoints
+    from runtimes.serving.endpoints import deploy as endpoints
 
     torch.set_num_threads(args.threads)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.metadata import Column, GlossaryTerm, Owner, PiiTag, Table
-from catalog.yaml_files import dump_yaml
+from core.yaml_files import dump_yaml
 
 # ---- word pools: (word as written in names and descriptions, other ways a person says it) -------------
 

@@ -16,7 +16,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from catalog.importers import import_paths  # noqa: E402
-from catalog.workspace import Workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 PII = ["email", "phone", None, None, None]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import OFFLINE_ENV, apply_offline_env  # noqa: E402
+from core.offline import OFFLINE_ENV, apply_offline_env  # noqa: E402
 
 apply_offline_env()
 

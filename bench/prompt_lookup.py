@@ -26,7 +26,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
@@ -211,7 +211,7 @@ def _batch(examples: list[tuple[list[int], list[int]]], pad: int, device: str) -
 
 def serve_all(engine: Any, prompts: list[str], max_new_tokens: int) -> tuple[list[str], int, float, list[dict]]:
     """Greedy answers of `engine` to every prompt: texts, completion tokens, seconds, per-request stats."""
-    from runtimes.serving.engine import Sampling
+    from runtimes.serving.engines.transformers_engine import Sampling
 
     sampling = Sampling(max_new_tokens=max_new_tokens, temperature=0.0)
     texts, tokens, seconds, stats = [], 0, 0.0, []
@@ -243,9 +243,9 @@ def main() -> None:
 
     import torch
 
-    from runtimes.serving.engine import Engine
-    from runtimes.serving.model_ref import ServedModel
-    from runtimes.serving.speculative import SpeculationConfig
+    from runtimes.serving.engines.transformers_engine import Engine
+    from runtimes.models.refs import ServedModel
+    from runtimes.serving.engines.speculative import SpeculationConfig
 
     texts, held = load_texts(args.held_out)
     with tempfile.TemporaryDirectory(prefix="lathe-bench-pld-") as tmp:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
@@ -38,9 +38,9 @@ def rss_child(folder: str, mode: str, device: str) -> None:
 
     import psutil
 
-    from runtimes.serving.engine import Engine, Sampling
-    from runtimes.serving.model_ref import ServedModel
-    from runtimes.serving.quantization import weight_bytes
+    from runtimes.serving.engines.transformers_engine import Engine, Sampling
+    from runtimes.models.refs import ServedModel
+    from runtimes.serving.engines.quantization import weight_bytes
 
     engine = Engine(folder, quantize=mode, device=device)
     engine.register(ServedModel(id="m", base=folder, base_ref="m", adapter=None))
@@ -81,9 +81,9 @@ def main() -> None:
         rss_child(str(args.model), args.child, device)
         return
 
-    from runtimes.serving.engine import Engine, Sampling
-    from runtimes.serving.model_ref import ServedModel
-    from runtimes.serving.quantization import quantization_effect
+    from runtimes.serving.engines.transformers_engine import Engine, Sampling
+    from runtimes.models.refs import ServedModel
+    from runtimes.serving.engines.quantization import quantization_effect
 
     texts, held = load_texts(args.prompts)
     with tempfile.TemporaryDirectory(prefix="lathe-bench-quant-") as tmp:

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
 from catalog.importers import import_paths  # noqa: E402
-from catalog.workspace import Workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 from runtimes.training.jobs import launcher  # noqa: E402
 from runtimes.training.jobs.recovery import recover  # noqa: E402
 from runtimes.training.jobs.store import JobStore  # noqa: E402

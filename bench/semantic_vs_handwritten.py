@@ -22,7 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
@@ -31,7 +31,7 @@ from catalog.semantic.compiler import compile_query  # noqa: E402
 from catalog.semantic.runner import _time_spine  # noqa: E402
 from catalog.store import CatalogStore  # noqa: E402
 from catalog.warehouse import connect_reader  # noqa: E402
-from catalog.workspace import Workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 TARGET = 1.10
 

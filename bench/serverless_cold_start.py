@@ -19,12 +19,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
 from bench import serving_bench_model  # noqa: E402
-from catalog.workspace import Workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 TARGET_S = 3.0
 
@@ -40,8 +40,8 @@ def main() -> int:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the endpoint process inherits it
     import openai
 
-    from runtimes.serving import endpoints
-    from runtimes.serving.openai_api import COLD_START_HEADER
+    from runtimes.serving.endpoints import deploy as endpoints
+    from runtimes.serving.endpoints.openai_api import COLD_START_HEADER
 
     with tempfile.TemporaryDirectory(prefix="lathe-bench-") as tmp:
         ws = Workspace(Path(tmp) / "ws")
@@ -85,7 +85,7 @@ def main() -> int:
 
 
 def _wait_idle(ws: Workspace, name: str, timeout_s: float = 120.0) -> None:
-    from runtimes.serving import endpoints
+    from runtimes.serving.endpoints import deploy as endpoints
 
     deadline = time.monotonic() + timeout_s
     while endpoints.get_endpoint(ws, name).status != "idle":

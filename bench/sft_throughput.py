@@ -24,11 +24,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from catalog.offline import apply_offline_env  # noqa: E402
+from core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
-from catalog.workspace import Workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k_test.jsonl"
 TABLE = "gsm8k"
@@ -120,7 +120,7 @@ def lathe_dataset(ws: Workspace) -> Any:
 
 
 def lathe_trainer(model_dir: Path, prepared: Any, out: Path, knobs: dict[str, Any], meter: Throughput) -> Any:
-    from runtimes.training.model_source import resolve_model
+    from runtimes.models.sources import resolve_model
     from runtimes.training.recipes import parse_config, recipe
 
     config = parse_config("sft", {"save_steps": 10_000, **knobs})

@@ -15,7 +15,7 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import build_scope
 from sqlglot.schema import ensure_schema
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Catalog
 from catalog.sql_guard import unknown_in
 from catalog.suggestions import unknown

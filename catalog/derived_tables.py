@@ -13,14 +13,14 @@ import duckdb
 from sqlglot import exp
 
 from catalog.column_lineage import OutputLineage, lineage_by_position
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Catalog, Column, ColumnLineage, PiiTag, Table
-from catalog.principal import Principal
+from core.principal import Principal
 from catalog.query_schema import warehouse_catalog
 from catalog.sql_guard import guard
 from catalog.store import CatalogStore, CatalogTransaction
 from catalog.warehouse import connect_reader, connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 DERIVED = "derived"
 _QUERIES = ("SELECT", "UNION", "INTERSECT", "EXCEPT")

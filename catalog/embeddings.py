@@ -11,8 +11,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from catalog.errors import UserError
-from catalog.settings import SearchSettings
+from core.errors import UserError
+from core.settings import SearchSettings
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ from typing import Any
 from sqlglot import exp
 
 from catalog.column_lineage import trace_upstream
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Catalog
 from catalog.search_documents import term
 from catalog.semantic.spec import Metric

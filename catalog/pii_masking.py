@@ -13,9 +13,9 @@ import duckdb
 from sqlglot import exp
 
 from catalog.column_lineage import lineage_by_position
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Catalog
-from catalog.principal import Principal
+from core.principal import Principal
 from catalog.sql_guard import GuardedQuery, RefusedStatement, stored_relations
 
 MASK = "****"

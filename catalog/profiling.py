@@ -13,12 +13,12 @@ import duckdb
 from pydantic import BaseModel, Field
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Column, ColumnStats, PiiTag, Table
 from catalog.pii_detection import explain_pii
 from catalog.results import json_value
 from catalog.suggestions import unknown
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 # A column with at most this many distinct values (and each seen at least twice on average) is
 # categorical: all its values are listed with their counts.

@@ -10,16 +10,16 @@ import time
 
 import duckdb
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.join_checks import join_warnings
 from catalog.pii_masking import mask_pii
-from catalog.principal import Principal
+from core.principal import Principal
 from catalog.query_schema import warehouse_catalog
 from catalog.results import QueryResult
 from catalog.sql_guard import guard
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader, fetch_with_timeout
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 _ROW_QUERIES = ("SELECT", "UNION", "INTERSECT", "EXCEPT")
 

@@ -20,11 +20,11 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from catalog.embeddings import Embedder, embedder_for, identity_of, unit_rows
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.search_documents import KINDS, STEMMER_NAME, Expansion, SearchDocument, documents, expansions, surface_words, term
 from catalog.store import CatalogStore
 from catalog.suggestions import unknown
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 INDEX_FORMAT = 1
 _RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al.); damps the weight of the very top ranks

@@ -11,7 +11,7 @@ import re
 
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 
 MAX_VALUES = 10_000_000  # elements of one list, or characters of one string, a single call may make
 

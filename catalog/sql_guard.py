@@ -20,7 +20,7 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Catalog
 from catalog.sql_bounds import bound_sizes
 from catalog.query_schema import sqlglot_schema

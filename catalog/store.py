@@ -19,8 +19,8 @@ from typing import Any
 
 from catalog.metadata import Catalog, ColumnLineage, GlossaryTerm, Owner, Table
 from catalog.semantic.spec import SemanticManifest
-from catalog.workspace import Workspace
-from catalog.yaml_files import CatalogFileError, dump_yaml, load_documents, load_yaml, validate
+from core.workspace import Workspace
+from core.yaml_files import CatalogFileError, dump_yaml, load_documents, load_yaml, validate
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _MARKER = "COMMIT"

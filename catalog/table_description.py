@@ -10,11 +10,11 @@ from typing import Any
 import jinja2
 from pydantic import BaseModel, Field
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Catalog, Column, ColumnLineage, Owner, Table
 from catalog.semantic.spec import EntityType, Metric, MetricType, SemanticManifest, SemanticModel
 from catalog.suggestions import unknown
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 
 class TableDescription(BaseModel):

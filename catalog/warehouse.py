@@ -19,8 +19,8 @@ from contextlib import contextmanager
 
 import duckdb
 
-from catalog.errors import UserError
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.workspace import Workspace
 
 
 def _offline_config(ws: Workspace) -> dict[str, object]:

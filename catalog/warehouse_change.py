@@ -15,10 +15,10 @@ from typing import Any
 
 import duckdb
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.store import CatalogStore, CatalogTransaction
 from catalog.warehouse import connect_reader, connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 _SCHEMA = "lathe_internal"  # not `main`: never listed, catalogued or queried as a table
 _LEDGER = f"{_SCHEMA}.catalog_commits"

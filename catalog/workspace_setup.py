@@ -17,12 +17,12 @@ from pathlib import Path
 
 import duckdb
 
-from catalog import demo_company, demo_metadata
-from catalog.errors import UserError
+from catalog.demo import company as demo_company, metadata as demo_metadata
+from core.errors import UserError
 from catalog.profiling import build_profile
-from catalog.settings import DEFAULT_TOML
-from catalog.workspace import Workspace, WorkspaceError
-from catalog.yaml_files import write_atomic
+from core.settings import DEFAULT_TOML
+from core.workspace import Workspace, WorkspaceError
+from core.yaml_files import write_atomic
 
 # What `--force` replaces; everything else a workspace holds (settings, state, models, runs) is kept.
 REPLACED = ("warehouse.duckdb", "warehouse.duckdb.wal", "catalog", ".cache")
@@ -42,7 +42,7 @@ class InitSummary:
 
 def demo_semantic_text() -> str:
     """The demo's MetricFlow YAML as shipped with Lathe (package data)."""
-    return resources.files("catalog").joinpath("demo_semantic.yml").read_text(encoding="utf-8")
+    return resources.files("catalog.demo").joinpath("semantic.yml").read_text(encoding="utf-8")
 
 
 def install_demo(ws: Workspace, *, scale: float = 1.0, seed: int = demo_company.DEFAULT_SEED) -> dict[str, int]:

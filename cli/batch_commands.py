@@ -42,7 +42,7 @@ def _when(ts: float | None) -> str:
 
 
 def _recovered_ws():
-    from runtimes.serving.batch import recover
+    from runtimes.serving.batch.transform import recover
 
     ws = workspace()
     for job_id in recover(ws):
@@ -72,7 +72,7 @@ def batch_run(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Run a model over a table or query and write a predictions table (a resumable job with a progress bar)."""
-    from runtimes.serving.batch import BatchSpec, plan_batch, run_batch
+    from runtimes.serving.batch.transform import BatchSpec, plan_batch, run_batch
 
     ws = _recovered_ws()
     source = {"sql": data} if len(data.split()) > 1 else {"table": data}
@@ -99,7 +99,7 @@ def batch_run(
 def batch_resume(job_id: str, detach: bool = typer.Option(False, "--detach"),
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """Continue a cancelled or failed batch; the rows already done are not redone."""
-    from runtimes.serving.batch import resume
+    from runtimes.serving.batch.transform import resume
 
     ws = _recovered_ws()
     job = resume(ws, job_id)
@@ -112,7 +112,7 @@ def batch_resume(job_id: str, detach: bool = typer.Option(False, "--detach"),
 @command
 def batch_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """All batch jobs, oldest first."""
-    from runtimes.serving.batch import jobs
+    from runtimes.serving.batch.transform import jobs
 
     found = jobs(_recovered_ws())
     if as_json:
@@ -127,7 +127,7 @@ def batch_list(as_json: bool = typer.Option(False, "--json")) -> None:
 @command
 def batch_status(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """One batch job: status, rows done, output table, error."""
-    from runtimes.serving.batch import status
+    from runtimes.serving.batch.transform import status
 
     job = status(_recovered_ws(), job_id)
     if as_json:
@@ -141,7 +141,7 @@ def batch_status(job_id: str, as_json: bool = typer.Option(False, "--json")) -> 
 @command
 def batch_events(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Status changes and progress of a batch job, in order."""
-    from runtimes.serving.batch import events
+    from runtimes.serving.batch.transform import events
 
     found = events(_recovered_ws(), job_id)
     if as_json:
@@ -155,7 +155,7 @@ def batch_events(job_id: str, as_json: bool = typer.Option(False, "--json")) -> 
 @command
 def batch_cancel(job_id: str) -> None:
     """Stop a batch after the rows in hand (resumable with `lathe batch resume`)."""
-    from runtimes.serving.batch import cancel
+    from runtimes.serving.batch.transform import cancel
 
     job = cancel(_recovered_ws(), job_id)
     typer.echo(f"{job.id}: {job.status}" + (" (stopping after the rows in hand)" if job.status != "cancelled" else ""))
@@ -163,7 +163,7 @@ def batch_cancel(job_id: str) -> None:
 
 def _follow(ws: Any, job_id: str, detach: bool, as_json: bool) -> None:
     """A progress bar until the job ends (Ctrl-C leaves it running), then its outcome."""
-    from runtimes.serving.batch import status, wait
+    from runtimes.serving.batch.transform import status, wait
 
     if detach:
         job = status(ws, job_id)
@@ -211,8 +211,8 @@ def async_submit(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Queue a request and print its id at once."""
-    from catalog.errors import UserError
-    from runtimes.serving.async_queue import submit
+    from core.errors import UserError
+    from runtimes.serving.queue.store import submit
 
     ws = workspace()
     if (text is None) == (file is None):
@@ -234,7 +234,7 @@ def async_submit(
 def async_status(request_id: str | None = typer.Argument(None, help="A request id; the queue's summary without."),
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """A request's status (and webhook delivery), or the queue's counts and workers."""
-    from runtimes.serving.async_queue import status, summary
+    from runtimes.serving.queue.store import status, summary
 
     ws = workspace()
     if request_id is None:
@@ -260,7 +260,7 @@ def async_status(request_id: str | None = typer.Argument(None, help="A request i
 def async_result(request_id: str, wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for it."),
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """A done request's answer."""
-    from runtimes.serving.async_queue import result
+    from runtimes.serving.queue.store import result
 
     r = result(workspace(), request_id, wait_s=wait)
     if as_json:
@@ -273,7 +273,7 @@ def async_result(request_id: str, wait: float = typer.Option(0.0, "--wait", help
 @command
 def async_cancel(request_id: str) -> None:
     """Cancel a queued or running request (a worker answering it drops its answer)."""
-    from runtimes.serving.async_queue import cancel
+    from runtimes.serving.queue.store import cancel
 
     st = cancel(workspace(), request_id)
     typer.echo(f"{st.id}: {st.status}")
@@ -289,7 +289,7 @@ def async_workers(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run async workers in the foreground (Ctrl-C stops them gracefully), or list the workers seen."""
-    from runtimes.serving.async_queue import summary
+    from runtimes.serving.queue.store import summary
 
     ws = workspace()
     if not models:
@@ -299,7 +299,7 @@ def async_workers(
         else:
             _print_workers(s["workers"])
         return
-    from runtimes.serving.async_worker import main as worker_main
+    from runtimes.serving.queue.worker import main as worker_main
 
     argv = [str(ws.root), "--workers", str(workers), *[x for m in models for x in ("--model", m)]]
     argv += ["--exit-when-idle"] if exit_when_idle else []

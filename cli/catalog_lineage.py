@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show where a column's values come from, through every derived table."""
         from catalog.column_lineage import trace_upstream
-        from catalog.errors import UserError
+        from core.errors import UserError
         from catalog.query_schema import warehouse_catalog
         from catalog.store import CatalogStore
         from catalog.suggestions import unknown
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a table from a SELECT and record its metadata and column lineage in the catalog."""
         from catalog.derived_tables import create_derived_table
-        from catalog.principal import Principal
+        from core.principal import Principal
 
         table = create_derived_table(workspace(), name, query, principal=Principal.local_admin(),
                                      dialect=dialect, description=description, replace=replace)

@@ -20,7 +20,7 @@ def set_workspace(path: str | None) -> None:
 
 
 def workspace(require: bool = True):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
 
     ws = Workspace.resolve(_state["workspace"])
     return ws.require() if require else ws
@@ -29,7 +29,7 @@ def workspace(require: bool = True):
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Print a user error as one clear line on stderr and exit 2; let real bugs raise."""
-    from catalog.errors import UserError
+    from core.errors import UserError
 
     try:
         yield

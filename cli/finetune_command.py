@@ -11,7 +11,7 @@ import re
 
 import typer
 
-from catalog.errors import UserError
+from core.errors import UserError
 from cli.context import command, print_json, print_table, workspace
 
 jobs_app = typer.Typer(help="Fine-tuning jobs: list, show, logs, events, cancel, resume, delete.", no_args_is_help=True)
@@ -189,7 +189,7 @@ def jobs_resume(job_id: str) -> None:
 @command
 def models_list(name: str | None = typer.Argument(None), as_json: bool = typer.Option(False, "--json")) -> None:
     """Registered versions with their approval status."""
-    from runtimes.training.registry import list_versions
+    from runtimes.models.registry import list_versions
 
     versions = list_versions(_recovered_ws(), name)
     if as_json:
@@ -204,7 +204,7 @@ def models_list(name: str | None = typer.Argument(None), as_json: bool = typer.O
 @command
 def models_show(name: str, version: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """One version with its lineage: base model, dataset hash and SQL, recipe, config, job, metrics."""
-    from runtimes.training.registry import get_version
+    from runtimes.models.registry import get_version
 
     v = get_version(_recovered_ws(), name, version)
     if as_json:
@@ -215,9 +215,9 @@ def models_show(name: str, version: str, as_json: bool = typer.Option(False, "--
 
 
 def _decide(name: str, version: str, decision: str, note: str, by: str | None) -> None:
-    from catalog.errors import UserError
-    from catalog.principal import Principal
-    from runtimes.training.registry import decide
+    from core.errors import UserError
+    from core.principal import Principal
+    from runtimes.models.registry import decide
 
     who = Principal.local_admin()  # the signed-in user: a decision is never recorded under a name typed in
     if by is not None:

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import typer
 
-from cli import (catalog_commands, chat_command, finetune_command, init_command, query_command, sql_command,
-                 tour_command, ui_command)
-from cli import monitor_command
-from cli import serve_commands
-from cli import batch_commands
-from cli import model_merge_command
-from catalog.offline import apply_offline_env
+from cli import (batch_commands, catalog_commands, finetune_command, init_command, model_merge_command,
+                 monitor_command, query_command, serve_commands, sql_command, tour_command, ui_command)
+from cli.chat import command as chat_command
+from core.offline import apply_offline_env
 from cli.context import set_workspace
 
 # Offline by default: no cost-map download, no telemetry files in the home directory, no hub access.

@@ -44,7 +44,7 @@ def monitors_create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a monitor; its first run is due at once (run it with `run`, or keep `watch` going)."""
-    from catalog.principal import Principal
+    from core.principal import Principal
     from runtimes.monitoring.monitors import MonitorSpec, Rule, create_monitor
 
     spec = MonitorSpec.parse({
@@ -105,7 +105,7 @@ def monitors_run(monitor: str | None = typer.Argument(None, help="A monitor's na
                  due: bool = typer.Option(False, "--due", help="Run every monitor whose schedule is due instead."),
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """Run a monitor now (ingesting spooled traffic first), or every due one with --due."""
-    from catalog.errors import UserError
+    from core.errors import UserError
     from runtimes.monitoring.monitors import run_due, run_monitor
 
     ws = workspace()
@@ -148,7 +148,7 @@ def monitors_alerts(monitor: str | None = typer.Option(None, "--monitor"),
                     open_only: bool = typer.Option(False, "--open", help="Only those not acknowledged."),
                     as_json: bool = typer.Option(False, "--json")) -> None:
     """Alerts raised by monitors, newest first."""
-    from catalog.errors import UserError
+    from core.errors import UserError
     from runtimes.monitoring.monitor_store import MonitorStore
     from runtimes.monitoring.monitors import duration_s
 

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         import duckdb
         from pydantic import ValidationError
 
-        from catalog.errors import UserError
+        from core.errors import UserError
         from catalog.semantic.query import MetricQuery
         from catalog.semantic.runner import compile_for_workspace, run_metric_query
 

@@ -36,7 +36,7 @@ def deploy(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Deploy model versions behind an OpenAI-compatible endpoint (prints its API key once)."""
-    from runtimes.serving.endpoints import deploy as run_deploy
+    from runtimes.serving.endpoints.deploy import deploy as run_deploy
 
     d = run_deploy(workspace(), models, name=name, mode="serverless" if serverless else "realtime",
                    idle_timeout=idle_timeout, host=host, port=port, max_adapters=max_adapters,
@@ -70,7 +70,7 @@ def invoke(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Send one chat message to an endpoint with the `openai` client and print the reply."""
-    from runtimes.serving.endpoint_client import invoke as run_invoke
+    from runtimes.serving.endpoints.client import invoke as run_invoke
 
     def piece(p: str) -> None:
         typer.echo(p, nl=False)
@@ -101,7 +101,7 @@ def _last_cold_start(e) -> str:
 @command
 def endpoints_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """All endpoints with their status (a dead process shows as failed, never running)."""
-    from runtimes.serving.endpoints import list_endpoints
+    from runtimes.serving.endpoints.deploy import list_endpoints
 
     found = list_endpoints(workspace())
     if as_json:
@@ -117,8 +117,8 @@ def endpoints_list(as_json: bool = typer.Option(False, "--json")) -> None:
 def endpoints_show(name: str, events: int = typer.Option(10, "--events", help="How many recent events to show."),
                    as_json: bool = typer.Option(False, "--json")) -> None:
     """One endpoint: models, settings, status, cold starts and recent events."""
-    from runtimes.serving.endpoint_store import EndpointStore
-    from runtimes.serving.endpoints import get_endpoint
+    from runtimes.serving.endpoints.store import EndpointStore
+    from runtimes.serving.endpoints.deploy import get_endpoint
 
     ws = workspace()
     e = get_endpoint(ws, name)
@@ -145,7 +145,7 @@ def endpoints_show(name: str, events: int = typer.Option(10, "--events", help="H
 @command
 def endpoints_start(name: str) -> None:
     """Start a stopped (or failed) endpoint again, with its models and key."""
-    from runtimes.serving.endpoints import start
+    from runtimes.serving.endpoints.deploy import start
 
     e = start(workspace(), name)
     typer.echo(f"endpoint `{e.name}` {e.status} at {e.url}")
@@ -155,7 +155,7 @@ def endpoints_start(name: str) -> None:
 @command
 def endpoints_stop(name: str) -> None:
     """Stop an endpoint's process; it stays listed and can be started again."""
-    from runtimes.serving.endpoints import stop
+    from runtimes.serving.endpoints.deploy import stop
 
     e = stop(workspace(), name)
     typer.echo(f"endpoint `{e.name}` {e.status}")
@@ -165,7 +165,7 @@ def endpoints_stop(name: str) -> None:
 @command
 def endpoints_delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
     """Stop and remove an endpoint (its key stops working)."""
-    from runtimes.serving.endpoints import delete
+    from runtimes.serving.endpoints.deploy import delete
 
     if not yes:
         typer.confirm(f"delete endpoint `{name}`? Its API key stops working", abort=True)

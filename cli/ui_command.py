@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from catalog.offline import OFFLINE_ENV
+from core.offline import OFFLINE_ENV
 from cli.context import command, workspace
 
 APP = Path(__file__).resolve().parent.parent / "app.py"

@@ -30,7 +30,7 @@ def render(name: str, **values: Any) -> str:
     try:
         template = _environment().get_template(f"{name}.md")
     except jinja2.TemplateNotFound:
-        from catalog.errors import UserError
+        from core.errors import UserError
         from catalog.suggestions import unknown
 
         raise UserError(unknown("prompt template", name, names())) from None

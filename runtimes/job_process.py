@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from catalog.offline import OFFLINE_ENV
-from catalog.workspace import Workspace
+from core.offline import OFFLINE_ENV
+from core.workspace import Workspace
 
 _ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.offline import apply_offline_env
+from core.offline import apply_offline_env
 
 apply_offline_env()
 
@@ -19,7 +19,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 @pytest.fixture
 def workspace(tmp_path):
     """A new, empty workspace (settings, warehouse file, catalog folders, state database)."""
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws")
     ws.create()

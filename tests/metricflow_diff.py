@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.compiler import TimeSpineTable, compile_query, dimensions_for
 from catalog.semantic.join_graph import JoinGraph
 from catalog.semantic.query import MetricQuery

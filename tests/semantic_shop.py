@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from catalog.warehouse import connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 SHOP = Path(__file__).parent / "fixtures" / "semantic_shop"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tests.serving_models import tiny_adapter, tiny_base
 
 
@@ -14,7 +14,7 @@ def _lineage(job: str, base: str = "tiny-qwen3") -> dict:
 
 
 def registered_workspace(root: Path) -> Workspace:
-    from runtimes.training.registry import decide, register_version
+    from runtimes.models.registry import decide, register_version
 
     ws = Workspace(root / "ws")
     ws.create()

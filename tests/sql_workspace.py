@@ -10,7 +10,7 @@ from pathlib import Path
 from catalog.metadata import Column, PiiTag, Table
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 CUSTOMERS = [
     (1, "Ann Lee", "ann@example.com", "+1-555-0101", "EMEA"),

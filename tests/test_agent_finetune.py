@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.session import Session
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from runtimes.training.jobs import launcher
 from runtimes.training.jobs.store import JobStore
 from tests.scripted_llm import call

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from agent.events import JobProgress, event_from_json
 from agent.session import Session
-from catalog.errors import UserError
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.workspace import Workspace
 from runtimes.training.jobs import launcher
 from runtimes.training.jobs.store import JobStore
 from tests.conftest import SHARED_DATA
@@ -89,7 +89,7 @@ def _report(p: JobProgress) -> dict:
 
 
 def _version_metrics(ws: Workspace, model_version: str) -> dict:
-    from runtimes.training.registry import get_version
+    from runtimes.models.registry import get_version
 
     name, version = model_version.split("/")
     v = get_version(ws, name, version)
@@ -192,7 +192,7 @@ def test_rlaif_on_the_demo_reports_the_judges_win_rate_of_tuned_over_base(demo):
 
 # ---- the terminal ---------------------------------------------------------------------------------------
 def _cli() -> typer.Typer:
-    from cli import chat_command
+    from cli.chat import command as chat_command
     from cli.context import set_workspace
 
     app = typer.Typer(pretty_exceptions_enable=False)
@@ -246,7 +246,7 @@ def ctrl_c_raises():
 
 
 def test_ctrl_c_in_lathe_chat_stops_following_not_the_job(demo, ctrl_c_raises):
-    from agent.channels.terminal import chat
+    from cli.chat.terminal import chat
 
     terminal = _CtrlCAt(" is queued: ", " is validating: ", " is running: ")  # at the first progress line
     console = Console(file=terminal, width=200, color_system=None)

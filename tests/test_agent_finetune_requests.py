@@ -9,7 +9,7 @@ import pytest
 
 from agent.planners.finetune_intents import stated_mapping, stated_settings
 from agent.session import Session
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from runtimes.training.jobs.store import JobStore
 from tests.test_agent_fixtures import collect, of, text_of
 
@@ -72,7 +72,7 @@ def test_a_table_that_does_not_exist_is_said_to_not_exist(demo):
 
 
 def test_rlaif_asks_for_a_judge_and_offers_a_running_endpoint(demo):
-    from runtimes.serving.endpoint_store import EndpointStore
+    from runtimes.serving.endpoints.store import EndpointStore
 
     s = Session(demo, "judge")
     asked = text_of(collect(s.send("fine-tune tiny-qwen3 with rlaif on reply_preferences max_steps=2")))
@@ -81,7 +81,7 @@ def test_rlaif_asks_for_a_judge_and_offers_a_running_endpoint(demo):
     store.create(name="grader", models=[{"ref": "tiny-qwen3", "id": "tiny-qwen3"}], mode="dedicated",
                  idle_timeout=0, host="127.0.0.1", fixed_port=None, key_hash="x", local_key_hash=None, engine={},
                  capture_rate=0.0)
-    from runtimes.serving.endpoints import endpoint_dir
+    from runtimes.serving.endpoints.deploy import endpoint_dir
 
     endpoint_dir(demo, "grader").mkdir(parents=True, exist_ok=True)
     (endpoint_dir(demo, "grader") / "local.key").write_text("sk-local\n")

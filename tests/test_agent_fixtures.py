@@ -11,7 +11,7 @@ import pytest
 from catalog.metadata import Column, PiiTag, Table
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader, connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tests.scripted_llm import ScriptedLLM
 
 REGIONS = {"EMEA": 3, "NA": 2, "APAC": 1}  # customers per region

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from agent.session import Session
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tests.scripted_llm import Reply, call, say
 from tests.test_agent_fixtures import (build_small_workspace, collect, count_rows, done, llm, of,  # noqa: F401
                                        small_ws, tables_in)

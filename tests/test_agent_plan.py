@@ -9,7 +9,7 @@ from agent.events import ApprovalNeeded, Done, PlanProposed, TableEvent, TextDel
 from agent.review import ReviewPolicy
 from agent.routing import classify
 from agent.state import Plan, PlanError, Risk, Step, TableData
-from catalog.errors import UserError
+from core.errors import UserError
 from tools.registry import ToolRegistry
 
 

@@ -19,7 +19,7 @@ from agent import audit_log
 from agent.planners.base import Emit, PlannerReply, PlanRequest
 from agent.session import Session
 from agent.state import Plan, Step
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.store import CatalogStore
 from tests.conftest import ROOT
 from tests.scripted_llm import call
@@ -112,7 +112,7 @@ WAIT_FOR_APPROVAL = """
 APPROVE = """
     import json, sys
     from agent.session import Session
-    from catalog.errors import UserError
+    from core.errors import UserError
     session = Session(sys.argv[1], sys.argv[2])
     try:
         print(json.dumps([e.to_json() for e in session.approve(reason="ok from another process")]))

@@ -7,8 +7,8 @@ from langgraph.types import Command
 
 from agent import audit_log
 from agent.session import Session
-from catalog.errors import UserError
-from catalog.principal import Principal
+from core.errors import UserError
+from core.principal import Principal
 from catalog.store import CatalogStore
 from tests.scripted_llm import call
 from tests.test_agent_fixtures import collect, count_rows, done, llm, of, small_ws, tables_in, text_of  # noqa: F401

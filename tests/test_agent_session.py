@@ -12,8 +12,8 @@ from agent.planners import choose_planner
 from agent.planners.base import PlannerDeps
 from agent.planners.fallback import FallbackPlanner
 from agent.session import Session
-from catalog.errors import UserError
-from catalog.workspace import Workspace, WorkspaceError
+from core.errors import UserError
+from core.workspace import Workspace, WorkspaceError
 from tests.test_agent_fixtures import collect, done, llm, of, small_ws, text_of  # noqa: F401
 from tools.registry import ToolRegistry
 

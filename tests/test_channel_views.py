@@ -9,7 +9,7 @@ from agent.channels.markdown_views import cell_text, edit_prompt, plan_checklist
 from agent.channels.plotly_figures import figure
 from agent.events import ChartSpec
 from agent.state import Plan, Step, TableData
-from catalog.errors import UserError
+from core.errors import UserError
 from tools.risk import Risk
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from agent import audit_log
 from agent.session import Session
-from cli import chat_command
+from cli.chat import command as chat_command
 from cli.context import set_workspace
 from tests.scripted_llm import call
 from tests.test_agent_fixtures import count_rows, llm, small_ws, tables_in  # noqa: F401

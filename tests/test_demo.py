@@ -11,12 +11,12 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from catalog.demo_company import DEMO_TABLES
+from catalog.demo.company import DEMO_TABLES
 from catalog.metadata import PiiTag
 from catalog.semantic.spec import MetricType
 from catalog.store import CatalogStore
 from catalog.table_description import filter_dimensions, primary_entity
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from cli import tour_command
 from cli.main import app
 

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from catalog.column_lineage import column_lineage, trace_upstream
 from catalog.derived_tables import create_derived_table
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import PiiTag
-from catalog.principal import Principal
+from core.principal import Principal
 from catalog.safe_sql import run_sql
 from catalog.sql_guard import RefusedStatement
 from catalog.store import CatalogStore

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.session import Session
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tests.test_agent_fixtures import collect, done, of, text_of
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def test_a_user_deploys_calls_batches_queues_and_sees_a_drift_alert_from_the_cha
     import openai
 
     from runtimes.monitoring.traffic import TrafficRecord, record
-    from runtimes.serving.endpoints import list_endpoints, stop
+    from runtimes.serving.endpoints.deploy import list_endpoints, stop
 
     s = Session(demo, "deploy-and-watch")
     try:

@@ -21,7 +21,7 @@ from agent.planners.offline import create_planner
 from agent.session import Session
 from catalog.importers import import_paths
 from catalog.warehouse import connect_reader
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tests.fresh_questions import CATEGORIES, QUESTIONS, STYLES, TODAY, Question, store_visits_csv
 from tests.test_agent_fixtures import collect, of, text_of
 

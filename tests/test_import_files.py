@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from agent.session import Session
-from catalog.errors import UserError
-from catalog.principal import Principal
+from core.errors import UserError
+from core.principal import Principal
 from catalog.store import CatalogStore
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tests.test_agent_fixtures import collect, count_rows, done, of, small_ws, tables_in  # noqa: F401
 from tools.import_files import ImportFiles, ImportFilesArgs
 

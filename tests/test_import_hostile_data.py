@@ -10,10 +10,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
 from catalog.metadata import PiiTag
-from catalog.principal import Principal
+from core.principal import Principal
 from catalog.store import CatalogStore
 from tests.conftest import FIXTURES
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
 from catalog.store import CatalogStore
-from catalog.yaml_files import MAX_DEPTH, MAX_FILE_BYTES, load_documents
+from core.yaml_files import MAX_DEPTH, MAX_FILE_BYTES, load_documents
 from tests.conftest import FIXTURES, ROOT
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
 from catalog.metadata import GlossaryTerm, PiiTag
 from catalog.store import CatalogStore

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
 from catalog.semantic.spec import MetricType
 from catalog.store import CatalogStore

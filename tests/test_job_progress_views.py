@@ -8,7 +8,7 @@ import io
 from rich.console import Console
 
 from agent.channels.job_views import approve_hint, progress_bar, progress_markdown, report_markdown
-from agent.channels.terminal import TerminalView
+from cli.chat.terminal import TerminalView
 from agent.events import StepFinished, event_from_json
 from agent.session import progress_event
 

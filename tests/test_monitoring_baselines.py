@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.warehouse import connect_writer
 from runtimes.monitoring.baselines import build_baseline, load_baseline
 from runtimes.monitoring.monitors import create_monitor, run_monitor
 from runtimes.monitoring.traffic import record
-from runtimes.training.registry import register_version
+from runtimes.models.registry import register_version
 from tests.test_monitoring_monitors import EN, NOW, WORDS, requests
 
 pytestmark = pytest.mark.slow  # the MLflow registry makes each test take 5 to 10 s here

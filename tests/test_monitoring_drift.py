@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy.stats import wasserstein_distance
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.monitoring.drift import detect_drift, infer_kind, wasserstein_sorted
 
 # Evidently's chi-squared divides by the zero expected count of a value the reference never had.

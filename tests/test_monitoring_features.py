@@ -36,7 +36,7 @@ def test_languages_offline():
 
 
 def test_topics_from_the_demo_catalog(tmp_path):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
 
     ws = Workspace(tmp_path / "demo")
     init_workspace(ws, demo=True, scale=0.1)

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from catalog.errors import UserError
+from core.errors import UserError
 from cli.main import app
 from runtimes.monitoring.traffic import record
 from tools.registry import ToolRegistry

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.monitoring.monitor_store import MonitorStore
 from runtimes.monitoring.monitors import (MonitorSpec, Rule, create_monitor, endpoint_report, run_due, run_monitor,
                                           watch)

@@ -8,7 +8,7 @@ import sqlite3
 import duckdb
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader
 from runtimes.monitoring.traffic import (TrafficRecord, ingest, record, record_feedback, spool_path, spooled)
@@ -100,7 +100,7 @@ def test_feedback_is_spooled_and_ingested(workspace):
 
 
 def _writer(root: str, start: int) -> None:
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
 
     ws = Workspace(__import__("pathlib").Path(root))
     for k in range(10):

@@ -20,7 +20,7 @@ from agent.session import Session
 from catalog.results import json_value
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader, connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tests.offline_questions import QUESTIONS, TODAY, Question
 from tests.test_agent_fixtures import build_small_workspace, collect, done, of, text_of
 

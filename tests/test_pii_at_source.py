@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from catalog.errors import UserError
-from catalog.principal import Principal
+from core.errors import UserError
+from core.principal import Principal
 from catalog.safe_sql import run_sql
 from tests.hostile_sql import PII_ATTACKS, PiiAttack
 from tests.sql_workspace import CUSTOMERS, build_workspace
@@ -198,7 +198,7 @@ def shop(tmp_path_factory):
     from catalog.metadata import Column, PiiTag, Table
     from catalog.store import CatalogStore
     from catalog.warehouse import connect_writer
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
 
     folder = Path(__file__).parent / "fixtures" / "semantic_shop"
     ws = Workspace(tmp_path_factory.mktemp("shop_pii") / "ws")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.safe_sql import run_sql
 from tests.hostile_sql import RESOURCE_ATTACKS
 from tests.sql_workspace import build_workspace

@@ -6,9 +6,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.join_checks import join_warnings
-from catalog.principal import Principal
+from core.principal import Principal
 from catalog.query_schema import warehouse_catalog
 from catalog.safe_sql import run_sql
 from catalog.sql_guard import guard

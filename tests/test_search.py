@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Column, GlossaryTerm, Owner, PiiTag, Table
 from catalog.search import CatalogSearch
 from catalog.store import CatalogStore
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 

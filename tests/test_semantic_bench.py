@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from catalog import demo_company
+from catalog.demo import company as demo_company
 from catalog.warehouse import connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
@@ -22,7 +22,7 @@ def test_bench_queries_match_their_hand_written_sql(tmp_path):
     ws.create()
     with connect_writer(ws) as con:
         demo_company.generate(con, scale=0.05)
-    shutil.copy(ROOT / "catalog" / "demo_semantic.yml", ws.catalog_dir / "semantic" / "demo.yml")
+    shutil.copy(ROOT / "catalog" / "demo" / "semantic.yml", ws.catalog_dir / "semantic" / "demo.yml")
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "semantic_vs_handwritten.py"),
                           "--workspace", str(ws.root), "--repeat", "1"],
                          capture_output=True, text=True, timeout=120, env={**os.environ, **OFFLINE}, cwd=ROOT)

@@ -8,7 +8,7 @@ import sqlglot
 from sqlglot import exp
 from typer.testing import CliRunner
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from cli.main import app
 from tests.semantic_shop import build_shop
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.compiler import compile_query, dimensions_for
 from catalog.semantic.query import MetricQuery
 from catalog.semantic.runner import run_metric_query
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader, connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 from tests.semantic_shop import SHOP, build_shop
 D = dt.datetime

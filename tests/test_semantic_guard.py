@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.compiler import compile_query
 from catalog.semantic.query import MetricQuery
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from cli.main import app
 
 from tests.semantic_shop import SHOP, build_shop

@@ -10,7 +10,7 @@ import pytest
 
 from catalog.semantic.query import MetricQuery
 from catalog.semantic.runner import run_metric_query
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from catalog.warehouse import connect_writer
 
 DATA = """

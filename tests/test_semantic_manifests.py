@@ -11,7 +11,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.compiler import compile_query
 from catalog.semantic.join_graph import JoinGraph
 from catalog.semantic.query import MetricQuery

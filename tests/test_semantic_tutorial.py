@@ -12,7 +12,7 @@ from catalog.semantic.query import MetricQuery
 from catalog.semantic.runner import run_metric_query
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader, connect_writer
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tests.conftest import external
 
 TABLES = ("transactions", "customers", "countries")

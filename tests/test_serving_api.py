@@ -13,13 +13,13 @@ import openai
 import pytest
 
 from catalog.warehouse import connect_reader
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from runtimes.monitoring.traffic import ingest, spooled
-from runtimes.serving.api_keys import key_hash
-from runtimes.serving.engine import ChatMessage, Engine, Sampling
-from runtimes.serving.engine_pool import EnginePool
-from runtimes.serving.model_ref import ServedModel
-from runtimes.serving.openai_api import COLD_START_HEADER, EndpointSettings, create_app
+from runtimes.serving.endpoints.api_keys import key_hash
+from runtimes.serving.engines.transformers_engine import ChatMessage, Engine, Sampling
+from runtimes.serving.engines.pool import EnginePool
+from runtimes.models.refs import ServedModel
+from runtimes.serving.endpoints.openai_api import COLD_START_HEADER, EndpointSettings, create_app
 from tests.serving_http import serve
 from tests.serving_models import tiny_adapter, tiny_base
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.monitoring.traffic import spool_path
-from runtimes.serving import async_queue as aq
-from runtimes.serving.async_queue import AsyncQueue
+from runtimes.serving.queue import store as aq
+from runtimes.serving.queue.store import AsyncQueue
 from tests.serving_models import tiny_base
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
 
     ws = Workspace(tmp_path_factory.mktemp("async") / "ws")
     ws.create()
@@ -72,7 +72,7 @@ def _until(pred, timeout=240.0, poll=0.05):
 
 
 def _workers(ws, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "runtimes.serving.async_worker", str(ws.root), "--model", "tiny", "--workers", "2",
+    return [sys.executable, "-m", "runtimes.serving.queue.worker", str(ws.root), "--model", "tiny", "--workers", "2",
             "--webhook-backoff", "0.2", *extra]
 
 
@@ -81,7 +81,7 @@ def _env() -> dict[str, str]:
 
 
 def test_submit_returns_an_id_at_once_and_refuses_bad_input(ws, tmp_path):
-    from runtimes.serving.endpoint_store import EndpointStore
+    from runtimes.serving.endpoints.store import EndpointStore
 
     rid = aq.submit(ws, "tiny", {"messages": [{"role": "user", "content": "Where is order 5?"}], "max_tokens": 3})
     st = aq.status(ws, rid)

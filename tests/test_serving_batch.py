@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
 from catalog.safe_sql import run_sql
 from catalog.store import CatalogStore
 from runtimes.monitoring.traffic import spool_path
-from runtimes.serving import batch
-from runtimes.serving.batch_spool import BatchSpool
-from runtimes.training.registry import decide, register_version
+from runtimes.serving.batch import transform as batch
+from runtimes.serving.batch.spool import BatchSpool
+from runtimes.models.registry import decide, register_version
 from tests.serving_models import tiny_adapter, tiny_base
 
 ROWS = 40
@@ -29,7 +29,7 @@ ROWS = 40
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
 
     root = tmp_path_factory.mktemp("batch")
     ws = Workspace(root / "ws")
@@ -123,8 +123,8 @@ def test_cli_dry_run_and_bad_input(ws):
 @pytest.mark.slow
 def test_batch_writes_a_catalogued_predictions_table_equal_to_the_engine(ws):
     from cli.main import app
-    from runtimes.serving.engine import ChatMessage, Engine, Sampling
-    from runtimes.serving.model_ref import resolve_served
+    from runtimes.serving.engines.transformers_engine import ChatMessage, Engine, Sampling
+    from runtimes.models.refs import resolve_served
 
     sql = "SELECT ticket_id, body FROM tickets WHERE ticket_id < 12"
     out = CliRunner().invoke(app, ["-w", str(ws.root), "batch", "ticket-sft", "--data", sql, "--into", "tp",

@@ -13,10 +13,10 @@ import openai
 import psutil
 import pytest
 
-from catalog.errors import UserError
-from runtimes.serving import endpoints
-from runtimes.serving.endpoint_client import invoke
-from runtimes.serving.endpoint_store import EndpointStore
+from core.errors import UserError
+from runtimes.serving.endpoints import deploy as endpoints
+from runtimes.serving.endpoints.client import invoke
+from runtimes.serving.endpoints.store import EndpointStore
 from tests.serving_registry import registered_workspace
 
 HELLO = [{"role": "user", "content": "Order 5 ships on day"}]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import UserError
-from runtimes.serving.adapter_fit import check_adapter_fits
-from runtimes.serving.engine import ChatMessage, Engine, Generation, Sampling
-from runtimes.serving.model_ref import ServedModel, resolve_served
-from runtimes.training.registry import decide, register_version
+from core.errors import UserError
+from runtimes.serving.engines.adapter_fit import check_adapter_fits
+from runtimes.serving.engines.transformers_engine import ChatMessage, Engine, Generation, Sampling
+from runtimes.models.refs import ServedModel, resolve_served
+from runtimes.models.registry import decide, register_version
 from tests.serving_models import tiny_adapter, tiny_base
 
 GREEDY = Sampling(max_new_tokens=10, temperature=0)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from runtimes.serving.api_keys import key_hash
-from runtimes.serving.engine_pool import EnginePool
-from runtimes.serving.model_ref import ServedModel
-from runtimes.serving.openai_api import MAX_BODY_BYTES, EndpointSettings, create_app
+from runtimes.serving.endpoints.api_keys import key_hash
+from runtimes.serving.engines.pool import EnginePool
+from runtimes.models.refs import ServedModel
+from runtimes.serving.endpoints.openai_api import MAX_BODY_BYTES, EndpointSettings, create_app
 from tests.serving_http import serve
 from tests.serving_models import tiny_base
 

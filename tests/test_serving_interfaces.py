@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from catalog.errors import UserError
+from core.errors import UserError
 from cli.main import app
-from runtimes.serving import endpoints
-from runtimes.serving.endpoint_store import EndpointStore
+from runtimes.serving.endpoints import deploy as endpoints
+from runtimes.serving.endpoints.store import EndpointStore
 from tests.serving_registry import registered_workspace
 from tools.registry import ToolRegistry
 from tools.risk import Risk

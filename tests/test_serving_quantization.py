@@ -6,10 +6,10 @@ import importlib.util
 
 import pytest
 
-from catalog.errors import UserError
-from runtimes.serving.engine import Engine, Sampling
-from runtimes.serving.model_ref import ServedModel
-from runtimes.serving.quantization import MODES, quantization_effect, quantize_model, weight_bytes
+from core.errors import UserError
+from runtimes.serving.engines.transformers_engine import Engine, Sampling
+from runtimes.models.refs import ServedModel
+from runtimes.serving.engines.quantization import MODES, quantization_effect, quantize_model, weight_bytes
 from tests.serving_models import TEXTS, tiny_adapter, tiny_base
 
 

@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 
 from agent.review import ReviewPolicy
 from agent.state import Plan, Step
-from catalog.errors import UserError
-from catalog.principal import Principal
-from runtimes.serving import endpoints
-from runtimes.serving.endpoint_store import EndpointStore
-from runtimes.serving.model_ref import resolve_served
-from runtimes.training.registry import decide, get_version, register_version
+from core.errors import UserError
+from core.principal import Principal
+from runtimes.serving.endpoints import deploy as endpoints
+from runtimes.serving.endpoints.store import EndpointStore
+from runtimes.models.refs import resolve_served
+from runtimes.models.registry import decide, get_version, register_version
 from tests.serving_models import tiny_base
 from tests.serving_registry import registered_workspace
 from tools.registry import ToolRegistry
@@ -194,8 +194,8 @@ def test_out_of_range_invocations_are_refused_at_plan_time(bad):
 
 @pytest.mark.parametrize("ref", ["tickets-sft@2", "risky-sft@1", "pending-link", "runs/j9/model"])
 def test_a_batch_never_runs_what_a_deploy_refuses(ws, ref, monkeypatch):
-    from runtimes.serving.async_worker import resolve_models
-    from runtimes.serving.batch import BatchSpec, plan_batch
+    from runtimes.serving.queue.worker import resolve_models
+    from runtimes.serving.batch.transform import BatchSpec, plan_batch
 
     monkeypatch.chdir(ws.root)
     with pytest.raises(UserError):
@@ -206,7 +206,7 @@ def test_a_batch_never_runs_what_a_deploy_refuses(ws, ref, monkeypatch):
 
 def test_no_switch_runs_an_unapproved_version(ws):
     from cli.main import app
-    from runtimes.serving.batch import BatchSpec
+    from runtimes.serving.batch.transform import BatchSpec
 
     with pytest.raises(UserError):
         BatchSpec.parse({"model": "tickets-sft@2", "table": "tickets", "allow_unapproved": True})

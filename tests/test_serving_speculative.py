@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from catalog.errors import UserError
-from runtimes.serving.engine import Engine, Sampling
-from runtimes.serving.model_ref import ServedModel
-from runtimes.serving.speculative import SpeculationConfig
+from core.errors import UserError
+from runtimes.serving.engines.transformers_engine import Engine, Sampling
+from runtimes.models.refs import ServedModel
+from runtimes.serving.engines.speculative import SpeculationConfig
 from tests.serving_models import TEXTS, tiny_adapter, tiny_base
 
 GREEDY = Sampling(max_new_tokens=32, temperature=0.0)

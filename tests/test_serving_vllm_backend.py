@@ -6,8 +6,8 @@ import importlib.util
 
 import pytest
 
-from catalog.errors import UserError
-from runtimes.serving.endpoints import deploy, list_endpoints
+from core.errors import UserError
+from runtimes.serving.endpoints.deploy import deploy, list_endpoints
 from tests.serving_models import tiny_base
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
@@ -24,7 +24,7 @@ def test_a_vllm_deploy_without_vllm_is_refused_and_leaves_nothing(workspace):
 
 
 def test_the_engine_itself_refuses_without_vllm():
-    from runtimes.serving.vllm_engine import VllmEngine
+    from runtimes.serving.engines.vllm_engine import VllmEngine
 
     with pytest.raises(UserError, match="needs vLLM"):
         VllmEngine("/nowhere")

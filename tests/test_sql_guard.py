@@ -5,7 +5,7 @@ import duckdb
 import pytest
 import sqlglot
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.query_schema import warehouse_catalog
 from catalog.safe_sql import run_sql
 from catalog.sql_guard import RefusedStatement, guard

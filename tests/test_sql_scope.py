@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.safe_sql import run_sql
 from tests.hostile_sql import HARMLESS, SCOPE_ESCAPES
 from tests.sql_workspace import build_workspace
@@ -34,7 +34,7 @@ def test_harmless_statement_runs(ws, sql, rows):
 
 
 def test_cte_that_shadows_a_pii_table_reads_the_cte_unmasked(ws):
-    from catalog.principal import Principal
+    from core.principal import Principal
 
     r = run_sql(ws, "WITH customers AS (SELECT 'x@y.z' AS email) SELECT email FROM customers",
                 principal=Principal(name="ana", roles={"analyst"}))

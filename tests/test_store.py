@@ -6,7 +6,7 @@ import pytest
 from catalog.metadata import Column, GlossaryTerm, Owner, PiiTag, Table
 from catalog.semantic.spec import SemanticManifest
 from catalog.store import CatalogStore, CatalogTransaction
-from catalog.yaml_files import CatalogFileError
+from core.yaml_files import CatalogFileError
 from tests.conftest import external
 
 

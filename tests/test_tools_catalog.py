@@ -6,8 +6,8 @@ import ast
 
 import pytest
 
-from catalog.errors import UserError
-from catalog.principal import Principal
+from core.errors import UserError
+from core.principal import Principal
 from tests.conftest import ROOT
 from tests.test_agent_fixtures import small_ws, tables_in  # noqa: F401
 from tools.registry import ToolRegistry, tools_in

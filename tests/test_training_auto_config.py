@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.training.auto_config import DataProfile, TrainingPlan, auto_configure
 from runtimes.training.hardware import Gpu, Hardware, detect_hardware, parse_nvidia_smi
 from runtimes.training.memory_estimate import ModelShape, TrainingShape, estimate_memory

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from runtimes.training.datasets.formats import DatasetFormat, detect_mapping
 from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset, prepare, prepare_dataset
 from runtimes.training.datasets.validation import DatasetRefused, check_rows, refuse_if_too_many
@@ -283,7 +283,7 @@ def test_trl_trains_on_prepared_rows(shared, tmp_path):
     """The prepared columns are what TRL's trainers take: one DPO step on HH-RLHF, one SFT step on GSM8K."""
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    from runtimes.training.model_source import load_model, load_tokenizer, resolve_model
+    from runtimes.models.sources import load_model, load_tokenizer, resolve_model
     from runtimes.training.tiny_models import build_tiny_model
 
     gsm = prepare_dataset(shared, DatasetSpec(sql="SELECT * FROM gsm8k LIMIT 8", technique="sft", eval_fraction=0))

@@ -43,7 +43,7 @@ def ws(tmp_path_factory):
     import json
 
     from catalog.importers import import_paths
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
     from runtimes.training.tiny_models import build_tiny_model
 
     ws = Workspace(tmp_path_factory.mktemp("duration") / "ws")

@@ -15,7 +15,7 @@ from runtimes.training.jobs.store import JobStore
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
     from catalog.workspace_setup import init_workspace
     from runtimes.training.datasets.shared_data import GSM8K_FILE, import_gsm8k, shared_data_dir
     from runtimes.training.tiny_models import install_demo_models
@@ -31,8 +31,8 @@ def ws(tmp_path_factory):
 
 def test_rlvr_job_reports_base_versus_tuned_reward_with_a_plot_and_tags(ws):
     from runtimes.training.jobs import launcher
-    from runtimes.training.registry import get_version
-    from runtimes.training.tracking import client, dataset_inputs
+    from runtimes.models.registry import get_version
+    from runtimes.models.tracking import client, dataset_inputs
 
     # A random tiny model earns no reward on GSM8K: the job is let through its signal check, since what is
     # tested here is the evaluation, not learning.
@@ -97,7 +97,7 @@ def _rows(n: int, start: int = 0) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from runtimes.training.model_source import load_tokenizer, resolve_model
+    from runtimes.models.sources import load_tokenizer, resolve_model
     from runtimes.training.tiny_models import build_tiny_model
 
     texts = [r["completion"][0]["content"] + " " + r["prompt"][0]["content"] + " " + r["rejected"][0]["content"]
@@ -121,7 +121,7 @@ def test_sft_comparison_gives_held_out_loss_and_a_reference_win_rate(tiny, tmp_p
     from trl import SFTConfig, SFTTrainer
 
     from runtimes.training.evaluation import sft_comparison
-    from runtimes.training.model_source import load_model
+    from runtimes.models.sources import load_model
 
     source, tok = tiny
     prepared = _held_out(("prompt", "completion"))
@@ -143,7 +143,7 @@ def test_preference_comparison_gives_accuracy_and_reward_margin_on_held_out_pair
     from trl import DPOConfig, DPOTrainer
 
     from runtimes.training.evaluation import describe_comparison, preference_comparison
-    from runtimes.training.model_source import load_model
+    from runtimes.models.sources import load_model
 
     source, tok = tiny
     prepared = _held_out(("prompt", "chosen", "rejected"))

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.training.auto_config import DataProfile, auto_configure
 from runtimes.training.jobs.store import JobSpec
 from runtimes.training.plan_explanation import explain
@@ -86,7 +86,7 @@ def test_grpo_evaluates_in_whole_groups(tmp_path):
 @pytest.fixture(scope="module")
 def qa_ws(tmp_path_factory):
     from catalog.importers import import_paths
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
     from runtimes.training.tiny_models import build_tiny_model
 
     ws = Workspace(tmp_path_factory.mktemp("groups") / "ws")

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
 from runtimes.training.jobs import launcher
 from runtimes.training.jobs.recovery import recover
 from runtimes.training.jobs.store import JobStore
-from runtimes.training.registry import get_version
+from runtimes.models.registry import get_version
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
     from runtimes.training.tiny_models import build_tiny_model
 
     root = tmp_path_factory.mktemp("jobs")
@@ -127,7 +127,7 @@ def test_cancel_sigterm_resume_sigkill_recovery_then_success_with_a_registered_v
     assert mv.lineage["config"]["method"] == "full"
     report = json.loads((ws.root / "runs" / job.id / "report" / "report.json").read_text())
     assert [s for s, _ in report["curves"]["loss"]] == list(range(1, 37))
-    from runtimes.training.tracking import client
+    from runtimes.models.tracking import client
 
     run = client(ws).get_run(done.mlflow_run_id)  # one MLflow run across all three attempts
     assert run.info.status == "FINISHED" and run.data.params["dataset_hash"] == done.lineage["dataset_hash"]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from catalog.errors import UserError
-from runtimes.training.rewards.judge import (Judge, builtin_rubrics, judge_reward, load_rubric, parse_score,
+from core.errors import UserError
+from runtimes.judging.judge import (Judge, builtin_rubrics, judge_reward, load_rubric, parse_score,
                                              prompt_text)
 from tests.scripted_llm import ScriptedLLM, say
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.training.memory_estimate import ModelShape, TrainingShape, estimate_memory, lora_params
 
 

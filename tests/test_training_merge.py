@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from catalog.errors import UserError
-from runtimes.training.registry import get_version, register_version
+from core.errors import UserError
+from runtimes.models.registry import get_version, register_version
 from tests.serving_models import tiny_adapter, tiny_base
 
 

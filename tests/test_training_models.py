@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from catalog.errors import UserError
-from runtimes.training.chat_templates import TEMPLATE_TOKENS
-from runtimes.training.model_families import FAMILIES, check_chat_template, detect_family, family
-from runtimes.training.model_source import load_model, load_tokenizer, resolve_model
+from core.errors import UserError
+from runtimes.models.chat_templates import TEMPLATE_TOKENS
+from runtimes.models.families import FAMILIES, check_chat_template, detect_family, family
+from runtimes.models.sources import load_model, load_tokenizer, resolve_model
 from runtimes.training.tiny_models import TINY_FAMILIES, build_tiny_model, install_demo_models, train_tokenizer
 
 TEXTS = [f"Hello {n}, your order #{i * 7} shipped on {d}. Thanks for your patience!"
@@ -207,7 +207,7 @@ def test_model_sources_local_folders_and_offline_hub(workspace, models, tmp_path
 
 
 def test_demo_base_models(tmp_path):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
     from catalog.workspace_setup import init_workspace
 
     ws = Workspace(tmp_path / "demo")
@@ -236,8 +236,8 @@ def test_demo_base_models(tmp_path):
 
 @pytest.mark.parametrize("name", ("llama2", "llama3", "qwen3", "deepseek_v3", "gpt_oss"))
 def test_serving_renders_a_chat_through_the_familys_template(models, name):
-    from runtimes.serving.engine import ChatMessage, Engine, Sampling
-    from runtimes.serving.model_ref import ServedModel
+    from runtimes.serving.engines.transformers_engine import ChatMessage, Engine, Sampling
+    from runtimes.models.refs import ServedModel
 
     engine = Engine(str(models[name]))
     engine.register(ServedModel("base", str(models[name]), name, None))

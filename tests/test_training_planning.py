@@ -9,7 +9,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.training.jobs.store import JobSpec, JobStore
 
 SQL = ("SELECT t.body AS prompt, r.body AS reply FROM support_tickets t JOIN ticket_replies r "
@@ -18,7 +18,7 @@ SQL = ("SELECT t.body AS prompt, r.body AS reply FROM support_tickets t JOIN tic
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
     from catalog.workspace_setup import init_workspace
     from runtimes.training.datasets.shared_data import GSM8K_FILE, import_gsm8k, shared_data_dir
     from runtimes.training.tiny_models import install_demo_models
@@ -117,7 +117,7 @@ def test_cli_dry_run_prints_the_plan_and_starts_nothing(ws):
 def test_a_short_sft_job_trains_with_the_plan_logs_tokens_per_second_and_draws_its_curves(ws):
     from runtimes.training.jobs import launcher
     from runtimes.training.planning import plan_finetune
-    from runtimes.training.registry import get_version
+    from runtimes.models.registry import get_version
 
     spec = _spec(settings={"max_steps": 4, "micro_batch": 2, "max_length": 64}, name="tickets-sft")
     planned = plan_finetune(ws, spec).settings

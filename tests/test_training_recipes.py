@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from runtimes.training.datasets.preparation import DatasetSpec, prepare_dataset
 from runtimes.training.recipes import RECIPES, parse_config, recipe
 from tests.conftest import SHARED_DATA
@@ -37,7 +37,7 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny(demo, tmp_path_factory):
     """A tiny Qwen 3 whose tokenizer learned the demo's ticket text."""
-    from runtimes.training.model_source import resolve_model
+    from runtimes.models.sources import resolve_model
     from runtimes.training.tiny_models import build_tiny_model, demo_texts
 
     path = build_tiny_model("qwen3", tmp_path_factory.mktemp("models") / "tiny-qwen3",

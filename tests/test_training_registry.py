@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import UserError
-from catalog.principal import Principal
-from runtimes.training.registry import decide, get_version, list_versions, model_name, register_version
-from runtimes.training.tracking import JobRun
+from core.errors import UserError
+from core.principal import Principal
+from runtimes.models.registry import decide, get_version, list_versions, model_name, register_version
+from runtimes.models.tracking import JobRun
 
 
 def _lineage(job_id: str) -> dict:

@@ -9,7 +9,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
 from runtimes.training.jobs import launcher
 from runtimes.training.jobs.store import JobSpec, JobStore
@@ -17,7 +17,7 @@ from runtimes.training.jobs.store import JobSpec, JobStore
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
     from runtimes.training.tiny_models import build_tiny_model
 
     root = tmp_path_factory.mktemp("requests")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.training.rewards.combine import RewardSpec, build_combined, build_reward, combine
 from runtimes.training.rewards.python_tests import SandboxLimits, extract_code, python_tests, run_python_tests
 from runtimes.training.rewards.verifiable import (exact_match, final_number, json_schema, numeric_answer,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from catalog.importers import import_paths
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from runtimes.training.datasets.preparation import DatasetSpec, prepare_dataset
 from runtimes.training.recipes import parse_config, recipe
 
@@ -17,7 +17,7 @@ MAX_LENGTH = 48
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from runtimes.training.model_source import resolve_model
+    from runtimes.models.sources import resolve_model
     from runtimes.training.tiny_models import build_tiny_model
 
     ws = Workspace(tmp_path_factory.mktemp("truncation") / "ws")
@@ -36,7 +36,7 @@ def setup(tmp_path_factory):
 
 
 def _full_lengths(source, rows) -> list[int]:
-    from runtimes.training.model_source import load_tokenizer
+    from runtimes.models.sources import load_tokenizer
 
     tokenizer, _ = load_tokenizer(source)
     return [len(tokenizer.apply_chat_template(list(r["messages"]), tokenize=True, return_dict=True)["input_ids"])

@@ -10,12 +10,12 @@ import socket
 
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import import_paths
 from runtimes.training.jobs import launcher
 from runtimes.training.jobs.signal_check import SignalCheck, step_problem
 from runtimes.training.jobs.store import JobSpec, JobStore
-from runtimes.training.registry import list_versions
+from runtimes.models.registry import list_versions
 from tests.scripted_llm import ScriptedLLM, say
 
 PROMPTS = [f"Where is order {i}? It was due on day {i % 5 + 1}." for i in range(24)]
@@ -23,7 +23,7 @@ PROMPTS = [f"Where is order {i}? It was due on day {i % 5 + 1}." for i in range(
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
     from runtimes.training.tiny_models import build_tiny_model
 
     root = tmp_path_factory.mktemp("signal")
@@ -111,10 +111,10 @@ def test_a_judge_that_stops_answering_fails_the_job_and_registers_nothing(ws):
 
 def test_a_lathe_endpoint_is_the_judge_through_the_endpoint_store(ws):
     """The endpoint's row and local key are real; the scripted server stands where its process would listen."""
-    from runtimes.serving.endpoint_store import EndpointStore
-    from runtimes.serving.endpoints import endpoint_dir
+    from runtimes.serving.endpoints.store import EndpointStore
+    from runtimes.serving.endpoints.deploy import endpoint_dir
     from runtimes.training.planning import plan_finetune
-    from runtimes.training.rewards.judge import local_judge_settings
+    from runtimes.judging.judge import local_judge_settings
 
     spec = JobSpec.parse(_rlaif("", judge_model="lathe/grader", judge_api_base=None))
     with pytest.raises(UserError, match=r"judge `lathe/grader`: this workspace has no endpoint or served version "
@@ -137,7 +137,7 @@ def test_a_lathe_endpoint_is_the_judge_through_the_endpoint_store(ws):
         assert len(llm.requests) == 2 and llm.requests[0]["model"] == "tiny-judge-v1"
         url = llm.url
     assert plan.settings["judge_model"] == "lathe/grader" and by_version.settings["judge_model"] == "lathe/tiny-judge@1"
-    from runtimes.training.rewards.judge import judge_target
+    from runtimes.judging.judge import judge_target
 
     store.create(name="other", models=[{"ref": "support-bot", "id": "support-bot-v3", "version": 3}],
                  mode="dedicated", idle_timeout=0, host="127.0.0.1", fixed_port=None, key_hash="y",

@@ -23,7 +23,7 @@ from catalog.semantic.query import MetricQuery
 from catalog.semantic.runner import run_metric_query
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from catalog.workspace_setup import init_workspace
 from tests.scripted_llm import ScriptedLLM, call
 from tests.ui_server import browser, chromium, ui_server

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from agent.session import Session
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from catalog.workspace_setup import init_workspace
 from runtimes.training.jobs.store import JobStore
 from tests.test_ui_browser import WAIT_MS, _ask, _evidence

@@ -6,9 +6,9 @@ import sqlite3
 import duckdb
 import pytest
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.warehouse import QueryTimeout, connect_reader, connect_writer, fetch_with_timeout
-from catalog.workspace import Workspace, WorkspaceError
+from core.workspace import Workspace, WorkspaceError
 
 
 def test_resolve_prefers_argument_then_lathe_home(tmp_path, monkeypatch):

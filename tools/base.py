@@ -11,7 +11,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.results import QueryResult
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tools.risk import Risk
 
 
@@ -33,7 +33,7 @@ class LatheTool(BaseTool):
 
     risk: ClassVar[Risk] = Risk.read
     workspace: Workspace
-    principal: Any = None  # a catalog.principal.Principal; None means the local user
+    principal: Any = None  # a core.principal.Principal; None means the local user
 
     @classmethod
     def tool_name(cls) -> str:
@@ -68,7 +68,7 @@ def principal_or_local(principal: Any) -> Any:
     """The principal a catalog call acts for: the one given, else the local user."""
     if principal is not None:
         return principal
-    from catalog.principal import Principal
+    from core.principal import Principal
 
     return Principal.local_admin()
 

@@ -2,7 +2,7 @@
 table (risk `compute`, so it waits for approval), follow a batch, submit a request to the async queue (`compute`)
 and read an async request's status and result.
 
-Thin wrappers over `runtimes/serving/batch.py` and `async_queue.py`: the status tools change nothing; the batch
+Thin wrappers over `runtimes/serving/batch/transform.py` and `async_queue.py`: the status tools change nothing; the batch
 runs as a job in its own process and the async request waits for the queue's workers.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.results import QueryResult
 from tools.base import LatheTool, ToolArgs, ToolOutput
 from tools.risk import Risk
@@ -43,7 +43,7 @@ class RunBatch(LatheTool):
     risk = Risk.compute
 
     def _plan(self, a: RunBatchArgs) -> Any:
-        from runtimes.serving.batch import BatchSpec, plan_batch
+        from runtimes.serving.batch.transform import BatchSpec, plan_batch
 
         spec = BatchSpec.parse({**a.model_dump(exclude_none=True)})
         return plan_batch(self.workspace, spec, self.principal)
@@ -56,7 +56,7 @@ class RunBatch(LatheTool):
         return "; ".join(plan.explain().splitlines()[:5])
 
     def _run(self, **args: Any) -> ToolOutput:
-        from runtimes.serving.batch import run_batch
+        from runtimes.serving.batch.transform import run_batch
 
         plan = self._plan(RunBatchArgs(**args))
         job = run_batch(self.workspace, plan)
@@ -78,7 +78,7 @@ class BatchStatus(LatheTool):
     risk = Risk.read
 
     def _run(self, job_id: str | None = None) -> ToolOutput:
-        from runtimes.serving.batch import jobs, status
+        from runtimes.serving.batch.transform import jobs, status
 
         if job_id is None:
             found = jobs(self.workspace)
@@ -120,7 +120,7 @@ class SubmitAsync(LatheTool):
 
     def _run(self, target: str, message: str, kind: str = "chat", model: str | None = None, max_tokens: int = 64,
              temperature: float = 1.0, webhook: str | None = None) -> ToolOutput:
-        from runtimes.serving.async_queue import submit, summary
+        from runtimes.serving.queue.store import submit, summary
 
         body: dict[str, Any] = ({"prompt": message} if kind == "completion"
                                 else {"messages": [{"role": "user", "content": message}]})
@@ -129,7 +129,7 @@ class SubmitAsync(LatheTool):
         live = [w for w in summary(self.workspace)["workers"] if w["alive"]]
         note = ""
         if not live:  # from the chat nobody keeps a pool running: one worker answers and stops when done
-            from runtimes.serving.async_worker import start_detached
+            from runtimes.serving.queue.worker import start_detached
 
             start_detached(self.workspace, target)
             note = " No worker was running: one started and stops once the queue is empty."
@@ -149,7 +149,7 @@ class AsyncStatus(LatheTool):
     risk = Risk.read
 
     def _run(self, request_id: str | None = None) -> ToolOutput:
-        from runtimes.serving.async_queue import result, status, summary
+        from runtimes.serving.queue.store import result, status, summary
 
         if request_id is None:
             s = summary(self.workspace)

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import re
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 
 def endpoint_names(ws: Workspace) -> list[str]:
-    from runtimes.serving.endpoints import list_endpoints
+    from runtimes.serving.endpoints.deploy import list_endpoints
 
     return [e.name for e in list_endpoints(ws)]
 
 
 def registered_models(ws: Workspace) -> dict[str, str]:
     """Registered model name → words describing it (its lineage's tables, base model and technique)."""
-    from runtimes.training.registry import list_versions
+    from runtimes.models.registry import list_versions
 
     about: dict[str, set[str]] = {}
     for v in list_versions(ws):

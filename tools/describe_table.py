@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.results import QueryResult
 from catalog.suggestions import unknown
 from tools.base import LatheTool, ToolArgs, ToolOutput

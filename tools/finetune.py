@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.results import QueryResult
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tools.base import LatheTool, ToolArgs, ToolOutput
 from tools.risk import Risk
 
@@ -180,7 +180,7 @@ def _dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
         return str(plan_finetune(ws, spec).explain())
     from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
     from runtimes.training.jobs.trainer_factory import resolve_settings
-    from runtimes.training.model_source import resolve_model
+    from runtimes.models.sources import resolve_model
 
     resolved = resolve_settings(spec.settings, spec.technique)
     source = resolve_model(spec.model, ws)
@@ -226,7 +226,7 @@ def question(ws: Workspace, choices: FinetuneChoices) -> tuple[str, list[str]]:
         return ("Which base model? The workspace's local models:\n" + "\n".join(lines)
                 + "\nAnswer with a number or a name.", [m.name for m in models])
     if slot == "judge":
-        from runtimes.training.rewards.judge import LOCAL_PREFIX, running_endpoints
+        from runtimes.judging.judge import LOCAL_PREFIX, running_endpoints
 
         local = [f"{LOCAL_PREFIX}{e.name}" for e in running_endpoints(ws)]
         lines = [f"{i}. `{name}`: an endpoint running on this machine (no hosted LLM needed)"
@@ -386,7 +386,7 @@ class ListModels(LatheTool):
     risk = Risk.read
 
     def _run(self, name: str | None = None) -> ToolOutput:
-        from runtimes.training.registry import list_versions
+        from runtimes.models.registry import list_versions
 
         rows: list[list[Any]] = [] if name else [[m.name, "", "base", m.note] for m in model_options(self.workspace)]
         versions = list_versions(self.workspace, name)
@@ -412,7 +412,7 @@ class ApproveModelVersion(LatheTool):
 
     def _run(self, name: str, version: str, decision: str = "approved", note: str = "") -> ToolOutput:
         from tools.base import principal_or_local
-        from runtimes.training.registry import decide
+        from runtimes.models.registry import decide
 
         who = principal_or_local(self.principal)
         if not APPROVER_ROLES & set(getattr(who, "roles", ()) or ()):

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel, Field
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers.discovery import DataFile, data_format, table_name_for
 from catalog.importers.data_files import reader
 from catalog.warehouse import connect_reader

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.results import QueryResult
 from tools.base import LatheTool, ToolArgs, ToolOutput, principal_or_local
 from tools.risk import Risk

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.suggestions import unknown
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from tools.base import LatheTool
 from tools.risk import Risk
 

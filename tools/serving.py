@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.results import QueryResult
 from tools.base import LatheTool, ToolArgs, ToolOutput
 from tools.risk import Risk
@@ -48,7 +48,7 @@ class DeployModel(LatheTool):
 
     def _run(self, models: list[str], name: str | None = None, serverless: bool = False,
              idle_timeout_s: float = 300.0, port: int | None = None) -> ToolOutput:
-        from runtimes.serving.endpoints import deploy
+        from runtimes.serving.endpoints.deploy import deploy
 
         d = deploy(self.workspace, models, name=name, mode="serverless" if serverless else "realtime",
                    idle_timeout=idle_timeout_s, port=port)
@@ -76,7 +76,7 @@ class ListEndpoints(LatheTool):
     risk = Risk.read
 
     def _run(self) -> ToolOutput:
-        from runtimes.serving.endpoints import list_endpoints
+        from runtimes.serving.endpoints.deploy import list_endpoints
 
         found = list_endpoints(self.workspace)
         rows = [[e.name, e.status, e.mode, e.url if e.status in ("running", "idle") else None,
@@ -119,7 +119,7 @@ class InvokeEndpoint(LatheTool):
 
     def _run(self, endpoint: str, message: str, model: str | None = None, max_tokens: int = 128,
              temperature: float = 0.0) -> ToolOutput:
-        from runtimes.serving.endpoint_client import invoke
+        from runtimes.serving.endpoints.client import invoke
 
         out = invoke(self.workspace, endpoint, message, model=model, max_tokens=max_tokens, temperature=temperature)
         cold = f", after a cold start of {out.cold_start_ms:.0f} ms" if out.cold_start_ms is not None else ""
@@ -142,7 +142,7 @@ class StopEndpoint(LatheTool):
         return f"stops endpoint `{StopEndpointArgs.model_validate(args.model_dump()).endpoint}`"
 
     def _run(self, endpoint: str) -> ToolOutput:
-        from runtimes.serving.endpoints import get_endpoint, stop
+        from runtimes.serving.endpoints.deploy import get_endpoint, stop
 
         before = get_endpoint(self.workspace, endpoint)
         if before.status in ("stopped", "failed"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 
 
 def parse_step_edit(text: str, step_id: str) -> dict[str, dict[str, Any]]:

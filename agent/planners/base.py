@@ -15,7 +15,7 @@ from agent.state import CatalogContext, Failure, Plan, StepResult, Turn
 
 if TYPE_CHECKING:
     from agent.catalog_cache import CatalogCache
-    from catalog.workspace import Workspace
+    from core.workspace import Workspace
     from tools.base import LatheTool
     from tools.registry import ToolRegistry
 

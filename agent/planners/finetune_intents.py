@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from catalog.errors import UserError
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.workspace import Workspace
 from agent.planners.base import PlannerReply, PlanRequest
 from agent.state import Plan, Step, Turn
 from tools.finetune import TECHNIQUES, FinetuneChoices, dry_run, model_options, question
@@ -209,7 +209,7 @@ def stated_mapping(text: str) -> dict[str, str]:
 def family_model(ws: Workspace, words: list[str], names: list[str]) -> tuple[str, str] | None:
     """The local model of the family a message names the way people say it ("llama 3", "qwen", "deepseek"):
     (model name, the family as heard); None when it names none, or several local models fit."""
-    from runtimes.training.model_source import resolve_model
+    from runtimes.models.sources import resolve_model
 
     said: list[str] = []
     for i, w in enumerate(words):
@@ -235,7 +235,7 @@ def family_model(ws: Workspace, words: list[str], names: list[str]) -> tuple[str
 
 def _family_said(words: list[str]) -> str | None:
     """The title of a model family the words name ("deepseek" → DeepSeek V2), whether or not a local model has it."""
-    from runtimes.training.model_families import FAMILIES
+    from runtimes.models.families import FAMILIES
 
     said = {_squash(w) for w in words} | {_squash(a + b) for a, b in zip(words, words[1:])}
     for fam in FAMILIES:

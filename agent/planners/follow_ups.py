@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.names import METRIC_TIME, SEPARATOR
 from catalog.semantic.where_filters import parse_filter
 from agent.planners.metric_questions import Ask

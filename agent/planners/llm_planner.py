@@ -12,7 +12,7 @@ import prompts
 from agent.events import TextDelta
 from agent.planners.base import Emit, PlannerReply, PlanRequest
 from agent.state import Plan, PlanError, Step
-from catalog.errors import UserError
+from core.errors import UserError
 from tools.base import LatheTool
 from tools.registry import ToolRegistry
 

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Catalog
 from agent.planners.base import Emit, PlannerDeps, PlannerReply, PlanRequest
 from agent.planners.catalog_answers import short_examples

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from agent.planners.base import PlannerReply, PlanRequest
 from agent.state import Plan, Step
 

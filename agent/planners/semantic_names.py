@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.compiler import dimensions_for
 from catalog.semantic.metric_plan import MetricPlanner
 from catalog.semantic.names import METRIC_TIME, SEPARATOR

@@ -13,12 +13,12 @@ import logging
 
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import Catalog
 from catalog.semantic.spec import DimensionType
 from catalog.semantic.where_filters import parse_filter
 from catalog.warehouse import connect_reader, fetch_with_timeout
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 MAX_VALUES = 500  # a dimension with more distinct values than this is not a list of categories
 MAX_VALUE_LENGTH = 80

@@ -11,18 +11,18 @@ from typing import Literal
 
 import duckdb
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog import table_semantics
 from catalog.importers import data_files, dbt_schema, lathe_yaml, metricflow_project
 from catalog.importers.catalog_changes import CatalogChanges, WarehouseColumns
 from catalog.importers.discovery import Discovered, YamlFile, discover
 from catalog.importers.report import ImportReport, MetadataImport, SemanticImport
 from catalog.metadata import Table
-from catalog.principal import Principal
+from core.principal import Principal
 from catalog.store import CatalogStore
 from catalog.warehouse_change import warehouse_change
-from catalog.workspace import Workspace
-from catalog.yaml_files import load_documents
+from core.workspace import Workspace
+from core.yaml_files import load_documents
 
 __all__ = ["ImportReport", "import_paths"]
 

@@ -11,9 +11,9 @@ from catalog.importers.data_files import LoadedTable
 from catalog.importers.lathe_yaml import read_named_list
 from catalog.importers.report import ImportReport, TableImport
 from catalog.importers.table_metadata import fit_to_warehouse, merge_metadata
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import GlossaryTerm, Owner, Table
-from catalog.principal import Principal
+from core.principal import Principal
 from catalog.store import CatalogStore, CatalogTransaction
 
 # Warehouse tables: lower-case name -> (name as stored, [(column, type), ...]); views count as tables.

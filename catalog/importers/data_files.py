@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import duckdb
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers.discovery import COMPRESSED, DataFile
 
 _READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "ndjson": "read_json"}

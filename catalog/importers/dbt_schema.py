@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.metadata import Column, PiiTag, Table
-from catalog.yaml_files import CatalogFileError
+from core.yaml_files import CatalogFileError
 
 _PII_VALUES = ", ".join(t.value for t in PiiTag)
 

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.errors import UserError
+from core.errors import UserError
 
 DATA_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
                  ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}

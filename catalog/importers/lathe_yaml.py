@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.metadata import GlossaryTerm, Owner, Table
-from catalog.yaml_files import CatalogFileError, load_yaml, validate
+from core.yaml_files import CatalogFileError, load_yaml, validate
 
 LIST_KEYS = ("tables", "glossary", "owners")
 _TABLE_FIELDS = frozenset(Table.model_fields)

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers.discovery import YamlFile
 from catalog.semantic.model_exprs import parse_expr, sql_expression
 from catalog.semantic.spec import SemanticManifest
 from catalog.semantic.where_filters import parse_filter
 from catalog.store import load_semantic_file, table_filename
 from catalog.suggestions import unknown
-from catalog.yaml_files import CatalogFileError
+from core.yaml_files import CatalogFileError
 
 SEMANTIC_KEYS = ("semantic_models", "metrics", "semantic_model", "metric")
 

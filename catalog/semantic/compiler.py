@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.join_graph import JoinGraph, JoinSet, Resolved
 from catalog.semantic.metric_plan import LEAF_PREFIX, Leaf, MetricPlanner, Offset
 from catalog.semantic.model_exprs import model_column

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 
 # Scalar functions sqlglot knows by class: pure computations on a row's values.
 _ALLOWED: tuple[type[exp.Expression], ...] = (

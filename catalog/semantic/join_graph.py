@@ -9,7 +9,7 @@ from typing import Literal
 
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.model_exprs import model_column
 from catalog.semantic.names import METRIC_TIME, SEPARATOR, ElementRef
 from catalog.semantic.spec import Dimension, DimensionType, Entity, EntityType, SemanticManifest, SemanticModel

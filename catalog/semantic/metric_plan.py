@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.model_exprs import grouped, sql_expression
 from catalog.semantic.spec import AggregationType, Measure, MeasureInput, Metric, MetricType, SemanticManifest
 from catalog.semantic.time_grains import check_grain, parse_window

@@ -10,7 +10,7 @@ from functools import lru_cache
 import sqlglot
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.expr_guard import MAX_TEXT, check_expression
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.spec import GRAINS
 from catalog.semantic.time_grains import check_date_part, check_grain
 from catalog.suggestions import unknown

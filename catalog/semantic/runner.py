@@ -8,13 +8,13 @@ from __future__ import annotations
 import duckdb
 
 from catalog.pii_masking import mask_sql_at_source
-from catalog.principal import Principal
+from core.principal import Principal
 from catalog.results import QueryResult
 from catalog.semantic.compiler import TimeSpineTable, compile_query
 from catalog.semantic.query import CompiledQuery, MetricQuery
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader, fetch_with_timeout
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 # MetricFlow's conventional time spine table and its date column.
 TIME_SPINE_TABLE, TIME_SPINE_COLUMN = "metricflow_time_spine", "date_day"

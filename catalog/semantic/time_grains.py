@@ -9,7 +9,7 @@ import re
 
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.spec import DATE_PARTS, GRAINS
 from catalog.suggestions import unknown
 

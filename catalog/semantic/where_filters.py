@@ -16,7 +16,7 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.semantic.expr_guard import MAX_TEXT
 from catalog.semantic.model_exprs import grouped, sql_expression
 from catalog.semantic.names import ElementRef, parse_name

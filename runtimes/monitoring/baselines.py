@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import UserError
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.workspace import Workspace
 from runtimes.monitoring.features import TRAFFIC_ONLY, Topics, compute_features, user_text
 from runtimes.monitoring.traffic import render_chat
 
@@ -58,7 +58,7 @@ def build_baseline(ws: Workspace, model_ref: str) -> Baseline:
     from runtimes.training.datasets.formats import ColumnMapping, DatasetFormat, detect_mapping
     from runtimes.training.datasets.row_problems import RowProblem
     from runtimes.training.datasets.sources import read_source
-    from runtimes.training.registry import get_version
+    from runtimes.models.registry import get_version
 
     name, version = parse_model_ref(model_ref)
     mv = get_version(ws, name, version)

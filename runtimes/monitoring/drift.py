@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from catalog.errors import UserError
+from core.errors import UserError
 
 ColumnKind = Literal["numerical", "categorical"]
 SMALL_REFERENCE = 1000  # Evidently switches from statistical tests to distances above this many reference rows

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from runtimes.monitoring.drift import DriftReport, detect_drift
 from runtimes.monitoring.features import FEATURES, JudgeSettings, Topics, judge_scores
 from runtimes.monitoring.windows import load_feedback, load_traffic, traffic_features

@@ -125,7 +125,7 @@ def judge_scores(judge: JudgeSettings, prompts: Sequence[str], responses: Sequen
     """Scores from the training side's LiteLLM judge (cached on disk in `run_dir`; a failure is None)."""
     import asyncio
 
-    from runtimes.training.rewards.judge import Judge, load_rubric
+    from runtimes.judging.judge import Judge, load_rubric
 
     j = Judge(model=judge.model, rubric=load_rubric(judge.rubric), run_dir=run_dir, api_base=judge.api_base,
               api_key=judge.api_key)

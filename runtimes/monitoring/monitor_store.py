@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.suggestions import unknown
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS monitors (

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from catalog.errors import UserError, validate_input
-from catalog.workspace import Workspace
+from core.errors import UserError, validate_input
+from core.workspace import Workspace
 from runtimes.monitoring.features import FEATURES, TRAFFIC_ONLY
 from runtimes.monitoring.monitor_store import Alert, MonitorRow, MonitorStore
 
@@ -211,7 +211,7 @@ def create_monitor(ws: Workspace, spec: MonitorSpec | dict[str, Any], *, created
     spec = spec if isinstance(spec, MonitorSpec) else MonitorSpec.parse(spec)
     if spec.reference == "baseline":
         from runtimes.monitoring.baselines import parse_model_ref
-        from runtimes.training.registry import get_version
+        from runtimes.models.registry import get_version
 
         get_version(ws, *parse_model_ref(spec.model or ""))  # a missing version names the ones that exist
     when = _utc(now).timestamp()

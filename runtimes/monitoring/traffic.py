@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from catalog.errors import UserError, validate_input
-from catalog.workspace import Workspace
+from core.errors import UserError, validate_input
+from core.workspace import Workspace
 
 TRAFFIC_TABLE = "endpoint_traffic"
 FEEDBACK_TABLE = "endpoint_feedback"

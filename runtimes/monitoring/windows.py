@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from runtimes.monitoring.features import Topics, compute_features
 from runtimes.monitoring.traffic import TRAFFIC_TABLE
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.training.hardware import Hardware
 from runtimes.training.memory_estimate import (MemoryEstimate, Method, ModelShape, Precision, Recipe, TrainingShape,
                                                estimate_memory, gib)

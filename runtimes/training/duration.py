@@ -87,7 +87,7 @@ def _evaluation_cost(technique: str, settings: dict[str, Any], source: Any, trai
     """Loading the base model again, plus one reply generated and one reference scored, times how many of each the
     comparison makes for both models (see `evaluation.compare`)."""
     from runtimes.training.evaluation import COMPARE_ROWS, SCORE_ROWS, completion_logprob, generate_replies
-    from runtimes.training.model_source import load_model
+    from runtimes.models.sources import load_model
 
     held = prepared.eval if prepared.eval is not None and len(prepared.eval) else prepared.train
     row = held[0]

@@ -11,9 +11,9 @@ import shutil
 import uuid
 from pathlib import Path
 
-from catalog.errors import UserError
-from catalog.workspace import Workspace
-from runtimes.training.registry import ModelVersion, get_version, register_version
+from core.errors import UserError
+from core.workspace import Workspace
+from runtimes.models.registry import ModelVersion, get_version, register_version
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -28,7 +28,7 @@ def merge_adapter(ws: Workspace, name: str, version: str | int) -> ModelVersion:
     """Merge adapter version `name`@`version` into its base and register the result as a new version."""
     from peft import PeftModel
 
-    from runtimes.training.model_source import load_model, resolve_model
+    from runtimes.models.sources import load_model, resolve_model
 
     adapter = get_version(ws, name, version)
     folder = Path(adapter.source)
@@ -66,7 +66,7 @@ def _copy_tokenizer(adapter: Path, target: Path) -> None:
 
 def _track(ws: Workspace, name: str, version: str, target: Path) -> tuple[str, str]:
     """An MLflow run for the merge that holds the merged model among its artifacts."""
-    from runtimes.training.tracking import JobRun
+    from runtimes.models.tracking import JobRun
 
     run = JobRun(ws, f"merge-{name}-v{version}")
     run.log_params({"merged_from": f"{name}@{version}"})

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.suggestions import unknown
 from runtimes.training.memory_estimate import gib
 

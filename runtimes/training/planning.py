@@ -11,13 +11,13 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.errors import UserError
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.workspace import Workspace
 from runtimes.training.auto_config import RL_RECIPES, DataProfile, TrainingConfig, TrainingPlan, auto_configure
 from runtimes.training.hardware import Hardware, detect_hardware
 from runtimes.training.jobs.store import JobSpec
 from runtimes.training.memory_estimate import ModelShape, gib
-from runtimes.training.model_source import ModelSource
+from runtimes.models.sources import ModelSource
 from runtimes.training.plan_explanation import explain as explain_training
 
 # Rows whose lengths are measured; beyond this a seeded sample stands for the whole dataset.
@@ -114,7 +114,7 @@ def plan_finetune(ws: Workspace, spec: JobSpec, *, hardware: Hardware | None = N
     problem is a `UserError` raised before the warm-up's compute."""
     from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset, prepare
     from runtimes.training.jobs.trainer_factory import resolve_settings
-    from runtimes.training.model_source import resolve_model
+    from runtimes.models.sources import resolve_model
 
     given = resolve_settings(spec.settings, spec.technique)  # unknown or ill-typed keys are refused first
     source = resolve_model(spec.model, ws)
@@ -132,7 +132,7 @@ def check_judge(ws: Workspace, technique: str, settings: dict[str, Any]) -> str 
     and URL. Returns the judge's reply (None for techniques without one)."""
     if technique != "rlaif":
         return None
-    from runtimes.training.rewards.judge import judge_target, probe_judge
+    from runtimes.judging.judge import judge_target, probe_judge
 
     return probe_judge(judge_target(ws, settings))
 
@@ -141,7 +141,7 @@ def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware
                   description: str | None = None, measure_speed: bool = False) -> FinetunePlan:
     """The plan for data already prepared (the worker's path, which keeps the prepared rows to train on)."""
     from runtimes.training.jobs.trainer_factory import recipe_config, resolve_settings
-    from runtimes.training.model_source import load_tokenizer
+    from runtimes.models.sources import load_tokenizer
 
     settings = resolve_settings(spec.settings, spec.technique)
     if spec.technique in ("sft", "dpo") and "micro_batch" in spec.settings \

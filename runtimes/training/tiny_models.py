@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import UserError
-from catalog.workspace import Workspace
-from runtimes.training.chat_templates import TEMPLATE_TOKENS, TEMPLATES
-from runtimes.training.model_families import family
+from core.errors import UserError
+from core.workspace import Workspace
+from runtimes.models.chat_templates import TEMPLATE_TOKENS, TEMPLATES
+from runtimes.models.families import family
 
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|endoftext|>"
 # Each chat format's beginning-of-sequence and end-of-turn tokens, as the family's published tokenizers name them;

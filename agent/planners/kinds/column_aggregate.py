@@ -74,7 +74,7 @@ def _names_a_metric(reader: MetricQuestionReader, span: list) -> bool:
 def plan(reading: Reading, context: Context) -> PlannerReply:
     if "text" in reading.data:
         return PlannerReply(text=reading.data["text"])
-    from catalog.errors import UserError
+    from core.errors import UserError
     from catalog.semantic.compiler import compile_query
     from catalog.semantic.query import MetricQuery
 

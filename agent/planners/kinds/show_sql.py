@@ -34,7 +34,7 @@ def _last_plan(context: Context) -> Plan | None:
 
 
 def plan(reading: Reading, context: Context) -> PlannerReply:
-    from catalog.errors import UserError
+    from core.errors import UserError
     from catalog.semantic.query import MetricQuery
     from catalog.semantic.runner import compile_for_workspace
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.suggestions import unknown
 
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.metadata import PiiTag
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 _MAX_VALUES = 200_000  # per column: beyond this the pattern would be slower than training itself
 _MIN_LEN = 3  # shorter values ("Al", "12") would replace ordinary words and numbers

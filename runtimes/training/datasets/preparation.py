@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from catalog.errors import UserError, validate_input
-from catalog.principal import Principal
-from catalog.workspace import Workspace
+from core.errors import UserError, validate_input
+from core.principal import Principal
+from core.workspace import Workspace
 from runtimes.training.datasets.examples import Example
 from runtimes.training.datasets.formats import MAP_HINT, ColumnMapping, DatasetFormat, detect_mapping
 from runtimes.training.datasets.row_problems import BadRow

@@ -10,10 +10,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.importers import ImportReport, import_paths
 from catalog.store import CatalogStore
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 GSM8K_FILE = "gsm8k_test.jsonl"
 HH_RLHF_FILE = "hh_rlhf_harmless_base_test.jsonl.gz"

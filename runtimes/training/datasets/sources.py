@@ -12,10 +12,10 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from catalog.errors import UserError
-from catalog.principal import Principal
+from core.errors import UserError
+from core.principal import Principal
 from catalog.safe_sql import run_sql
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.training.datasets.examples import Example, to_example
 from runtimes.training.datasets.formats import ColumnMapping, DatasetFormat
 from runtimes.training.datasets.row_problems import BadRow, RowProblem

@@ -13,8 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from catalog.errors import UserError
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.workspace import Workspace
 from runtimes.job_process import is_worker_alive, spawn_worker  # recovery and the CLI import is_worker_alive here
 from runtimes.training.jobs.store import ACTIVE, FINAL, Job, JobSpec, JobStore
 
@@ -50,7 +50,7 @@ def check_request(ws: Workspace, spec: JobSpec) -> None:
     """Everything about a request that can be refused without compute; raises `UserError`."""
     from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
     from runtimes.training.jobs.trainer_factory import resolve_settings
-    from runtimes.training.model_source import resolve_model
+    from runtimes.models.sources import resolve_model
     from runtimes.training.planning import check_judge
 
     settings = resolve_settings(spec.settings, spec.technique)  # unknown, ill-typed or out-of-range settings

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from catalog.workspace import Workspace
+from core.workspace import Workspace
 from runtimes.training.jobs.launcher import STARTING_GRACE_S, dispatch, is_worker_alive
 from runtimes.training.jobs.store import ACTIVE, JobStore
 

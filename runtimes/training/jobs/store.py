@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from catalog.errors import UserError, validate_input
+from core.errors import UserError, validate_input
 from catalog.suggestions import unknown
-from catalog.state_db import ensure_schema, transaction
-from catalog.workspace import Workspace
+from core.state_db import ensure_schema, transaction
+from core.workspace import Workspace
 
 Status = Literal["queued", "validating", "running", "succeeded", "failed", "cancelled"]
 STATUSES: tuple[str, ...] = ("queued", "validating", "running", "succeeded", "failed", "cancelled")

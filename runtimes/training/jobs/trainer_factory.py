@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 from catalog.suggestions import unknown
 
 # Every setting a job takes, with its default; `--set key=value` overrides any of them.

@@ -16,9 +16,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import UserError
-from catalog.offline import apply_offline_env
-from catalog.workspace import Workspace
+from core.errors import UserError
+from core.offline import apply_offline_env
+from core.workspace import Workspace
 from runtimes.training.jobs.store import Job, JobStore
 
 
@@ -64,7 +64,7 @@ def run_job(ws: Workspace, store: JobStore, job_id: str) -> int:
     try:
         settings, source, prepared = _validate(ws, store, job)
         _check_stop()
-        from runtimes.training.tracking import JobRun
+        from runtimes.models.tracking import JobRun
 
         tracking = JobRun(ws, job_id, job.mlflow_run_id)
         store.update(job_id, mlflow_run_id=tracking.run_id)
@@ -93,7 +93,7 @@ def _validate(ws: Workspace, store: JobStore, job: Job) -> tuple[dict[str, Any],
     automatic configuration resolves every setting, and a resumed job keeps the settings it began with."""
     from runtimes.training.datasets.preparation import DatasetSpec, prepare_dataset
     from runtimes.training.jobs.trainer_factory import resolve_settings
-    from runtimes.training.model_source import resolve_model
+    from runtimes.models.sources import resolve_model
     from runtimes.training.planning import check_judge, plan_prepared
 
     settings = resolve_settings(job.spec.settings, job.spec.technique)
@@ -139,7 +139,7 @@ def _train(ws: Workspace, store: JobStore, job: Job, settings: dict[str, Any], s
     from runtimes.training.jobs.progress import ProgressCallback
     from runtimes.training.jobs.signal_check import DEFAULT_MAX_SHARE, SignalCheck
     from runtimes.training.jobs.trainer_factory import build_trainer
-    from runtimes.training.rewards.judge import local_judge_settings
+    from runtimes.judging.judge import local_judge_settings
 
     folder = job_dir(ws, job.id)
     callback = ProgressCallback(store, job.id, job.attempt, tracking, lambda: _Stop.requested)
@@ -165,7 +165,7 @@ def _train(ws: Workspace, store: JobStore, job: Job, settings: dict[str, Any], s
 
 def _complete(ws: Workspace, store: JobStore, job: Job, trainer: Any, prepared: Any, tracking: Any) -> int:
     from runtimes.training.evaluation import describe_comparison, write_report
-    from runtimes.training.registry import model_name, register_version
+    from runtimes.models.registry import model_name, register_version
 
     folder = job_dir(ws, job.id)
     model_dir = folder / "model"
@@ -216,7 +216,7 @@ def _compare_with_base(ws: Workspace, job: Job, trainer: Any, prepared: Any) -> 
     """Base vs tuned on held-out rows with the technique's own figures (see `evaluation.compare`)."""
     from runtimes.training.evaluation import compare
     from runtimes.training.jobs.trainer_factory import recipe_config
-    from runtimes.training.model_source import load_model, resolve_model
+    from runtimes.models.sources import load_model, resolve_model
 
     config = recipe_config(job.spec.technique, job.config or {})
     base = load_model(resolve_model(job.spec.model, ws))

@@ -9,7 +9,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 
 RECIPES: dict[str, str] = {
     "sft": "runtimes.training.recipes.sft_recipe",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from catalog.errors import validate_input
+from core.errors import validate_input
 
 
 class RecipeConfig(BaseModel):

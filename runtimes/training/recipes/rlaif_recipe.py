@@ -9,12 +9,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import UserError
-from runtimes.training.model_source import ModelSource
+from core.errors import UserError
+from runtimes.models.sources import ModelSource
 from runtimes.training.recipes import trainer_setup as setup
 from runtimes.training.recipes.rlaif_config import RlaifRecipeConfig
 from runtimes.training.recipes.rlvr_recipe import build_grpo_trainer
-from runtimes.training.rewards.judge import Judge, judge_reward, load_rubric
+from runtimes.judging.judge import Judge, judge_reward, load_rubric
 
 TECHNIQUE = "rlaif"
 Config = RlaifRecipeConfig

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runtimes.training.model_source import ModelSource
+from runtimes.models.sources import ModelSource
 from runtimes.training.recipes import trainer_setup as setup
 from runtimes.training.recipes.rlvr_config import GrpoRecipeConfig, RlvrRecipeConfig
 from runtimes.training.rewards.combine import build_reward

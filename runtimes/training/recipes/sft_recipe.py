@@ -9,8 +9,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import UserError
-from runtimes.training.model_source import ModelSource
+from core.errors import UserError
+from runtimes.models.sources import ModelSource
 from runtimes.training.recipes import trainer_setup as setup
 from runtimes.training.recipes.sft_config import SftRecipeConfig
 

@@ -10,9 +10,9 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import UserError
-from runtimes.training.model_families import TemplateCheck
-from runtimes.training.model_source import ModelSource, load_model, load_tokenizer
+from core.errors import UserError
+from runtimes.models.families import TemplateCheck
+from runtimes.models.sources import ModelSource, load_model, load_tokenizer
 from runtimes.training.recipes.base_config import RecipeConfig
 
 

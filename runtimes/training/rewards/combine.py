@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from catalog.errors import UserError
+from core.errors import UserError
 from runtimes.training.rewards.verifiable import RewardFunction, _named
 
 RewardName = Literal["exact_match", "numeric_answer", "regex", "json_schema", "python_tests"]

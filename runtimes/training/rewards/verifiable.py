@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from catalog.errors import UserError
+from core.errors import UserError
 
 RewardFunction = Callable[..., list[float | None]]
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")

@@ -1,0 +1,2 @@
+"""Batch transform: a served model over a catalog table or a read query, written back as a catalogued table.
+"""

@@ -1,0 +1,297 @@
+"""The transformers generation engine: one base model in memory with the LoRA adapters served over it (the least
+recently used leaves first beyond a cap), chat or plain prompts, whole or streamed, greedy or sampled.
+
+It knows nothing of HTTP, endpoints or the registry: the API and the batch and async workers call it. One
+generation runs at a time per engine (a lock), so adapters never switch under a running request.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from core.errors import UserError
+from runtimes.models.refs import ServedModel
+
+FinishReason = Literal["stop", "length"]
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str
+
+
+class Sampling(BaseModel):
+    """How to decode: temperature 0 is greedy (the same output every time)."""
+    max_new_tokens: int = Field(64, ge=1, le=8192)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: list[str] = Field(default_factory=list, max_length=4)
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: FinishReason
+    latency_ms: float
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, base: str, *, quantize: str = "none", max_adapters: int = 4, device: str | None = None,
+                 speculation: Any = None) -> None:
+        import torch
+
+        from runtimes.models.sources import ModelSource, load_model, load_tokenizer, resolve_model
+
+        if max_adapters < 1:
+            raise UserError(f"max_adapters is {max_adapters}: keep at least 1 adapter loaded")
+        started = time.perf_counter()
+        source: ModelSource = resolve_model(base)
+        self.base = base
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer, _ = load_tokenizer(source)
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        model = load_model(source, dtype=dtype).to(self.device).eval()
+        if quantize != "none":
+            from runtimes.serving.engines.quantization import quantize_model
+
+            model = quantize_model(model, quantize, self.device)
+        self.quantize = quantize
+        self.model = model
+        self.max_adapters = max_adapters
+        self._served: dict[str, ServedModel] = {}
+        self._loaded: OrderedDict[str, str] = OrderedDict()  # adapter name → model id, oldest use first
+        self._peft: Any = None
+        self._lock = threading.Lock()
+        self.speculation = None
+        if speculation is not None:
+            from runtimes.serving.engines.speculative import Speculation
+
+            self.speculation = Speculation(speculation, self)
+        self.load_seconds = time.perf_counter() - started
+
+    # ---- which models it serves -------------------------------------------------------------
+    def register(self, served: ServedModel) -> None:
+        """Serve `served` from this engine; an adapter is checked now and loaded on its first request."""
+        if served.adapter:
+            from runtimes.serving.engines.adapter_fit import check_adapter_fits
+
+            check_adapter_fits(self.base, served.adapter)
+            if self.quantize != "none":
+                from runtimes.serving.engines.quantization import check_adapters_allowed
+
+                check_adapters_allowed(self.quantize, self.device)
+        self._served[served.id] = served
+
+    def ids(self) -> list[str]:
+        return list(self._served)
+
+    def loaded_adapters(self) -> list[str]:
+        """Model ids whose adapters are in memory, least recently used first."""
+        return list(self._loaded.values())
+
+    # ---- generation -----------------------------------------------------------------------
+    def prompt_ids(self, model_id: str, *, messages: Sequence[ChatMessage] | None = None,
+                   prompt: str | None = None) -> Any:
+        """Token ids of a chat (rendered with the model's chat template) or a plain prompt."""
+        self._lookup(model_id)
+        if messages is not None:
+            if not messages:
+                raise UserError("`messages` is empty: send at least one message")
+            rendered = [{"role": "system" if m.role == "developer" else m.role, "content": m.content} for m in messages]
+            ids = self.tokenizer.apply_chat_template(rendered, add_generation_prompt=True, return_tensors="pt",
+                                                     return_dict=True)["input_ids"]
+        elif prompt is not None:
+            ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        else:
+            raise UserError("send `messages` (chat) or `prompt` (completion)")
+        return ids.to(self.device)
+
+    def generate(self, model_id: str, input_ids: Any, sampling: Sampling) -> Generation:
+        """The whole reply to one prompt."""
+        started = time.perf_counter()
+        with self._lock:
+            with self._active(model_id):
+                out, stats = self._generate(input_ids, sampling, streamer=None)
+        new = out[0, input_ids.shape[1]:]
+        return self._finish(new, input_ids, sampling, started, stats)
+
+    def generate_batch(self, model_id: str, inputs: Sequence[Any], sampling: Sampling) -> list[Generation]:
+        """Replies to several prompts from one left-padded `generate` call, one forward pass per token instead of
+        one per token and prompt. Greedy replies are those of one at a time up to float rounding: identical in
+        float32, while in bfloat16 a near tie between two tokens can go the other way. Each reply's latency is
+        its batch's. With speculation, which decodes one sequence at a time, they are made one at a time."""
+        if self.speculation is not None or len(inputs) < 2:
+            return [self.generate(model_id, ids, sampling) for ids in inputs]
+        import torch
+
+        started = time.perf_counter()
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        width = max(int(ids.shape[1]) for ids in inputs)
+        batch = torch.full((len(inputs), width), pad, dtype=inputs[0].dtype, device=self.device)
+        mask = torch.zeros_like(batch)
+        for i, ids in enumerate(inputs):  # left padding: every prompt ends where generation starts
+            batch[i, width - ids.shape[1]:] = ids[0]
+            mask[i, width - ids.shape[1]:] = 1
+        with self._lock:
+            with self._active(model_id):
+                out, stats = self._generate(batch, sampling, streamer=None, attention_mask=mask)
+        return [self._finish(out[i, width:], ids, sampling, started, stats) for i, ids in enumerate(inputs)]
+
+    def stream(self, model_id: str, input_ids: Any, sampling: Sampling) -> Iterator[str | Generation]:
+        """Text pieces as they are decoded, then the finished `Generation`."""
+        from transformers import TextIteratorStreamer
+
+        started = time.perf_counter()
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        result: dict[str, Any] = {}
+        cancel = threading.Event()
+
+        def run() -> None:
+            try:
+                with self._active(model_id):
+                    result["out"], result["stats"] = self._generate(input_ids, sampling, streamer=streamer,
+                                                                    cancel=cancel)
+            except BaseException as e:  # re-raised in the caller's thread below
+                result["error"] = e
+                streamer.end()
+            finally:
+                self._lock.release()
+
+        self._lock.acquire()
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        sent, stopped = "", False
+        try:
+            for piece in streamer:
+                cut = _cut_at_stop(sent + piece, sampling.stop)
+                if cut is not None:
+                    if len(cut) > len(sent):
+                        yield cut[len(sent):]
+                    sent, stopped = cut, True
+                    break
+                sent += piece
+                if piece:
+                    yield piece
+            if stopped:  # drain after a stop string: the generation thread must finish
+                for _ in streamer:
+                    pass
+            worker.join()
+        finally:
+            # A caller that stops reading (a client gone mid-stream closes this generator) ends the generation
+            # at its next token, so the engine is not held for the rest of max_tokens; nothing waits for it here.
+            cancel.set()
+        if "error" in result:
+            raise result["error"]
+        new = result["out"][0, input_ids.shape[1]:]
+        yield self._finish(new, input_ids, sampling, started, result["stats"])
+
+    def _generate(self, input_ids: Any, sampling: Sampling, streamer: Any, cancel: threading.Event | None = None,
+                  attention_mask: Any = None) -> tuple[Any, dict[str, Any]]:
+        import torch
+
+        kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
+                                  "pad_token_id": self.tokenizer.pad_token_id,
+                                  "attention_mask": torch.ones_like(input_ids) if attention_mask is None
+                                  else attention_mask}
+        if sampling.temperature == 0.0:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=None)
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed)
+        if sampling.stop:
+            kwargs.update(stop_strings=sampling.stop, tokenizer=self.tokenizer)
+        if streamer is not None:
+            kwargs["streamer"] = streamer
+        if cancel is not None:
+            kwargs["stopping_criteria"] = _stops_when(cancel)
+        model = self._peft if self._peft is not None else self.model
+        stats: dict[str, Any] = {}
+        with torch.inference_mode():
+            if self.speculation is not None and sampling.temperature == 0.0:
+                out, stats = self.speculation.generate(model, input_ids, kwargs)
+            else:
+                out = model.generate(input_ids=input_ids, **kwargs)
+        return out, stats
+
+    def _finish(self, new: Any, input_ids: Any, sampling: Sampling, started: float,
+                stats: dict[str, Any]) -> Generation:
+        ids = [int(t) for t in new.tolist()]
+        specials = set(self.tokenizer.all_special_ids)
+        ended = any(t in specials for t in ids)
+        while ids and ids[-1] == self.tokenizer.pad_token_id:
+            ids.pop()
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        cut = _cut_at_stop(text, sampling.stop)
+        finish: FinishReason = "stop" if ended or cut is not None or len(ids) < sampling.max_new_tokens else "length"
+        return Generation(text=cut if cut is not None else text, prompt_tokens=int(input_ids.shape[1]),
+                          completion_tokens=len(ids), finish_reason=finish,
+                          latency_ms=(time.perf_counter() - started) * 1000, stats=stats)
+
+    # ---- adapters -------------------------------------------------------------------------
+    def _lookup(self, model_id: str) -> ServedModel:
+        if model_id not in self._served:
+            from catalog.suggestions import unknown
+
+            raise UserError(unknown("model on this endpoint", model_id, self._served))
+        return self._served[model_id]
+
+    def _active(self, model_id: str) -> Any:
+        import contextlib
+
+        served = self._lookup(model_id)
+        if served.adapter is None:
+            return self._peft.disable_adapter() if self._peft is not None else contextlib.nullcontext()
+        name = _adapter_name(model_id)
+        if name not in self._loaded:
+            self._load_adapter(name, served)
+        self._loaded.move_to_end(name)
+        self._peft.set_adapter(name)
+        return contextlib.nullcontext()
+
+    def _load_adapter(self, name: str, served: ServedModel) -> None:
+        from peft import PeftModel
+
+        if self._peft is None:
+            self._peft = PeftModel.from_pretrained(self.model, served.adapter, adapter_name=name).eval()
+        else:
+            self._peft.load_adapter(served.adapter, adapter_name=name)
+        self._loaded[name] = served.id
+        while len(self._loaded) > self.max_adapters:  # the least recently used leaves first
+            old, _ = self._loaded.popitem(last=False)
+            self._peft.delete_adapter(old)
+
+
+def _adapter_name(model_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", model_id)
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
+    """`text` up to the first stop string, or None when none occurs."""
+    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[:min(hits)] if hits else None
+
+
+def _stops_when(event: threading.Event) -> Any:
+    """A stopping criterion for `generate` that ends every sequence once `event` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Cancelled()])
