@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import UserError
+from core.principal import may_approve
 from core.workspace import Workspace
 from agent import audit_log
 from agent.audit_log import AuditEntry
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
     from agent.resources import AgentResources
 
-APPROVER_ROLES = frozenset({"approver", "admin"})
 ALWAYS_REVIEWED = frozenset({Risk.write, Risk.compute, Risk.deploy})
 
 
@@ -53,10 +53,6 @@ class ReviewPolicy(BaseModel):
 
     def needs_approval(self, plan: Plan) -> list[str]:
         return [s.id for s in plan.steps if s.risk in self.require_approval]
-
-
-def may_approve(roles: Any) -> bool:
-    return bool(APPROVER_ROLES & set(roles or ()))
 
 
 def approval_request(thread_id: str, plan: Plan, needs: list[str], requested_by: str,

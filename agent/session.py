@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from core.errors import UserError
-from core.principal import Principal
+from core.principal import Principal, may_approve
 from core.workspace import Workspace
 from agent import audit_log, thread_index
 from agent.audit_log import AuditEntry
@@ -27,7 +27,7 @@ from agent.events import AlertRaised, ApprovalNeeded, Done, ErrorEvent, Event, J
 from agent.planners import choose_planner
 from agent.planners.base import Planner, PlannerDeps
 from agent.resources import AgentResources
-from agent.review import ReviewPolicy, may_approve
+from agent.review import ReviewPolicy
 from agent.state import AgentState, Plan, Turn
 from agent.thread_index import ThreadInfo
 from agent.thread_lock import thread_lock

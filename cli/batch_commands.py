@@ -14,7 +14,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from cli.context import command, print_json, print_table, workspace
+from cli.context import command, data_source, print_json, print_table, workspace
 
 
 class _RunByDefault(TyperGroup):
@@ -75,8 +75,7 @@ def batch_run(
     from runtimes.serving.batch.transform import BatchSpec, plan_batch, run_batch
 
     ws = _recovered_ws()
-    source = {"sql": data} if len(data.split()) > 1 else {"table": data}
-    spec = BatchSpec.parse({"model": model, **source, "prompt_column": prompt_column, "key_column": key_column,
+    spec = BatchSpec.parse({"model": model, "source": data_source(ws, data), "prompt_column": prompt_column, "key_column": key_column,
                             "into": into, "format": fmt, "system_prompt": system, "max_new_tokens": max_tokens,
                             "temperature": temperature, "micro_batch": micro_batch, "replace": replace})
     plan = plan_batch(ws, spec)

@@ -26,6 +26,14 @@ def workspace(require: bool = True):
     return ws.require() if require else ws
 
 
+def data_source(ws: Any, text: str) -> Any:
+    """A `--data` argument: a catalog table's name or one read query, told apart by parsing it."""
+    from catalog.data_source import parse_source
+    from catalog.store import CatalogStore
+
+    return parse_source(text, CatalogStore(ws).load().tables)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Print a user error as one clear line on stderr and exit 2; let real bugs raise."""

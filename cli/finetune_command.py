@@ -7,12 +7,12 @@ asking. Training libraries are imported only when a command runs, so `lathe --he
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import typer
 
 from core.errors import UserError
-from cli.context import command, print_json, print_table, workspace
+from cli.context import command, data_source, print_json, print_table, workspace
+from runtimes.training.recipes import TECHNIQUES
 
 jobs_app = typer.Typer(help="Fine-tuning jobs: list, show, logs, events, cancel, resume, delete.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered model versions: list, show, approve, reject.", no_args_is_help=True)
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 def finetune(
     model: str = typer.Option(..., "--model", "-m", help="Base model: a folder, a workspace model (tiny-qwen3) or a hub id."),
     data: str = typer.Option(..., "--data", "-d", help="A catalog table, or one read-only SQL query."),
-    technique: str = typer.Option("sft", "--technique", "-t", help="sft, dpo, rlvr or rlaif."),
+    technique: str = typer.Option("sft", "--technique", "-t", help="One of: " + ", ".join(TECHNIQUES) + "."),
     settings: list[str] = typer.Option([], "--set", help="Override a setting: key=value (repeatable)."),
     name: str | None = typer.Option(None, "--name", help="Registered model name (default: <model>-<technique>)."),
     mapping: str | None = typer.Option(None, "--map", help="Which column plays which role, when the columns' names "
@@ -43,11 +43,9 @@ def finetune(
     from runtimes.training.jobs.trainer_factory import parse_assignments
 
     ws = workspace()
-    # A bare name is a catalog table; anything else is SQL, read through the same guard as `lathe sql`.
-    source = {"table": data} if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", data.strip()) \
-        else {"sql": data}
     spec = JobSpec.parse({"model": model, "technique": technique, "settings": parse_assignments(settings),
-                          "name": name, "mapping": parse_mapping(mapping) if mapping else None, **source})
+                          "name": name, "mapping": parse_mapping(mapping) if mapping else None,
+                          "source": data_source(ws, data)})
     if dry_run:
         from runtimes.training.planning import plan_finetune
 

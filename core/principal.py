@@ -6,10 +6,18 @@ warehouse itself, and never guesses: a column with a PII tag is hidden unless a 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
 ADMIN = "admin"
+APPROVER = "approver"
+# Who may approve a plan or decide on a model version: every such check reads this.
+APPROVER_ROLES = frozenset({APPROVER, ADMIN})
+
+
+def may_approve(roles: Iterable[str] | None) -> bool:
+    return bool(APPROVER_ROLES & set(roles or ()))
 
 
 class Principal(BaseModel):

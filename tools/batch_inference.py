@@ -9,29 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from core.errors import UserError
 from catalog.results import QueryResult
+from runtimes.serving.batch.transform import BatchSpec
 from tools.base import LatheTool, ToolArgs, ToolOutput
 from tools.risk import Risk
 
 
-class RunBatchArgs(ToolArgs):
-    model: str = Field(..., min_length=1, description="a registered model (NAME, NAME@N) or a workspace base model")
-    table: str | None = Field(None, description="the catalog table to run over")
-    sql: str | None = Field(None, description="or one read-only SQL query giving the rows")
-    prompt_column: str | None = Field(None, description="the column with the prompts; detected when left out")
-    into: str | None = Field(None, description="the predictions table to write; default <source>_predictions")
-    max_new_tokens: int = Field(64, ge=1, le=8192)
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 is greedy (the default)")
-    replace: bool = Field(False, description="replace a predictions table an earlier batch made")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "RunBatchArgs":
-        if (self.table is None) == (self.sql is None):
-            raise ValueError("give the rows as exactly one of `table` and `sql`")
-        return self
+class RunBatchArgs(BatchSpec, ToolArgs):
+    """A batch's spec, field for field."""
 
 
 class RunBatch(LatheTool):
@@ -43,9 +31,9 @@ class RunBatch(LatheTool):
     risk = Risk.compute
 
     def _plan(self, a: RunBatchArgs) -> Any:
-        from runtimes.serving.batch.transform import BatchSpec, plan_batch
+        from runtimes.serving.batch.transform import plan_batch
 
-        spec = BatchSpec.parse({**a.model_dump(exclude_none=True)})
+        spec = BatchSpec.parse(a.model_dump(exclude_none=True))
         return plan_batch(self.workspace, spec, self.principal)
 
     def estimate(self, args: BaseModel) -> str:

@@ -6,22 +6,21 @@ Thin wrappers over `runtimes/training/`: proposing reads the catalog and warehou
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from core.errors import UserError
+from core.principal import APPROVER, may_approve
 from catalog.results import QueryResult
 from core.workspace import Workspace
+from runtimes.training.jobs.store import JobSpec
+from runtimes.training.recipes import TECHNIQUES, TECHNIQUES_IN_WORDS, Technique
 from tools.base import LatheTool, ToolArgs, ToolOutput
 from tools.risk import Risk
 
-Technique = Literal["sft", "dpo", "rlvr", "rlaif"]
-TECHNIQUES: tuple[str, ...] = ("sft", "dpo", "rlvr", "rlaif")
 SAMPLE_ROWS = 50
-APPROVER_ROLES = frozenset({"approver", "admin"})
 
 # Why each technique suits data of a kind: shown with every proposal.
 TECHNIQUE_REASONS = {
@@ -139,7 +138,7 @@ class FinetuneChoices(ToolArgs):
     """What the user has decided so far; the guided conversation fills it one answer at a time."""
     goal: str = Field("", description="what the user wants the model to do, in their words")
     table: str | None = Field(None, description="the catalog table to train on")
-    technique: Technique | None = Field(None, description="sft, dpo, rlvr or rlaif")
+    technique: Technique | None = Field(None, description=TECHNIQUES_IN_WORDS)
     model: str | None = Field(None, description="the base model: a workspace model (e.g. tiny-qwen3), folder or hub id")
     settings: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. {\"max_steps\": 20}")
     mapping: dict[str, str] | None = Field(None, description="role → column where the names do not say, e.g. "
@@ -160,42 +159,20 @@ _PLANS: dict[tuple[str, str, float], str] = {}  # one plan per request and wareh
 
 def dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
     """The plan in plain words with its estimate, as `lathe finetune --dry-run` shows it; starts nothing."""
-    key = (str(ws.root), choices.model_copy(update={"goal": ""}).model_dump_json(),
+    return spec_dry_run(ws, JobSpec.parse({"model": choices.model, "table": choices.table,
+                                           "technique": choices.technique, "settings": choices.settings,
+                                           "mapping": choices.mapping}))
+
+
+def spec_dry_run(ws: Workspace, spec: JobSpec) -> str:
+    """The plan of one job spec in plain words, once per spec and warehouse state."""
+    key = (str(ws.root), spec.model_dump_json(),
            ws.warehouse_path.stat().st_mtime if ws.warehouse_path.exists() else 0.0)
     if key not in _PLANS:
-        _PLANS[key] = _dry_run(ws, choices)
+        from runtimes.training.planning import plan_finetune
+
+        _PLANS[key] = str(plan_finetune(ws, spec).explain())
     return _PLANS[key]
-
-
-def _dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
-    import importlib.util
-
-    from runtimes.training.jobs.store import JobSpec
-
-    spec = JobSpec.parse({"model": choices.model, "table": choices.table, "technique": choices.technique,
-                          "settings": choices.settings, "mapping": choices.mapping})
-    if importlib.util.find_spec("runtimes.training.planning") is not None:
-        from runtimes.training.planning import plan_finetune  # type: ignore[import-not-found]
-
-        return str(plan_finetune(ws, spec).explain())
-    from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
-    from runtimes.training.jobs.trainer_factory import resolve_settings
-    from runtimes.models.sources import resolve_model
-
-    resolved = resolve_settings(spec.settings, spec.technique)
-    source = resolve_model(spec.model, ws)
-    data = plan_dataset(ws, DatasetSpec(table=spec.table, technique=spec.technique,
-                                        eval_fraction=spec.eval_fraction, seed=resolved["seed"]))
-    train_rows = len(data.examples) - round(len(data.examples) * spec.eval_fraction)
-    per_step = max(1, int(resolved["micro_batch"]) * int(resolved.get("gradient_accumulation", 1) or 1))
-    steps = (int(resolved["max_steps"]) if int(resolved["max_steps"]) > 0
-             else math.ceil(train_rows * float(resolved["epochs"]) / per_step))
-    shown = ", ".join(f"{k}={resolved[k]}" for k in ("learning_rate", "epochs", "max_steps", "micro_batch",
-                                                     "gradient_accumulation", "max_length") if k in resolved)
-    return (f"model: {source.location} ({source.family.name}); technique: {spec.technique}\n"
-            f"data: {data.describe()}\n"
-            f"estimate: about {train_rows:,} training rows, {steps:,} optimizer steps of {per_step} rows each\n"
-            f"settings: {shown}")
 
 
 def question(ws: Workspace, choices: FinetuneChoices) -> tuple[str, list[str]]:
@@ -282,39 +259,33 @@ class ProposeFinetune(LatheTool):
         return ToolOutput(text="The plan:\n" + plan, data={"choices": choices.model_dump(), "plan": plan})
 
 
-class StartFinetuneArgs(ToolArgs):
-    model: str = Field(..., min_length=1, description="the base model: a workspace model (e.g. tiny-qwen3), folder or hub id")
-    table: str = Field(..., min_length=1, description="the catalog table to train on")
-    technique: Technique = "sft"
-    settings: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. {\"max_steps\": 20}")
-    name: str | None = Field(None, description="the registered model's name; default <model>-<technique>")
-    mapping: dict[str, str] | None = Field(None, description="role → column where the names do not say")
+class StartFinetuneArgs(JobSpec, ToolArgs):
+    """A fine-tuning job's spec, field for field."""
 
 
 class StartFinetune(LatheTool):
     name: str = "start_finetune"
     description: str = ("Start a fine-tuning job (spends compute, so it waits for approval): base model, catalog "
-                        "table, technique and optional setting overrides. Follow it with `job_status`.")
+                        "table (or a read query), technique and optional setting overrides. Follow it with "
+                        "`job_status`.")
     args_schema: type[BaseModel] = StartFinetuneArgs
     risk = Risk.compute
 
     def estimate(self, args: BaseModel) -> str:
-        a = StartFinetuneArgs.model_validate(args.model_dump())
         try:
-            plan = dry_run(self.workspace, FinetuneChoices(table=a.table, technique=a.technique, model=a.model,
-                                                           settings=a.settings, mapping=a.mapping))
+            plan = spec_dry_run(self.workspace, JobSpec.parse(args.model_dump()))
         except UserError as e:
             return f"cannot estimate: {e}"
         wanted = ("Duration", "estimate", "Memory")
         return "; ".join(line.strip() for line in plan.splitlines() if line.startswith(wanted)) or plan.splitlines()[0]
 
-    def _run(self, model: str, table: str, technique: str = "sft", settings: dict[str, Any] | None = None,
-             name: str | None = None, mapping: dict[str, str] | None = None) -> ToolOutput:
+    def _run(self, **args: Any) -> ToolOutput:
         from runtimes.training.jobs import launcher
 
-        job = launcher.submit(self.workspace, {"model": model, "table": table, "technique": technique,
-                                               "settings": settings or {}, "name": name, "mapping": mapping})
-        return ToolOutput(text=f"started job {job.id} ({job.status}): {technique} of `{model}` on `{table}`; "
+        spec = JobSpec.parse(args)
+        job = launcher.submit(self.workspace, spec)
+        on = f"`{spec.table}`" if spec.table else "a query"
+        return ToolOutput(text=f"started job {job.id} ({job.status}): {spec.technique} of `{spec.model}` on {on}; "
                                "ask \"how is the job doing?\" to follow it",
                           data={"job_id": job.id, "status": job.status})
 
@@ -415,7 +386,7 @@ class ApproveModelVersion(LatheTool):
         from runtimes.models.registry import decide
 
         who = principal_or_local(self.principal)
-        if not APPROVER_ROLES & set(getattr(who, "roles", ()) or ()):
-            raise UserError(f"`{who.name}` may not decide on model versions: that needs the `approver` role")
+        if not may_approve(getattr(who, "roles", ())):
+            raise UserError(f"`{who.name}` may not decide on model versions: that needs the `{APPROVER}` role")
         v = decide(self.workspace, name, version, decision, who.name, note)  # type: ignore[arg-type]
         return ToolOutput(text=f"`{v.name}` version {v.version} is {v.approval} by {who.name}", data=v.to_json())

@@ -13,12 +13,12 @@ from core.errors import UserError
 from core.workspace import Workspace
 from agent.planners.base import PlannerReply, PlanRequest
 from agent.state import Plan, Step, Turn
-from tools.finetune import TECHNIQUES, FinetuneChoices, dry_run, model_options, question
+from tools.finetune import TECHNIQUES, TECHNIQUES_IN_WORDS, FinetuneChoices, dry_run, model_options, question
 
 _PUNCTUATION = ",.;:!?\"'`()[]{}"
 _STATUS_WORDS = frozenset({"how", "status", "progress", "doing", "going", "done", "finished", "report", "evaluation"})
 _JOB_WORDS = frozenset({"job", "training", "run", "finetune", "fine-tune", "fine-tuning"})
-_TECHNIQUE_NAMES = {"sft": "sft", "dpo": "dpo", "rlvr": "rlvr", "rlaif": "rlaif", "grpo": "rlvr"}
+_TECHNIQUE_NAMES = {**{t: t for t in TECHNIQUES}, "grpo": "rlvr"}
 
 
 def plan_finetune_turn(ws: Workspace, request: PlanRequest) -> PlannerReply | None:
@@ -158,7 +158,7 @@ def _apply(ws: Workspace, choices: FinetuneChoices, words: list[str], text: str)
     if "settings" in update:
         said.append("settings " + ", ".join(f"{k}={v}" for k, v in update["settings"].items()))
     if "technique" in update and update["technique"] not in TECHNIQUES:
-        raise UserError(f"no technique `{update['technique']}`; choose sft, dpo, rlvr or rlaif")
+        raise UserError(f"no technique `{update['technique']}`; choose {TECHNIQUES_IN_WORDS}")
     return choices.model_copy(update=update), said
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from core.workspace import Workspace
 from agent.planners.base import PlannerReply, PlanRequest
 from agent.state import Plan, Step
+from tools.finetune import TECHNIQUES
 
 # Phrases people use for each monitored feature, longest first within a feature.
 _FEATURES = {
@@ -274,7 +275,7 @@ def _names_match(name: str, words: set[str]) -> bool:
     return name.lower() in words or bool(parts & stems - _COMMON)
 
 
-_COMMON = frozenset({"the", "model", "models", "endpoint", "tiny", "sft", "dpo", "rlvr", "rlaif", "lora", "base",
+_COMMON = frozenset({"the", "model", "models", "endpoint", "tiny", *TECHNIQUES, "lora", "base",
                      "and", "for", "with", "this", "that", "week", "doing", "how", "approved", "serverless"})
 
 

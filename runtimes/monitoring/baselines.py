@@ -57,6 +57,7 @@ def build_baseline(ws: Workspace, model_ref: str) -> Baseline:
     from runtimes.training.datasets.examples import to_example
     from runtimes.training.datasets.formats import ColumnMapping, DatasetFormat, detect_mapping
     from runtimes.training.datasets.row_problems import RowProblem
+    from catalog.data_source import Query
     from runtimes.training.datasets.sources import read_source
     from runtimes.models.registry import get_version
 
@@ -66,7 +67,7 @@ def build_baseline(ws: Workspace, model_ref: str) -> Baseline:
     if not sql:
         raise UserError(f"`{name}@{version}` records no training data (no dataset_sql in its lineage): "
                         "use the previous window of traffic as the reference instead")
-    source = read_source(ws, sql=str(sql))
+    source = read_source(ws, Query(sql=str(sql)))
     recorded = mv.lineage.get("dataset") if isinstance(mv.lineage.get("dataset"), dict) else {}
     if recorded.get("mapping") and recorded.get("format"):
         # The mapping training used wins over a fresh guess, so the baseline reads the same columns.

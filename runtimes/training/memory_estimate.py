@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import UserError
+from runtimes.training.recipes import Technique as Recipe
 
 Method = Literal["full", "lora", "qlora"]
 Precision = Literal["fp32", "bf16", "fp16"]
-Recipe = Literal["sft", "dpo", "rlvr", "rlaif"]
 Device = Literal["cpu", "cuda"]
 
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}

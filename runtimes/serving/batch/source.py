@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from sqlglot import exp
 
+from catalog.data_source import source_of
 from core.errors import UserError
 from core.principal import Principal
 from catalog.safe_sql import run_sql
@@ -49,9 +50,7 @@ class BatchRow:
 
 
 def source_statement(table: str | None, sql: str | None) -> str:
-    if (table is None) == (sql is None):
-        raise UserError("a batch runs over a catalog table or a SQL query: give exactly one of them")
-    return exp.select(exp.Star()).from_(exp.to_table(table)).sql(dialect="duckdb") if table else str(sql)
+    return source_of(table, sql).statement()
 
 
 def read_rows(ws: Workspace, statement: str, principal: Principal | None = None) -> SourceRows:

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from catalog.data_source import SourceFields
 from core.errors import UserError, validate_input
 from core.principal import Principal
 from core.workspace import Workspace
@@ -28,13 +29,11 @@ WORKER = "runtimes.serving.batch.worker"
 STARTING_GRACE_S = 60.0  # a job whose worker has not yet written its pid is starting, not dead
 
 
-class BatchSpec(BaseModel):
-    """What a user asked to run: the model, the rows (a catalog table or one read query) and how to prompt."""
+class BatchSpec(SourceFields):
+    """What a user asked to run: the model, the rows (`table` or `sql`) and how to prompt."""
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(..., min_length=1, description="a registered model (NAME, NAME@N, NAME@latest) or a base model")
-    table: str | None = Field(None, description="a catalog table to run over")
-    sql: str | None = Field(None, description="or one read-only SQL query")
     prompt_column: str | None = Field(None, description="the column holding the prompts; detected when left out")
     key_column: str | None = Field(None, description="the column naming each row; the table's key or a unique *_id "
                                    "column when left out, else each row's content")
@@ -52,12 +51,6 @@ class BatchSpec(BaseModel):
     replace: bool = Field(False, description="replace an existing predictions table made by an earlier batch")
     publish_wait_s: float = Field(300.0, ge=0, description="how long to wait for the warehouse when another "
                                   "process holds it, before ending with the predictions kept for `resume`")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "BatchSpec":
-        if (self.table is None) == (self.sql is None):
-            raise ValueError("give the rows as exactly one of a catalog table and a SQL query")
-        return self
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> "BatchSpec":

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
+from catalog.data_source import SourceFields
 from core.errors import UserError, validate_input
 from core.principal import Principal
 from core.workspace import Workspace
@@ -22,15 +23,14 @@ from runtimes.training.datasets.examples import Example
 from runtimes.training.datasets.formats import MAP_HINT, ColumnMapping, DatasetFormat, detect_mapping
 from runtimes.training.datasets.row_problems import BadRow
 from runtimes.training.datasets.sources import read_source
-from runtimes.training.datasets.validation import Technique, check_fit, check_rows, refuse_if_too_many
+from runtimes.training.datasets.validation import check_fit, check_rows, refuse_if_too_many
+from runtimes.training.recipes import Technique
 
 
-class DatasetSpec(BaseModel):
-    """What the user asked for; every field but the source and technique has a default."""
+class DatasetSpec(SourceFields):
+    """What the user asked for: the rows (`table` or `sql`), the technique and settings that all have defaults."""
     model_config = ConfigDict(extra="forbid")
 
-    table: str | None = Field(None, description="a catalog table to train on")
-    sql: str | None = Field(None, description="or one read-only SQL query whose rows are the dataset")
     technique: Technique
     format: DatasetFormat | None = Field(None, description="the data's format; inferred when left out")
     mapping: dict[str, str] | None = Field(None, description="role → column, overriding the inferred mapping")
@@ -46,12 +46,6 @@ class DatasetSpec(BaseModel):
     def parse(cls, data: dict[str, Any]) -> "DatasetSpec":
         """Validate what a user or the agent gave; a bad field is a `UserError` naming the field."""
         return validate_input(cls, data, "dataset")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "DatasetSpec":
-        if (self.table is None) == (self.sql is None):
-            raise ValueError("give exactly one of `table` and `sql`")
-        return self
 
 
 @dataclass
@@ -109,7 +103,7 @@ class PreparedDataset:
 def plan_dataset(ws: Workspace, spec: DatasetSpec, *, principal: Principal | None = None) -> DatasetPlan:
     """Read the source, infer (or take) the mapping, check every row; refuse a dataset with too many bad
     rows. Raises `UserError` (`DatasetRefused` for bad rows) before any compute is spent."""
-    source = read_source(ws, table=spec.table, sql=spec.sql, principal=principal)
+    source = read_source(ws, spec.source, principal=principal)
     try:
         mapping = detect_mapping(source.columns, source.rows, format=spec.format, override=spec.mapping)
     except UserError as no_format:

@@ -12,6 +12,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from catalog.data_source import Query, Table
 from core.errors import UserError
 from core.principal import Principal
 from catalog.safe_sql import run_sql
@@ -27,13 +28,9 @@ class SourceRows:
     masked_columns: list[str]
 
 
-def read_source(ws: Workspace, *, table: str | None = None, sql: str | None = None,
-                principal: Principal | None = None) -> SourceRows:
-    """All rows of `table`, or of the read query `sql`; exactly one of them."""
-    if (table is None) == (sql is None):
-        raise UserError("a dataset is a catalog table or a SQL query: give exactly one of them")
-    statement = exp.select(exp.Star()).from_(exp.to_table(table)).sql(dialect="duckdb") if table else str(sql)
-    result = run_sql(ws, statement, principal=principal)
+def read_source(ws: Workspace, source: Table | Query, *, principal: Principal | None = None) -> SourceRows:
+    """All rows of a catalog table or of a read query."""
+    result = run_sql(ws, source.statement(), principal=principal)
     if result.truncated:
         raise UserError(f"the dataset has more rows than the workspace's row limit "
                         f"({ws.settings.sql.row_limit:,}); raise `row_limit` under [sql] in lathe.toml, or "

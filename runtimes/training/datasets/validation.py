@@ -5,14 +5,12 @@ It reports every bad row with its number and reason; it never drops a row withou
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from core.errors import UserError
 from runtimes.training.datasets.examples import Example, to_example
 from runtimes.training.datasets.formats import ColumnMapping, DatasetFormat
 from runtimes.training.datasets.row_problems import BadRow, RowProblem
-
-Technique = Literal["sft", "dpo", "rlvr", "rlaif"]
 _PAIRS = (DatasetFormat.preference, DatasetFormat.hh_rlhf)
 # Which formats each technique can learn from, and what to tell a user whose data does not fit.
 _FITS: dict[str, tuple[tuple[DatasetFormat, ...], str]] = {

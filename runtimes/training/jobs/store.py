@@ -13,18 +13,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from catalog.data_source import SourceFields
 from core.errors import UserError, validate_input
 from catalog.suggestions import unknown
 from core.state_db import ensure_schema, transaction
 from core.workspace import Workspace
+from runtimes.training.recipes import Technique
 
 Status = Literal["queued", "validating", "running", "succeeded", "failed", "cancelled"]
 STATUSES: tuple[str, ...] = ("queued", "validating", "running", "succeeded", "failed", "cancelled")
 ACTIVE: tuple[str, ...] = ("validating", "running")
 FINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled")
-TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 _SCHEMA = """
@@ -44,15 +45,13 @@ CREATE INDEX IF NOT EXISTS training_metrics_job ON training_metrics (job_id, nam
 """
 
 
-class JobSpec(BaseModel):
+class JobSpec(SourceFields):
     """What a user asked to train: base model, data (a catalog table or one read query), technique and
     overrides of any setting; everything else is chosen for them."""
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, description="a model folder, a workspace model (e.g. tiny-qwen3) or a hub id")
-    table: str | None = None
-    sql: str | None = None
-    technique: Literal["sft", "dpo", "rlvr", "rlaif"] = "sft"
+    technique: Technique = "sft"
     settings: dict[str, Any] = Field(default_factory=dict, description="overrides: key → value (`--set key=value`)")
     name: str | None = Field(None, description="the registered model's name; default `<model>-<technique>`")
     eval_fraction: float = Field(0.1, ge=0, lt=1)
@@ -67,12 +66,6 @@ class JobSpec(BaseModel):
             raise ValueError(f"{name!r} is not a model name: use 1 to 64 letters, digits, `-` or `_`, starting with "
                              f"a letter or digit (pattern {NAME_PATTERN.pattern})")
         return name
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "JobSpec":
-        if (self.table is None) == (self.sql is None):
-            raise ValueError("give the data as exactly one of a catalog table and a SQL query")
-        return self
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> "JobSpec":

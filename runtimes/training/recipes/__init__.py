@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, get_args
 
 from core.errors import UserError
 
-RECIPES: dict[str, str] = {
-    "sft": "runtimes.training.recipes.sft_recipe",
-    "dpo": "runtimes.training.recipes.dpo_recipe",
-    "rlvr": "runtimes.training.recipes.rlvr_recipe",
-    "rlaif": "runtimes.training.recipes.rlaif_recipe",
-}
+# The techniques, each with its recipe module `<technique>_recipe`; every list of techniques is read from here.
+Technique = Literal["sft", "dpo", "rlvr", "rlaif"]
+RECIPES: dict[str, str] = {t: f"{__name__}.{t}_recipe" for t in get_args(Technique)}
+TECHNIQUES: tuple[str, ...] = tuple(RECIPES)
+TECHNIQUES_IN_WORDS = f"{', '.join(TECHNIQUES[:-1])} or {TECHNIQUES[-1]}"  # sft, dpo, rlvr or rlaif
 
 
 def recipe(technique: str) -> ModuleType:
-    """The recipe module for `technique` (sft, dpo, rlvr, rlaif)."""
+    """The recipe module for `technique` (one of `TECHNIQUES`)."""
     if technique not in RECIPES:
         from catalog.suggestions import unknown
 
