@@ -5,6 +5,8 @@ whether it may run (the review step does).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+from copy import copy
 from typing import Any, ClassVar
 
 from langchain_core.tools import BaseTool
@@ -18,6 +20,13 @@ from tools.risk import Risk
 class ToolArgs(BaseModel):
     """Base of every tool's arguments: unknown arguments are errors, not silently dropped."""
     model_config = ConfigDict(extra="forbid")
+
+
+def spec_fields(spec: type[BaseModel], exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The fields of the runtime spec a tool calls, less `exclude`, as `pydantic.create_model` takes them: a tool's
+    arguments are built from its spec, so that a field added to the spec is an argument of the tool too."""
+    left_out = set(exclude)
+    return {name: (f.annotation, copy(f)) for name, f in spec.model_fields.items() if name not in left_out}
 
 
 class ToolOutput(BaseModel):

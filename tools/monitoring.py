@@ -9,28 +9,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from core.errors import UserError
 from catalog.results import QueryResult
-from tools.base import LatheTool, ToolArgs, ToolOutput, principal_or_local
+from runtimes.monitoring.monitors import MonitorSpec
+from tools.base import LatheTool, ToolArgs, ToolOutput, principal_or_local, spec_fields
 from tools.risk import Risk
 
 
-class CreateMonitorArgs(ToolArgs):
-    name: str = Field(..., min_length=1, description="a name for the monitor, e.g. tickets-drift")
-    endpoint: str = Field(..., min_length=1, description="the endpoint to watch (batch / async for those paths)")
-    rules: list[str] = Field(default_factory=lambda: ["dataset_drift"], description=(
+# A monitor's spec, with its rules in their short written form.
+CreateMonitorArgs = create_model(
+    "CreateMonitorArgs", __base__=ToolArgs, **spec_fields(MonitorSpec, exclude=("rules",)),
+    rules=(list[str], Field(default_factory=lambda: ["dataset_drift"], description=(
         "when to alert, each one of: drift:FEATURE (e.g. drift:response_length), dataset_drift, "
-        "p95_latency>MS, error_rate>SHARE, accuracy<VALUE, mean_score<VALUE"))
-    reference: Literal["previous_window", "baseline"] = Field(
-        "previous_window", description="compare with the window before, or with the model's training data")
-    model: str | None = Field(None, description="for a baseline: the deployed version as NAME@VERSION")
-    features: list[str] | None = Field(None, description="features to test (default: all the reference has): "
-                                       "prompt_length, prompt_words, response_length, response_words, language, "
-                                       "topic, latency_ms, prompt_tokens, completion_tokens, judge_score")
-    window: str = Field("1d", description="how much recent traffic each run looks at: 30m, 1h, 1d, 7d")
-    every: str = Field("1h", description="how often it runs: 30m, 1h, 1d")
+        "p95_latency>MS, error_rate>SHARE, accuracy<VALUE, mean_score<VALUE"))))
 
 
 class CreateMonitor(LatheTool):
@@ -46,7 +39,7 @@ class CreateMonitor(LatheTool):
         return f"one monitor on `{a.endpoint}`, running every {a.every} over the last {a.window}"
 
     def _run(self, **args: Any) -> ToolOutput:
-        from runtimes.monitoring.monitors import MonitorSpec, Rule, create_monitor
+        from runtimes.monitoring.monitors import Rule, create_monitor
 
         a = CreateMonitorArgs(**args)
         spec = MonitorSpec.parse({**a.model_dump(exclude={"rules"}, exclude_none=True),

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from core.errors import UserError
 from catalog.results import QueryResult
-from tools.base import LatheTool, ToolArgs, ToolOutput
+from runtimes.serving.endpoints.deploy import DeploySpec
+from tools.base import LatheTool, ToolArgs, ToolOutput, spec_fields
 from tools.risk import Risk
 
 # An invocation within these is a look at the endpoint; beyond them it spends compute and waits for approval.
@@ -22,14 +23,10 @@ READ_MAX_TOKENS = 256
 READ_MAX_MESSAGE_CHARS = 4000
 
 
-class DeployModelArgs(ToolArgs):
-    models: list[str] = Field(..., min_length=1, description=(
-        "what to serve: a registered model NAME (its latest approved version), NAME@N, NAME@approved, NAME@latest, "
-        "or a workspace base model; several LoRA versions over one base share one endpoint"))
-    name: str | None = Field(None, description="the endpoint's name; default: the first model's name")
-    serverless: bool = Field(False, description="load on the first request and unload when idle (scale to zero)")
-    idle_timeout_s: float = Field(300.0, gt=0, description="serverless: seconds without requests before unloading")
-    port: int | None = Field(None, ge=1, le=65535, description="a fixed port; default: any free one")
+# A deploy's spec, but from the chat an endpoint always listens on loopback, and the mode is a yes/no.
+DeployModelArgs = create_model(
+    "DeployModelArgs", __base__=ToolArgs, **spec_fields(DeploySpec, exclude=("host", "mode")),
+    serverless=(bool, Field(False, description="load on the first request and unload when idle (scale to zero)")))
 
 
 class DeployModel(LatheTool):
@@ -42,16 +39,15 @@ class DeployModel(LatheTool):
 
     def estimate(self, args: BaseModel) -> str:
         a = DeployModelArgs.model_validate(args.model_dump())
-        how = (f"serverless: loads on the first request, unloads after {a.idle_timeout_s:g} s idle" if a.serverless
+        how = (f"serverless: loads on the first request, unloads after {a.idle_timeout:g} s idle" if a.serverless
                else "real-time: loads now and stays up")
         return f"starts an endpoint process on 127.0.0.1 serving {', '.join(a.models)} ({how})"
 
-    def _run(self, models: list[str], name: str | None = None, serverless: bool = False,
-             idle_timeout_s: float = 300.0, port: int | None = None) -> ToolOutput:
+    def _run(self, **args: Any) -> ToolOutput:
         from runtimes.serving.endpoints.deploy import deploy
 
-        d = deploy(self.workspace, models, name=name, mode="serverless" if serverless else "realtime",
-                   idle_timeout=idle_timeout_s, port=port)
+        a = DeployModelArgs.model_validate(args).model_dump(exclude={"models", "serverless"})
+        d = deploy(self.workspace, args["models"], mode="serverless" if args.get("serverless") else "realtime", **a)
         e = d.endpoint
         lines = [f"endpoint `{e.name}` is {e.status} at {e.url} ({e.mode}), serving {', '.join(e.model_ids)}"]
         if d.api_key:

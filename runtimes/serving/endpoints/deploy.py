@@ -39,8 +39,9 @@ class DeploySpec(BaseModel):
     """What a deploy asks for; everything is checked before anything starts."""
     model_config = ConfigDict(extra="forbid")
 
-    models: list[str] = Field(..., min_length=1, description="registered versions (NAME, NAME@N, NAME@approved, "
-                              "NAME@latest) or workspace base models")
+    models: list[str] = Field(..., min_length=1, description="registered versions (NAME: its latest approved "
+                              "version, NAME@N, NAME@approved, NAME@latest) or workspace base models; several LoRA "
+                              "versions over one base share one endpoint")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
                              description="the endpoint's name; default: the first model's name")
     mode: Literal["realtime", "serverless"] = "realtime"

@@ -11,6 +11,7 @@ from core.errors import UserError
 from runtimes.training.datasets.examples import Example, to_example
 from runtimes.training.datasets.formats import ColumnMapping, DatasetFormat
 from runtimes.training.datasets.row_problems import BadRow, RowProblem
+from runtimes.training.recipes import TECHNIQUES_IN_WORDS
 _PAIRS = (DatasetFormat.preference, DatasetFormat.hh_rlhf)
 # Which formats each technique can learn from, and what to tell a user whose data does not fit.
 _FITS: dict[str, tuple[tuple[DatasetFormat, ...], str]] = {
@@ -35,7 +36,7 @@ class DatasetRefused(UserError):
 
 def check_fit(mapping: ColumnMapping, technique: str) -> None:
     if technique not in _FITS:
-        raise UserError(f"no technique `{technique}`; choose sft, dpo, rlvr or rlaif")
+        raise UserError(f"no technique `{technique}`; choose {TECHNIQUES_IN_WORDS}")
     fits, need = _FITS[technique]
     if mapping.format not in fits:
         hint = ("preference pairs can train DPO" if mapping.format in _PAIRS else
