@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from sqlglot import exp
 
 from catalog.suggestions import close_matches, unknown
@@ -49,6 +49,7 @@ class Query(BaseModel):
 
 
 DataSource = Annotated[Table | Query, Field(discriminator="kind")]
+_SOURCE: TypeAdapter[Table | Query] = TypeAdapter(DataSource)
 
 
 def source_of(table: str | None, sql: str | None) -> Table | Query:
@@ -61,8 +62,8 @@ def source_of(table: str | None, sql: str | None) -> Table | Query:
 class SourceFields(BaseModel):
     """The `table` or `sql` a spec reads, exactly one; `source=` (a `Table` or `Query`) is taken as input too."""
 
-    table: str | None = Field(None, description="a catalog table whose rows are read")
-    sql: str | None = Field(None, description="or one read-only SQL query whose rows are read")
+    table: str | None = Field(None, min_length=1, description="a catalog table whose rows are read")
+    sql: str | None = Field(None, min_length=1, description="or one read-only SQL query whose rows are read")
 
     @model_validator(mode="before")
     @classmethod
@@ -70,11 +71,15 @@ class SourceFields(BaseModel):
         if isinstance(data, dict) and "source" in data:
             data = dict(data)
             given = data.pop("source")
-            if "table" in data or "sql" in data:
+            if data.get("table") is not None or data.get("sql") is not None:
                 raise UserError(ONE_SOURCE)
-            if isinstance(given, dict):
-                given = Query(**given) if given.get("kind") == "query" else Table(**given)
-            data.update(given.fields())
+            try:
+                data.update(_SOURCE.validate_python(given).fields())
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = "".join(f"`{x}` " for x in err["loc"][1:])
+                raise UserError(f"`source` is a table ({{\"kind\": \"table\", \"name\": …}}) or a query "
+                                f"({{\"kind\": \"query\", \"sql\": …}}): {where}{err['msg']}") from None
         return data
 
     @model_validator(mode="after")

@@ -55,8 +55,8 @@ def test_the_guided_turns_ask_one_question_each_and_a_rejected_plan_starts_nothi
     waiting = of(fourth, "approval_needed")[0]
     step = waiting.plan.steps[0]
     assert (step.tool, step.risk.value) == ("start_finetune", "compute") and waiting.needs_approval == ["s1"]
-    assert step.args == {"model": "tiny-llama", "table": "reply_preferences", "technique": "dpo",
-                         "settings": {"max_steps": 2}, "name": None, "mapping": None}
+    assert step.args == {"model": "tiny-llama", "table": "reply_preferences", "sql": None, "technique": "dpo",
+                         "settings": {"max_steps": 2}, "name": None, "eval_fraction": 0.1, "mapping": None}
     assert step.estimated_cost  # the estimate travels with the approval request
     rejected = collect(s.reject("not now"))
     assert done(rejected).status == "rejected"

@@ -95,10 +95,20 @@ def test_every_spec_reads_one_source_and_keeps_its_json(parse, base):
     assert on_query.source == Query(sql="SELECT 1") and on_query.table is None
     assert parse({**base, "source": Table(name="tickets")}) == on_table
     assert parse({**base, "source": {"kind": "query", "sql": "SELECT 1"}}) == on_query
+    assert parse({**base, "source": Query(sql="SELECT 1"), "table": None}) == on_query
+    for empty in ("table", "sql"):
+        with pytest.raises(UserError, match=f"`{empty}`: String should have at least 1 character"):
+            parse({**base, empty: ""})
     assert parse(on_table.model_dump()) == on_table
     for bad in ({}, {"table": "tickets", "sql": "SELECT 1"}, {"source": Table(name="tickets"), "table": "tickets"}):
         with pytest.raises(UserError, match="give exactly one of `table` and `sql`"):
             parse({**base, **bad})
+    for bad, why in ((None, "Input should be a valid dictionary"), ({"kind": "file", "name": "x"}, "tag 'file'"),
+                     ({"kind": "table"}, "`name` Field required"), ("tickets", "Input should be a valid dictionary")):
+        with pytest.raises(UserError, match=r"`source` is a table \(\{\"kind\": \"table\", \"name\": …\}\) or a "
+                                            rf"query .*{why}") as refused:
+            parse({**base, "source": bad})
+        assert "\n" not in str(refused.value)
 
 
 @pytest.fixture
