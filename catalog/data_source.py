@@ -117,7 +117,9 @@ def parse_source(text: str, tables: Iterable[str]) -> Table | Query:
         hits = close_matches(given, known.values())
         hint = f"; did you mean `{hits[0]}`? (quote a name with spaces: \"{hits[0]}\")" if hits else ""
         raise UserError(f"`{given}` is neither a catalog table nor a SELECT or WITH query{hint}")
-    raise UserError(f"`{given}` is a {tree.key.upper()} statement, not a read: give {_ASK}")
+    from catalog.sql_guard import RefusedStatement, statement_name  # the guard's names for what it refuses
+
+    raise RefusedStatement(statement_name(tree, given), f"`{given}` is not a read; give {_ASK}")
 
 
 def _table(given: str, table: exp.Table, known: dict[str, str]) -> Table:

@@ -75,7 +75,8 @@ def batch_run(
     from runtimes.serving.batch.transform import BatchSpec, plan_batch, run_batch
 
     ws = _recovered_ws()
-    spec = BatchSpec.parse({"model": model, "source": data_source(ws, data), "prompt_column": prompt_column, "key_column": key_column,
+    spec = BatchSpec.parse({"model": model, "source": data_source(ws, data), "prompt_column": prompt_column,
+                            "key_column": key_column,
                             "into": into, "format": fmt, "system_prompt": system, "max_new_tokens": max_tokens,
                             "temperature": temperature, "micro_batch": micro_batch, "replace": replace})
     plan = plan_batch(ws, spec)

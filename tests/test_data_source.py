@@ -53,10 +53,11 @@ def test_one_read_query_is_a_query(text, sql):
     ("my table", r"^`my table` is neither a catalog table nor a SELECT or WITH query"),
     ("Order Itms", r"^`Order Itms` is neither a catalog table nor a SELECT or WITH query.*`Order Items`"),
     ("other.tickets", r"^`other.tickets` names the schema `other`: catalog tables are in schema `main`"),
-    ("DROP TABLE tickets", r"^`DROP TABLE tickets` is a DROP statement, not a read: give a catalog table or one "
-                           r"SELECT or WITH query$"),
-    ("create table t as select 1", r"^`create table t as select 1` is a CREATE statement, not a read"),
-    ("DELETE FROM tickets", r"^`DELETE FROM tickets` is a DELETE statement, not a read"),
+    ("DROP TABLE tickets", r"^DROP refused: `DROP TABLE tickets` is not a read; give a catalog table or one SELECT "
+                           r"or WITH query$"),
+    ("create table t as select 1", r"^CREATE TABLE refused: `create table t as select 1` is not a read"),
+    ("DELETE FROM tickets", r"^DELETE refused: `DELETE FROM tickets` is not a read"),
+    ("read_csv('/etc/passwd')", r"^READ_CSV refused: `read_csv\('/etc/passwd'\)` is not a read"),
     ("SELECT 1; SELECT 2", r"^`SELECT 1; SELECT 2` holds 2 statements: give one table name or one query$"),
     ("tickets; DROP TABLE tickets", r"holds 2 statements"),
     ("", r"^no data given: name a catalog table or write one SELECT or WITH query$"),
@@ -120,7 +121,7 @@ def shop(tmp_path):
 
 @pytest.mark.parametrize("data, message", [
     ("custmers", "no table `custmers`; did you mean `customers`?"),
-    ("DROP TABLE customers", "`DROP TABLE customers` is a DROP statement, not a read"),
+    ("DROP TABLE customers", "DROP refused: `DROP TABLE customers` is not a read"),
     ("all customers", "`all customers` is neither a catalog table nor a SELECT or WITH query"),
 ])
 def test_the_cli_reads_a_data_argument_by_parsing_it(shop, data, message):

@@ -68,7 +68,8 @@ def test_every_technique_list_is_the_recipes():
         assert get_args(field.annotation) == TECHNIQUES
     chosen = registry.schema("propose_finetune").model_fields["technique"].annotation
     assert set(get_args(get_args(chosen)[0])) == set(TECHNIQUES)
-    with pytest.raises(UserError, match="^fine-tuning job: `technique`: Input should be 'sft', 'dpo', 'rlvr' or 'rlaif'$"):
+    with pytest.raises(UserError, match="^fine-tuning job: `technique`: Input should be 'sft', 'dpo', 'rlvr' or "
+                                        "'rlaif'$"):
         JobSpec.parse({"model": "m", "table": "t", "technique": "ppo"})
 
 

@@ -147,8 +147,8 @@ def test_plan_refuses_before_compute_and_prepare_splits_dedups_and_hashes(worksp
 
     with pytest.raises(DatasetRefused, match=r"1 of 43 rows \(2.3%\) are bad, over the 1% allowed.*row 43"):
         plan_dataset(workspace, DatasetSpec(table="demos", technique="sft", max_bad_fraction=0.01))
-    with pytest.raises(UserError, match="^dataset: give exactly one of `table` and `sql`: the rows come from exactly one of a catalog table "
-                                          "and a SQL query$"):
+    with pytest.raises(UserError, match="^dataset: give exactly one of `table` and `sql`: the rows come from exactly "
+                                        "one of a catalog table and a SQL query$"):
         DatasetSpec.parse({"technique": "sft"})
     with pytest.raises(UserError, match="^dataset: `eval_fraction`: Input should be less than 1$"):
         DatasetSpec.parse({"table": "demos", "technique": "sft", "eval_fraction": 1.5})
