@@ -7,6 +7,7 @@ from typing import get_args
 import pytest
 from pydantic import create_model
 
+from catalog.semantic.query import MetricQuery
 from core.errors import UserError
 from core.principal import Principal, may_approve
 from runtimes.monitoring.monitors import MonitorSpec
@@ -21,7 +22,8 @@ from tools.registry import ToolRegistry
 # tool → the spec it calls and the fields it writes its own way (`mode` as `serverless`, rules as short text)
 # or keeps from the chat (an endpoint started from the chat listens on loopback).
 CALLS = {"start_finetune": (JobSpec, set()), "run_batch": (BatchSpec, set()),
-         "deploy_model": (DeploySpec, {"host", "mode"}), "create_monitor": (MonitorSpec, {"rules"})}
+         "deploy_model": (DeploySpec, {"host", "mode"}), "create_monitor": (MonitorSpec, {"rules"}),
+         "query_metrics": (MetricQuery, set())}
 
 
 @pytest.mark.parametrize("tool", sorted(CALLS))

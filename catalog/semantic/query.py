@@ -14,11 +14,14 @@ class MetricQuery(BaseModel):
     """Metrics by dimensions, as MetricFlow asks: `order_by` names a metric or group-by, `-name` for descending."""
     model_config = ConfigDict(extra="forbid")
 
-    metrics: list[str] = Field(min_length=1)
-    group_by: list[str] = Field(default_factory=list)
-    where: list[str] = Field(default_factory=list)
-    order_by: list[str] = Field(default_factory=list)
-    limit: int | None = Field(None, ge=0)
+    metrics: list[str] = Field(min_length=1, description="metric names, e.g. ['revenue']")
+    group_by: list[str] = Field(default_factory=list,
+                                description="dimensions, e.g. ['customer__region', 'metric_time__month']")
+    where: list[str] = Field(default_factory=list,
+                             description="MetricFlow filters, e.g. \"{{ Dimension('customer__region') }} = 'EMEA'\"")
+    order_by: list[str] = Field(default_factory=list, description="metric or dimension names; a leading - sorts "
+                                "descending")
+    limit: int | None = Field(None, ge=0, description="return at most this many rows")
 
     @field_validator("metrics", "group_by", "order_by")
     @classmethod
