@@ -23,6 +23,7 @@ from core.state_db import ensure_schema, transaction
 from core.workspace import Workspace
 
 ROLES = ("viewer", "analyst", "approver", ADMIN)
+APPROVING = frozenset({"approver", ADMIN})
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "lathe-user-"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -194,3 +195,8 @@ class UserStore:
 def _user(row) -> User:
     return User(name=row["name"], roles=row["roles"].split(","), disabled=bool(row["disabled"]),
                 slack_user_id=row["slack_user_id"], created_at=row["created_at"])
+
+
+def approvers(ws: Workspace) -> list[str]:
+    """The enabled users who may approve plans, by name (empty for a workspace with no users yet)."""
+    return [u.name for u in UserStore(ws).list() if not u.disabled and APPROVING & set(u.roles)]
