@@ -24,6 +24,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.uploads: dict[str, bytes] = {}
+        self.socket: SocketMode | None = None
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -72,6 +73,8 @@ class FakeSlack:
             ts = params.get("ts") or f"{1700000000 + next(self._ts)}.000100"
             return {"ok": True, "channel": params.get("channel"), "ts": ts, "message_ts": ts,
                     "message": {"text": params.get("text", ""), "ts": ts}}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket.url if self.socket else ""}
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts)}"
             return {"ok": True, "upload_url": self.url.replace("/api/", f"/upload/{file_id}"), "file_id": file_id}
@@ -132,3 +135,35 @@ def action_body(action_id: str, value: str, user: str, channel: str, message_ts:
                "message": {"ts": message_ts, "text": ""},
                "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button"}]}
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+class SocketMode:
+    """Slack's Socket Mode end: a WebSocket server that greets with `hello`, sends envelopes and records the acks."""
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        self.acks: list[str] = []
+        self._clients: list[Any] = []
+        self._connected = threading.Event()
+        self._server = serve(self._handle, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}/link"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _handle(self, ws: Any) -> None:
+        ws.send(json.dumps({"type": "hello", "num_connections": 1}))
+        self._clients.append(ws)
+        self._connected.set()
+        for message in ws:
+            envelope = json.loads(message)
+            if "envelope_id" in envelope:
+                self.acks.append(envelope["envelope_id"])
+
+    def send_event(self, body: bytes, envelope_id: str) -> None:
+        if not self._connected.wait(60):
+            raise AssertionError("the bot never connected in Socket Mode")
+        self._clients[-1].send(json.dumps({"envelope_id": envelope_id, "type": "events_api",
+                                           "payload": json.loads(body), "accepts_response_payload": False}))
+
+    def close(self) -> None:
+        self._server.shutdown()

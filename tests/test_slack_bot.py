@@ -123,3 +123,40 @@ def test_a_large_result_is_sent_as_a_csv_file(slack):
     api.wait_for("files.completeUploadExternal")
     (content,) = api.uploads.values()
     assert content.decode().splitlines()[:3] == ["n", "0", "1"] and len(content.decode().splitlines()) == 41
+
+
+def test_socket_mode_answers_a_mention_and_acknowledges_it(small_ws, llm):
+    from tests.slack_api import SocketMode
+
+    UserStore(small_ws).add("ana", ["analyst"], "a long password")
+    UserStore(small_ws).link_slack("ana", "U_ANA")
+    with FakeSlack() as api:
+        api.socket = SocketMode()
+        small_ws.settings_path.write_text(small_ws.settings_path.read_text() + f'\n[slack]\napi_url = "{api.url}"\n')
+        from core.workspace import Workspace
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        bot = SlackBot(Workspace(small_ws.root), socket_mode=True,
+                       env={"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_APP_TOKEN": "xapp-test"})
+        handler = SocketModeHandler(bot.app, bot.app_token)
+        handler.connect()
+        try:
+            llm.push(call("run_sql", say="Counting.", sql="SELECT count(*) AS n FROM customers"))
+            event = {"type": "app_mention", "user": "U_ANA", "text": "<@UBOT> how many customers?", "channel": "C9",
+                     "ts": "800.1"}
+            api.socket.send_event(event_body(event, "Ev8"), "env-1")
+            answer = api.wait_for("chat.postMessage", where=lambda p: p.get("thread_ts") == "800.1")[0]
+            assert "Counting." in answer["text"]
+            assert api.socket.acks == ["env-1"]
+        finally:
+            handler.close()
+            api.socket.close()
+
+
+def test_missing_tokens_are_named(small_ws):
+    from core.errors import UserError
+
+    with pytest.raises(UserError, match="SLACK_APP_TOKEN"):
+        SlackBot(small_ws, socket_mode=True, env={"SLACK_BOT_TOKEN": "xoxb-test"})
+    with pytest.raises(UserError, match="SLACK_SIGNING_SECRET"):
+        SlackBot(small_ws, socket_mode=False, env={"SLACK_BOT_TOKEN": "xoxb-test"})
