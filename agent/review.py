@@ -106,7 +106,8 @@ def review_node(state: AgentState, runtime: Runtime[AgentResources], config: Run
     if not may_propose(state.requested_roles):
         roles = ", ".join(state.requested_roles) or "no role"
         return {"review": Review(status="forbidden", by=state.requested_by, notice=(
-            f"`{state.requested_by}` is a viewer ({roles}) and may only ask questions that read; this plan "
+            f"`{state.requested_by}` is a viewer{'' if roles == 'viewer' else f' ({roles})'} and may only ask "
+            "questions that read; this plan "
             f"{'/'.join(sorted({s.risk.value for s in plan.steps if s.id in needs}))}s (steps {', '.join(needs)}). "
             f"An analyst can propose it, and {who_approves(deps.workspace)} may approve it."))}
     thread_id = config["configurable"]["thread_id"]
