@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # the agent (LangChain, LangGraph) loads in the background af
 
 WORKSPACE = Workspace.resolve(None).require()  # LATHE_HOME, set by `lathe ui`
 UI_ROOT = Path(cl_config.root)
-PRINCIPAL = Principal.local_admin()  # the person at this machine, until log-in and roles arrive
+LOCAL = Principal.local_admin()  # the person at this machine, where the UI asks no one to sign in
+WATCH_INTERVAL_S = 2.0  # how often a plan shown to its asker is checked for a decision made elsewhere
 OTHER_THREADS_CHECKED = 10  # recent threads looked at for plans waiting for approval, at chat start
 FOLLOW_INTERVAL_S = 2.0  # how often a followed job is polled
 ALERTS_INTERVAL_S = 15.0  # how often due monitors run and new alerts are looked for
@@ -123,7 +124,7 @@ async def _session(thread_id: str | None = None) -> Any:
     tid = thread_id or cl.context.session.thread_id
     sessions = _sessions()
     if tid not in sessions:
-        sessions[tid] = await asyncio.to_thread(Session, WORKSPACE, tid, PRINCIPAL)
+        sessions[tid] = await asyncio.to_thread(Session, WORKSPACE, tid, await _principal())
     return sessions[tid]
 
 
@@ -206,6 +207,7 @@ class ChatView:
                                       event.notice, message=same.message if same is not None else None)
             if same is None:
                 self.sent.append(msg)
+            watch_decision(self.thread_id, event.plan_hash)
         elif kind == "step_started":
             step = cl.Step(name=event.title, type="tool", default_open=False)
             step.input = event.tool
@@ -315,8 +317,13 @@ async def send_approval(thread_id: str, plan: Plan, plan_hash: str, needs: list[
     for sid in needs:
         actions.append(cl.Action(name="edit_plan", payload={**payload, "step_id": sid},
                                  label=f"Edit {sid}" if len(needs) > 1 else "Edit", icon="pencil"))
+    from agent.review import who_approves
+    from core.principal import may_approve
+
     where = f" in “{title}”" if title else ""
-    body = [f"**Waiting for your approval**{where}: " + ", ".join(f"`{s}`" for s in needs), "",
+    whose = ("your approval" if may_approve((await _principal()).roles)
+             else f"approval by {await asyncio.to_thread(who_approves, WORKSPACE)}")
+    body = [f"**Waiting for {whose}**{where}: " + ", ".join(f"`{s}`" for s in needs), "",
             plan_checklist(plan, needs)]
     if notice:
         body += ["", f"_Note: {notice}_"]
@@ -328,6 +335,53 @@ async def send_approval(thread_id: str, plan: Plan, plan_hash: str, needs: list[
         await message.update()
     cl.user_session.set(f"approval:{thread_id}:{plan_hash}", ShownPlan(message, plan, plan_hash, needs))
     return message
+
+
+def watch_decision(thread_id: str, plan_hash: str) -> None:
+    """Watch a plan shown in this chat, so that when someone decides it elsewhere (another browser, Slack, the
+    terminal) this thread goes on by itself and shows the outcome."""
+    tasks: set[asyncio.Task[None]] = cl.user_session.get("watched_plans") or set()
+    task = asyncio.create_task(_await_decision(thread_id, plan_hash))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    cl.user_session.set("watched_plans", tasks)
+
+
+async def _await_decision(thread_id: str, plan_hash: str) -> None:
+    from agent import audit_log
+
+    session = await _session(thread_id)
+
+    def settled() -> Any:
+        """(the decision, the thread's state) once the plan is decided and any run it started has ended."""
+        waiting = session.pending()
+        if waiting is not None and waiting.plan_hash == plan_hash:
+            return None
+        decided = [e for e in audit_log.entries(WORKSPACE, thread_id)
+                   if e.plan_hash == plan_hash and e.decision in ("approved", "rejected", "edited")]
+        state = session.state()
+        ran_here = state.plan is not None and state.plan.hash() == plan_hash
+        if not decided or (waiting is None and ran_here and not state.outcome):
+            return None
+        return decided[-1], state, waiting
+
+    while (found := await asyncio.to_thread(settled)) is None:
+        await asyncio.sleep(WATCH_INTERVAL_S)
+    decision, state, waiting = found
+    if decision.principal == session.principal.name:
+        return  # decided by this chat's user: the view of that decision shows the run
+    lines = [f"**The plan was {decision.decision} by {decision.principal}** elsewhere"
+             + (f": {decision.reason}" if decision.reason else ".")]
+    ran = state.plan is not None and state.plan.hash() == plan_hash and decision.decision == "approved"
+    if ran and state.history and state.history[-1].role == "assistant":
+        lines += ["", state.history[-1].text]
+    await cl.Message(content="\n".join(lines)).send()
+    for result in (state.results.values() if ran else ()):
+        if result.table is not None:
+            await cl.Message(content=table_markdown(result.table)).send()
+    if waiting is not None and decision.decision == "edited":  # the edited plan waits here too
+        await send_approval(thread_id, waiting.plan, waiting.plan_hash, waiting.needs_approval, waiting.notice)
+        watch_decision(thread_id, waiting.plan_hash)
 
 
 async def _decided(action: cl.Action, produce: Callable[[Any], Iterator[Event]]) -> None:
@@ -345,7 +399,7 @@ def _warm_up() -> None:
     """Loads the agent (LangGraph, tools, the catalog's search index) once, with no thread touched."""
     from agent.session import Session
 
-    with Session(WORKSPACE, "ui-warm-up", PRINCIPAL) as s:
+    with Session(WORKSPACE, "ui-warm-up", LOCAL) as s:
         s.resources.catalog.search  # noqa: B018 - built or loaded here, not on the first question
 
 
@@ -355,10 +409,60 @@ async def warm_up() -> None:
     asyncio.get_running_loop().run_in_executor(None, _warm_up)
 
 
+def _auth_mode() -> str:
+    """`[ui] auth` of lathe.toml: `password` (the workspace's users), `header` (a reverse proxy names the user in
+    `[ui] user_header`), `local` (no sign-in: the person at this machine), or `auto` (the default): password once
+    the workspace has users, local before."""
+    from core.users import UserStore
+
+    mode = str(((WORKSPACE.settings.model_extra or {}).get("ui") or {}).get("auth", "auto"))
+    if mode == "auto":
+        return "password" if UserStore(WORKSPACE).list() else "local"
+    return mode
+
+
+def _user_header() -> str:
+    return str(((WORKSPACE.settings.model_extra or {}).get("ui") or {}).get("user_header", "X-Forwarded-User"))
+
+
 @cl.header_auth_callback
-async def local_user(headers: Any) -> cl.User:
-    # The UI listens on loopback by default; whoever reaches it acts as the local user.
-    return cl.User(identifier=PRINCIPAL.name, metadata={"provider": "local"})
+async def header_user(headers: Any) -> cl.User | None:
+    from core.users import UserStore
+
+    mode = await asyncio.to_thread(_auth_mode)
+    if mode == "local":
+        return cl.User(identifier=LOCAL.name, metadata={"provider": "local"})
+    if mode == "header":
+        name = (headers.get(_user_header()) or "").strip().lower()
+        user = next((u for u in await asyncio.to_thread(UserStore(WORKSPACE).list) if u.name == name), None)
+        if user is not None and not user.disabled:
+            return cl.User(identifier=user.name, metadata={"provider": "header"})
+    return None  # the sign-in form
+
+
+@cl.password_auth_callback
+async def password_user(username: str, password: str) -> cl.User | None:
+    from core.users import UserStore
+
+    if await asyncio.to_thread(_auth_mode) != "password":
+        return None
+    who = await asyncio.to_thread(UserStore(WORKSPACE).authenticate, username, password)
+    return cl.User(identifier=who.name, metadata={"provider": "password"}) if who is not None else None
+
+
+async def _principal() -> Principal:
+    """Who this chat acts for, read from the users table each time, so a role change or a disabled user applies
+    at once; the local user where no one signs in."""
+    from core.errors import UserError
+    from core.users import UserStore
+
+    user = cl.context.session.user
+    if user is None or (user.metadata or {}).get("provider") == "local":
+        return LOCAL
+    found = await asyncio.to_thread(UserStore(WORKSPACE).get, user.identifier)
+    if found.disabled:
+        raise UserError(f"`{found.name}` is disabled: ask an admin")
+    return found.principal()
 
 
 @cl.data_layer
@@ -392,16 +496,20 @@ async def start() -> None:
 
 async def _waiting_elsewhere(current: str) -> None:
     """Plans waiting in other threads (from this UI, `lathe chat` or `lathe ask`), so they can be decided here."""
+    from core.principal import may_approve
     from agent.session import Session
+
+    who = await _principal()
 
     def find() -> list[tuple[Any, Any]]:
         out = []
         for info in Session.threads(WORKSPACE)[:OTHER_THREADS_CHECKED]:
             if info.thread_id == current:
                 continue
-            with Session(WORKSPACE, info.thread_id, PRINCIPAL) as s:
+            with Session(WORKSPACE, info.thread_id, who) as s:
                 waiting = s.pending()
-            if waiting is not None:
+            # An approver sees every plan waiting for a decision; anyone else only the plans they asked for.
+            if waiting is not None and (may_approve(who.roles) or waiting.requested_by == who.name):
                 out.append((info, waiting))
         return out
 
@@ -441,7 +549,8 @@ async def on_message(message: cl.Message) -> None:
 
 @cl.on_chat_end
 async def end() -> None:
-    for task in [*(cl.user_session.get("followed_jobs") or ()), cl.user_session.get("alerts_task")]:
+    for task in [*(cl.user_session.get("followed_jobs") or ()), *(cl.user_session.get("watched_plans") or ()),
+                 cl.user_session.get("alerts_task")]:
         if task is not None:
             task.cancel()  # stops following; the jobs and monitors themselves go on
     for s in _sessions().values():
@@ -531,6 +640,13 @@ async def _import_uploads(files: list[Any]) -> list[tuple[Any, str, str]]:
         await cl.Message(content=f"**Not imported:** {e}").send()
         return []
     fresh = [(f, name) for f, name, table in named if table not in taken]
+    who = await _principal()
+    from core.principal import may_propose
+
+    if not may_propose(who.roles):
+        await cl.Message(content=f"**Not imported:** `{who.name}` is a viewer; adding tables needs the analyst "
+                                 "role or more.").send()
+        return []
 
     def run() -> list[str]:
         with tempfile.TemporaryDirectory(dir=WORKSPACE.cache_dir) as tmp:
@@ -539,7 +655,7 @@ async def _import_uploads(files: list[Any]) -> list[tuple[Any, str, str]]:
                 target = Path(tmp) / name
                 shutil.copyfile(f.path, target)
                 paths.append(target)
-            lines = import_paths(WORKSPACE, paths, replace=False, principal=PRINCIPAL).lines()
+            lines = import_paths(WORKSPACE, paths, replace=False, principal=who).lines()
             return [line.replace(f"{tmp}/", "") for line in lines]  # name the file, not its temporary copy
 
     if fresh:

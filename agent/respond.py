@@ -21,6 +21,8 @@ def compose(state: AgentState) -> tuple[str, str, str]:
     said = (state.reply or (plan.summary if plan is not None else "")).strip()
     if plan is None or not plan.steps:
         return said or "I have nothing to add.", "", "failed" if state.failure else "answered"
+    if state.review is not None and state.review.status == "forbidden":
+        return said, f"Nothing was run: {state.review.notice}", "rejected"
     if state.review is not None and state.review.status == "rejected":
         return said, (f"Nothing was run: the plan was rejected by {state.review.by or 'a reviewer'} "
                       f"({state.review.reason})."), "rejected"

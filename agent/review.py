@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import UserError
-from core.principal import may_approve
+from core.principal import may_approve, may_propose
 from core.workspace import Workspace
 from agent import audit_log
 from agent.audit_log import AuditEntry
@@ -30,6 +30,8 @@ class ReviewPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     require_approval: set[Risk] = Field(default_factory=lambda: set(ALWAYS_REVIEWED))
+    four_eyes: set[Risk] = Field(default_factory=lambda: {Risk.deploy}, description=(
+        "steps of these risks may not be approved by the person who asked, whenever another approver exists"))
 
     @field_validator("require_approval")
     @classmethod
@@ -55,6 +57,27 @@ class ReviewPolicy(BaseModel):
         return [s.id for s in plan.steps if s.risk in self.require_approval]
 
 
+def who_approves(ws: Workspace, besides: str = "") -> str:
+    from core.users import approvers
+
+    names = [n for n in approvers(ws) if n != besides]
+    return ", ".join(names) if names else "a user with the approver role"
+
+
+def own_approval_refused(ws: Workspace, policy: ReviewPolicy, plan: Plan, needs: list[str], asker: str,
+                         approver: str) -> str | None:
+    """Why `approver` may not approve `asker`'s plan under four-eyes, or None. Four-eyes holds only where another
+    approver exists, so that a workspace with one approver can still act."""
+    from core.users import approvers
+
+    risky = sorted({s.risk.value for s in plan.steps if s.id in needs and s.risk in policy.four_eyes})
+    others = [n for n in approvers(ws) if n != asker]
+    if not risky or approver != asker or not others:
+        return None
+    return (f"`{approver}` asked for this plan and may not approve it too ({'/'.join(risky)} steps need a second "
+            f"person, `[review] four_eyes`): {', '.join(others)} may approve it")
+
+
 def approval_request(thread_id: str, plan: Plan, needs: list[str], requested_by: str,
                      notice: str | None) -> dict[str, Any]:
     """The interrupt's value: everything a front-end shows and a decision must refer to, as plain JSON."""
@@ -71,6 +94,13 @@ def review_node(state: AgentState, runtime: Runtime[AgentResources], config: Run
     needs = deps.policy.needs_approval(plan)
     if not needs:
         return {"review": Review(status="not_needed")}
+    if not may_propose(state.requested_roles):
+        roles = ", ".join(state.requested_roles) or "no role"
+        return {"review": Review(status="forbidden", by=state.requested_by, notice=(
+            f"`{state.requested_by}` is a viewer{'' if roles == 'viewer' else f' ({roles})'} and may only ask "
+            "questions that read; this plan "
+            f"{'/'.join(sorted({s.risk.value for s in plan.steps if s.id in needs}))}s (steps {', '.join(needs)}). "
+            f"An analyst can propose it, and {who_approves(deps.workspace)} may approve it."))}
     thread_id = config["configurable"]["thread_id"]
     notice = state.review.notice if state.review is not None else None
     raw = interrupt(approval_request(thread_id, plan, needs, state.requested_by, notice))
@@ -92,7 +122,12 @@ def review_node(state: AgentState, runtime: Runtime[AgentResources], config: Run
             log("refused", "approving needs the approver role")
             return {"review": Review(status="refused", by=decision.principal,
                                      notice=f"`{decision.principal}` may not approve: that needs the approver role")}
-        log("approved", decision.reason, steps=needs)
+        refused = own_approval_refused(deps.workspace, deps.policy, plan, needs, state.requested_by,
+                                       decision.principal)
+        if refused:
+            log("refused", "four-eyes: the asker may not approve")
+            return {"review": Review(status="refused", by=decision.principal, notice=refused)}
+        log("approved", decision.reason, steps=needs, requested_by=state.requested_by)
         return {"review": Review(status="approved", by=decision.principal, reason=decision.reason)}
     if decision.action == "reject":
         reason = decision.reason.strip() or "no reason given"
@@ -110,6 +145,6 @@ def after_review(state: AgentState) -> str:
     status = state.review.status if state.review else "not_needed"
     if status in ("approved", "not_needed"):
         return "execute"
-    if status == "rejected":
+    if status in ("rejected", "forbidden"):
         return "respond"
     return "review"  # edited, or a decision that was refused: the (new) plan waits again

@@ -27,7 +27,7 @@ from agent.events import AlertRaised, ApprovalNeeded, Done, ErrorEvent, Event, J
 from agent.planners import choose_planner
 from agent.planners.base import Planner, PlannerDeps
 from agent.resources import AgentResources
-from agent.review import ReviewPolicy
+from agent.review import ReviewPolicy, own_approval_refused
 from agent.state import AgentState, Plan, Turn
 from agent.thread_index import ThreadInfo
 from agent.thread_lock import thread_lock
@@ -101,7 +101,7 @@ class Session:
                 yield from self._run(None)
             thread_index.touch(self.workspace, self.thread_id, text, self.principal.name)
             turn = {"history": [Turn(role="user", text=text)], "request": text, "requested_by": self.principal.name,
-                    "route": "", "plan": None, "reply": "", "review": None, "results": {}, "failure": None,
+                    "requested_roles": sorted(getattr(self.principal, "roles", ()) or ()), "route": "", "plan": None, "reply": "", "review": None, "results": {}, "failure": None,
                     "repairs": 0, "outcome": ""}
             yield from self._run(turn)
 
@@ -128,6 +128,14 @@ class Session:
                 decision_id=decision_id, thread_id=self.thread_id, principal=self.principal.name,
                 plan_hash=waiting.plan_hash, decision="refused", reason="approving needs the approver role"))
             raise UserError(f"`{self.principal.name}` may not approve this plan: approving needs the `approver` role")
+        if action == "approve":
+            refused = own_approval_refused(self.workspace, self.resources.policy, waiting.plan,
+                                           waiting.needs_approval, waiting.requested_by, self.principal.name)
+            if refused:
+                audit_log.record(self.workspace, AuditEntry(
+                    decision_id=decision_id, thread_id=self.thread_id, principal=self.principal.name,
+                    plan_hash=waiting.plan_hash, decision="refused", reason="four-eyes: the asker may not approve"))
+                raise UserError(refused)
         if action == "edit":
             # a bad edit (or one whose estimate refuses its arguments) fails here; nothing changes
             self.resources.with_estimates(waiting.plan.edited(edits or {}, self.resources.registry))

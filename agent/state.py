@@ -196,7 +196,7 @@ class Decision(BaseModel):
 
 
 class Review(BaseModel):
-    status: Literal["not_needed", "approved", "rejected", "edited", "refused"]
+    status: Literal["not_needed", "approved", "rejected", "edited", "refused", "forbidden"]
     by: str | None = None
     reason: str = ""
     notice: str | None = Field(None, description="why the last decision was not accepted, shown with the plan")
@@ -261,6 +261,7 @@ class AgentState(BaseModel):
     history: Annotated[list[Turn], _append] = Field(default_factory=list)
     request: str = ""
     requested_by: str = ""
+    requested_roles: list[str] = Field(default_factory=list, description="the asker's roles when they asked")
     route: str = ""
     context: CatalogContext = Field(default_factory=CatalogContext)
     plan: Plan | None = None

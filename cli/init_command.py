@@ -1,9 +1,12 @@
 """`lathe init`: make a workspace, optionally with the generated demo company (`--demo`)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from cli.context import command, workspace
+from cli.users_command import read_password_file
 
 
 def register(app: typer.Typer) -> None:
@@ -18,13 +21,21 @@ def register(app: typer.Typer) -> None:
                                    "(settings, state, models and runs are kept)."),
         models: bool = typer.Option(True, "--models/--no-models", help="With --demo, also build the tiny local base "
                                     "models (tiny-qwen3, tiny-llama) for trying fine-tuning with no download."),
+        admin_password_file: Path | None = typer.Option(None, "--admin-password-file", help="The first user's "
+                                                        "(`admin`) password, from this file's first line; without it "
+                                                        "a password is made and printed once."),
     ) -> None:
         """Create a workspace (settings, warehouse, catalog); with --demo, a demo company to explore."""
         from catalog.workspace_setup import init_workspace
 
         ws = workspace(require=False)
+        from core.users import check_password
+
+        # Checked before anything is made, so a bad password file leaves no workspace behind.
+        given = check_password(read_password_file(admin_password_file)) if admin_password_file else None
         summary = init_workspace(ws, demo=demo, scale=scale, seed=seed, force=force)
         verb = "Replaced the warehouse and catalog of" if summary.replaced else "Created"
+        first_admin(ws, given)
         if not demo:
             typer.echo(f"{verb} workspace {summary.root}.")
             typer.echo("Next: import data with `lathe catalog import FILE`, or try `lathe init --demo --force`.")
@@ -42,3 +53,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"Base models for trying fine-tuning (random weights: for the pipeline, not for quality): "
                        f"{', '.join(p.name for p in built) if built else 'already present'} in models/base/.")
         typer.echo("Metadata, owners, glossary and metrics are in catalog/. Next: `lathe tour`.")
+
+
+def first_admin(ws, password: str | None) -> None:
+    """A fresh workspace's one admin (`admin`), its password printed once; a workspace with users keeps them."""
+    from core.principal import ADMIN
+    from core.users import UserStore
+
+    store = UserStore(ws)
+    if store.list():
+        return
+    made = store.add("admin", [ADMIN], password)
+    typer.echo("Added user `admin` (admin)" + (f"; password (shown once): {made}" if password is None else "") + ".")

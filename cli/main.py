@@ -9,6 +9,7 @@ import typer
 from cli import (batch_commands, catalog_commands, finetune_command, init_command, model_merge_command,
                  monitor_command, query_command, serve_commands, sql_command, tour_command, ui_command)
 from cli.chat import command as chat_command
+from cli import slack_command, users_command
 from core.offline import apply_offline_env
 from cli.context import set_workspace
 
@@ -40,6 +41,8 @@ query_command.register(app)
 tour_command.register(app)
 ui_command.register(app)
 chat_command.register(app)
+users_command.register(app)
+slack_command.register(app)
 finetune_command.register(app)
 model_merge_command.register(finetune_command.models_app)
 monitor_command.register(app)

@@ -10,14 +10,20 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
-ADMIN = "admin"
-APPROVER = "approver"
+VIEWER, ANALYST, APPROVER, ADMIN = "viewer", "analyst", "approver", "admin"
+ROLES = (VIEWER, ANALYST, APPROVER, ADMIN)  # a user may hold several
 # Who may approve a plan or decide on a model version: every such check reads this.
 APPROVER_ROLES = frozenset({APPROVER, ADMIN})
+# Who may propose a plan that changes anything or spends compute; a viewer (or no role) only reads.
+PROPOSER_ROLES = APPROVER_ROLES | {ANALYST}
 
 
 def may_approve(roles: Iterable[str] | None) -> bool:
     return bool(APPROVER_ROLES & set(roles or ()))
+
+
+def may_propose(roles: Iterable[str] | None) -> bool:
+    return bool(PROPOSER_ROLES & set(roles or ()))
 
 
 class Principal(BaseModel):

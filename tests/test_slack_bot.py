@@ -1,0 +1,162 @@
+"""The real Slack bot (slack-bolt, HTTP mode) against a local server that speaks Slack's Web API: a question
+answered in its thread, a plan approved by a linked approver and refused to a viewer, forged and stale
+signatures refused with nothing run, a replayed event handled once, large results sent as CSV files."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from agent.channels.slack import SlackBot
+from catalog.warehouse import connect_reader
+from core.users import UserStore
+from tests.scripted_llm import call
+from tests.serving_http import serve
+from tests.slack_api import SIGNING_SECRET, FakeSlack, action_body, event_body, signed_post
+from tests.test_agent_fixtures import llm, small_ws, tables_in  # noqa: F401
+
+EMEA_SQL = "SELECT * FROM customers WHERE region = 'EMEA'"
+ENV = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+
+
+@pytest.fixture
+def slack(small_ws, llm):
+    store = UserStore(small_ws)
+    for name, roles, slack_id in (("ana", ["analyst"], "U_ANA"), ("carol", ["approver"], "U_CAROL"),
+                                  ("vic", ["viewer"], "U_VIC")):
+        store.add(name, roles, "a long password")
+        store.link_slack(name, slack_id)
+    with FakeSlack() as api:
+        small_ws.settings_path.write_text(small_ws.settings_path.read_text() + f'\n[slack]\napi_url = "{api.url}"\n')
+        from core.workspace import Workspace
+
+        bot = SlackBot(Workspace(small_ws.root), socket_mode=False, env=ENV)
+        with serve(bot.http_app()) as base:
+            yield api, base + "/slack/events", llm
+
+
+def _mention(url, user, text, ts, event_id, **headers):
+    event = {"type": "app_mention", "user": user, "text": f"<@UBOT> {text}", "channel": "C1", "ts": ts}
+    return signed_post(url, event_body(event, event_id), "application/json", headers=headers)
+
+
+def test_a_question_is_answered_in_its_thread(slack):
+    api, url, llm = slack
+    llm.push(call("run_sql", say="Counting the customers.", sql="SELECT count(*) AS customers FROM customers"))
+    assert _mention(url, "U_ANA", "how many customers do we have?", "100.1", "Ev1").status_code == 200
+    posted = api.wait_for("chat.postMessage", where=lambda p: p.get("thread_ts") == "100.1")[0]
+    blocks = json.dumps(json.loads(posted["blocks"]) if isinstance(posted["blocks"], str) else posted["blocks"])
+    assert "Counting the customers." in posted["text"] and "customers" in blocks and "6" in blocks
+
+
+def test_a_plan_waits_a_viewer_is_refused_and_a_linked_approver_approves(slack, small_ws):
+    api, url, llm = slack
+    llm.push(call("create_derived_table", say="I will save the EMEA customers as a table.", name="emea_customers",
+                  select_sql=EMEA_SQL, description="EMEA customers"))
+    _mention(url, "U_ANA", "save the EMEA customers as a table", "200.1", "Ev2")
+    plan = api.wait_for("chat.postMessage", where=lambda p: p.get("text") == "A plan waits for approval")[0]
+    blocks = json.loads(plan["blocks"]) if isinstance(plan["blocks"], str) else plan["blocks"]
+    buttons = {e["action_id"]: e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]}
+    assert set(buttons) == {"lathe_approve", "lathe_reject", "lathe_edit"}
+    assert "SELECT * FROM customers WHERE region = 'EMEA'" in json.dumps(blocks)
+
+    form = "application/x-www-form-urlencoded"
+    signed_post(url, action_body("lathe_approve", buttons["lathe_approve"], "U_VIC", "C1", "9.9"), form)
+    refused = api.wait_for("chat.postEphemeral")[0]
+    assert refused["user"] == "U_VIC" and "may not approve" in refused["text"]
+    assert "emea_customers" not in tables_in(small_ws)
+
+    signed_post(url, action_body("lathe_approve", buttons["lathe_approve"], "U_CAROL", "C1", "9.9"), form)
+    updated = api.wait_for("chat.update")[0]
+    assert updated["ts"] == "9.9" and "Approved by <@U_CAROL>" in json.dumps(updated["blocks"])
+    assert "lathe_approve" not in json.dumps(updated["blocks"])
+    api.wait_for("chat.postMessage", where=lambda p: "created table" in json.dumps(p.get("blocks", "")))
+    assert "emea_customers" in tables_in(small_ws)
+
+
+def test_an_unlinked_slack_user_is_a_viewer(slack, small_ws):
+    api, url, llm = slack
+    llm.push(call("create_derived_table", say="I will save it.", name="emea_customers", select_sql=EMEA_SQL,
+                  description="EMEA customers"))
+    _mention(url, "U_STRANGER", "save the EMEA customers as a table", "300.1", "Ev3")
+    answer = api.wait_for("chat.postMessage", where=lambda p: p.get("thread_ts") == "300.1")[0]
+    assert "is a viewer" in json.dumps(answer["blocks"]) and "carol" in json.dumps(answer["blocks"])
+    assert all(p.get("text") != "A plan waits for approval" for p in api.of("chat.postMessage"))
+
+
+@pytest.mark.parametrize("how", ["forged", "stale", "unsigned"])
+def test_requests_without_a_valid_signature_are_refused_and_run_nothing(slack, how):
+    api, url, llm = slack
+    body = event_body({"type": "app_mention", "user": "U_CAROL", "text": "<@UBOT> hi", "channel": "C1",
+                       "ts": "400.1"}, "Ev4")
+    if how == "forged":
+        r = signed_post(url, body, "application/json", secret="not-the-secret")
+    elif how == "stale":
+        r = signed_post(url, body, "application/json", timestamp=int(time.time()) - 600)
+    else:
+        import httpx
+
+        r = httpx.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 401
+    time.sleep(1.0)  # anything it would have started has had time to call Slack
+    assert [m for m, _ in api.calls if m != "auth.test"] == []
+
+
+def test_a_replayed_event_is_handled_once(slack):
+    api, url, llm = slack
+    llm.push(call("run_sql", say="Counting.", sql="SELECT count(*) AS n FROM customers"))
+    _mention(url, "U_ANA", "how many customers?", "500.1", "Ev5")
+    api.wait_for("chat.postMessage", where=lambda p: p.get("thread_ts") == "500.1")
+    _mention(url, "U_ANA", "how many customers?", "500.1", "Ev5", **{"X-Slack-Retry-Num": "1",
+                                                                        "X-Slack-Retry-Reason": "http_timeout"})
+    llm.push(call("run_sql", say="Again.", sql="SELECT 1 AS one"))
+    _mention(url, "U_ANA", "and one more", "600.1", "Ev6")
+    api.wait_for("chat.postMessage", where=lambda p: p.get("thread_ts") == "600.1")
+    assert len([p for p in api.of("chat.postMessage") if p.get("thread_ts") == "500.1"]) == 1
+
+
+def test_a_large_result_is_sent_as_a_csv_file(slack):
+    api, url, llm = slack
+    llm.push(call("run_sql", say="All the numbers.", sql="SELECT range AS n FROM range(40)"))
+    _mention(url, "U_ANA", "list 40 numbers", "700.1", "Ev7")
+    api.wait_for("files.completeUploadExternal")
+    (content,) = api.uploads.values()
+    assert content.decode().splitlines()[:3] == ["n", "0", "1"] and len(content.decode().splitlines()) == 41
+
+
+def test_socket_mode_answers_a_mention_and_acknowledges_it(small_ws, llm):
+    from tests.slack_api import SocketMode
+
+    UserStore(small_ws).add("ana", ["analyst"], "a long password")
+    UserStore(small_ws).link_slack("ana", "U_ANA")
+    with FakeSlack() as api:
+        api.socket = SocketMode()
+        small_ws.settings_path.write_text(small_ws.settings_path.read_text() + f'\n[slack]\napi_url = "{api.url}"\n')
+        from core.workspace import Workspace
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        bot = SlackBot(Workspace(small_ws.root), socket_mode=True,
+                       env={"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_APP_TOKEN": "xapp-test"})
+        handler = SocketModeHandler(bot.app, bot.app_token)
+        handler.connect()
+        try:
+            llm.push(call("run_sql", say="Counting.", sql="SELECT count(*) AS n FROM customers"))
+            event = {"type": "app_mention", "user": "U_ANA", "text": "<@UBOT> how many customers?", "channel": "C9",
+                     "ts": "800.1"}
+            api.socket.send_event(event_body(event, "Ev8"), "env-1")
+            answer = api.wait_for("chat.postMessage", where=lambda p: p.get("thread_ts") == "800.1")[0]
+            assert "Counting." in answer["text"]
+            assert api.socket.acks == ["env-1"]
+        finally:
+            handler.close()
+            api.socket.close()
+
+
+def test_missing_tokens_are_named(small_ws):
+    from core.errors import UserError
+
+    with pytest.raises(UserError, match="SLACK_APP_TOKEN"):
+        SlackBot(small_ws, socket_mode=True, env={"SLACK_BOT_TOKEN": "xoxb-test"})
+    with pytest.raises(UserError, match="SLACK_SIGNING_SECRET"):
+        SlackBot(small_ws, socket_mode=False, env={"SLACK_BOT_TOKEN": "xoxb-test"})
