@@ -22,7 +22,9 @@ from apscheduler.triggers.base import BaseTrigger
 from core.state_db import BUSY_TIMEOUT_S, ensure_schema
 from core.workspace import Workspace
 
-WORKERS = 4  # scheduled runs at once in one process
+# Scheduled runs at once in one process: one, since runs open the DuckDB warehouse and one process cannot hold it
+# for writing (ingest) and reading (another run) with two configurations at once.
+WORKERS = 1
 
 
 def scheduler_path(ws: Workspace) -> Path:
