@@ -5,8 +5,11 @@ Plain SQLite plumbing: it holds no schema of its own and never decides what a st
 """
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,19 +41,79 @@ def transaction(path: Path, immediate: bool = False, *, durable: bool = True,
     """One transaction, committed when the block ends and rolled back when it raises. `immediate` takes the write
     lock up front, so a read-then-write (claiming a queued job) is atomic across processes. `durable=False` lets a
     commit skip the disk sync (a power cut may lose the last commits, never corrupt the file): for spools."""
-    db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-    db.row_factory = sqlite3.Row
+    db = _connection(path)
+    if db.in_transaction:  # a transaction inside another one on this file, in this thread: a connection of its own
+        db = _connect(path)
     try:
+        db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-    finally:
+    except BaseException:
+        _forget(path, db)
+        raise
+    try:
+        yield db
+    except BaseException:
+        _end(path, db, "ROLLBACK")
+        raise
+    _end(path, db, "COMMIT")
+
+
+# A connection per thread and file, kept open: a new connection parses the whole schema at its first statement
+# (milliseconds for a store with triggers), which would cost more than the transaction itself.
+_KEPT = threading.local()
+_KEPT_PER_THREAD = 16  # files one thread keeps open at most; the least recently used is closed first
+
+
+def _connection(path: Path) -> sqlite3.Connection:
+    kept: OrderedDict[str, tuple[int, tuple[int, int], sqlite3.Connection]] = _KEPT.__dict__.setdefault(
+        "conns", OrderedDict())
+    key = str(path)
+    try:
+        st = os.stat(path)
+        ident: tuple[int, int] | None = (st.st_dev, st.st_ino)
+    except FileNotFoundError:
+        ident = None
+    held = kept.get(key)
+    # A connection made before a fork, or to a file since removed or replaced, is not reused.
+    if held is not None and held[0] == os.getpid() and held[1] == ident:
+        kept.move_to_end(key)
+        return held[2]
+    if held is not None:
+        _forget(path, held[2])
+    db = _connect(path)
+    st = os.stat(path)
+    kept[key] = (os.getpid(), (st.st_dev, st.st_ino), db)
+    while len(kept) > _KEPT_PER_THREAD:
+        _, (_, _, oldest) = kept.popitem(last=False)
+        oldest.close()
+    return db
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def _end(path: Path, db: sqlite3.Connection, statement: str) -> None:
+    try:
+        db.execute(statement)
+    except BaseException:
+        _forget(path, db)  # a connection whose transaction could not end is never used again
+        raise
+    if _KEPT.__dict__.get("conns", {}).get(str(path), (None, None, None))[2] is not db:
+        db.close()  # one of a nested transaction's own
+
+
+def _forget(path: Path, db: sqlite3.Connection) -> None:
+    kept = _KEPT.__dict__.get("conns", {})
+    if kept.get(str(path), (None, None, None))[2] is db:
+        del kept[str(path)]
+    try:
         db.close()
+    except sqlite3.Error:
+        pass
 
 
 def _wal(db: sqlite3.Connection, timeout_s: float) -> None:
