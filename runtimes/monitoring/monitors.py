@@ -11,6 +11,8 @@ import datetime as dt
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -223,7 +225,29 @@ def create_monitor(ws: Workspace, spec: MonitorSpec | dict[str, Any], *, created
 
 # ---- running -------------------------------------------------------------------------------------------
 def run_monitor(ws: Workspace, monitor_id: str, *, now: dt.datetime | None = None) -> MonitorRun:
-    """Run one monitor over the window ending `now` (default: the current time)."""
+    """Run one monitor over the window ending `now` (default: the current time); runs of one workspace take
+    turns, from any process."""
+    with _one_run_at_a_time(ws):
+        return _run_monitor(ws, monitor_id, now)
+
+
+@contextmanager
+def _one_run_at_a_time(ws: Workspace) -> Iterator[None]:
+    # A run writes the warehouse (ingest) and reads it; DuckDB lets no other process in while one writes, so runs
+    # from two schedulers (or a scheduler and `lathe monitors run`) would fail each other's reads.
+    import fcntl
+
+    path = ws.root / "runs" / "monitors" / ".running.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_monitor(ws: Workspace, monitor_id: str, now: dt.datetime | None) -> MonitorRun:
     from runtimes.monitoring.evaluation import evaluate
     from runtimes.monitoring.report import write_report
 
