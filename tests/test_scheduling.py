@@ -177,3 +177,17 @@ def test_two_schedulers_on_one_workspace_run_each_due_time_once(workspace):
     runs = _runs(workspace)
     assert {n: [r.status for r in runs[n]] for n in names} == {n: ["ok"] for n in names}, output
     assert len({r.window_end for n in names for r in runs[n]}) == 1  # all three for the same due time
+
+
+def test_the_chat_ui_process_runs_monitors_on_their_schedule(workspace, tmp_path):
+    from tests.ui_server import ui_server
+
+    _traffic(workspace)
+    m = create_monitor(workspace, {"name": "in-ui", "endpoint": "tickets", "every": "1h"},
+                       now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
+    log = tmp_path / "ui.log"
+    with ui_server(workspace.root, log):
+        _until(lambda: [r for r in MonitorStore(workspace).runs(m.id) if r.finished_at],
+               lambda: (log.stat().st_size, _progress(workspace)()))
+    (run,) = MonitorStore(workspace).runs(m.id)
+    assert run.status == "ok" and MonitorStore(workspace).get(m.id).next_run_at > time.time()
