@@ -16,23 +16,19 @@ from pathlib import Path
 
 BUSY_TIMEOUT_S = 30
 
-_READY: set[tuple[str, int]] = set()  # (file, schema) pairs this process has already created
-
 
 def ensure_schema(path: Path, schema: str, *, timeout_s: float = BUSY_TIMEOUT_S) -> None:
     """Create the file (and its folder) and the tables `schema` names if they are missing, in WAL mode (readers
-    never wait for writers). Once per file and schema in a process, while the file exists."""
-    key = (str(path), hash(schema))
-    if key in _READY and path.exists():
-        return
+    never wait for writers). Cheap on a file already set up: it runs on this thread's open connection."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
-    try:
-        _wal(db, timeout_s)
-        db.executescript(schema)
-    finally:
+    db = _connection(path)
+    if db.in_transaction:  # inside a transaction on this file, in this thread: a connection of its own
+        db = _connect(path)
+    db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+    _wal(db, timeout_s)
+    db.executescript(schema)
+    if _kept().get(str(path), (None, None, None))[2] is not db:
         db.close()
-    _READY.add(key)
 
 
 @contextmanager
@@ -66,8 +62,7 @@ _KEPT_PER_THREAD = 16  # files one thread keeps open at most; the least recently
 
 
 def _connection(path: Path) -> sqlite3.Connection:
-    kept: OrderedDict[str, tuple[int, tuple[int, int], sqlite3.Connection]] = _KEPT.__dict__.setdefault(
-        "conns", OrderedDict())
+    kept = _kept()
     key = str(path)
     try:
         st = os.stat(path)
@@ -90,6 +85,10 @@ def _connection(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _kept() -> OrderedDict[str, tuple[int, tuple[int, int], sqlite3.Connection]]:
+    return _KEPT.__dict__.setdefault("conns", OrderedDict())
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     db.row_factory = sqlite3.Row
@@ -102,12 +101,12 @@ def _end(path: Path, db: sqlite3.Connection, statement: str) -> None:
     except BaseException:
         _forget(path, db)  # a connection whose transaction could not end is never used again
         raise
-    if _KEPT.__dict__.get("conns", {}).get(str(path), (None, None, None))[2] is not db:
+    if _kept().get(str(path), (None, None, None))[2] is not db:
         db.close()  # one of a nested transaction's own
 
 
 def _forget(path: Path, db: sqlite3.Connection) -> None:
-    kept = _KEPT.__dict__.get("conns", {})
+    kept = _kept()
     if kept.get(str(path), (None, None, None))[2] is db:
         del kept[str(path)]
     try:
