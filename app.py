@@ -1,8 +1,8 @@
 """Lathe's chat UI (Chainlit 2.12), started by `lathe ui`: one `agent.Session` per chat thread, rendering its
 events as streamed answers, tool steps, a plan checklist with Approve / Reject / Edit, tables and Plotly
 charts; a fine-tuning job a plan starts is followed in the background (one progress message, then the
-evaluation report), and again when its thread is reopened while it runs; monitors due run while a chat is open
-and their alerts are posted into it; CSV or Parquet files dropped into the chat become catalogued tables.
+evaluation report), and again when its thread is reopened while it runs; monitors run on their schedules in
+this process (the workspace's scheduler) and their alerts are posted into open chats; CSV or Parquet files dropped into the chat become catalogued tables.
 
 It only presents and asks: every plan, decision and run goes through `agent.Session`, and the agent's
 threads in `state.sqlite` stay the source of truth (Chainlit's history only replays what was shown).
@@ -46,7 +46,7 @@ LOCAL = Principal.local_admin()  # the person at this machine, where the UI asks
 WATCH_INTERVAL_S = 2.0  # how often a plan shown to its asker is checked for a decision made elsewhere
 OTHER_THREADS_CHECKED = 10  # recent threads looked at for plans waiting for approval, at chat start
 FOLLOW_INTERVAL_S = 2.0  # how often a followed job is polled
-ALERTS_INTERVAL_S = 15.0  # how often due monitors run and new alerts are looked for
+ALERTS_INTERVAL_S = 15.0  # how often an open chat looks for new alerts (the scheduler runs the monitors)
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 LLM_HOWTO = """To plan with an LLM, add to `lathe.toml` in the workspace and restart `lathe ui`:
@@ -288,7 +288,7 @@ async def follow_job(thread_id: str, job_id: str, after_s: float = 0.0) -> None:
 
 # ---- alerts ---------------------------------------------------------------------------------
 def watch_alerts(thread_id: str) -> None:
-    """Run due monitors and post the alerts they raise into this chat, while it is open."""
+    """Post the alerts that scheduled monitor runs raise into this chat, while it is open."""
     if cl.user_session.get("alerts_task") is None:
         cl.user_session.set("alerts_task", asyncio.create_task(post_alerts(thread_id, time.time())))
 
@@ -297,10 +297,10 @@ async def post_alerts(thread_id: str, since: float) -> None:
     session = await _session(thread_id)
     while True:
         try:
-            alerts = await asyncio.to_thread(session.new_alerts, since)
-        except UserError as e:  # e.g. a damaged monitor file: say it once a round, keep watching
+            alerts = await asyncio.to_thread(session.new_alerts, since, run_due=False)
+        except UserError as e:  # e.g. a damaged state file: say it once a round, keep watching
             alerts = []
-            await cl.Message(content=f"**Monitors could not run:** {e}").send()
+            await cl.Message(content=f"**Alerts could not be read:** {e}").send()
         for alert in alerts:
             await cl.Message(content=f"**Alert on `{alert.endpoint}`** ({alert.rule}): {alert.message}").send()
             since = max(since, alert.created_at)
@@ -403,10 +403,26 @@ def _warm_up() -> None:
         s.resources.catalog.search  # noqa: B018 - built or loaded here, not on the first question
 
 
+_SCHEDULER: list[Any] = []  # the workspace's scheduler, while the app runs
+
+
 @cl.on_app_startup
 async def warm_up() -> None:
     # In the background: the server answers at once, and the agent is ready by the time a page has loaded.
     asyncio.get_running_loop().run_in_executor(None, _warm_up)
+    from runtimes.scheduling.monitor_schedules import start_monitor_schedules
+    from runtimes.scheduling.scheduler import build_scheduler
+
+    scheduler = build_scheduler(WORKSPACE)
+    start_monitor_schedules(scheduler, WORKSPACE)
+    scheduler.start()
+    _SCHEDULER.append(scheduler)
+
+
+@cl.on_app_shutdown
+async def stop_scheduler() -> None:
+    while _SCHEDULER:
+        _SCHEDULER.pop().shutdown(wait=False)  # a run in progress finishes in its thread; none starts
 
 
 def _auth_mode() -> str:

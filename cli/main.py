@@ -7,7 +7,8 @@ from __future__ import annotations
 import typer
 
 from cli import (batch_commands, catalog_commands, finetune_command, init_command, model_merge_command,
-                 monitor_command, query_command, serve_commands, sql_command, tour_command, ui_command)
+                 monitor_command, query_command, scheduler_command, serve_commands, sql_command, tour_command,
+                 ui_command)
 from cli.chat import command as chat_command
 from cli import slack_command, users_command
 from core.offline import apply_offline_env
@@ -46,6 +47,7 @@ slack_command.register(app)
 finetune_command.register(app)
 model_merge_command.register(finetune_command.models_app)
 monitor_command.register(app)
+scheduler_command.register(app)
 serve_commands.register(app)
 batch_commands.register(app)
 

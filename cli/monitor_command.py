@@ -1,5 +1,6 @@
-"""`lathe monitors …`: create monitors on endpoints, run them now or on their schedule (`watch`), show their runs
-and list the alerts they raised; plus `baseline` (a model version's training-data features) and `ingest`.
+"""`lathe monitors …`: create monitors on endpoints, run them now (`lathe scheduler` runs them on their
+schedules), show their runs and list the alerts they raised; plus `baseline` (a model version's training-data
+features) and `ingest`.
 
 Monitoring libraries (pandas, scipy, matplotlib) are imported only when a command runs, so `lathe --help` stays fast.
 """
@@ -11,7 +12,7 @@ import typer
 
 from cli.context import command, print_json, print_table, workspace
 
-monitors_app = typer.Typer(help="Monitors on endpoints: create, list, show, run, watch, alerts.", no_args_is_help=True)
+monitors_app = typer.Typer(help="Monitors on endpoints: create, list, show, run, alerts.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +44,7 @@ def monitors_create(
     judge_api_base: str | None = typer.Option(None, "--judge-api-base"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Create a monitor; its first run is due at once (run it with `run`, or keep `watch` going)."""
+    """Create a monitor; its first run is due at once (run it with `run`, or keep `lathe scheduler` going)."""
     from core.principal import Principal
     from runtimes.monitoring.monitors import MonitorSpec, Rule, create_monitor
 
@@ -119,25 +120,6 @@ def monitors_run(monitor: str | None = typer.Argument(None, help="A monitor's na
         typer.echo("no monitor is due")
     for o in outcomes:
         typer.echo(o if isinstance(o, str) else o.describe() + f"\nreport: {o.report_dir}/report.md")
-
-
-@monitors_app.command("watch")
-@command
-def monitors_watch(poll: float = typer.Option(30.0, "--poll", min=0.1, help="Seconds between checks for due monitors.")) -> None:
-    """Run monitors on their schedules until interrupted (Ctrl-C); schedules survive restarts."""
-    import threading
-
-    from runtimes.monitoring.monitors import watch
-
-    stop = threading.Event()
-    typer.echo(f"watching monitors (checking every {poll:g} s); Ctrl-C stops")
-    try:
-        watch(workspace(), stop, poll_s=poll,
-              on_run=lambda o: typer.echo(o if isinstance(o, str) else f"{o.monitor}: {o.status}"
-                                          + "".join(f"\n  alert: {a.message}" for a in o.alerts)))
-    except KeyboardInterrupt:
-        stop.set()
-        typer.echo("stopped")
 
 
 @monitors_app.command("alerts")

@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import threading
 from pathlib import Path
 
 import pytest
 
 from core.errors import UserError
 from runtimes.monitoring.monitor_store import MonitorStore
-from runtimes.monitoring.monitors import (MonitorSpec, Rule, create_monitor, endpoint_report, run_due, run_monitor,
-                                          watch)
+from runtimes.monitoring.monitors import MonitorSpec, Rule, create_monitor, endpoint_report, run_due, run_monitor
 from runtimes.monitoring.traffic import TrafficRecord, record, record_feedback, render_chat
 
 NOW = dt.datetime(2026, 11, 10, 12, 0, tzinfo=dt.timezone.utc)
@@ -142,21 +140,6 @@ def test_schedule_runs_due_monitors_once_and_survives_restarts(workspace):
     store.set_enabled("daily", False)
     assert run_due(workspace, now=NOW + dt.timedelta(days=2)) != [] and store.get("daily").last_run_at is not None
     assert all(r.monitor == "hourly" for r in run_due(workspace, now=NOW + dt.timedelta(days=3)))
-
-
-def test_watch_loops_until_stopped(workspace):
-    record(workspace, requests(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2), 5, seed=9))
-    create_monitor(workspace, {"name": "watched", "endpoint": "tickets", "every": "1h"})
-    stop, seen = threading.Event(), []
-
-    def on_run(outcome):
-        seen.append(outcome)
-        stop.set()
-
-    t = threading.Thread(target=watch, args=(workspace, stop), kwargs={"poll_s": 0.05, "on_run": on_run})
-    t.start()
-    t.join(60)
-    assert not t.is_alive() and len(seen) == 1 and seen[0].monitor == "watched"
 
 
 def test_a_failing_monitor_does_not_stop_the_others(workspace):

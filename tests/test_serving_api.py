@@ -247,6 +247,36 @@ def test_health_answers_during_a_long_generation(endpoint):
     assert answered_meanwhile >= 1
 
 
+def test_an_abandoned_stream_stops_generating_and_frees_the_engine(endpoint):
+    url, pool = endpoint
+    engine, _ = pool.acquire("tiny")
+    pool.release("tiny")
+    body = {"model": "tiny", "prompt": "Order", "max_tokens": 1500, "temperature": 0}
+    whole = httpx.post(url + "/v1/completions", headers=AUTH, timeout=600, json=body).json()["usage"]["completion_tokens"]
+    assert whole > 300  # what the stream below would generate if nobody stopped it
+
+    before = engine.tokens_generated
+    with httpx.stream("POST", url + "/v1/completions", headers=AUTH, timeout=600, json={**body, "stream": True}) as r:
+        pieces = 0
+        for line in r.iter_lines():
+            pieces += line.startswith("data: {")
+            if pieces == 3:
+                break  # the client leaves mid-stream: the connection closes with the block
+    # Wait while the engine is held and still decoding; it must come free long before the whole answer is out.
+    last, moved = engine.tokens_generated, time.monotonic()
+    while engine.busy:
+        if engine.tokens_generated != last:
+            last, moved = engine.tokens_generated, time.monotonic()
+        assert time.monotonic() - moved < 120, "the engine is held without decoding"
+        time.sleep(0.01)
+    abandoned = engine.tokens_generated - before
+    assert 3 <= abandoned < whole / 2, (abandoned, whole)
+    # The engine answers the next request, and nothing more was generated for the abandoned one meanwhile.
+    again = httpx.post(url + "/v1/completions", headers=AUTH, timeout=600, json={**body, "max_tokens": 5})
+    assert again.status_code == 200
+    assert engine.tokens_generated - before == abandoned + again.json()["usage"]["completion_tokens"]
+
+
 def test_adapters_beyond_the_cap_are_evicted_and_still_answer_right(models):
     """Cap 1 with two adapters: each request loads its adapter (the other leaves), and every reply equals what
     a fresh engine serving only that version answers, one client at a time or many at once."""

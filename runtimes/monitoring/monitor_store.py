@@ -1,21 +1,23 @@
 """Monitors, their runs and their alerts in the workspace's `state.sqlite` (tables `monitors`, `monitor_runs`,
 `alerts`). Next-run times live here, so a schedule survives restarts.
 
-Every write is one short transaction, safe from several processes; claiming a due monitor is atomic, so two
-schedulers never run the same monitor twice. It computes nothing and never reads the warehouse.
+Every call is one transaction of `core.state_db`, safe from several processes; claiming a due monitor is atomic, so
+two schedulers never run the same monitor twice for one due time. A run's lifecycle (running, then its outcome) goes
+through the same helpers as every other store, so that a monitor run can become a kind of job. It computes nothing
+and never reads the warehouse.
 """
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import UserError
 from catalog.suggestions import unknown
+from core.errors import UserError
+from core.state_db import ensure_schema, transaction
 from core.workspace import Workspace
 
 _SCHEMA = """
@@ -33,6 +35,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     message TEXT NOT NULL, acknowledged_at REAL);
 CREATE INDEX IF NOT EXISTS monitor_runs_monitor ON monitor_runs (monitor_id, started_at);
 CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created_at);
+INSERT OR IGNORE INTO schema_version VALUES ('monitoring', 1);
 """
 
 
@@ -92,19 +95,11 @@ class Alert:
 class MonitorStore:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws.require()
-        with self._db() as db:
-            db.executescript(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO schema_version VALUES ('monitoring', 1)")
+        self.path = self.ws.state_path
+        ensure_schema(self.path, _SCHEMA)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.ws.state_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA busy_timeout = 30000")
-            yield db
-        finally:
-            db.close()
+    def _db(self, immediate: bool = False) -> Any:
+        return transaction(self.path, immediate)
 
     # ---- monitors ----------------------------------------------------------------------------------------
     def add(self, row: MonitorRow) -> None:
@@ -146,12 +141,17 @@ class MonitorStore:
             return [_monitor(r) for r in db.execute(
                 "SELECT * FROM monitors WHERE enabled = 1 AND next_run_at <= ? ORDER BY next_run_at, id", (now,))]
 
-    def claim(self, monitor_id: str, now: float, next_run_at: float) -> bool:
-        """Move a due monitor's next run forward; True for the one caller that did (it runs the monitor)."""
-        with self._db() as db:
-            cur = db.execute("UPDATE monitors SET next_run_at = ? WHERE id = ? AND enabled = 1 AND next_run_at <= ?",
-                             (next_run_at, monitor_id, now))
-            return cur.rowcount == 1
+    def claim(self, monitor_id: str, now: float, every: float) -> float | None:
+        """Claim a due monitor's run: the latest due time at or before `now` (missed ones coalesce into it), with
+        the next run moved to the due time after it, on the same grid. That due time for the one caller that
+        claimed it (it runs the monitor), None for every other (not due, disabled, or claimed already)."""
+        with self._db(immediate=True) as db:
+            r = db.execute("SELECT next_run_at FROM monitors WHERE id = ? AND enabled = 1", (monitor_id,)).fetchone()
+            if r is None or r["next_run_at"] > now:
+                return None
+            due = r["next_run_at"] + every * math.floor((now - r["next_run_at"]) / every)
+            db.execute("UPDATE monitors SET next_run_at = ? WHERE id = ?", (due + every, monitor_id))
+            return due
 
     def postpone(self, monitor_id: str, until: float) -> None:
         """A monitor that just ran is next due one interval later (never sooner than it already was)."""
@@ -168,20 +168,14 @@ class MonitorStore:
                    report_dir: str | None, alerts: list[Alert], error: str | None = None) -> None:
         """The run's outcome and its alerts together, in one transaction."""
         now = time.time()
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("UPDATE monitor_runs SET finished_at = ?, status = ?, summary = ?, report_dir = ?, error = ? "
-                           "WHERE id = ?", (now, status, json.dumps(summary, default=str) if summary is not None else None,
-                                            report_dir, error, run_id))
-                db.executemany("INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                               [(a.id, a.monitor_id, a.run_id, a.created_at, a.endpoint, a.rule, a.feature, a.test,
-                                 a.statistic, a.threshold, a.message, a.acknowledged_at) for a in alerts])
-                db.execute("UPDATE monitors SET last_run_at = ?, last_status = ? WHERE id = ?", (now, status, monitor_id))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._db(immediate=True) as db:
+            db.execute("UPDATE monitor_runs SET finished_at = ?, status = ?, summary = ?, report_dir = ?, error = ? "
+                       "WHERE id = ?", (now, status, json.dumps(summary, default=str) if summary is not None else None,
+                                        report_dir, error, run_id))
+            db.executemany("INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                           [(a.id, a.monitor_id, a.run_id, a.created_at, a.endpoint, a.rule, a.feature, a.test,
+                             a.statistic, a.threshold, a.message, a.acknowledged_at) for a in alerts])
+            db.execute("UPDATE monitors SET last_run_at = ?, last_status = ? WHERE id = ?", (now, status, monitor_id))
 
     def runs(self, monitor_id: str, limit: int = 20) -> list[RunRow]:
         with self._db() as db:

@@ -1,5 +1,5 @@
-"""Monitors: what to watch on an endpoint (reference, features, window, schedule, rules), running one, and the
-schedule that runs the due ones.
+"""Monitors: what to watch on an endpoint (reference, features, window, schedule, rules), running one, and
+running a due one once for its due time (`runtimes/scheduling/` calls it on each monitor's schedule).
 
 A run ingests spooled traffic, compares the window's features with the reference (Evidently's default drift
 tests), adds operational, quality and per-group metrics, raises alerts for rules that start firing, writes a
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -224,7 +225,29 @@ def create_monitor(ws: Workspace, spec: MonitorSpec | dict[str, Any], *, created
 
 # ---- running -------------------------------------------------------------------------------------------
 def run_monitor(ws: Workspace, monitor_id: str, *, now: dt.datetime | None = None) -> MonitorRun:
-    """Run one monitor over the window ending `now` (default: the current time)."""
+    """Run one monitor over the window ending `now` (default: the current time); runs of one workspace take
+    turns, from any process."""
+    with _one_run_at_a_time(ws):
+        return _run_monitor(ws, monitor_id, now)
+
+
+@contextmanager
+def _one_run_at_a_time(ws: Workspace) -> Iterator[None]:
+    # A run writes the warehouse (ingest) and reads it; DuckDB lets no other process in while one writes, so runs
+    # from two schedulers (or a scheduler and `lathe monitors run`) would fail each other's reads.
+    import fcntl
+
+    path = ws.root / "runs" / "monitors" / ".running.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_monitor(ws: Workspace, monitor_id: str, now: dt.datetime | None) -> MonitorRun:
     from runtimes.monitoring.evaluation import evaluate
     from runtimes.monitoring.report import write_report
 
@@ -296,34 +319,35 @@ def _slug(text: str) -> str:
 def run_due(ws: Workspace, *, now: dt.datetime | None = None) -> list[MonitorRun | str]:
     """Run every enabled monitor whose next run is due; a monitor that fails is reported and the rest still run.
     Returns each run, or the error text of a failed one."""
-    store = MonitorStore(ws)
     when = _utc(now)
     done: list[MonitorRun | str] = []
-    for m in store.due(when.timestamp()):
+    for m in MonitorStore(ws).due(when.timestamp()):
         try:
-            every = duration_s(m.spec.get("every", "1h"))
-        except ValueError:
-            every = 3600.0  # a damaged schedule still moves on; the run below reports what is wrong
-        if not store.claim(m.id, when.timestamp(), when.timestamp() + every):
-            continue  # another scheduler took it
-        try:
-            done.append(run_monitor(ws, m.id, now=when))
+            run = run_if_due(ws, m.id, now=when)
         except Exception as e:  # one broken monitor must not stop the others; its run records the error
             done.append(f"monitor `{m.name}` failed: {e}")
+            continue
+        if run is not None:
+            done.append(run)
     return done
 
 
-def watch(ws: Workspace, stop: threading.Event, *, poll_s: float = 30.0, on_run: Any = None) -> None:
-    """Run due monitors until `stop` is set; next-run times live in SQLite, so a restart picks up the schedule."""
-    while not stop.is_set():
-        try:
-            outcomes: list[MonitorRun | str] = run_due(ws)
-        except Exception as e:  # e.g. state.sqlite locked for too long: try again at the next poll
-            outcomes = [f"checking for due monitors failed: {type(e).__name__}: {e}"]
-        for outcome in outcomes:
-            if on_run is not None:
-                on_run(outcome)
-        stop.wait(poll_s)
+def run_if_due(ws: Workspace, monitor_id: str, *, now: dt.datetime | None = None) -> MonitorRun | None:
+    """Run a monitor once for its latest due time, if this caller claims it: None when it is not due, disabled,
+    deleted, or another scheduler claimed that due time already. Missed due times coalesce into one run."""
+    store = MonitorStore(ws)
+    try:
+        m = store.get(monitor_id)
+    except UserError:
+        return None  # deleted since it was scheduled
+    try:
+        every = duration_s(m.spec.get("every", "1h"))
+    except ValueError:
+        every = 3600.0  # a damaged schedule still moves on; the run below reports what is wrong
+    due = store.claim(m.id, _utc(now).timestamp(), every)
+    if due is None:
+        return None
+    return run_monitor(ws, m.id, now=dt.datetime.fromtimestamp(due, dt.timezone.utc))
 
 
 def _ingest(ws: Workspace) -> list[str]:

@@ -2,7 +2,8 @@
 warehouse tables `endpoint_traffic` and `endpoint_feedback` where monitors and the agent read them.
 
 Endpoints, batch and async workers call `record` from many processes at once; it only touches the spool
-(`runs/traffic.sqlite`, WAL) and never opens the DuckDB warehouse, which another process may hold.
+(`runs/traffic.sqlite`, WAL, opened through `core.state_db`) and never opens the DuckDB warehouse, which another
+process may hold.
 `ingest` is the one path into the warehouse, through the trusted writer, all-or-nothing and idempotent.
 """
 from __future__ import annotations
@@ -10,21 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import UserError, validate_input
+from core.state_db import ensure_schema, transaction
 from core.workspace import Workspace
 
 TRAFFIC_TABLE = "endpoint_traffic"
 FEEDBACK_TABLE = "endpoint_feedback"
-_BUSY_MS = 30_000  # many writers wait their turn rather than fail
 _CHUNK = 50_000  # rows per batch handed to DuckDB while ingesting
 
 
@@ -118,45 +117,23 @@ def spool_path(ws: Workspace) -> Path:
     return ws.root / "runs" / "traffic.sqlite"
 
 
-@contextmanager
-def _spool(ws: Workspace) -> Iterator[sqlite3.Connection]:
+_SPOOL = """
+CREATE TABLE IF NOT EXISTS traffic (
+    request_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, model TEXT NOT NULL, ts TEXT NOT NULL,
+    route TEXT NOT NULL, prompt TEXT NOT NULL, response TEXT NOT NULL, prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL, latency_ms REAL NOT NULL, status INTEGER NOT NULL,
+    grp TEXT, metadata TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feedback (
+    feedback_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, ts TEXT NOT NULL, label TEXT,
+    score REAL, correct INTEGER, grp TEXT);
+"""
+
+
+def _spool(ws: Workspace, immediate: bool = False) -> Any:
+    """One transaction on the spool; a spool may lose its last rows on a power cut, so commits skip the sync."""
     path = spool_path(ws)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = str(path) not in _READY or not path.exists()
-    # isolation_level=None: transactions are opened explicitly, so one call is exactly one transaction.
-    con = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
-    try:
-        con.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
-        con.execute("PRAGMA synchronous = NORMAL")
-        if fresh:
-            _create_spool(con)
-            _READY.add(str(path))
-        yield con
-    finally:
-        con.close()
-
-
-_READY: set[str] = set()  # spool files this process has already set up
-
-
-def _create_spool(con: sqlite3.Connection) -> None:
-    # Switching to WAL is not covered by the busy timeout: several processes creating the spool at once retry.
-    deadline = time.monotonic() + _BUSY_MS / 1000
-    while con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        try:
-            con.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-    con.execute("""CREATE TABLE IF NOT EXISTS traffic (
-        request_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, model TEXT NOT NULL, ts TEXT NOT NULL,
-        route TEXT NOT NULL, prompt TEXT NOT NULL, response TEXT NOT NULL, prompt_tokens INTEGER NOT NULL,
-        completion_tokens INTEGER NOT NULL, latency_ms REAL NOT NULL, status INTEGER NOT NULL,
-        grp TEXT, metadata TEXT NOT NULL)""")
-    con.execute("""CREATE TABLE IF NOT EXISTS feedback (
-        feedback_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, ts TEXT NOT NULL, label TEXT,
-        score REAL, correct INTEGER, grp TEXT)""")
+    ensure_schema(path, _SPOOL)
+    return transaction(path, immediate, durable=False)
 
 
 def _stamp(ts: dt.datetime) -> str:
@@ -174,14 +151,8 @@ def record(ws: Workspace, records: Sequence[TrafficRecord | dict[str, Any]]) -> 
                      json.dumps(rec.metadata, ensure_ascii=False)))
     if not rows:
         return
-    with _spool(ws) as con:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            con.executemany("INSERT OR IGNORE INTO traffic VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    with _spool(ws, immediate=True) as con:
+        con.executemany("INSERT OR IGNORE INTO traffic VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
 
 def record_feedback(ws: Workspace, request_id: str, *, label: str | None = None, score: float | None = None,
@@ -191,16 +162,10 @@ def record_feedback(ws: Workspace, request_id: str, *, label: str | None = None,
         raise UserError(f"feedback for request `{request_id}` is empty: give a label, a score or correct=true/false")
     fb = validate_input(FeedbackRecord, {"request_id": request_id, "label": label, "score": score,
                                          "correct": correct, "group": group}, "feedback")
-    with _spool(ws) as con:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            con.execute("INSERT OR IGNORE INTO feedback VALUES (?,?,?,?,?,?,?)",
-                        (fb.feedback_id, fb.request_id, _stamp(fb.ts), fb.label, fb.score,
-                         None if fb.correct is None else int(fb.correct), fb.group))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    with _spool(ws, immediate=True) as con:
+        con.execute("INSERT OR IGNORE INTO feedback VALUES (?,?,?,?,?,?,?)",
+                    (fb.feedback_id, fb.request_id, _stamp(fb.ts), fb.label, fb.score,
+                     None if fb.correct is None else int(fb.correct), fb.group))
 
 
 def spooled(ws: Workspace) -> tuple[int, int]:
@@ -253,10 +218,9 @@ def ingest(ws: Workspace) -> int:
                 elif existing.row_count != count:
                     # Keep what people added to the entry (descriptions, synonyms, tags): only the count moves.
                     txn.put_table(existing.model_copy(update={"row_count": count}))
-        spool.execute("BEGIN IMMEDIATE")
+    with _spool(ws, immediate=True) as spool:
         spool.execute("DELETE FROM traffic WHERE rowid <= ?", (last_t,))
         spool.execute("DELETE FROM feedback WHERE rowid <= ?", (last_f,))
-        spool.execute("COMMIT")
     return moved
 
 

@@ -2,7 +2,8 @@
 recently used leaves first beyond a cap), chat or plain prompts, whole or streamed, greedy or sampled.
 
 It knows nothing of HTTP, endpoints or the registry: the API and the batch and async workers call it. One
-generation runs at a time per engine (a lock), so adapters never switch under a running request.
+generation runs at a time per engine (a lock), so adapters never switch under a running request; a stream whose
+reader stops (a client gone) ends at the next token.
 """
 from __future__ import annotations
 
@@ -73,12 +74,18 @@ class Engine:
         self._loaded: OrderedDict[str, str] = OrderedDict()  # adapter name → model id, oldest use first
         self._peft: Any = None
         self._lock = threading.Lock()
+        self.tokens_generated = 0  # tokens decoded so far, every request and sequence together
         self.speculation = None
         if speculation is not None:
             from runtimes.serving.engines.speculative import Speculation
 
             self.speculation = Speculation(speculation, self)
         self.load_seconds = time.perf_counter() - started
+
+    @property
+    def busy(self) -> bool:
+        """A generation holds the engine."""
+        return self._lock.locked()
 
     # ---- which models it serves -------------------------------------------------------------
     def register(self, served: ServedModel) -> None:
@@ -216,8 +223,7 @@ class Engine:
             kwargs.update(stop_strings=sampling.stop, tokenizer=self.tokenizer)
         if streamer is not None:
             kwargs["streamer"] = streamer
-        if cancel is not None:
-            kwargs["stopping_criteria"] = _stops_when(cancel)
+        kwargs["stopping_criteria"] = self._decoding(int(input_ids.shape[1]), cancel)
         model = self._peft if self._peft is not None else self.model
         stats: dict[str, Any] = {}
         with torch.inference_mode():
@@ -226,6 +232,26 @@ class Engine:
             else:
                 out = model.generate(input_ids=input_ids, **kwargs)
         return out, stats
+
+    def _decoding(self, prompt_len: int, cancel: threading.Event | None) -> Any:
+        """A stopping criterion called after every decoding step: it counts the tokens decoded, and ends every
+        sequence once `cancel` is set (a stream nobody reads any more)."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        engine = self
+
+        class Decoding(StoppingCriteria):
+            seen = prompt_len
+
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                length = int(input_ids.shape[1])
+                engine.tokens_generated += (length - self.seen) * int(input_ids.shape[0])
+                self.seen = length
+                stop = cancel is not None and cancel.is_set()
+                return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+        return StoppingCriteriaList([Decoding()])
 
     def _finish(self, new: Any, input_ids: Any, sampling: Sampling, started: float,
                 stats: dict[str, Any]) -> Generation:
@@ -283,15 +309,3 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
     """`text` up to the first stop string, or None when none occurs."""
     hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     return text[:min(hits)] if hits else None
-
-
-def _stops_when(event: threading.Event) -> Any:
-    """A stopping criterion for `generate` that ends every sequence once `event` is set."""
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class Cancelled(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-    return StoppingCriteriaList([Cancelled()])

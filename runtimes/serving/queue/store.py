@@ -3,7 +3,11 @@ submit requests to (large payloads by file reference) and worker processes claim
 
 A request is answered exactly once by construction: the answer is stored and the request marked done in one
 transaction by the holder of its current lease only, and triggers make a second, changed or deleted answer, or any
-change to a finished request, impossible. It never runs a model (async_worker.py does).
+change to a finished request, impossible. It never runs a model (worker.py does).
+
+Every call is one transaction of `core.state_db` (the queue keeps no connection open), and a request's lifecycle
+(queued, running under a lease, done / failed / cancelled) goes through those helpers, so that an async request
+can become a kind of job.
 """
 from __future__ import annotations
 
@@ -14,16 +18,16 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.errors import UserError, validate_input
 from catalog.suggestions import unknown
+from core.errors import UserError, validate_input
+from core.state_db import ensure_schema, transaction
 from core.workspace import Workspace
 from runtimes.serving.engines.transformers_engine import ChatMessage, Sampling
 
@@ -31,7 +35,7 @@ INLINE_LIMIT_BYTES = 64 * 1024  # larger payloads go by file reference
 FILE_LIMIT_BYTES = 64 * 1024 * 1024
 MAX_ATTEMPTS = 5  # a request whose worker died this many times while answering it fails rather than kill more
 FINAL = ("done", "failed", "cancelled")
-_BUSY_MS = 60_000
+_BUSY_S = 60
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -156,35 +160,21 @@ def queue_dir(ws: Workspace) -> Path:
 
 
 class AsyncQueue:
-    """One open connection to the queue; use one per thread."""
+    """The queue of a workspace; each call is one transaction, so one instance serves any thread."""
 
     def __init__(self, ws: Workspace) -> None:
         ws.require()
         self.ws = ws
         self.path = queue_dir(ws) / "queue.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: every transaction below is opened explicitly, so one call is one transaction.
-        self.db = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
-        _wal(self.db)
-        # FULL: a committed answer survives a power cut too, so no client ever sees an answer that is later redone.
-        self.db.execute("PRAGMA synchronous = FULL")
-        self.db.executescript(_SCHEMA)
+        ensure_schema(self.path, _SCHEMA, timeout_s=_BUSY_S)
 
-    def close(self) -> None:
-        self.db.close()
+    def _read(self) -> Any:
+        return transaction(self.path, timeout_s=_BUSY_S)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # BEGIN IMMEDIATE takes the write lock first, so read-then-write (a claim) is atomic across processes.
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _write(self) -> Any:
+        # Immediate: the write lock first, so read-then-write (a claim) is atomic across processes. Durable (the
+        # default): a committed answer survives a power cut, so no client sees an answer that is later redone.
+        return transaction(self.path, immediate=True, timeout_s=_BUSY_S)
 
     # ---- callers ------------------------------------------------------------------------------------
     def submit_many(self, endpoint: str, model: str, requests: Sequence[tuple[AsyncRequest, Path | None]],
@@ -215,23 +205,25 @@ class AsyncQueue:
         return [r[0] for r in rows]
 
     def status(self, request_id: str) -> RequestStatus:
-        row = self._row(request_id)
-        hook = self.db.execute("SELECT url, status, attempts, delivered_at, last_status, last_error FROM webhooks "
-                               "WHERE request_id = ?", (request_id,)).fetchone()
+        with self._read() as db:
+            row = self._row(db, request_id)
+            hook = db.execute("SELECT url, status, attempts, delivered_at, last_status, last_error FROM webhooks "
+                              "WHERE request_id = ?", (request_id,)).fetchone()
         return RequestStatus(id=row["id"], endpoint=row["endpoint"], model=row["model"], status=row["status"],
                              submitted_at=row["submitted_at"], started_at=row["started_at"],
                              finished_at=row["finished_at"], attempts=row["attempts"], error=row["error"],
                              payload_path=row["payload_path"], webhook=dict(hook) if hook else None)
 
     def result(self, request_id: str) -> AsyncResult:
-        row = self._row(request_id)
+        with self._read() as db:
+            row = self._row(db, request_id)
+            r = db.execute("SELECT * FROM results WHERE request_id = ?", (request_id,)).fetchone()
         if row["status"] != "done":
             said = {"queued": "is queued: no worker has taken it yet",
                     "running": f"is being answered (attempt {row['attempts']})",
                     "failed": f"failed: {row['error']}", "cancelled": "was cancelled"}[row["status"]]
             hint = "; ask again later or wait for it" if row["status"] in ("queued", "running") else ""
             raise UserError(f"request {request_id} has no result: it {said}{hint}")
-        r = self.db.execute("SELECT * FROM results WHERE request_id = ?", (request_id,)).fetchone()
         return AsyncResult(id=request_id, model=row["model"], text=r["text"], finish_reason=r["finish_reason"],
                            prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"],
                            latency_ms=r["latency_ms"], completed_at=r["completed_at"], completed_by=r["completed_by"])
@@ -241,7 +233,7 @@ class AsyncQueue:
         with self._write() as db:
             row = db.execute("SELECT status FROM requests WHERE id = ?", (request_id,)).fetchone()
             if row is None:
-                raise UserError(self._unknown(request_id))
+                raise UserError(self._unknown(db, request_id))
             if row["status"] in FINAL:
                 raise UserError(f"request {request_id} is already {row['status']}; nothing to cancel")
             db.execute("UPDATE requests SET status = 'cancelled', finished_at = ?, lease_token = NULL, "
@@ -251,12 +243,14 @@ class AsyncQueue:
     def counts(self) -> dict[str, dict[str, int]]:
         """model → status → number of requests."""
         out: dict[str, dict[str, int]] = {}
-        for model, status, n in self.db.execute("SELECT model, status, count(*) FROM requests GROUP BY 1, 2"):
-            out.setdefault(model, {})[status] = n
+        with self._read() as db:
+            for model, status, n in db.execute("SELECT model, status, count(*) FROM requests GROUP BY 1, 2"):
+                out.setdefault(model, {})[status] = n
         return out
 
     def workers(self) -> list[dict[str, Any]]:
-        rows = [dict(r) for r in self.db.execute("SELECT * FROM workers ORDER BY started_at")]
+        with self._read() as db:
+            rows = [dict(r) for r in db.execute("SELECT * FROM workers ORDER BY started_at")]
         for r in rows:
             r["models"] = json.loads(r["models"])
             r["alive"] = r["stopped_at"] is None and _process_alive(r["worker"])
@@ -349,7 +343,8 @@ class AsyncQueue:
     def reclaim_dead(self) -> int:
         """Expire at once the leases held by workers of this machine whose process is gone (no waiting for the
         lease to run out after a restart); returns how many requests went back to the queue."""
-        held = [r[0] for r in self.db.execute("SELECT DISTINCT claimed_by FROM requests WHERE status = 'running'")]
+        with self._read() as db:
+            held = [r[0] for r in db.execute("SELECT DISTINCT claimed_by FROM requests WHERE status = 'running'")]
         dead = [w for w in held if w and _on_this_host(w) and not _process_alive(w)]
         if not dead:
             return 0
@@ -360,11 +355,12 @@ class AsyncQueue:
     def pending(self, models: Sequence[str]) -> int:
         """Requests for `models` not finished, webhooks not settled and answers not yet captured as traffic."""
         marks = ",".join("?" * len(models))
-        open_ = self.db.execute(f"SELECT count(*) FROM requests WHERE status IN ('queued', 'running') AND model IN "
-                                f"({marks})", tuple(models)).fetchone()[0]
-        hooks = self.db.execute("SELECT count(*) FROM webhooks WHERE status = 'pending'").fetchone()[0]
-        uncaptured = self.db.execute("SELECT count(*) FROM requests WHERE captured = 0 AND status IN "
-                                     "('done', 'failed')").fetchone()[0]
+        with self._read() as db:
+            open_ = db.execute(f"SELECT count(*) FROM requests WHERE status IN ('queued', 'running') AND model IN "
+                               f"({marks})", tuple(models)).fetchone()[0]
+            hooks = db.execute("SELECT count(*) FROM webhooks WHERE status = 'pending'").fetchone()[0]
+            uncaptured = db.execute("SELECT count(*) FROM requests WHERE captured = 0 AND status IN "
+                                    "('done', 'failed')").fetchone()[0]
         return open_ + hooks + uncaptured
 
     def register_worker(self, worker: str, name: str, models: Sequence[str]) -> None:
@@ -382,12 +378,13 @@ class AsyncQueue:
     def uncaptured(self, limit: int = 500, worker: str | None = None) -> list[sqlite3.Row]:
         """Finished requests not yet captured as traffic: those `worker` finished, or any (a sweep after a crash)."""
         mine = " AND q.claimed_by = ?" if worker else ""
-        return self.db.execute(
-            "SELECT q.id, q.endpoint, q.model, q.payload, q.payload_path, q.submitted_at, q.started_at, q.status, "
-            "q.error, q.error_status, r.text, r.prompt_tokens, r.completion_tokens, r.latency_ms, r.completed_at, "
-            "r.finish_reason, q.finished_at FROM requests q LEFT JOIN results r ON r.request_id = q.id "
-            f"WHERE q.captured = 0 AND q.status IN ('done', 'failed'){mine} LIMIT ?",
-            (*([worker] if worker else []), limit)).fetchall()
+        with self._read() as db:
+            return db.execute(
+                "SELECT q.id, q.endpoint, q.model, q.payload, q.payload_path, q.submitted_at, q.started_at, q.status, "
+                "q.error, q.error_status, r.text, r.prompt_tokens, r.completion_tokens, r.latency_ms, r.completed_at, "
+                "r.finish_reason, q.finished_at FROM requests q LEFT JOIN results r ON r.request_id = q.id "
+                f"WHERE q.captured = 0 AND q.status IN ('done', 'failed'){mine} LIMIT ?",
+                (*([worker] if worker else []), limit)).fetchall()
 
     def mark_captured(self, ids: Sequence[str]) -> None:
         with self._write() as db:
@@ -396,9 +393,10 @@ class AsyncQueue:
     def claim_deliveries(self, limit: int, hold_s: float) -> list[sqlite3.Row]:
         """Due webhook deliveries, held for `hold_s` so that one worker posts each try."""
         now = time.time()
-        if self.db.execute("SELECT 1 FROM webhooks WHERE status = 'pending' AND next_at <= ? LIMIT 1",
-                           (now,)).fetchone() is None:
-            return []  # the common case: no write lock taken
+        with self._read() as db:
+            if db.execute("SELECT 1 FROM webhooks WHERE status = 'pending' AND next_at <= ? LIMIT 1",
+                          (now,)).fetchone() is None:
+                return []  # the common case: no write lock taken
         with self._write() as db:
             rows = db.execute("SELECT w.request_id, w.url, w.attempts FROM webhooks w WHERE w.status = 'pending' AND "
                               "w.next_at <= ? ORDER BY w.next_at LIMIT ?", (now, limit)).fetchall()
@@ -435,18 +433,20 @@ class AsyncQueue:
         return body
 
     def deliveries(self, request_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute("SELECT attempt, at, status_code, error FROM deliveries WHERE "
-                                                 "request_id = ? ORDER BY at", (request_id,))]
+        with self._read() as db:
+            return [dict(r) for r in db.execute("SELECT attempt, at, status_code, error FROM deliveries WHERE "
+                                                "request_id = ? ORDER BY at", (request_id,))]
 
     # ---- inside ------------------------------------------------------------------------------------
-    def _row(self, request_id: str) -> sqlite3.Row:
-        row = self.db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+    def _row(self, db: sqlite3.Connection, request_id: str) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
         if row is None:
-            raise UserError(self._unknown(request_id))
+            raise UserError(self._unknown(db, request_id))
         return row
 
-    def _unknown(self, request_id: str) -> str:
-        recent = [r[0] for r in self.db.execute("SELECT id FROM requests ORDER BY submitted_at DESC LIMIT 200")]
+    @staticmethod
+    def _unknown(db: sqlite3.Connection, request_id: str) -> str:
+        recent = [r[0] for r in db.execute("SELECT id FROM requests ORDER BY submitted_at DESC LIMIT 200")]
         return unknown("async request", request_id, recent)
 
     def _payload(self, row: sqlite3.Row) -> AsyncRequest:
@@ -493,15 +493,11 @@ def submit_many(ws: Workspace, target: str, payloads: Sequence[dict[str, Any] | 
     if not checked:
         raise UserError("nothing to submit: give at least one request")
     endpoint, model = resolve_target(ws, target, {r.model for r, _ in checked})
-    queue = AsyncQueue(ws)
-    try:
-        return queue.submit_many(endpoint, model, checked, webhook)
-    finally:
-        queue.close()
+    return AsyncQueue(ws).submit_many(endpoint, model, checked, webhook)
 
 
 def status(ws: Workspace, request_id: str) -> RequestStatus:
-    return _with_queue(ws, lambda q: q.status(request_id))
+    return AsyncQueue(ws).status(request_id)
 
 
 def result(ws: Workspace, request_id: str, *, wait_s: float = 0.0, poll_s: float = 0.2) -> AsyncResult:
@@ -510,17 +506,18 @@ def result(ws: Workspace, request_id: str, *, wait_s: float = 0.0, poll_s: float
     while True:
         state = status(ws, request_id)
         if state.status in FINAL or time.monotonic() >= deadline:
-            return _with_queue(ws, lambda q: q.result(request_id))
+            return AsyncQueue(ws).result(request_id)
         time.sleep(poll_s)
 
 
 def cancel(ws: Workspace, request_id: str) -> RequestStatus:
-    return _with_queue(ws, lambda q: q.cancel(request_id))
+    return AsyncQueue(ws).cancel(request_id)
 
 
 def summary(ws: Workspace) -> dict[str, Any]:
     """Requests per model and status, and the workers seen."""
-    return _with_queue(ws, lambda q: {"requests": q.counts(), "workers": q.workers()})
+    queue = AsyncQueue(ws)
+    return {"requests": queue.counts(), "workers": queue.workers()}
 
 
 def resolve_target(ws: Workspace, target: str, asked: set[str | None]) -> tuple[str, str]:
@@ -582,26 +579,6 @@ def _check_webhook(url: str) -> None:
     parts = urlparse(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UserError(f"webhook `{url}` is not an http(s) URL: give one like http://127.0.0.1:8000/hook")
-
-
-def _with_queue(ws: Workspace, fn: Any) -> Any:
-    queue = AsyncQueue(ws)
-    try:
-        return fn(queue)
-    finally:
-        queue.close()
-
-
-def _wal(db: sqlite3.Connection) -> None:
-    # Switching to WAL is not covered by the busy timeout: processes opening a new queue at once retry.
-    deadline = time.monotonic() + _BUSY_MS / 1000
-    while db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 # ---- who holds a lease -----------------------------------------------------------------------------------

@@ -102,7 +102,6 @@ def serve(ws: Workspace, refs: Sequence[str], *, name: str | None = None, claim:
         lease.stop()
         _capture(ws, queue)
         queue.worker_stopped(me)
-        queue.close()
     return answered
 
 
@@ -170,15 +169,11 @@ class _Lease:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        queue: AsyncQueue | None = None
+        queue = AsyncQueue(self.ws)
         while not self._done.wait(self.lease_s / 3):
             token = self.token
-            if token is None:
-                continue
-            queue = queue or AsyncQueue(self.ws)  # a connection of this thread's own
-            queue.renew(token, self.lease_s)
-        if queue is not None:
-            queue.close()
+            if token is not None:
+                queue.renew(token, self.lease_s)
 
 
 def _stopping(parent: int | None) -> bool:

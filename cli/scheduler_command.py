@@ -1,0 +1,51 @@
+"""`lathe scheduler`: runs the workspace's schedules (monitors) in the foreground until Ctrl-C, printing each run.
+The chat UI runs the same scheduler in its own process; both may run at once on one workspace.
+"""
+from __future__ import annotations
+
+import typer
+
+from cli.context import command, workspace
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scheduler")(command(scheduler))
+
+
+def scheduler() -> None:
+    """Run monitors on their schedules until interrupted (Ctrl-C); missed runs run once at start."""
+    import signal
+    import threading
+
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+
+    from runtimes.scheduling.monitor_schedules import PREFIX, start_monitor_schedules
+    from runtimes.scheduling.scheduler import build_scheduler, scheduler_path
+
+    ws = workspace()
+    sched = build_scheduler(ws)
+    start_monitor_schedules(sched, ws)
+
+    def said(event) -> None:
+        if not event.job_id.startswith(PREFIX):
+            return
+        if event.exception is not None:
+            typer.echo(f"{event.job_id} failed: {type(event.exception).__name__}: {event.exception}", err=True)
+        elif event.retval is not None:
+            run = event.retval
+            typer.echo(f"{run.monitor}: {run.status}" + "".join(f"\n  alert: {a.message}" for a in run.alerts),
+                       err=False)
+
+    sched.add_listener(said, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sched.start()
+    typer.echo(f"scheduler running on {scheduler_path(ws)}; Ctrl-C stops")
+    try:
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    typer.echo("stopping: waiting for runs in progress")
+    sched.shutdown(wait=True)
+    typer.echo("stopped")
