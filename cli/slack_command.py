@@ -24,6 +24,7 @@ def slack(http: bool = typer.Option(False, "--http", help="Serve Slack's events 
         import uvicorn
 
         typer.echo(f"Slack events at http://{host}:{port}/slack/events (Ctrl-C stops)")
+        bot.start_alerts()
         uvicorn.run(bot.http_app(), host=host, port=port, log_level="warning")
     else:
         typer.echo("Connected to Slack in Socket Mode (Ctrl-C stops)")

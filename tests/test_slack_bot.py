@@ -160,3 +160,32 @@ def test_missing_tokens_are_named(small_ws):
         SlackBot(small_ws, socket_mode=True, env={"SLACK_BOT_TOKEN": "xoxb-test"})
     with pytest.raises(UserError, match="SLACK_SIGNING_SECRET"):
         SlackBot(small_ws, socket_mode=False, env={"SLACK_BOT_TOKEN": "xoxb-test"})
+
+
+def test_monitor_alerts_go_to_the_alerts_channel_once(small_ws):
+    from runtimes.monitoring.monitor_store import Alert, MonitorStore
+
+    with FakeSlack() as api:
+        small_ws.settings_path.write_text(small_ws.settings_path.read_text()
+                                          + f'\n[slack]\napi_url = "{api.url}"\nalerts_channel = "C_ALERTS"\n')
+        from core.workspace import Workspace
+
+        ws = Workspace(small_ws.root)
+        bot = SlackBot(ws, socket_mode=False, env=ENV)
+        assert bot.deliver_alerts() == 0  # nothing raised since the bot began
+
+        def alert(i: int) -> Alert:
+            return Alert(id=f"al{i}", monitor_id="m1", run_id="r1", created_at=time.time(), endpoint="support-bot",
+                         rule="drift", feature="prompt_length", test="psi", statistic=0.4, threshold=0.2,
+                         message=f"prompt length drifted ({i})")
+
+        store = MonitorStore(ws)
+        with store._db(immediate=True) as db:  # alerts as a monitor run records them
+            db.executemany("INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                           [tuple(alert(i).to_json().values()) for i in (1, 2)])
+        assert bot.deliver_alerts() == 2
+        assert SlackBot(ws, socket_mode=False, env=ENV).deliver_alerts() == 0  # a restarted bot posts none again
+        posted = [p for p in api.of("chat.postMessage") if p["channel"] == "C_ALERTS"]
+        assert [p["text"] for p in posted] == [
+            ":rotating_light: Alert on `support-bot` (drift): prompt length drifted (1)",
+            ":rotating_light: Alert on `support-bot` (drift): prompt length drifted (2)"]

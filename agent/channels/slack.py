@@ -31,7 +31,11 @@ from core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
-_SEEN_SCHEMA = "CREATE TABLE IF NOT EXISTS slack_events (event_id TEXT PRIMARY KEY, at REAL NOT NULL);"
+_SEEN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS slack_events (event_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS slack_alerts (alert_id TEXT PRIMARY KEY, posted_at REAL NOT NULL);
+"""
+ALERTS_INTERVAL_S = 15.0  # how often new monitor alerts are looked for
 
 
 class SlackSettings(BaseModel):
@@ -86,7 +90,23 @@ class SlackBot:
     def start_socket_mode(self) -> None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+        self.start_alerts()
         SocketModeHandler(self.app, self.app_token).start()
+
+    def start_alerts(self) -> None:
+        """Post monitor alerts to `[slack] alerts_channel` from a background thread, while the bot runs."""
+        if not self.settings.alerts_channel:
+            return
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.deliver_alerts()
+                except Exception:  # a Slack or state error is logged and tried again next round
+                    log.exception("posting monitor alerts to Slack failed")
+                time.sleep(ALERTS_INTERVAL_S)
+
+        threading.Thread(target=loop, name="slack-alerts", daemon=True).start()
 
     def http_app(self) -> Any:
         """An ASGI app with Slack's events, actions and commands at `POST /slack/events`."""
@@ -268,11 +288,28 @@ class SlackBot:
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=kit.mrkdwn(report_markdown(last)))
 
     # ---- alerts ---------------------------------------------------------------------------------------------
-    def post_alert(self, endpoint: str, rule: str, message: str) -> None:
-        """A monitor's alert, posted to `[slack] alerts_channel` (nothing when none is set)."""
-        if self.settings.alerts_channel:
-            self.app.client.chat_postMessage(channel=self.settings.alerts_channel,
-                                             text=f":rotating_light: `{endpoint}` {rule}: {message}")
+    def deliver_alerts(self) -> int:
+        """Post each monitor alert raised since the bot first ran, once (across restarts), to
+        `[slack] alerts_channel`; answers how many were posted."""
+        from tools.monitoring import alerts_after
+
+        channel = self.settings.alerts_channel
+        if not channel:
+            return 0
+        with transaction(self.ws.state_path, immediate=True) as db:
+            db.execute("INSERT OR IGNORE INTO slack_alerts VALUES ('', ?)", (time.time(),))  # when alerts began
+            start = db.execute("SELECT posted_at FROM slack_alerts WHERE alert_id = ''").fetchone()[0]
+            posted = {r[0] for r in db.execute("SELECT alert_id FROM slack_alerts")}
+        sent = 0
+        for a in alerts_after(self.ws, start):
+            if a["id"] in posted:
+                continue
+            self.app.client.chat_postMessage(channel=channel, text=(
+                f":rotating_light: Alert on `{a['endpoint']}` ({a['rule']}): {a['message']}"))
+            with transaction(self.ws.state_path, immediate=True) as db:
+                db.execute("INSERT OR IGNORE INTO slack_alerts VALUES (?, ?)", (a["id"], time.time()))
+            sent += 1
+        return sent
 
 
 def _thread_id(channel: str, thread_ts: str) -> str:
