@@ -72,9 +72,9 @@ def set_role(name: str = typer.Argument(..., help="The user."),
 
 
 def disable(name: str = typer.Argument(..., help="The user.")) -> None:
-    """Disable a user: no more sign-in, and their tokens are revoked."""
+    """Disable a user: no more sign-in; their tokens and endpoint keys are revoked."""
     _store().disable(name)
-    typer.echo(f"Disabled `{name}`; their sign-in tokens are revoked.")
+    typer.echo(f"Disabled `{name}`; their sign-in tokens and the API keys of endpoints they deployed are revoked.")
 
 
 def token(name: str = typer.Argument(..., help="The user.")) -> None:

@@ -182,6 +182,12 @@ class UserStore:
                              (_token_hash(token),)).fetchone()
         return _user(row).principal() if row else None  # looked up by hash: the timing says nothing of the token
 
+    def is_disabled(self, name: str) -> bool:
+        """Whether `name` is a user of this workspace who has been disabled (an unknown name is not)."""
+        with transaction(self.path) as db:
+            row = db.execute("SELECT disabled FROM users WHERE name = ?", (name,)).fetchone()
+        return bool(row and row["disabled"])
+
     def principal_for_slack(self, slack_user_id: str) -> Principal | None:
         """The linked user's principal, or None for a Slack user no enabled user is linked to."""
         with transaction(self.path) as db:

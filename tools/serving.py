@@ -47,7 +47,10 @@ class DeployModel(LatheTool):
         from runtimes.serving.endpoints.deploy import deploy
 
         a = DeployModelArgs.model_validate(args).model_dump(exclude={"models", "serverless"})
-        d = deploy(self.workspace, args["models"], mode="serverless" if args.get("serverless") else "realtime", **a)
+        from tools.base import principal_or_local
+
+        d = deploy(self.workspace, args["models"], mode="serverless" if args.get("serverless") else "realtime",
+                   owner=principal_or_local(self.principal).name, **a)
         e = d.endpoint
         lines = [f"endpoint `{e.name}` is {e.status} at {e.url} ({e.mode}), serving {', '.join(e.model_ids)}"]
         if d.api_key:

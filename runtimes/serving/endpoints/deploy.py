@@ -69,9 +69,11 @@ class Deployment:
 def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mode: str = "realtime",
            idle_timeout: float = 300.0, host: str = "127.0.0.1", port: int | None = None, max_adapters: int = 4,
            capture_rate: float = 1.0, quantize: str = "none", speculation: dict[str, Any] | None = None,
-           backend: str = "transformers", start_timeout_s: float = START_TIMEOUT_S) -> Deployment:
+           backend: str = "transformers", start_timeout_s: float = START_TIMEOUT_S,
+           owner: str | None = None) -> Deployment:
     """Check, create and start an endpoint; an existing endpoint of that name serving the same models in the
-    same mode is its own and is (re)started instead."""
+    same mode is its own and is (re)started instead. `owner` (who deploys) holds the API key: it stops working
+    when that workspace user is disabled."""
     spec = validate_input(DeploySpec, {"models": list(models), "name": name, "mode": mode,
                                        "idle_timeout": idle_timeout, "host": host, "port": port,
                                        "max_adapters": max_adapters, "capture_rate": capture_rate,
@@ -110,7 +112,7 @@ def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mod
     # Raises when another deploy took the name meanwhile: then nothing here is ours to undo.
     store.create(name=endpoint_name, models=served, mode=spec.mode, idle_timeout=spec.idle_timeout,
                  host=spec.host, fixed_port=spec.port, key_hash=key_hash(key), local_key_hash=key_hash(local),
-                 engine=_engine_options(spec), capture_rate=spec.capture_rate)
+                 engine=_engine_options(spec), capture_rate=spec.capture_rate, owner=owner)
     try:
         folder = endpoint_dir(ws, endpoint_name)
         folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ CHAT_DEFAULT_MAX_TOKENS = 512  # OpenAI fills the context; a local CPU model wou
 COMPLETION_DEFAULT_MAX_TOKENS = 16  # OpenAI's own default for /v1/completions
 MAX_BODY_BYTES = 8 * 2**20  # far above any prompt a served context holds; bigger bodies are refused unread
 _END = object()
+OWNER_CHECK_S = 2.0  # how stale the key owner's enabled status may be
 _PARSE_FAILED = "There was an error parsing the body"  # FastAPI's words for a body its JSON decoder gave up on
 
 
@@ -49,6 +50,8 @@ class EndpointSettings:
     capture_rate: float = 1.0
     mode: str = "realtime"
     chat_max_tokens: int = CHAT_DEFAULT_MAX_TOKENS
+    owner: str | None = None  # the workspace user who deployed it: their key stops working once they are disabled
+    owner_key_hash: str | None = None
 
 
 def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
@@ -69,7 +72,7 @@ def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
                   openapi_url=None)
     app.add_middleware(_BodyCap, limit=MAX_BODY_BYTES)
     if settings.key_hashes:  # added last, so it runs first: an unauthenticated client's body is never read
-        app.add_middleware(_ApiKeyGuard, key_hashes=settings.key_hashes)
+        app.add_middleware(_ApiKeyGuard, key_hashes=settings.key_hashes, owner_revoked=_owner_revoked(settings))
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, e: APIError) -> JSONResponse:
@@ -331,12 +334,19 @@ class _ApiKeyGuard:
     """ASGI middleware: every `/v1/` request carries `Authorization: Bearer <key>` of this endpoint, else 401
     (checked before the body is read, so an unauthenticated client learns nothing from it)."""
 
-    def __init__(self, app: Any, key_hashes: Sequence[str]) -> None:
-        self.app, self.key_hashes = app, tuple(key_hashes)
+    def __init__(self, app: Any, key_hashes: Sequence[str],
+                 owner_revoked: Callable[[str], Awaitable[bool]] | None = None) -> None:
+        self.app, self.key_hashes, self.owner_revoked = app, tuple(key_hashes), owner_revoked
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1"):
             auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            if self.owner_revoked is not None and await self.owner_revoked(auth):
+                err = APIError(401, "This API key was revoked: the user it belongs to is disabled; ask an admin for "
+                               "a key of your own.", code="invalid_api_key")
+                await JSONResponse(err.body(), status_code=401, headers={"www-authenticate": "Bearer"})(
+                    scope, receive, send)
+                return
             if not _has_key(auth, self.key_hashes):
                 err = APIError(401, "Incorrect API key provided: send this endpoint's key as `Authorization: Bearer "
                                "<key>` (shown once by `lathe deploy`)." if auth else
@@ -346,6 +356,28 @@ class _ApiKeyGuard:
                     scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _owner_revoked(settings: EndpointSettings) -> Callable[[str], Awaitable[bool]] | None:
+    """A check that `authorization` carries the owner's key while the owner is a disabled workspace user. The
+    user's status is read at most every few seconds, so a disable takes effect at once without a read per call."""
+    if not (settings.owner and settings.owner_key_hash and settings.workspace is not None):
+        return None
+    from core.users import UserStore
+
+    owner, owner_hash, ws = settings.owner, settings.owner_key_hash, settings.workspace
+    seen: dict[str, float | bool] = {"at": float("-inf"), "disabled": False}
+
+    async def revoked(authorization: str) -> bool:
+        if not _has_key(authorization, (owner_hash,)):
+            return False
+        now = time.monotonic()
+        if now - float(seen["at"]) > OWNER_CHECK_S:
+            seen["disabled"] = await asyncio.to_thread(UserStore(ws).is_disabled, owner)
+            seen["at"] = now
+        return bool(seen["disabled"])
+
+    return revoked
 
 
 def _has_key(authorization: str, key_hashes: Sequence[str]) -> bool:

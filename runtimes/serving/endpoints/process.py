@@ -98,7 +98,8 @@ def serve(ws: Any, store: Any, endpoint: Any) -> None:
         pool.load_all()
     hashes = tuple(h for h in (endpoint.key_hash, endpoint.local_key_hash) if h)
     app = create_app(pool, EndpointSettings(name=endpoint.name, key_hashes=hashes, workspace=ws,
-                                            capture_rate=endpoint.capture_rate, mode=endpoint.mode))
+                                            capture_rate=endpoint.capture_rate, mode=endpoint.mode,
+                                            owner=endpoint.owner, owner_key_hash=endpoint.key_hash))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                            timeout_graceful_shutdown=5))
     # uvicorn re-raises the signal that stopped it with the handler found at its start: a no-op here, so a
