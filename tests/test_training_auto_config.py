@@ -108,12 +108,8 @@ def test_packing_for_short_sft_padding_free_for_varied_lengths_none_for_grpo(sha
     short = DataProfile.from_lengths([20, 30, 40] * 30 + [400] * 10)
     assert auto_configure(shape, short, cpu(), "sft").config.packing
     varied = lengths(lo=100, hi=600)
-    dpo = auto_configure(shape, varied, cpu(), "dpo")
-    # Varied lengths, but no flash attention: a padding-free row would be attended as one long sequence.
-    assert (dpo.config.packing, dpo.config.padding_free) == (False, False)
-    assert "without flash attention a padding-free batch is attended as one long sequence" in \
-        dpo.decision("padding_free").reason
-    assert auto_configure(shape, varied, gpu(40), "sft").config.padding_free is False
+    c = auto_configure(shape, varied, cpu(), "dpo").config
+    assert (c.packing, c.padding_free) == (False, True)
     g = auto_configure(shape, varied, cpu(), "rlvr").config
     assert (g.packing, g.padding_free) == (False, False)
     assert g.num_generations == 4 and g.effective_batch % g.num_generations == 0

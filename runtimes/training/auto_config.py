@@ -404,15 +404,11 @@ def _choose_batching(data: DataProfile, recipe: Recipe, max_length: int, micro: 
         return packing, padding_free
     packing = decide("packing", False, "examples fill most of max_length; packing would gain little"
                      if recipe == "sft" else "DPO keeps each prompt with its own pair; TRL does not pack it")
-    # Padding-free pays only where attention runs each concatenated example on its own (flash attention). Lathe
-    # loads models with PyTorch's SDPA, which attends to a padding-free row as one long sequence under a block
-    # mask the size of the row squared: slower on CPU (measured in bench/sft_throughput.py), a memory risk on GPUs.
-    varied = micro > 1 and spread >= 1.5
-    padding_free = decide("padding_free", False, (
-        f"lengths vary ({spread:.1f}× between the 10th and 90th percentile), but without flash attention a "
-        "padding-free batch is attended as one long sequence (slower, with a mask as large as its tokens squared): "
-        "each micro-batch is padded only to its own longest example") if varied else
-        "lengths are even or each micro-batch holds one example: little padding to remove")
+    useful = micro > 1 and spread >= 1.5
+    padding_free = decide("padding_free", useful,
+                          f"lengths vary ({spread:.1f}× between the 10th and 90th percentile): concatenating each "
+                          "micro-batch without padding saves the compute padding would waste" if useful else
+                          "lengths are even or each micro-batch holds one example: little padding to remove")
     return packing, padding_free
 
 
