@@ -33,11 +33,12 @@ def test_the_guided_turns_ask_one_question_each_and_a_rejected_plan_starts_nothi
     first = collect(s.send(GOAL))
     text = text_of(first)
     assert "Which table should it learn from?" in text and "Which technique" not in text
-    assert "1. `reply_preferences` (100 rows, preference: prompt ← prompt, chosen ← chosen" in text
+    assert "1. `support_tickets+ticket_replies` (support_tickets joined with ticket_replies" in text  # the best replies
+    assert "`reply_preferences` (100 rows, preference: prompt ← prompt, chosen ← chosen" in text
     assert "→ dpo: preference pairs" in text
     assert of(first, "approval_needed") == [] and done(first).status == "answered"
 
-    second = text_of(collect(s.send("1")))
+    second = text_of(collect(s.send("reply_preferences")))
     assert "Noted: table `reply_preferences`" in second and "Which technique?" in second
     assert "1. dpo (recommended)" in second and "Which base model" not in second
 

@@ -179,3 +179,38 @@ def test_nvidia_smi_rows_and_this_machine():
     if not hw.gpus:
         assert hw.device == "cpu" and hw.cpu_flops > 1e8 and hw.budget_bytes == hw.ram_available_bytes
         assert "no GPU; CPU with" in hw.describe()
+
+
+@pytest.mark.parametrize("rows", [7, 10])
+@pytest.mark.parametrize("batch", [dict(micro_batch=4, gradient_accumulation=1, num_generations=2, epochs=1),
+                                   dict(micro_batch=2, gradient_accumulation=3, num_generations=2, epochs=2)])
+def test_planned_grpo_steps_are_the_steps_trl_takes(shape, rows, batch, tmp_path):
+    """A real GRPO run (tiny model, 4-token completions) on `rows` prompts ends at the plan's step count, also
+    when the prompts do not fill the last generation batch (7 and 10 prompts, 2 or 3 prompts a step)."""
+    import json
+
+    from catalog.importers import import_paths
+    from core.workspace import Workspace
+    from runtimes.models.sources import resolve_model
+    from runtimes.training.datasets.preparation import DatasetSpec, prepare_dataset
+    from runtimes.training.recipes import parse_config, recipe
+    from runtimes.training.tiny_models import build_tiny_model
+
+    ws = Workspace(tmp_path / "ws")
+    ws.create()
+    data = tmp_path / "sums.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i} plus {i}?", "answer": f"#### {2 * i}"}) + "\n"
+                            for i in range(rows)))
+    import_paths(ws, [data])
+    prepared = prepare_dataset(ws, DatasetSpec(table="sums", technique="rlvr", eval_fraction=0))
+    assert len(prepared.train) == rows
+
+    plan = auto_configure(shape, DataProfile.from_lengths([12] * rows, [2] * rows), cpu(), "rlvr", batch)
+    model = build_tiny_model("qwen3", tmp_path / "tiny", [f"What is {i} plus {i}? {2 * i}" for i in range(20)])
+    config = parse_config("rlvr", {"micro_batch": batch["micro_batch"], "grad_accum": batch["gradient_accumulation"],
+                                   "num_generations": batch["num_generations"], "epochs": batch["epochs"],
+                                   "max_completion_length": 4, "save_steps": 1000, "logging_steps": 1000,
+                                   "rewards": [{"name": "regex", "pattern": r"\d"}]})
+    trainer = recipe("rlvr").build_trainer(config, resolve_model(str(model)), prepared, tmp_path / "out", [])
+    trainer.train()
+    assert trainer.state.global_step == plan.steps > 0

@@ -39,10 +39,13 @@ class TableOption:
     mapping: Any  # runtimes.training.datasets.formats.ColumnMapping
     technique: str
     score: int
+    sql: str | None = None    # a suggested read query (a join of tables) rather than one table
+    about: str | None = None  # what the query reads, its rows and mapping, in words
 
     def line(self) -> str:
         rows = f"{self.rows:,} rows, " if self.rows is not None else ""
-        return f"`{self.name}` ({rows}{self.mapping.describe()}) → {self.technique}: {TECHNIQUE_REASONS[self.technique]}"
+        about = self.about or f"{rows}{self.mapping.describe()}"
+        return f"`{self.name}` ({about}) → {self.technique}: {TECHNIQUE_REASONS[self.technique]}"
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ def technique_options(fmt: str, goal: str = "") -> list[str]:
 
 
 def table_options(ws: Workspace, goal: str = "") -> list[TableOption]:
-    """Catalog tables whose columns fit a training format, the ones the goal's words describe best first."""
+    """Catalog tables whose columns fit a training format, the ones the goal's words describe best first; when the
+    goal asks for the best examples, joins of messages with their best-scored answers come before them."""
     from sqlglot import exp
 
     from catalog.store import CatalogStore
@@ -112,7 +116,37 @@ def table_options(ws: Workspace, goal: str = "") -> list[TableOption]:
             score = len(wanted & set(_words(text)))
             found.append(TableOption(name, table.row_count, mapping,
                                      recommended_technique(mapping.format.value, goal), score))
-    return sorted(found, key=lambda o: (-o.score, o.name))
+    found.sort(key=lambda o: (-o.score, o.name))
+    return _best_answer_joins(ws, catalog, goal) + found
+
+
+def _best_answer_joins(ws: Workspace, catalog: Any, goal: str) -> list[TableOption]:
+    from runtimes.training.data_suggestions import asks_for_the_best, scored_answer_joins
+    from runtimes.training.datasets.formats import ColumnMapping, DatasetFormat
+
+    wanted = set(_words(goal))
+    if not asks_for_the_best(wanted):
+        return []
+    options = []
+    for s in scored_answer_joins(ws, catalog):
+        tables = [catalog.tables[s.prompt_table], catalog.tables[s.completion_table]]
+        text = " ".join(" ".join([t.name, t.description, *t.synonyms]) for t in tables)
+        mapping = ColumnMapping(format=DatasetFormat.prompt_completion, columns=dict(QUERY_MAPPING))
+        options.append(TableOption(s.name, s.rows, mapping, recommended_technique("prompt_completion", goal),
+                                   len(wanted & set(_words(text))), sql=s.sql, about=s.describe()))
+    return sorted(options, key=lambda o: (-o.score, o.name))
+
+
+# The columns a suggested query names its message and answer.
+QUERY_MAPPING = {"prompt": "prompt", "completion": "completion"}
+
+
+def data_choice(ws: Workspace, goal: str, name: str) -> dict[str, Any]:
+    """The choice an offered data option makes: its table, or its query with the query's column mapping."""
+    option = next((o for o in table_options(ws, goal) if o.name == name and o.sql), None)
+    if option is None:
+        return {"table": name}
+    return {"sql": option.sql, "mapping": dict(QUERY_MAPPING)}
 
 
 def model_options(ws: Workspace, goal: str = "") -> list[ModelOption]:
@@ -138,6 +172,7 @@ class FinetuneChoices(ToolArgs):
     """What the user has decided so far; the guided conversation fills it one answer at a time."""
     goal: str = Field("", description="what the user wants the model to do, in their words")
     table: str | None = Field(None, description="the catalog table to train on")
+    sql: str | None = Field(None, description="or a read query whose rows are the data (a suggested join)")
     technique: Technique | None = Field(None, description=TECHNIQUES_IN_WORDS)
     model: str | None = Field(None, description="the base model: a workspace model (e.g. tiny-qwen3), folder or hub id")
     settings: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. {\"max_steps\": 20}")
@@ -147,7 +182,7 @@ class FinetuneChoices(ToolArgs):
     def missing(self) -> str | None:
         """The next decision to ask about, in the guided order; None when everything is chosen."""
         for slot in ("table", "technique", "model"):
-            if getattr(self, slot) is None:
+            if getattr(self, slot) is None and not (slot == "table" and self.sql):
                 return slot
         if self.technique == "rlaif" and not self.settings.get("judge_model"):
             return "judge"
@@ -159,7 +194,7 @@ _PLANS: dict[tuple[str, str, float], str] = {}  # one plan per request and wareh
 
 def dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
     """The plan in plain words with its estimate, as `lathe finetune --dry-run` shows it; starts nothing."""
-    return spec_dry_run(ws, JobSpec.parse({"model": choices.model, "table": choices.table,
+    return spec_dry_run(ws, JobSpec.parse({"model": choices.model, "table": choices.table, "sql": choices.sql,
                                            "technique": choices.technique, "settings": choices.settings,
                                            "mapping": choices.mapping}))
 
@@ -192,7 +227,8 @@ def question(ws: Workspace, choices: FinetuneChoices) -> tuple[str, list[str]]:
         options = technique_options(fmt, choices.goal)
         lines = [f"{i}. {t}{' (recommended)' if i == 1 else ''}: {TECHNIQUE_REASONS[t]}"
                  for i, t in enumerate(options, 1)]
-        return (f"Which technique? `{choices.table}` is {fmt} data.\n" + "\n".join(lines)
+        data = f"`{choices.table}`" if choices.table else "The query"
+        return (f"Which technique? {data} is {fmt} data.\n" + "\n".join(lines)
                 + "\nAnswer with a number or a name.", options)
     if slot == "model":
         models = model_options(ws, choices.goal)

@@ -13,7 +13,8 @@ from core.errors import UserError
 from core.workspace import Workspace
 from agent.planners.base import PlannerReply, PlanRequest
 from agent.state import Plan, Step, Turn
-from tools.finetune import TECHNIQUES, TECHNIQUES_IN_WORDS, FinetuneChoices, dry_run, model_options, question
+from tools.finetune import TECHNIQUES, TECHNIQUES_IN_WORDS, FinetuneChoices, data_choice, dry_run, model_options, \
+    question
 
 _PUNCTUATION = ",.;:!?\"'`()[]{}"
 _STATUS_WORDS = frozenset({"how", "status", "progress", "doing", "going", "done", "finished", "report", "evaluation"})
@@ -79,12 +80,16 @@ def _next(ws: Workspace, choices: FinetuneChoices, understood: list[str]) -> Pla
         return PlannerReply(plan=_propose(choices.model_copy(update={"model": None}),
                                           f"{heard}That cannot be planned: {e}\n\n" + question(
                                               ws, choices.model_copy(update={"model": None}))[0]))
-    args = {"model": choices.model, "table": choices.table, "technique": choices.technique,
+    data = {"sql": choices.sql} if choices.sql else {"table": choices.table}
+    args = {"model": choices.model, **data, "technique": choices.technique,
             "settings": choices.settings, **({"mapping": choices.mapping} if choices.mapping else {})}
     step = Step(id="s1", tool="start_finetune", args=args,
-                title=f"Fine-tune `{choices.model}` with {choices.technique} on `{choices.table}`")
-    summary = (f"{heard}The plan:\n{plan_text}\n\nStarting the job spends compute, so it waits for your approval "
-               "(approve to start it, reject to start nothing).")
+                title=f"Fine-tune `{choices.model}` with {choices.technique} on "
+                      + ("the suggested query" if choices.sql else f"`{choices.table}`"))
+    query = (f"\nData query (read-only, checked by the SQL guard when the job reads it):\n{choices.sql}"
+             if choices.sql else "")
+    summary = (f"{heard}The plan:\n{plan_text}{query}\n\nStarting the job spends compute, so it waits for your "
+               "approval (approve to start it, reject to start nothing).")
     return PlannerReply(plan=Plan(steps=[step], summary=summary))
 
 
@@ -116,6 +121,8 @@ def _apply(ws: Workspace, choices: FinetuneChoices, words: list[str], text: str)
             raise UserError(f"there is no option {n}: answer with 1 to {len(options)} or a name")
         if slot == "judge":
             update["settings"] = {**choices.settings, "judge_model": options[n - 1]}
+        elif slot == "table":  # a table, or a suggested query with its column mapping
+            update.update(data_choice(ws, choices.goal, options[n - 1]))
         else:
             update[slot] = options[n - 1]
     lowered = set(words)
@@ -135,11 +142,11 @@ def _apply(ws: Workspace, choices: FinetuneChoices, words: list[str], text: str)
             said.append(f"no local {title} model is in this workspace (give a model folder or hub id, or choose "
                         "a local model)")
     tables = _table_names(ws)
-    if "table" not in update:
+    if "table" not in update and "sql" not in update:
         found = [t for t in tables if t.lower() in lowered]
         if found:
             update["table"] = found[0]
-        elif (named := _named_table(words, text)) is not None and choices.table is None:
+        elif (named := _named_table(words, text)) is not None and choices.table is None and choices.sql is None:
             hint = _did_you_mean(named, tables)
             raise NoSuchTable(f"there is no table `{named}`; {hint}" + ("" if hint.endswith("?") else "."))
     stated = stated_settings(text)
@@ -155,6 +162,8 @@ def _apply(ws: Workspace, choices: FinetuneChoices, words: list[str], text: str)
     for key in ("table", "technique", "model"):
         if key in update and update[key] != getattr(choices, key) and not any(x.startswith(f"{key} ") for x in said):
             said.append(f"{key} `{update[key]}`")
+    if update.get("sql"):
+        said.append("data: the suggested query")
     if "settings" in update:
         said.append("settings " + ", ".join(f"{k}={v}" for k, v in update["settings"].items()))
     if "technique" in update and update["technique"] not in TECHNIQUES:

@@ -446,9 +446,7 @@ def estimate_duration(shape: ModelShape, data: DataProfile, config: TrainingConf
     if device == "cuda" and config.precision == "fp32":
         peak /= 8  # no tensor-core bf16 path
     rl = recipe in RL_RECIPES
-    prompts_per_step = config.effective_batch // (config.num_generations or 1) if rl else config.effective_batch
-    steps = max(1, math.ceil(data.size / prompts_per_step)) * config.epochs
-    steps = int(math.ceil(steps))
+    steps = optimizer_steps(data.size, config, recipe)
     tokens_per_example = _tokens_per_example(data, config, recipe)
     tokens = tokens_per_example * config.effective_batch * steps
     seq = config.max_length + (config.max_completion_length or 0)
@@ -460,6 +458,20 @@ def estimate_duration(shape: ModelShape, data: DataProfile, config: TrainingConf
         seconds += generated * 2 * shape.active_params / (peak * DECODE_UTILISATION[device])
     tps = tokens / seconds if seconds else 0.0
     return steps, tps, seconds
+
+
+def optimizer_steps(rows: int, config: TrainingConfig, recipe: Recipe) -> int:
+    """The optimizer steps TRL takes on `rows` training rows (one process), counted as its trainers count them.
+
+    SFT and DPO: a last, partial batch is still a step. GRPO (rlvr, rlaif) draws prompts in generation batches of
+    micro_batch × gradient_accumulation completions (TRL's default `steps_per_generation` is the accumulation), so
+    each batch holds that many completions / num_generations prompts, and a last partial batch is dropped."""
+    per_epoch = math.ceil(math.ceil(rows / config.micro_batch) / config.gradient_accumulation)
+    if recipe in RL_RECIPES:
+        prompts = config.micro_batch * config.gradient_accumulation // (config.num_generations or 1)
+        per_epoch = rows // max(1, prompts)
+    # The Trainer counts at least one step an epoch, and rounds a fraction of epochs up to a whole step.
+    return max(1, math.ceil(config.epochs * max(1, per_epoch)))
 
 
 def _tokens_per_example(data: DataProfile, config: TrainingConfig, recipe: Recipe) -> float:
