@@ -17,6 +17,7 @@ from runtimes.training.jobs.signal_check import SignalCheck, step_problem
 from runtimes.training.jobs.store import JobSpec, JobStore
 from runtimes.models.registry import list_versions
 from tests.scripted_llm import ScriptedLLM, say
+from tests.waiting import wait_for_job
 
 PROMPTS = [f"Where is order {i}? It was due on day {i % 5 + 1}." for i in range(24)]
 
@@ -95,7 +96,7 @@ def test_a_judge_that_stops_answering_fails_the_job_and_registers_nothing(ws):
     # The probe before training and the first steps' scores are answered; then every call fails (HTTP 500).
     with ScriptedLLM([say("Score: 5")] * 3) as llm:
         job = launcher.submit(ws, _rlaif(llm.url, max_steps=6))
-        done = launcher.wait(ws, job.id, timeout_s=600)
+        done = wait_for_job(ws, job.id)
     assert done.status == "failed", done.error
     assert done.error.startswith("no training signal: ") and "no reward" in done.error
     assert "nothing was registered" in done.error and done.model_version is None
