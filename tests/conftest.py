@@ -1,6 +1,7 @@
 """Shared test fixtures on real DuckDB files, offline settings: an empty workspace, the small agent workspace, the
-demo company with its tiny local models (built once per worker, copied for each module or test that uses it) and
-the scripted LLM server."""
+demo company with its tiny local models (built once per worker, copied for each module or test that uses it), a
+workspace of prompt/completion rows with a tiny model for quick fine-tuning jobs, a small model's shape and the
+scripted LLM server."""
 from __future__ import annotations
 
 import shutil

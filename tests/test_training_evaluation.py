@@ -13,6 +13,8 @@ import pytest
 from runtimes.training.jobs.store import JobStore
 from tests.waiting import wait_for_job
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def ws(module_demo):

@@ -17,6 +17,8 @@ from runtimes.training.jobs.recovery import recover
 from runtimes.training.jobs.store import JobStore
 from runtimes.models.registry import get_version
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def ws(demos_workspace):

@@ -91,6 +91,7 @@ def test_an_unreachable_judge_is_refused_at_plan_time_and_creates_no_job(ws):
     assert JobStore(ws).list() == []
 
 
+@pytest.mark.slow
 def test_a_judge_that_stops_answering_fails_the_job_and_registers_nothing(ws):
     store = JobStore(ws)
     # The probe before training and the first steps' scores are answered; then every call fails (HTTP 500).
@@ -110,6 +111,7 @@ def test_a_judge_that_stops_answering_fails_the_job_and_registers_nothing(ws):
     assert done.step < 6  # it stopped once the outcome was certain
 
 
+@pytest.mark.slow
 def test_a_lathe_endpoint_is_the_judge_through_the_endpoint_store(ws):
     """The endpoint's row and local key are real; the scripted server stands where its process would listen."""
     from runtimes.serving.endpoints.store import EndpointStore
@@ -152,6 +154,7 @@ def test_a_lathe_endpoint_is_the_judge_through_the_endpoint_store(ws):
     assert resolved["judge_model"] == "openai/tiny-judge-v1" and resolved["judge_api_base"] == url
 
 
+@pytest.mark.slow
 def test_rlaif_trains_on_prompts_alone_and_a_mapping_can_be_given(ws, monkeypatch):
     from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
 

@@ -141,7 +141,9 @@ def evidence(page: Any, folder: Path, name: str) -> Iterator[None]:
     shot = folder / f"{name}.png"
     try:
         yield
-    except Exception as e:
+    except BaseException as e:  # also pytest-timeout's stop, so that a wait still progressing leaves its evidence
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
         page.screenshot(path=str(shot))
         text = page.locator("body").inner_text()[-1500:]
         raise AssertionError(f"{e}\n--- screenshot: {shot}\n--- page text (end):\n{text}") from e
