@@ -317,6 +317,7 @@ def test_dense_path_through_litellm_and_fusion(ws, server):
     assert server.requests[before:] == [["buyers"]]
 
 
+@pytest.mark.slow
 def test_unreachable_embedding_server_is_a_clear_error_and_writes_nothing(ws, server):
     url = server.url
     server.close()

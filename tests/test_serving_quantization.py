@@ -25,6 +25,7 @@ def _served(models, adapter: bool = False) -> ServedModel:
                        adapter=str(models["adapter"]) if adapter else None)
 
 
+@pytest.mark.slow
 def test_an_int8_engine_generates_and_reports_its_effect(models):
     import torch
 
