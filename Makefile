@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export RAY_AUTH_MODE := disabled
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/torchinductor
 
-.PHONY: run test install fixtures mf-env clean
+.PHONY: run test test-fast install fixtures mf-env clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,10 @@ run: install
 # Two workers, a test file each at a time (module fixtures stay whole): the suite is mostly CPU-bound training.
 test: install fixtures mf-env
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The inner loop: the same, less the tests marked `slow` (real training jobs, servers, the browser).
+test-fast: install fixtures mf-env
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 clean:
 	rm -rf $(VENV) $(MF_VENV) $(FIXTURES) .cache

@@ -9,7 +9,6 @@ import datetime as dt
 import decimal
 import json
 import random
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from catalog.semantic.join_graph import JoinGraph
 from catalog.semantic.query import MetricQuery
 from catalog.semantic.spec import DimensionType, EntityType, SemanticManifest
 from catalog.store import load_semantic_file
+from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL = Path(__file__).parent / "fixtures" / "external"
@@ -303,8 +303,7 @@ def metricflow_rows(projects: list[Project], tmp: Path) -> dict[str, dict]:
     job = {"projects": [{"files": [str(f) for f in p.files], "extra_yaml": p.extra_yaml, "database": str(p.database),
                          "queries": [c.__dict__ for c in cases(p)]} for p in projects]}
     (tmp / "job.json").write_text(json.dumps(job))
-    subprocess.run([str(MF_PYTHON), str(ORACLE), str(tmp / "job.json"), str(tmp / "out.json")], check=True,
-                   timeout=900)
+    run([str(MF_PYTHON), str(ORACLE), str(tmp / "job.json"), str(tmp / "out.json")], check=True)
     return json.loads((tmp / "out.json").read_text())
 
 

@@ -3,29 +3,23 @@ each, answers by number or name), the all-at-once form, approval stopping `start
 started after approval and followed with `job_status`, a rejected plan starting nothing, and the LLM path."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from agent.session import Session
 from core.workspace import Workspace
-from runtimes.training.jobs import launcher
 from runtimes.training.jobs.store import JobStore
+from tests.agent_events import collect, done, of, text_of
 from tests.scripted_llm import call
-from tests.test_agent_fixtures import collect, done, llm, of, text_of  # noqa: F401
+from tests.waiting import wait_for_job
+
+pytestmark = pytest.mark.slow
 
 GOAL = "fine-tune qwen on support tickets so it answers like our best agents"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Workspace:
-    from catalog.workspace_setup import init_workspace
-    from runtimes.training.tiny_models import install_demo_models
-
-    ws = Workspace(Path(tmp_path_factory.mktemp("finetune")) / "ws")
-    init_workspace(ws, demo=True, scale=0.1)
-    install_demo_models(ws)
-    return ws
+def demo(module_demo: Workspace) -> Workspace:
+    return module_demo
 
 
 def test_the_guided_turns_ask_one_question_each_and_a_rejected_plan_starts_nothing(demo):
@@ -85,7 +79,7 @@ def test_all_at_once_waits_for_approval_then_runs_a_real_job_reported_by_job_sta
     finished = of(ran, "step_finished")[0]
     assert finished.ok and finished.tool == "start_finetune" and "started job" in finished.text
     job_id = finished.text.split()[2]
-    job = launcher.wait(demo, job_id, timeout_s=300)
+    job = wait_for_job(demo, job_id)
     assert job.status == "succeeded", job.error
     assert job.spec.settings == {"max_steps": 2, "max_length": 64}
 

@@ -28,7 +28,7 @@ from runtimes.training.jobs import launcher
 from runtimes.training.jobs.store import JobStore
 from tests.conftest import SHARED_DATA
 from tests.scripted_llm import ScriptedLLM, say
-from tests.test_agent_fixtures import collect, done, of
+from tests.agent_events import collect, done, of
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,9 @@ from agent.planners.finetune_intents import stated_mapping, stated_settings
 from agent.session import Session
 from core.workspace import Workspace
 from runtimes.training.jobs.store import JobStore
-from tests.test_agent_fixtures import collect, of, text_of
+from tests.agent_events import collect, of, text_of
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from agent import audit_log
 from agent.planners.base import Emit, PlannerReply, PlanRequest
 from agent.session import Session
@@ -23,9 +25,13 @@ from core.errors import UserError
 from catalog.store import CatalogStore
 from tests.conftest import ROOT
 from tests.scripted_llm import call
-from tests.test_agent_fixtures import collect, count_rows, done, llm, of, small_ws, tables_in  # noqa: F401
+from tests.agent_events import collect, done, of
+from tests.small_workspace import count_rows, tables_in
+from tests.waiting import communicate, wait_for
 from tools.base import LatheTool, ToolArgs, ToolOutput
 from tools.risk import Risk
+
+pytestmark = pytest.mark.slow
 
 HERE = "tests.test_agent_resume"
 
@@ -129,19 +135,20 @@ def test_killed_while_waiting_then_approved_from_another_process(small_ws, llm):
     line = first.stdout.readline()
     assert line.startswith("WAITING"), line + first.stderr.read()
     first.send_signal(signal.SIGKILL)
-    assert first.wait(timeout=30) == -signal.SIGKILL
+    communicate(first)
+    assert first.returncode == -signal.SIGKILL
     plan_hash = line.split()[1]
     assert "emea_customers" not in tables_in(small_ws)
 
     second = _python(APPROVE, str(small_ws.root), "t1")
-    out, err = second.communicate(timeout=60)
+    out, err = communicate(second)
     assert second.returncode == 0 and out.startswith("["), out + err
     events = json.loads(out)
     assert [e["type"] for e in events if e["type"].startswith("step")] == ["step_started", "step_finished"]
     assert events[-1]["status"] == "answered"
 
     third = _python(APPROVE, str(small_ws.root), "t1")
-    out, err = third.communicate(timeout=60)
+    out, err = communicate(third)
     assert out.startswith("ERROR no plan waits for approval in thread t1"), out + err
 
     assert count_rows(small_ws, "emea_customers") == 3
@@ -168,13 +175,13 @@ def test_killed_between_steps_then_finished_without_repeating_a_step(small_ws):
     log = Path(small_ws.root / "bumps.log")
 
     crashed = _python(FINISH, str(small_ws.root), "t1", "approve")
-    out, err = crashed.communicate(timeout=60)
+    out, err = communicate(crashed)
     assert crashed.returncode == -signal.SIGKILL, err
     assert log.read_text().splitlines() == ["one"]
     assert session.pending() is None
 
     finished = _python(FINISH, str(small_ws.root), "t1", "resume")
-    out, err = finished.communicate(timeout=60)
+    out, err = communicate(finished)
     assert finished.returncode == 0, err
     events = json.loads(out)
     assert [e["step_id"] for e in events if e["type"] == "step_started"] == ["s2", "s3"]
@@ -191,7 +198,7 @@ def test_a_new_message_first_finishes_an_interrupted_run(small_ws):
     session = Session(small_ws, "t1", planner=ThreeStepPlanner(), tool_modules=[HERE])
     collect(session.send("do the three things"))
     crashed = _python(FINISH, str(small_ws.root), "t1", "approve")
-    crashed.communicate(timeout=60)
+    communicate(crashed)
     assert crashed.returncode == -signal.SIGKILL
     events = collect(session.send("and again"))
     assert [e.step_id for e in of(events, "step_started")] == ["s2", "s3"]
@@ -215,8 +222,7 @@ def test_two_approvals_at_once_run_the_step_once(small_ws):
     workers = [threading.Thread(target=consume, args=(r,)) for r in runs]
     for w in workers:
         w.start()
-    for w in workers:
-        w.join(timeout=60)
+    wait_for(lambda: not any(w.is_alive() for w in workers), progress=lambda: len(outcomes), what="both approvals")
     assert sorted(outcomes) == ["answered", "no plan waits for approval in thread t1"]
     assert Path(small_ws.root / "bumps.log").read_text().splitlines() == ["once"]
     assert [r.decision for r in audit_log.entries(small_ws, "t1")] == ["approved"]

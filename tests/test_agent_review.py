@@ -11,7 +11,8 @@ from core.errors import UserError
 from core.principal import Principal
 from catalog.store import CatalogStore
 from tests.scripted_llm import call
-from tests.test_agent_fixtures import collect, count_rows, done, llm, of, small_ws, tables_in, text_of  # noqa: F401
+from tests.agent_events import collect, done, of, text_of
+from tests.small_workspace import count_rows, tables_in
 
 EMEA_SQL = "SELECT * FROM customers WHERE region = 'EMEA'"
 

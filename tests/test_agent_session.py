@@ -14,7 +14,7 @@ from agent.planners.fallback import FallbackPlanner
 from agent.session import Session
 from core.errors import UserError
 from core.workspace import Workspace, WorkspaceError
-from tests.test_agent_fixtures import collect, done, llm, of, small_ws, text_of  # noqa: F401
+from tests.agent_events import collect, done, of, text_of
 from tools.registry import ToolRegistry
 
 

@@ -9,8 +9,8 @@ import pytest
 from tests.conftest import ROOT, SHARED_DATA
 
 sys.path.insert(0, str(ROOT / "bench"))
-pytestmark = pytest.mark.skipif(not (SHARED_DATA / "gsm8k_test.jsonl").exists(),
-                                reason="GSM8K is absent (shared data beside the project)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (SHARED_DATA / "gsm8k_test.jsonl").exists(),
+                                                   reason="GSM8K is absent (shared data beside the project)")]
 
 
 def test_a_job_reports_its_estimate_and_actual_duration(tmp_path):

@@ -12,7 +12,8 @@ from tests.conftest import ROOT, SHARED_DATA
 
 sys.path.insert(0, str(ROOT / "bench"))
 GSM = SHARED_DATA / "gsm8k_test.jsonl"
-pytestmark = pytest.mark.skipif(not GSM.exists(), reason=f"{GSM} is absent (shared data beside the project)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not GSM.exists(), reason=f"{GSM} is absent (shared data beside the project)")]
 
 
 def test_both_pipelines_train_on_the_same_rows_and_report_tokens_per_second(tmp_path):

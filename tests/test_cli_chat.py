@@ -16,7 +16,7 @@ from agent.session import Session
 from cli.chat import command as chat_command
 from cli.context import set_workspace
 from tests.scripted_llm import call
-from tests.test_agent_fixtures import count_rows, llm, small_ws, tables_in  # noqa: F401
+from tests.small_workspace import count_rows, tables_in
 
 REGIONS_SQL = "SELECT region, count(*) AS customers FROM customers GROUP BY region ORDER BY region"
 EMEA_SQL = "SELECT * FROM customers WHERE region = 'EMEA'"
@@ -78,6 +78,7 @@ def test_ask_json_prints_every_event_as_one_line(lathe, small_ws):
     assert [t.thread_id for t in Session.threads(small_ws)] == [done["thread_id"]]
 
 
+@pytest.mark.slow
 def test_a_write_waits_with_exit_3_and_a_later_ask_approves_it(lathe, small_ws, llm):
     _propose(llm)
     r = lathe("ask", "--json", "save the EMEA customers as a table")

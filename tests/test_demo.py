@@ -99,6 +99,7 @@ def test_fact_tables_scale_and_dimensions_do_not(demo, small):
         assert _one(small, f"SELECT count(*) FROM {t}") == _one(demo, f"SELECT count(*) FROM {t}")
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_data_on_any_thread_count(small, tmp_path):
     root = tmp_path / "again"
     root.mkdir()

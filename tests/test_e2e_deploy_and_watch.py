@@ -7,30 +7,26 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from agent.session import Session
 from core.workspace import Workspace
-from tests.test_agent_fixtures import collect, done, of, text_of
+from tests.agent_events import collect, done, of, text_of
+from tests.small_workspace import count_rows
+from tests.waiting import files_state, wait_for, wait_for_job
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Workspace:
+def demo(module_demo: Workspace, tmp_path_factory) -> Workspace:
     from catalog.importers import import_paths
-    from catalog.workspace_setup import init_workspace
-    from runtimes.training.tiny_models import install_demo_models
 
-    ws = Workspace(Path(tmp_path_factory.mktemp("deploy")) / "ws")
-    init_workspace(ws, demo=True, scale=0.1)
-    install_demo_models(ws)
     questions = tmp_path_factory.mktemp("data") / "customer_questions.csv"
     questions.write_text("id,prompt\n" + "".join(f"{i},Where is my order {i}?\n" for i in range(6)), encoding="utf-8")
-    import_paths(ws, [questions])
-    return ws
+    import_paths(module_demo, [questions])
+    return module_demo
 
 
 def _approved(s: Session, request: str) -> list:
@@ -54,7 +50,8 @@ def test_a_user_deploys_calls_batches_queues_and_sees_a_drift_alert_from_the_cha
         # Fine-tune, follow to the end, approve the version: all in the conversation.
         started = of(_approved(s, "fine-tune tiny-qwen3 with sft on reply_preferences max_steps=2 max_length=64"),
                      "step_finished")[0]
-        last = list(s.follow_job(started.job_id, interval=0.5, timeout=600))[-1]
+        wait_for_job(demo, started.job_id)
+        last = list(s.follow_job(started.job_id, interval=0.5, timeout=0))[-1]
         assert last.status == "succeeded" and last.model_version == "tiny-qwen3-sft/1", last.text
         answer = text_of(_approved(s, "approve tiny-qwen3-sft version 1"))
         assert "`tiny-qwen3-sft` version 1 is approved" in answer
@@ -76,21 +73,32 @@ def test_a_user_deploys_calls_batches_queues_and_sees_a_drift_alert_from_the_cha
         # A batch over a catalog table writes a predictions table.
         batch = _approved(s, "run tiny-qwen3-sft as a batch over customer_questions")
         assert "customer_questions_predictions" in text_of(batch)
-        follow = text_of(collect(s.send("how is the batch doing?")))
-        assert "succeeded" in follow or "running" in follow or "queued" in follow
+        answers: list[str] = []
+
+        def batch_done() -> bool:
+            answers.append(text_of(collect(s.send("how is the batch doing?"))))
+            return " is succeeded: " in answers[-1] or " is failed: " in answers[-1]
+
+        wait_for(batch_done, progress=lambda: (answers[-1:], files_state(demo.root / "runs")), poll_s=1,
+                 what="the batch to end, followed from the chat")
+        assert " is succeeded: 6 of 6 rows done " in answers[-1], answers[-1]
+        assert "predictions in table `customer_questions_predictions`" in answers[-1]
+        assert count_rows(demo, "customer_questions_predictions") == 6
 
         # An async request: queued at once, answered by a worker, read back from the chat.
         queued = of(_approved(s, 'submit an async request to tiny-qwen3-sft: "where is my refund?"'),
                     "step_finished")[0]
         request_id = queued.text.split("queued request ")[1].split()[0]
         assert "one started" in queued.text  # no worker was running: the queue started one for it
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            status = text_of(collect(s.send(f"what is the status of async request {request_id}?")))
-            if f"request {request_id} for `tiny-qwen3-sft@1` is done" in status:
-                break
-            time.sleep(1)
-        assert f"request {request_id} for `tiny-qwen3-sft@1` is done: " in status, status
+        statuses: list[str] = []
+
+        def answered() -> bool:
+            statuses.append(text_of(collect(s.send(f"what is the status of async request {request_id}?"))))
+            return f"request {request_id} for `tiny-qwen3-sft@1` is done" in statuses[-1]
+
+        wait_for(answered, progress=lambda: (statuses[-1:], files_state(demo.root / "runs" / "async")), poll_s=1,
+                 what=f"async request {request_id} to be answered")
+        assert f"request {request_id} for `tiny-qwen3-sft@1` is done: " in statuses[-1], statuses[-1]
 
         # A monitor from the chat; the last hour's traffic was short replies, now they are long.
         created = text_of(_approved(s, f"alert me when response length drifts on the {endpoint.name} endpoint"))

@@ -16,6 +16,9 @@ from catalog.store import CatalogStore, CatalogTransaction
 from catalog.warehouse import connect_reader
 from catalog.warehouse_change import KILL_AT_ENV
 from tests.conftest import ROOT
+from tests.waiting import communicate, run
+
+pytestmark = pytest.mark.slow
 
 OLD_ORDERS = "order_id,amount\n1,10\n2,20\n"
 NEW_ORDERS = "order_id,amount,currency\n1,10,EUR\n2,20,EUR\n3,30,USD\n"
@@ -73,8 +76,8 @@ def seeded(workspace, tmp_path):
 ])
 def test_a_kill_at_each_point_of_the_commit_leaves_the_import_whole_or_absent(seeded, point, applied):
     ws, new = seeded
-    out = subprocess.run(_import_cmd(ws, new / "orders.csv", new / "customers.csv"), capture_output=True, text=True,
-                         env=_env(**{KILL_AT_ENV: point}), timeout=300)
+    out = run(_import_cmd(ws, new / "orders.csv", new / "customers.csv"), capture_output=True, text=True,
+              env=_env(**{KILL_AT_ENV: point}))
     assert out.returncode == -signal.SIGKILL, out.stderr
     tables = _assert_consistent(ws)
     if applied:
@@ -82,8 +85,7 @@ def test_a_kill_at_each_point_of_the_commit_leaves_the_import_whole_or_absent(se
     else:
         assert tables == {"orders": (["order_id", "amount"], 2)}
 
-    again = subprocess.run(_import_cmd(ws, new / "orders.csv", new / "customers.csv"), capture_output=True, text=True,
-                           env=_env(), timeout=300)
+    again = run(_import_cmd(ws, new / "orders.csv", new / "customers.csv"), capture_output=True, text=True, env=_env())
     assert again.returncode == 0, again.stderr
     assert _assert_consistent(ws)["orders"] == (["order_id", "amount", "currency"], 3)
 
@@ -101,7 +103,7 @@ def test_kills_at_random_moments_of_a_slow_import_never_leave_the_workspace_inco
                                 stderr=subprocess.DEVNULL)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
+        communicate(proc)
         tables = _assert_consistent(ws)
         if "events" in tables:
             assert tables["events"] == (["event_id", "kind", "amount", "note"], 600_000)

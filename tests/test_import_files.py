@@ -3,8 +3,6 @@ is a write that waits for an approver, and the offline planner reads such reques
 is named."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from agent.session import Session
@@ -12,7 +10,8 @@ from core.errors import UserError
 from core.principal import Principal
 from catalog.store import CatalogStore
 from core.workspace import Workspace
-from tests.test_agent_fixtures import collect, count_rows, done, of, small_ws, tables_in  # noqa: F401
+from tests.agent_events import collect, done, of
+from tests.small_workspace import count_rows, tables_in
 from tools.import_files import ImportFiles, ImportFilesArgs
 
 NEW_ORDERS = ("order_id,customer_id,amount,ordered_at,status\n"
@@ -41,6 +40,7 @@ def _propose(ws: Workspace, text: str = REPLACE, thread: str = "t1") -> tuple[Se
     return session, collect(session.send(text))
 
 
+@pytest.mark.slow
 def test_replacing_a_table_waits_for_approval_then_replaces_rows_and_keeps_metadata(uploaded):
     session, events = _propose(uploaded)
     proposed = of(events, "plan_proposed")[0]

@@ -95,6 +95,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column_name(workspace, tmp_p
     assert [c.name for c in CatalogStore(workspace).load_table("bom").columns] == ["id", "name"]
 
 
+@pytest.mark.slow
 def test_a_huge_line_is_an_error_or_a_value_never_a_crash(seeded, tmp_path):
     f = _write(tmp_path / "wide.csv", "id,text\n1," + "x" * 20_000_000 + "\n2,short\n")
     before = _snapshot(seeded)

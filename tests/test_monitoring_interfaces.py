@@ -14,6 +14,7 @@ from tools.registry import ToolRegistry
 from tools.risk import Risk
 from tests.test_monitoring_monitors import requests
 
+pytestmark = pytest.mark.slow
 
 def lathe(ws, *args: str):
     return CliRunner().invoke(app, ["--workspace", str(ws.root), "monitors", *args])

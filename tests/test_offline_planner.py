@@ -22,7 +22,8 @@ from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader, connect_writer
 from core.workspace import Workspace
 from tests.offline_questions import QUESTIONS, TODAY, Question
-from tests.test_agent_fixtures import build_small_workspace, collect, done, of, text_of
+from tests.agent_events import collect, done, of, text_of
+from tests.small_workspace import build_small_workspace
 
 
 @pytest.fixture(autouse=True)
@@ -31,13 +32,9 @@ def _no_llm(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(k, raising=False)
 
 
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    from catalog.workspace_setup import init_workspace
-
-    ws = Workspace(tmp_path_factory.mktemp("offline") / "ws")
-    init_workspace(ws, demo=True, scale=0.1)
-    return ws
+@pytest.fixture(scope="module")
+def demo(module_demo: Workspace) -> Workspace:
+    return module_demo
 
 
 def fixed(today: dt.date = TODAY) -> Any:
@@ -94,11 +91,6 @@ def test_question_table(demo: Workspace, q: Question) -> None:
     text = end.text if q.status != "waiting_approval" else text_of(events)
     for words in q.says:
         assert words in text, f"{words!r} not in {text!r}"
-
-
-def test_the_table_has_at_least_sixty_questions_with_rows() -> None:
-    assert len(QUESTIONS) >= 60
-    assert sum(q.sql is not None or q.first_column_sql is not None for q in QUESTIONS) >= 50
 
 
 def test_without_an_llm_the_offline_planner_is_chosen(demo: Workspace) -> None:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ from catalog.metadata import Column, GlossaryTerm, Owner, PiiTag, Table
 from catalog.search import CatalogSearch
 from catalog.store import CatalogStore
 from core.workspace import Workspace
+from tests.waiting import run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -291,6 +291,7 @@ def with_embeddings(ws: Workspace, api_base: str) -> Workspace:
     return Workspace(ws.root)  # settings are read once per Workspace object
 
 
+@pytest.mark.slow
 def test_dense_path_through_litellm_and_fusion(ws, server):
     assert not CatalogSearch.for_workspace(ws).search("buyers", kinds=["table"])  # no document says it
     dense_ws = with_embeddings(ws, server.url)
@@ -316,6 +317,7 @@ def test_dense_path_through_litellm_and_fusion(ws, server):
     assert server.requests[before:] == [["buyers"]]
 
 
+@pytest.mark.slow
 def test_unreachable_embedding_server_is_a_clear_error_and_writes_nothing(ws, server):
     url = server.url
     server.close()
@@ -344,12 +346,12 @@ def test_cli_json_and_kind(ws):
     assert res.exit_code == 2 and "error: no search kind `colum`; did you mean `column`?" in res.stderr
 
 
+@pytest.mark.slow
 def test_cli_as_a_process_prints_a_table(ws):
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_DISABLE_TELEMETRY": "true",
            "DO_NOT_TRACK": "true", "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    out = subprocess.run([sys.executable, "-m", "cli.main", "--workspace", str(ws.root), "catalog", "search",
-                          "customer email", "--limit", "3"], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = run([sys.executable, "-m", "cli.main", "--workspace", str(ws.root), "catalog", "search", "customer email",
+               "--limit", "3"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if "email" in ln]
     assert lines and "column" in lines[0] and "customers" in lines[0] and "in column name" in lines[0]

@@ -8,6 +8,8 @@ import pytest
 
 from tests.metricflow_diff import MF_PYTHON, all_projects, compare
 
+pytestmark = pytest.mark.slow
+
 
 def test_lathe_and_metricflow_give_the_same_rows(tmp_path):
     if not MF_PYTHON.exists():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 
 import openai
 import psutil
@@ -18,6 +17,7 @@ from runtimes.serving.endpoints import deploy as endpoints
 from runtimes.serving.endpoints.client import invoke
 from runtimes.serving.endpoints.store import EndpointStore
 from tests.serving_registry import registered_workspace
+from tests.waiting import wait_for
 
 HELLO = [{"role": "user", "content": "Order 5 ships on day"}]
 
@@ -132,9 +132,7 @@ def test_serverless_scales_to_zero_and_records_every_cold_start(ws):
     assert first.cold_start_ms is not None and endpoints.get_endpoint(ws, "sls").status == "running"
     assert invoke(ws, "sls", "again", max_tokens=4).cold_start_ms is None  # warm
 
-    deadline = time.monotonic() + 60
-    while endpoints.get_endpoint(ws, "sls").status != "idle" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: endpoints.get_endpoint(ws, "sls").status == "idle", what="the endpoint to scale to zero")
     e = endpoints.get_endpoint(ws, "sls")
     assert e.status == "idle" and e.pid is not None and psutil.pid_exists(e.pid)  # scaled to zero, still up
 

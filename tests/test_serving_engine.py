@@ -32,6 +32,7 @@ def _ask(engine: Engine, model_id: str, text: str = "Where is order 5?") -> Gene
     return engine.generate(model_id, ids, GREEDY)
 
 
+@pytest.mark.slow
 def test_deploy_references_resolve_to_files_and_approval(workspace, models):
     lineage = {"job_id": "j1", "base_model": str(models["base"]), "technique": "sft", "dataset_sql": "SELECT 1"}
     register_version(workspace, "ticket-sft", str(models["a1"]), None, lineage)

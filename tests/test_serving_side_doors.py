@@ -141,6 +141,7 @@ def test_the_approval_tool_takes_no_approver_name_and_records_its_principal(work
     assert get_version(workspace, "m-sft", 1).tags["lathe.decided_by"] == "dana"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--by", "ceo"], ["--by=ceo"], ["--by", ""], ["--note", "ok", "--by", "dana"]])
 def test_the_cli_refuses_a_typed_in_approver_for_approve_and_reject(workspace, tmp_path, argv):
     from cli.main import app

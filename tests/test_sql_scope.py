@@ -14,10 +14,6 @@ def ws(tmp_path_factory):
     return build_workspace(tmp_path_factory.mktemp("scope") / "ws")
 
 
-def test_corpus_covers_every_position():
-    assert len(SCOPE_ESCAPES) >= 40 and len(HARMLESS) >= 10
-
-
 @pytest.mark.parametrize("sql", SCOPE_ESCAPES, ids=lambda s: s[:70])
 def test_scope_escape_is_refused_for_an_admin(ws, sql):
     with pytest.raises(UserError) as refused:

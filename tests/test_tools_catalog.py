@@ -9,7 +9,7 @@ import pytest
 from core.errors import UserError
 from core.principal import Principal
 from tests.conftest import ROOT
-from tests.test_agent_fixtures import small_ws, tables_in  # noqa: F401
+from tests.small_workspace import tables_in
 from tools.registry import ToolRegistry, tools_in
 from tools.risk import Risk
 

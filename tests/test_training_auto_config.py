@@ -10,23 +10,10 @@ import pytest
 from core.errors import UserError
 from runtimes.training.auto_config import DataProfile, TrainingPlan, auto_configure
 from runtimes.training.hardware import Gpu, Hardware, detect_hardware, parse_nvidia_smi
-from runtimes.training.memory_estimate import ModelShape, TrainingShape, estimate_memory
+from runtimes.training.memory_estimate import TrainingShape, estimate_memory
 from runtimes.training.plan_explanation import explain
 
 GIB = 2**30
-
-
-@pytest.fixture(scope="module")
-def shape(tmp_path_factory):
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    cfg = AutoConfig.for_model("llama", vocab_size=2000, hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
-                               num_key_value_heads=4, intermediate_size=1408, max_position_embeddings=1024)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("m") / "tiny-llama"
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
-    return ModelShape.from_pretrained(path)
 
 
 def cpu(ram_gib: float = 16) -> Hardware:

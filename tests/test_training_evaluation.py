@@ -11,22 +11,19 @@ import math
 import pytest
 
 from runtimes.training.jobs.store import JobStore
+from tests.waiting import wait_for_job
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    from core.workspace import Workspace
-    from catalog.workspace_setup import init_workspace
+def ws(module_demo):
     from runtimes.training.datasets.shared_data import GSM8K_FILE, import_gsm8k, shared_data_dir
-    from runtimes.training.tiny_models import install_demo_models
 
     if not (shared_data_dir() / GSM8K_FILE).exists():
         pytest.skip("GSM8K is not in the shared data folder")
-    ws = Workspace(tmp_path_factory.mktemp("evaluation") / "ws")
-    init_workspace(ws, demo=True, scale=0.1)
-    install_demo_models(ws)
-    import_gsm8k(ws)
-    return ws
+    import_gsm8k(module_demo)
+    return module_demo
 
 
 def test_rlvr_job_reports_base_versus_tuned_reward_with_a_plot_and_tags(ws):
@@ -39,7 +36,7 @@ def test_rlvr_job_reports_base_versus_tuned_reward_with_a_plot_and_tags(ws):
     settings = {"max_steps": 1, "num_generations": 2, "max_completion_length": 16, "micro_batch": 2,
                 "effective_batch": 4, "max_length": 128, "max_degenerate_share": 1}
     job = launcher.submit(ws, {"model": "tiny-qwen3", "table": "gsm8k", "technique": "rlvr", "settings": settings})
-    job = launcher.wait(ws, job.id, timeout_s=300)
+    job = wait_for_job(ws, job.id)
     store = JobStore(ws)
     assert job.status == "succeeded", (job.error, [e.message for e in store.events(job.id)][-3:])
     assert job.config["gradient_accumulation"] == 2 and job.config["num_generations"] == 2

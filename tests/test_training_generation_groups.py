@@ -14,7 +14,7 @@ from runtimes.training.jobs.store import JobSpec
 from runtimes.training.plan_explanation import explain
 from runtimes.training.recipes import parse_config
 from runtimes.training.recipes.generation_groups import accumulation_for, fitting_generations
-from tests.test_training_auto_config import cpu, gpu, shape  # noqa: F401 (a fixture)
+from tests.test_training_auto_config import cpu, gpu
 
 PROMPTS = DataProfile.from_lengths([50] * 100, completion_lengths=[90] * 100)
 
@@ -74,6 +74,7 @@ def test_recipe_configs_take_a_micro_batch_alone_and_explain_a_misfit():
         parse_config("rlvr", {"micro_batch": 6, "num_generations": 4})
 
 
+@pytest.mark.slow
 def test_grpo_evaluates_in_whole_groups(tmp_path):
     from runtimes.training.recipes.rlvr_recipe import grpo_arguments
 
@@ -102,6 +103,7 @@ def qa_ws(tmp_path_factory):
     return ws, str(model)
 
 
+@pytest.mark.slow
 def test_a_plan_with_only_a_micro_batch_set_is_accepted_and_explained(qa_ws):
     from runtimes.training.jobs.trainer_factory import recipe_config, resolve_settings
     from runtimes.training.planning import plan_finetune

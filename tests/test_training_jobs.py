@@ -12,28 +12,17 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
-from catalog.importers import import_paths
 from runtimes.training.jobs import launcher
 from runtimes.training.jobs.recovery import recover
 from runtimes.training.jobs.store import JobStore
 from runtimes.models.registry import get_version
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    from core.workspace import Workspace
-    from runtimes.training.tiny_models import build_tiny_model
-
-    root = tmp_path_factory.mktemp("jobs")
-    ws = Workspace(root / "ws")
-    ws.create()
-    rows = [{"prompt": f"Where is order {i}?", "completion": f"Order {i} ships on day {i % 7}."} for i in range(40)]
-    f = root / "demos.jsonl"
-    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    import_paths(ws, [f])
-    build_tiny_model("qwen3", ws.root / "models" / "base" / "tiny", [r["prompt"] + " " + r["completion"] for r in rows],
-                     hidden=32, layers=1, heads=2, kv_heads=1, vocab_size=320)
-    return ws
+def ws(demos_workspace):
+    return demos_workspace(rows=40)
 
 
 def _until(pred, timeout=120.0, poll=0.02):

@@ -60,6 +60,7 @@ def test_prompt_text():
         "System: Be kind.\n\nUser: My order #12 is late."
 
 
+@pytest.mark.slow
 def test_judge_scores_a_batch_caches_and_records_failures(tmp_path):
     completions = [[{"role": "assistant", "content": t}] for t in ("Sorry, it ships today.", "Wait.", "No idea.")]
     with ScriptedLLM([say("Score: 9"), say("Score: 4"), say("Score: 1")]) as llm:

@@ -117,6 +117,7 @@ def test_tiny_model_loads_generates_and_takes_lora_targets(models, name):
     assert out.shape[1] == prompt["input_ids"].shape[1] + 4 or tok.eos_token_id in out[0].tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SFT_FAMILIES)
 def test_one_sft_step_on_cpu_changes_the_weights(models, name, tmp_path):
     import torch

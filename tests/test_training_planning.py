@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from core.errors import UserError
 from runtimes.training.jobs.store import JobSpec, JobStore
 
+pytestmark = pytest.mark.slow
 SQL = ("SELECT t.body AS prompt, r.body AS reply FROM support_tickets t JOIN ticket_replies r "
        "ON r.ticket_id = t.ticket_id WHERE r.quality_score >= 4")
 

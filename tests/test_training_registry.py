@@ -16,6 +16,7 @@ def _lineage(job_id: str) -> dict:
             "config": {"learning_rate": 0.0002, "max_steps": 4}, "metrics": {"loss": 3.5, "eval_loss": 3.7}}
 
 
+@pytest.mark.slow
 def test_versions_carry_lineage_and_approval_is_decided_once(workspace, tmp_path):
     model = tmp_path / "model"
     model.mkdir()
@@ -50,6 +51,7 @@ def test_versions_carry_lineage_and_approval_is_decided_once(workspace, tmp_path
         decide(workspace, "tiny-qwen3-sft", 2, "approved", " ")
 
 
+@pytest.mark.slow
 def test_unknown_models_and_versions_are_clear(workspace, tmp_path):
     register_version(workspace, "tiny-llama-dpo", str(tmp_path), None, _lineage("job-3"))
     with pytest.raises(UserError, match="no registered model `tiny-lama-dpo`; did you mean `tiny-llama-dpo`"):
@@ -77,6 +79,7 @@ def _cli():
     return app
 
 
+@pytest.mark.slow
 def test_cli_dry_run_models_and_clear_errors(workspace, tmp_path):
     import json
 

@@ -3,33 +3,19 @@ real CLI on a real workspace: settings out of range (with the range), names that
 that is not one read, a micro-batch larger than the data; `lathe jobs delete` removes an ended job."""
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 from typer.testing import CliRunner
 
 from core.errors import UserError
-from catalog.importers import import_paths
 from runtimes.training.jobs import launcher
 from runtimes.training.jobs.store import JobSpec, JobStore
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    from core.workspace import Workspace
-    from runtimes.training.tiny_models import build_tiny_model
-
-    root = tmp_path_factory.mktemp("requests")
-    ws = Workspace(root / "ws")
-    ws.create()
-    rows = [{"prompt": f"Where is order {i}?", "completion": f"Order {i} ships on day {i % 7}."} for i in range(20)]
-    f = root / "demos.jsonl"
-    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    import_paths(ws, [f])
-    build_tiny_model("qwen3", ws.root / "models" / "base" / "tiny", [r["prompt"] + " " + r["completion"] for r in rows],
-                     hidden=32, layers=1, heads=2, kv_heads=1, vocab_size=320)
-    return ws
+def ws(demos_workspace):
+    return demos_workspace(rows=20)
 
 
 def _run(ws, *args: str):

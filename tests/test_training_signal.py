@@ -17,6 +17,7 @@ from runtimes.training.jobs.signal_check import SignalCheck, step_problem
 from runtimes.training.jobs.store import JobSpec, JobStore
 from runtimes.models.registry import list_versions
 from tests.scripted_llm import ScriptedLLM, say
+from tests.waiting import wait_for_job
 
 PROMPTS = [f"Where is order {i}? It was due on day {i % 5 + 1}." for i in range(24)]
 
@@ -90,12 +91,13 @@ def test_an_unreachable_judge_is_refused_at_plan_time_and_creates_no_job(ws):
     assert JobStore(ws).list() == []
 
 
+@pytest.mark.slow
 def test_a_judge_that_stops_answering_fails_the_job_and_registers_nothing(ws):
     store = JobStore(ws)
     # The probe before training and the first steps' scores are answered; then every call fails (HTTP 500).
     with ScriptedLLM([say("Score: 5")] * 3) as llm:
         job = launcher.submit(ws, _rlaif(llm.url, max_steps=6))
-        done = launcher.wait(ws, job.id, timeout_s=600)
+        done = wait_for_job(ws, job.id)
     assert done.status == "failed", done.error
     assert done.error.startswith("no training signal: ") and "no reward" in done.error
     assert "nothing was registered" in done.error and done.model_version is None
@@ -109,6 +111,7 @@ def test_a_judge_that_stops_answering_fails_the_job_and_registers_nothing(ws):
     assert done.step < 6  # it stopped once the outcome was certain
 
 
+@pytest.mark.slow
 def test_a_lathe_endpoint_is_the_judge_through_the_endpoint_store(ws):
     """The endpoint's row and local key are real; the scripted server stands where its process would listen."""
     from runtimes.serving.endpoints.store import EndpointStore
@@ -151,6 +154,7 @@ def test_a_lathe_endpoint_is_the_judge_through_the_endpoint_store(ws):
     assert resolved["judge_model"] == "openai/tiny-judge-v1" and resolved["judge_api_base"] == url
 
 
+@pytest.mark.slow
 def test_rlaif_trains_on_prompts_alone_and_a_mapping_can_be_given(ws, monkeypatch):
     from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
 

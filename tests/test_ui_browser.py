@@ -10,8 +10,6 @@ OpenAI-compatible server.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,39 +22,18 @@ from catalog.semantic.runner import run_metric_query
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader
 from core.workspace import Workspace
-from catalog.workspace_setup import init_workspace
 from tests.scripted_llm import ScriptedLLM, call
-from tests.ui_server import browser, chromium, ui_server
+from tests.ui_server import ask, browser, chromium, click, evidence, shown, ui_server
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(chromium() is None, reason="Debian's `chromium` is not installed "
                                  "(apt-get install -y chromium); the browser test needs it")]
 
-WAIT_MS = 30_000
 REGIONS_SQL = "SELECT region, count(*) AS customers FROM customers GROUP BY region ORDER BY region"
-
-
-def _ask(page, text: str) -> None:
-    box = page.locator("#chat-input")
-    box.wait_for(timeout=WAIT_MS)
-    box.fill(text)
-    page.locator("#chat-submit").click()  # waits until the chat is idle and the button enabled
 
 
 def _rows(table) -> list[list[str]]:
     return [[c.inner_text().strip() for c in r.locator("td").all()] for r in table.locator("tbody tr").all()]
-
-
-@contextmanager
-def _evidence(page, folder: Path, name: str) -> Iterator[None]:
-    """On a failure, a screenshot and the page's text beside the test's files, named in the error."""
-    try:
-        yield
-    except Exception as e:
-        shot = folder / f"{name}.png"
-        page.screenshot(path=str(shot))
-        text = page.locator("body").inner_text()[-1500:]
-        raise AssertionError(f"{e}\n--- screenshot: {shot}\n--- page text (end):\n{text}") from e
 
 
 def _tables(ws: Workspace) -> set[str]:
@@ -71,82 +48,81 @@ def _count(ws: Workspace, table: str) -> int:
 
 def _first_run(page, url: str, ws: Workspace, regions: list[list[str]], by_region: list[list[str]]) -> None:
     page.goto(url + "/")
-    page.get_by_text("No LLM is configured").wait_for(timeout=WAIT_MS)
+    shown(page, page.get_by_text("No LLM is configured"))
 
-    _ask(page, REGIONS_SQL)  # SQL typed directly runs on the safe path
+    ask(page, REGIONS_SQL)  # SQL typed directly runs on the safe path
     table = page.locator("table", has_text="customers").first
-    table.wait_for(timeout=WAIT_MS)
+    shown(page, table)
     assert _rows(table) == regions
 
-    _ask(page, "revenue by region")  # a metric question: rows from the semantic layer and a bar chart
+    ask(page, "revenue by region")  # a metric question: rows from the semantic layer and a bar chart
     table = page.locator("table", has_text="customer__region").first
-    table.wait_for(timeout=WAIT_MS)
+    shown(page, table)
     assert sorted(_rows(table)) == by_region and len(by_region) == 4
-    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=WAIT_MS)  # the first chart is the SQL's
+    shown(page, page.locator(".js-plotly-plot").nth(1))  # the first chart is the SQL's
 
     # A write waits for approval; Approve runs it and the answer says so.
-    _ask(page, "create a table of revenue by region named revenue_by_region")
-    page.get_by_text("Waiting for your approval").first.wait_for(timeout=WAIT_MS)
+    ask(page, "create a table of revenue by region named revenue_by_region")
+    shown(page, page.get_by_text("Waiting for your approval").first)
     assert "revenue_by_region" not in _tables(ws)
-    page.get_by_role("button", name="Approve").click()
-    page.get_by_text("created table revenue_by_region").filter(visible=True).first.wait_for(timeout=WAIT_MS)
+    click(page, page.get_by_role("button", name="Approve"))
+    shown(page, page.get_by_text("created table revenue_by_region").filter(visible=True).first)
 
     # A CSV whose table exists is not imported: its replacement is a plan that waits for Approve.
     agents = ws.root.parent / "support_agents.csv"
     agents.write_text("agent_id,agent_name,team,hired_on\n1,Ann Lee,tier1,2024-01-02\n2,Bo Park,billing,2024-03-04\n")
     page.locator("#upload-button-input").set_input_files(str(agents))
-    page.get_by_text(agents.name).first.wait_for(timeout=WAIT_MS)
-    _ask(page, "SELECT count(*) AS agents FROM support_agents")
-    page.get_by_text("table support_agents already exists").first.wait_for(timeout=WAIT_MS)
-    page.get_by_text("replaces table support_agents").first.wait_for(timeout=WAIT_MS)
+    shown(page, page.get_by_text(agents.name).first)
+    ask(page, "SELECT count(*) AS agents FROM support_agents")
+    shown(page, page.get_by_text("table support_agents already exists").first)
+    shown(page, page.get_by_text("replaces table support_agents").first)
     assert _count(ws, "support_agents") > 2
-    page.get_by_role("button", name="Approve").click()
-    page.get_by_text("table support_agents: replaced").filter(visible=True).first.wait_for(timeout=WAIT_MS)
+    click(page, page.get_by_role("button", name="Approve"))
+    shown(page, page.get_by_text("table support_agents: replaced").filter(visible=True).first)
     assert _count(ws, "support_agents") == 2
     assert CatalogStore(ws).load_table("support_agents").description.startswith("The support team")
 
     # A second write is left waiting when the app stops.
-    _ask(page, "save orders by status as a table named orders_by_status")
-    page.get_by_text("creates table orders_by_status").first.wait_for(timeout=WAIT_MS)
-    page.get_by_role("button", name="Approve").wait_for(timeout=WAIT_MS)
+    ask(page, "save orders by status as a table named orders_by_status")
+    shown(page, page.get_by_text("creates table orders_by_status").first)
+    shown(page, page.get_by_role("button", name="Approve"))
     assert page.get_by_text("Waiting for your approval").count() == 1  # the first one was decided
 
 
 def _second_run(page, url: str, llm: ScriptedLLM, thread_id: str, title: str, by_region: list[list[str]],
                 upload: Path) -> None:
     page.goto(url + "/")
-    page.get_by_text("Planning with the LLM openai/scripted").wait_for(timeout=WAIT_MS)
+    shown(page, page.get_by_text("Planning with the LLM openai/scripted"))
     # A plan waiting in another thread is offered on the start page too.
-    page.get_by_text(f"Waiting for your approval in “{title}”").wait_for(timeout=WAIT_MS)
+    shown(page, page.get_by_text(f"Waiting for your approval in “{title}”"))
 
     # A CSV dropped into the chat becomes a catalogued table that the same message can query.
     page.locator("#upload-button-input").set_input_files(str(upload))
-    page.get_by_text(upload.name).first.wait_for(timeout=WAIT_MS)
-    _ask(page, "SELECT region, target FROM regional_targets ORDER BY region")
-    page.get_by_text("table regional_targets: created, 2 rows, 2 columns").wait_for(timeout=WAIT_MS)
+    shown(page, page.get_by_text(upload.name).first)
+    ask(page, "SELECT region, target FROM regional_targets ORDER BY region")
+    shown(page, page.get_by_text("table regional_targets: created, 2 rows, 2 columns"))
     table = page.locator("table", has_text="target").first
-    table.wait_for(timeout=WAIT_MS)
+    shown(page, table)
     assert _rows(table) == [["EMEA", "120"], ["NA", "95"]]
 
-    _ask(page, "how much revenue per region?")
+    ask(page, "how much revenue per region?")
     table = page.locator("table", has_text="customer__region").first
-    table.wait_for(timeout=WAIT_MS)
+    shown(page, table)
     assert sorted(_rows(table)) == by_region
     assert len(llm.requests) == 1
 
-    page.locator(f"#thread-{thread_id} a").click()  # from the thread list, as a person would
-    page.get_by_text("revenue by region", exact=True).first.wait_for(timeout=WAIT_MS)
-    page.get_by_role("button", name="Edit").first.click()
-    page.get_by_text("Edit step s1 (create_derived_table)").wait_for(timeout=WAIT_MS)
-    _ask(page, '{"name": "orders_per_status"}')
-    page.get_by_text("creates table orders_per_status").first.wait_for(timeout=WAIT_MS)
-    page.get_by_role("button", name="Approve").first.click()
-    page.get_by_text("created table orders_per_status").filter(visible=True).first.wait_for(timeout=WAIT_MS)
+    click(page, page.locator(f"#thread-{thread_id} a"))  # from the thread list, as a person would
+    shown(page, page.get_by_text("revenue by region", exact=True).first)
+    click(page, page.get_by_role("button", name="Edit").first)
+    shown(page, page.get_by_text("Edit step s1 (create_derived_table)"))
+    ask(page, '{"name": "orders_per_status"}')
+    shown(page, page.get_by_text("creates table orders_per_status").first)
+    click(page, page.get_by_role("button", name="Approve").first)
+    shown(page, page.get_by_text("created table orders_per_status").filter(visible=True).first)
 
 
-def test_ask_approve_restart_and_resume(tmp_path):
-    ws = Workspace(tmp_path / "ws")
-    init_workspace(ws, demo=True, scale=0.1)
+def test_ask_approve_restart_and_resume(demo_ws: Workspace, tmp_path):
+    ws = demo_ws
     with connect_reader(ws) as con:
         regions = [[r[0], cell_text(r[1])] for r in con.execute(REGIONS_SQL).fetchall()]
     revenue = run_metric_query(ws, MetricQuery(metrics=["revenue"], group_by=["customer__region"]))
@@ -156,7 +132,7 @@ def test_ask_approve_restart_and_resume(tmp_path):
     # No LLM configured: the offline planner answers, as on a first start.
     with browser() as b, ui_server(ws.root, log) as url:
         page = b.new_page(viewport={"width": 1300, "height": 1000})
-        with _evidence(page, tmp_path, "first_run"):
+        with evidence(page, tmp_path, "first_run"):
             _first_run(page, url, ws, regions, by_region)
 
     assert "revenue_by_region" in _tables(ws) and "orders_by_status" not in _tables(ws)
@@ -178,7 +154,7 @@ def test_ask_approve_restart_and_resume(tmp_path):
                       metrics=["revenue"], group_by=["customer__region"], order_by=["customer__region"]))
         with ui_server(ws.root, log, env={"LATHE_MODEL": "openai/scripted", "LATHE_API_BASE": llm.url}) as url:
             page = b.new_page(viewport={"width": 1300, "height": 1000})
-            with _evidence(page, tmp_path, "second_run"):
+            with evidence(page, tmp_path, "second_run"):
                 _second_run(page, url, llm, thread_id, title, by_region, upload)
         assert len(llm.requests) == 1  # deciding never asks the LLM
 

@@ -9,50 +9,43 @@ import pytest
 
 from agent.session import Session
 from core.workspace import Workspace
-from catalog.workspace_setup import init_workspace
 from runtimes.training.jobs.store import JobStore
-from tests.test_ui_browser import WAIT_MS, _ask, _evidence
-from tests.ui_server import browser, chromium, ui_server
+from tests.ui_server import ask, browser, chromium, click, evidence, shown, ui_server
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(chromium() is None, reason="Debian's `chromium` is not installed "
                                  "(apt-get install -y chromium); the browser test needs it")]
 
-JOB_WAIT_MS = 180_000  # a worker process starts, trains, evaluates and registers
 STEPS = 150
 
 
-def test_a_job_started_from_the_chat_is_followed_to_its_report(tmp_path):
-    from runtimes.training.tiny_models import install_demo_models
-
-    ws = Workspace(tmp_path / "ws")
-    init_workspace(ws, demo=True, scale=0.1)
-    install_demo_models(ws)
+def test_a_job_started_from_the_chat_is_followed_to_its_report(demo_ws: Workspace, tmp_path):
+    ws, runs = demo_ws, demo_ws.root / "runs"  # the job's run folder shows its progress while the page is still
     with browser() as b, ui_server(ws.root, tmp_path / "ui.log") as url:
         page = b.new_page(viewport={"width": 1300, "height": 1000})
-        with _evidence(page, tmp_path, "job_progress"):
+        with evidence(page, tmp_path, "job_progress"):
             page.goto(url + "/")
-            page.get_by_text("No LLM is configured").wait_for(timeout=WAIT_MS)
+            shown(page, page.get_by_text("No LLM is configured"), runs)
             # Enough steps (about half a minute here) that the reload below lands while the job runs.
-            _ask(page, f"fine-tune tiny-qwen3 with dpo on reply_preferences max_steps={STEPS} max_length=64")
-            page.get_by_text("Waiting for your approval").first.wait_for(timeout=WAIT_MS)
-            page.get_by_role("button", name="Approve").click()
-            page.get_by_text(" — running · ").first.wait_for(timeout=JOB_WAIT_MS)  # the progress message
+            ask(page, f"fine-tune tiny-qwen3 with dpo on reply_preferences max_steps={STEPS} max_length=64", runs)
+            shown(page, page.get_by_text("Waiting for your approval").first, runs)
+            click(page, page.get_by_role("button", name="Approve"), runs)
+            shown(page, page.get_by_text(" — running · ").first, runs)  # the progress message
 
             (job,) = JobStore(ws).list()
             (thread,) = Session.threads(ws)
             page.goto(url + "/")  # a reload: a new chat page; the job goes on
-            page.locator(f"#thread-{thread.thread_id} a").click()  # the thread again, from the thread list
+            click(page, page.locator(f"#thread-{thread.thread_id} a"), runs)  # the thread again, from the thread list
             assert JobStore(ws).get(job.id).status == "running"  # resumed before the job ended, so it can show
-            page.get_by_text("Evaluation of job").wait_for(timeout=JOB_WAIT_MS)
+            shown(page, page.get_by_text("Evaluation of job"), runs)
             assert JobStore(ws).get(job.id).status == "succeeded"
             # The resumed thread's progress message, rewritten in place, ends at the job's final state.
             progress = page.get_by_text(f"Job {job.id} — ").last
             assert "succeeded" in progress.inner_text() and f"{STEPS}/{STEPS}" in progress.inner_text()
-            page.get_by_text("preference accuracy, tuned", exact=True).first.wait_for(timeout=WAIT_MS)  # a figure's row
-            page.get_by_text("Registered tiny-qwen3-dpo/1, pending approval.").wait_for(timeout=WAIT_MS)
-            page.get_by_text("lathe models approve tiny-qwen3-dpo 1").wait_for(timeout=WAIT_MS)
-            page.locator(f"img[alt='{job.id} curves']").wait_for(timeout=WAIT_MS)
+            shown(page, page.get_by_text("preference accuracy, tuned", exact=True).first, runs)  # a figure's row
+            shown(page, page.get_by_text("Registered tiny-qwen3-dpo/1, pending approval."), runs)
+            shown(page, page.get_by_text("lathe models approve tiny-qwen3-dpo 1"), runs)
+            shown(page, page.locator(f"img[alt='{job.id} curves']"), runs)
 
-            _ask(page, "SELECT count(*) AS jobs_seen FROM reply_preferences")  # the chat is free again
-            page.locator("table", has_text="jobs_seen").first.wait_for(timeout=WAIT_MS)
+            ask(page, "SELECT count(*) AS jobs_seen FROM reply_preferences", runs)  # the chat is free again
+            shown(page, page.locator("table", has_text="jobs_seen").first, runs)

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from cli.ui_command import chainlit_command
+from tests.waiting import cpu_seconds, files_state, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   # The page asks for web fonts; no name resolves except loopback, so nothing leaves the machine.
                   "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
-START_TIMEOUT_S = 60.0
+PAGE_STALL_S = 60.0  # the page's text, the server's log and the given files stood still this long: stuck
 
 
 def chromium() -> str | None:
@@ -60,13 +60,13 @@ def ui_server(ws_root: Path, log: Path, env: dict[str, str] | None = None) -> It
         proc = subprocess.Popen(argv, env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while not _answers(url + "/"):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the UI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the UI did not answer in {START_TIMEOUT_S:g} s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.05)
+            try:
+                wait_for(lambda: proc.poll() is not None or _answers(url + "/"),
+                         progress=lambda: (files_state(log), cpu_seconds([proc.pid])), what=f"the UI to answer at {url}")
+            except AssertionError as e:
+                raise RuntimeError(f"{e}\n{log.read_text()[-3000:]}") from e
+            if proc.poll() is not None:
+                raise RuntimeError(f"the UI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
             yield url
         finally:
             if proc.poll() is None:
@@ -89,3 +89,62 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+
+def _by_page(page: Any, attempt: Any, watched: tuple[Path, ...], stall_s: float, what: str) -> None:
+    """Retries `attempt` (a short Playwright action) while the page's text or the `watched` files still change."""
+    from playwright.sync_api import Error as PlaywrightError, TimeoutError as PlaywrightTimeout
+
+    def done() -> bool:
+        try:
+            attempt()
+            return True
+        except PlaywrightTimeout:
+            return False
+
+    def progress() -> tuple[Any, ...]:
+        try:
+            text = page.locator("body").inner_text(timeout=5000)
+        except PlaywrightError as e:  # between two pages
+            text = str(e)
+        return text, files_state(*watched)
+
+    wait_for(done, progress=progress, stall_s=stall_s, poll_s=0, what=what)
+
+
+def shown(page: Any, locator: Any, *watched: Path, stall_s: float = PAGE_STALL_S) -> Any:
+    """`locator` once visible, waiting while the page's text or the `watched` files (the server's log, a job's run
+    folder) still change; fails when all stood still for `stall_s`."""
+    _by_page(page, lambda: locator.wait_for(timeout=500), watched, stall_s, f"{locator} to show")
+    return locator
+
+
+def click(page: Any, locator: Any, *watched: Path, stall_s: float = PAGE_STALL_S) -> None:
+    """Clicks `locator` once it would take a click (visible, enabled, still), waiting by progress as `shown` does.
+    The wait is a trial click: a real one is made once, never retried (a second click could send twice)."""
+    _by_page(page, lambda: locator.click(trial=True, timeout=500), watched, stall_s, f"{locator} to take a click")
+    locator.click(timeout=stall_s * 1000)
+
+
+def ask(page: Any, text: str, *watched: Path) -> None:
+    """Types `text` into the chat and sends it (once the chat is idle and the button enabled)."""
+    box = shown(page, page.locator("#chat-input"), *watched)
+    box.fill(text)
+    click(page, page.locator("#chat-submit"), *watched)
+
+
+@contextmanager
+def evidence(page: Any, folder: Path, name: str) -> Iterator[None]:
+    """A screenshot of the page at the end beside the test's files; on a failure, named in the error with the
+    page's text."""
+    shot = folder / f"{name}.png"
+    try:
+        yield
+    except BaseException as e:  # also pytest-timeout's stop, so that a wait still progressing leaves its evidence
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        page.screenshot(path=str(shot))
+        text = page.locator("body").inner_text()[-1500:]
+        raise AssertionError(f"{e}\n--- screenshot: {shot}\n--- page text (end):\n{text}") from e
+    page.screenshot(path=str(shot))

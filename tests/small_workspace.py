@@ -1,18 +1,11 @@
-"""Shared pieces of the agent tests: a small real workspace (DuckDB tables, catalog, one metric), a
-session against the scripted LLM, and helpers to read event streams. Holds no tests itself.
-"""
+"""A small real workspace for the agent and tool tests: customers (6), orders (12), an unrelated weather table,
+their catalog entries and one `revenue` metric, with readers for the tables it holds. Holds no tests."""
 from __future__ import annotations
-
-from collections.abc import Iterable, Iterator
-from typing import Any
-
-import pytest
 
 from catalog.metadata import Column, PiiTag, Table
 from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader, connect_writer
 from core.workspace import Workspace
-from tests.scripted_llm import ScriptedLLM
 
 REGIONS = {"EMEA": 3, "NA": 2, "APAC": 1}  # customers per region
 
@@ -58,37 +51,6 @@ def build_small_workspace(ws: Workspace, customers_description: str = "People an
         txn.put_table(Table(name="weather_readings", description="Temperatures from weather stations.", columns=[
             Column(name="station", type="VARCHAR"), Column(name="celsius", type="DOUBLE")]))
         txn.put_semantic("small", SEMANTIC)
-
-
-@pytest.fixture
-def small_ws(workspace: Workspace) -> Workspace:
-    build_small_workspace(workspace)
-    return workspace
-
-
-@pytest.fixture
-def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedLLM]:
-    with ScriptedLLM() as server:
-        monkeypatch.setenv("LATHE_MODEL", "openai/scripted")
-        monkeypatch.setenv("LATHE_API_BASE", server.url)
-        yield server
-
-
-def collect(events: Iterable[Any]) -> list[Any]:
-    return list(events)
-
-
-def of(events: list[Any], kind: str) -> list[Any]:
-    return [e for e in events if e.type == kind]
-
-
-def done(events: list[Any]) -> Any:
-    assert events and events[-1].type == "done", [e.type for e in events]
-    return events[-1]
-
-
-def text_of(events: list[Any]) -> str:
-    return "".join(e.text for e in of(events, "text_delta"))
 
 
 def tables_in(ws: Workspace) -> set[str]:
