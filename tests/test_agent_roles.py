@@ -12,7 +12,8 @@ from core.errors import UserError
 from core.users import UserStore
 from core.workspace import Workspace
 from tests.scripted_llm import call
-from tests.test_agent_fixtures import collect, done, llm, of, small_ws, tables_in  # noqa: F401
+from tests.agent_events import collect, done, of
+from tests.small_workspace import tables_in
 
 EMEA_SQL = "SELECT * FROM customers WHERE region = 'EMEA'"
 

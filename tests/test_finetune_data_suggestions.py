@@ -14,7 +14,7 @@ import pytest
 from agent.session import Session
 from core.workspace import Workspace
 from runtimes.training.jobs.store import JobStore
-from tests.test_agent_fixtures import collect, of, text_of
+from tests.agent_events import collect, of, text_of
 
 BEST_REPLIES = ("SELECT count(*) FROM support_tickets t JOIN ticket_replies r ON r.ticket_id = t.ticket_id "
                 "WHERE r.quality_score >= (SELECT quantile_disc(quality_score, 0.75) FROM ticket_replies)")

@@ -14,7 +14,7 @@ from core.users import UserStore
 from tests.scripted_llm import call
 from tests.serving_http import serve
 from tests.slack_api import SIGNING_SECRET, FakeSlack, action_body, event_body, signed_post
-from tests.test_agent_fixtures import llm, small_ws, tables_in  # noqa: F401
+from tests.small_workspace import tables_in
 
 EMEA_SQL = "SELECT * FROM customers WHERE region = 'EMEA'"
 ENV = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET}
