@@ -9,8 +9,8 @@ import pytest
 
 from agent.session import Session
 from core.workspace import Workspace
-from runtimes.training.jobs import launcher
-from runtimes.training.jobs.store import JobStore
+from runtimes.jobs import lifecycle as launcher
+from runtimes.jobs.store import JobStore
 from tests.scripted_llm import call
 from tests.test_agent_fixtures import collect, done, llm, of, text_of  # noqa: F401
 

@@ -10,7 +10,7 @@ import pytest
 from agent.session import Session
 from core.workspace import Workspace
 from catalog.workspace_setup import init_workspace
-from runtimes.training.jobs.store import JobStore
+from runtimes.jobs.store import JobStore
 from tests.test_ui_browser import WAIT_MS, _ask, _evidence
 from tests.ui_server import browser, chromium, ui_server
 

@@ -2,7 +2,7 @@
 table (risk `compute`, so it waits for approval), follow a batch, submit a request to the async queue (`compute`)
 and read an async request's status and result.
 
-Thin wrappers over `runtimes/serving/batch/transform.py` and `async_queue.py`: the status tools change nothing; the batch
+Thin wrappers over `runtimes/serving/batch/transform.py` and the async queue: the status tool changes nothing; the batch
 runs as a job in its own process and the async request waits for the queue's workers.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ class RunBatch(LatheTool):
     name: str = "run_batch"
     description: str = ("Run a model over every row of a catalog table or a read-only query and write a predictions "
                         "table to the warehouse (prompt, prediction, tokens, latency, model), as a resumable job. "
-                        "Spends compute, so it waits for approval. Follow it with `batch_status`.")
+                        "Spends compute, so it waits for approval. Follow it with `job_status`.")
     args_schema: type[BaseModel] = RunBatchArgs
     risk = Risk.compute
 
@@ -64,37 +64,6 @@ class RunBatch(LatheTool):
                                f"`{plan.into}`; ask \"how is the batch doing?\" to follow it",
                           data={"job_id": job.id, "status": job.status, "rows": plan.rows, "into": plan.into,
                                 "plan": plan.explain()})
-
-
-class BatchStatusArgs(ToolArgs):
-    job_id: str | None = Field(None, description="the batch job's id; the latest batch when left out")
-
-
-class BatchStatus(LatheTool):
-    name: str = "batch_status"
-    description: str = ("A batch inference job's status, rows done of all, its predictions table once it has "
-                        "succeeded, or its error. Without a job id: the latest batch.")
-    args_schema: type[BaseModel] = BatchStatusArgs
-    risk = Risk.read
-
-    def _run(self, job_id: str | None = None) -> ToolOutput:
-        from runtimes.serving.batch.transform import jobs, status
-
-        if job_id is None:
-            found = jobs(self.workspace)
-            if not found:
-                raise UserError("there is no batch job in this workspace yet")
-            job_id = max(found, key=lambda j: (j.created_at, j.id)).id
-        job = status(self.workspace, job_id)
-        parts = [f"batch {job.id} is {job.status}: {job.rows_done:,} of {job.rows_total:,} rows done with "
-                 f"`{job.plan.get('model_id')}`"]
-        if job.status == "succeeded":
-            parts.append(f"predictions in table `{job.output_table}`")
-        elif job.status == "failed" and job.error:
-            parts.append(f"error: {job.error}")
-        rows = [[k, v] for k, v in job.to_json().items() if k != "plan" and v not in (None, "")]
-        return ToolOutput(text="; ".join(parts), result=QueryResult(sql="", columns=["field", "value"], rows=rows),
-                          data={k: v for k, v in job.to_json().items() if k != "plan"})
 
 
 class SubmitAsyncArgs(ToolArgs):

@@ -6,7 +6,6 @@ Thin wrappers over `runtimes/training/`: proposing reads the catalog and warehou
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -155,47 +154,26 @@ class FinetuneChoices(ToolArgs):
         return None
 
 
-_PLANS: dict[tuple[str, str, float], str] = {}  # one plan per request and warehouse state: planning reads every row
+_PLANS: dict[tuple[str, str, float], Any] = {}  # one plan per request and warehouse state: planning reads every row
+
+
+def approved_plan(ws: Workspace, choices: FinetuneChoices) -> Any:
+    """The `FinetunePlan` shown for approval; the job started from these choices stores and runs this very plan."""
+    from runtimes.training.jobs.spec import JobSpec
+    from runtimes.training.planning import plan_finetune
+
+    key = (str(ws.root), choices.model_copy(update={"goal": ""}).model_dump_json(),
+           ws.warehouse_path.stat().st_mtime if ws.warehouse_path.exists() else 0.0)
+    if key not in _PLANS:
+        spec = JobSpec.parse({"model": choices.model, "table": choices.table, "technique": choices.technique,
+                              "settings": choices.settings, "mapping": choices.mapping})
+        _PLANS[key] = plan_finetune(ws, spec)
+    return _PLANS[key]
 
 
 def dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
     """The plan in plain words with its estimate, as `lathe finetune --dry-run` shows it; starts nothing."""
-    key = (str(ws.root), choices.model_copy(update={"goal": ""}).model_dump_json(),
-           ws.warehouse_path.stat().st_mtime if ws.warehouse_path.exists() else 0.0)
-    if key not in _PLANS:
-        _PLANS[key] = _dry_run(ws, choices)
-    return _PLANS[key]
-
-
-def _dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
-    import importlib.util
-
-    from runtimes.training.jobs.store import JobSpec
-
-    spec = JobSpec.parse({"model": choices.model, "table": choices.table, "technique": choices.technique,
-                          "settings": choices.settings, "mapping": choices.mapping})
-    if importlib.util.find_spec("runtimes.training.planning") is not None:
-        from runtimes.training.planning import plan_finetune  # type: ignore[import-not-found]
-
-        return str(plan_finetune(ws, spec).explain())
-    from runtimes.training.datasets.preparation import DatasetSpec, plan_dataset
-    from runtimes.training.jobs.trainer_factory import resolve_settings
-    from runtimes.models.sources import resolve_model
-
-    resolved = resolve_settings(spec.settings, spec.technique)
-    source = resolve_model(spec.model, ws)
-    data = plan_dataset(ws, DatasetSpec(table=spec.table, technique=spec.technique,
-                                        eval_fraction=spec.eval_fraction, seed=resolved["seed"]))
-    train_rows = len(data.examples) - round(len(data.examples) * spec.eval_fraction)
-    per_step = max(1, int(resolved["micro_batch"]) * int(resolved.get("gradient_accumulation", 1) or 1))
-    steps = (int(resolved["max_steps"]) if int(resolved["max_steps"]) > 0
-             else math.ceil(train_rows * float(resolved["epochs"]) / per_step))
-    shown = ", ".join(f"{k}={resolved[k]}" for k in ("learning_rate", "epochs", "max_steps", "micro_batch",
-                                                     "gradient_accumulation", "max_length") if k in resolved)
-    return (f"model: {source.location} ({source.family.name}); technique: {spec.technique}\n"
-            f"data: {data.describe()}\n"
-            f"estimate: about {train_rows:,} training rows, {steps:,} optimizer steps of {per_step} rows each\n"
-            f"settings: {shown}")
+    return str(approved_plan(ws, choices).explain())
 
 
 def question(ws: Workspace, choices: FinetuneChoices) -> tuple[str, list[str]]:
@@ -310,69 +288,22 @@ class StartFinetune(LatheTool):
 
     def _run(self, model: str, table: str, technique: str = "sft", settings: dict[str, Any] | None = None,
              name: str | None = None, mapping: dict[str, str] | None = None) -> ToolOutput:
-        from runtimes.training.jobs import launcher
+        from dataclasses import replace
 
-        job = launcher.submit(self.workspace, {"model": model, "table": table, "technique": technique,
-                                               "settings": settings or {}, "name": name, "mapping": mapping})
+        from runtimes.jobs.lifecycle import submit
+        from runtimes.training.jobs.finetune_kind import planned
+        from runtimes.training.jobs.spec import JobSpec
+
+        shown = approved_plan(self.workspace, FinetuneChoices(table=table, technique=technique, model=model,
+                                                               settings=settings or {}, mapping=mapping))
+        approved = planned(shown)  # the plan the approval showed is the plan that runs
+        if name:
+            approved = replace(approved, spec=JobSpec.parse({**approved.spec, "name": name}).model_dump(
+                mode="json", exclude_none=True))
+        job = submit(self.workspace, "finetune", planned=approved)
         return ToolOutput(text=f"started job {job.id} ({job.status}): {technique} of `{model}` on `{table}`; "
                                "ask \"how is the job doing?\" to follow it",
-                          data={"job_id": job.id, "status": job.status})
-
-
-class JobStatusArgs(ToolArgs):
-    job_id: str | None = Field(None, description="the job's id; the latest job when left out")
-
-
-class JobStatus(LatheTool):
-    name: str = "job_status"
-    description: str = ("A fine-tuning job's status, progress, latest metrics and, once it has ended, its evaluation "
-                        "figures, report and registered model version. Without a job id: the latest job.")
-    args_schema: type[BaseModel] = JobStatusArgs
-    risk = Risk.read
-
-    def _run(self, job_id: str | None = None) -> ToolOutput:
-        from runtimes.training.jobs.store import JobStore
-
-        store = JobStore(self.workspace)
-        if job_id is None:
-            jobs = store.list()
-            if not jobs:
-                raise UserError("there is no fine-tuning job in this workspace yet")
-            job_id = max(jobs, key=lambda j: (j.created_at, j.id)).id
-        job = store.get(job_id)
-        latest = {k: v for k, (_, v) in store.latest_metrics(job.id).items()}
-        total = int((job.config or {}).get("max_steps") or job.spec.settings.get("max_steps") or 0)
-        progress = f"step {job.step}" + (f" of {total}" if total > 0 else "")
-        parts = [f"job {job.id} is {job.status} ({job.spec.technique} of `{job.spec.model}` on "
-                 f"`{job.spec.table or 'a query'}`), {progress}"]
-        rows = [["status", job.status], ["step", job.step]]
-        shown = {k: latest[k] for k in ("loss", "reward", "grad_norm", "tokens_per_s") if k in latest}
-        if shown:
-            parts.append("latest: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
-        rows += [[k, v] for k, v in latest.items()]
-        evaluation: dict[str, Any] = {}
-        report = None
-        if job.status == "succeeded":
-            evaluation = dict((job.lineage or {}).get("metrics") or {})
-            figures = {k: v for k, v in evaluation.items() if k.startswith(("eval", "base_", "tuned_", "duration"))
-                       or "win" in k or "reward" in k}
-            if figures:
-                parts.append("evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                        for k, v in figures.items()))
-            path = self.workspace.root / "runs" / job.id / "report"
-            report = str(path / "report.json") if (path / "report.json").exists() else None
-            if report:
-                parts.append(f"report: {report}" + (" (curves.png beside it)" if (path / "curves.png").exists() else ""))
-            if job.model_version:
-                parts.append(f"registered {job.model_version} (pending approval)")
-            rows += [[f"final {k}", v] for k, v in evaluation.items()]
-        elif job.status == "failed" and job.error:
-            parts.append(f"error: {job.error}")
-        result = QueryResult(sql="", columns=["field", "value"], rows=rows)
-        return ToolOutput(text="; ".join(parts), result=result,
-                          data={"job_id": job.id, "status": job.status, "step": job.step, "max_steps": total,
-                                "latest_metrics": latest, "evaluation": evaluation, "report": report,
-                                "model_version": job.model_version, "error": job.error})
+                          data={"job_id": job.id, "kind": job.kind, "status": job.status})
 
 
 class ListModelsArgs(ToolArgs):
