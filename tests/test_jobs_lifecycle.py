@@ -174,7 +174,7 @@ def test_the_chat_follows_a_batch_it_started_as_a_batch(ws):
     from tests.test_agent_fixtures import collect, done, of
 
     with Session(ws, "batch-chat") as s:
-        asked = collect(s.send("run ticket-sft over tickets"))
+        asked = collect(s.send("run the ticket-sft model over tickets as a batch"))
         assert done(asked).status == "waiting_approval", [e.to_json() for e in asked][-3:]
         (finished,) = of(collect(s.approve()), "step_finished")
         assert finished.ok and finished.tool == "run_batch" and finished.job_kind == "batch"

@@ -62,7 +62,8 @@ class RunBatch(LatheTool):
         job = run_batch(self.workspace, plan)
         return ToolOutput(text=f"started batch job {job.id}: `{plan.model_id}` over {plan.rows:,} rows into table "
                                f"`{plan.into}`; ask \"how is the batch doing?\" to follow it",
-                          data={"job_id": job.id, "status": job.status, "rows": plan.rows, "into": plan.into,
+                          data={"job_id": job.id, "kind": job.kind, "status": job.status, "rows": plan.rows,
+                                "into": plan.into,
                                 "plan": plan.explain()})
 
 
