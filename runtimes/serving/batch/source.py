@@ -23,7 +23,7 @@ Format = Literal["chat", "prompt", "messages"]
 _PROMPT_NAMES = ("prompt", "question", "input", "instruction", "query", "request", "text", "body", "message",
                  "content", "description", "subject", "title")
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
-CHUNK_ROWS = 10_000  # rows fetched from DuckDB at a time: memory stays flat whatever the source's size
+CHUNK_ROWS = 50_000  # rows fetched from DuckDB at a time: memory stays flat whatever the source's size
 
 
 @dataclass(frozen=True)
