@@ -34,6 +34,9 @@ class RunBatchArgs(ToolArgs):
         return self
 
 
+_PLANS: dict[tuple[Any, ...], Any] = {}  # one plan per request, person and warehouse state
+
+
 class RunBatch(LatheTool):
     name: str = "run_batch"
     description: str = ("Run a model over every row of a catalog table or a read-only query and write a predictions "
@@ -43,10 +46,15 @@ class RunBatch(LatheTool):
     risk = Risk.compute
 
     def _plan(self, a: RunBatchArgs) -> Any:
+        """The plan the approval shows, kept per request and warehouse state: the job then runs this very plan."""
         from runtimes.serving.batch.transform import BatchSpec, plan_batch
 
-        spec = BatchSpec.parse({**a.model_dump(exclude_none=True)})
-        return plan_batch(self.workspace, spec, self.principal)
+        ws = self.workspace
+        key = (str(ws.root), a.model_dump_json(), getattr(self.principal, "name", None),
+               ws.warehouse_path.stat().st_mtime if ws.warehouse_path.exists() else 0.0)
+        if key not in _PLANS:
+            _PLANS[key] = plan_batch(ws, BatchSpec.parse({**a.model_dump(exclude_none=True)}), self.principal)
+        return _PLANS[key]
 
     def estimate(self, args: BaseModel) -> str:
         try:
