@@ -86,7 +86,7 @@ def test_all_at_once_waits_for_approval_then_runs_a_real_job_reported_by_job_sta
     job_id = finished.text.split()[2]
     job = launcher.wait(demo, job_id, timeout_s=300)
     assert job.status == "succeeded", job.error
-    assert job.spec.settings == {"max_steps": 2, "max_length": 64}
+    assert job.spec["settings"] == {"max_steps": 2, "max_length": 64}
 
     status = collect(s.send("how is the job doing?"))
     said = of(status, "step_finished")[0].text

@@ -23,8 +23,6 @@ from runtimes.jobs import lifecycle
 from runtimes.jobs.store import FINAL, JobStore
 from tests.job_waits import STALL_S, hold_spool_after, spool_count, until
 
-pytestmark = pytest.mark.slow
-
 TICKETS = 24
 
 
@@ -62,6 +60,7 @@ def _dead(pid: int) -> bool:
     return not stat.exists() or stat.read_text().split()[2] == "Z"
 
 
+@pytest.mark.slow
 def test_one_table_holds_every_kind_and_the_stored_plan_is_the_plan_that_runs(ws):
     from dataclasses import replace
 
@@ -91,6 +90,7 @@ def test_one_table_holds_every_kind_and_the_stored_plan_is_the_plan_that_runs(ws
     assert finished.status == "succeeded" and finished.output_table == "few" and finished.rows_done == 4
 
 
+@pytest.mark.slow
 def test_a_batch_whose_rows_changed_since_approval_does_not_run(ws):
     from catalog.warehouse import connect_writer
     from runtimes.serving.batch.transform import plan_batch, run_batch
@@ -107,6 +107,7 @@ def test_a_batch_whose_rows_changed_since_approval_does_not_run(ws):
     assert job.status == "failed" and "changed since its plan was approved" in job.error
 
 
+@pytest.mark.slow
 def test_both_kinds_recover_after_sigkill_cancel_and_resume_through_the_same_calls(ws):
     store = JobStore(ws)
     tune = lifecycle.submit(ws, "finetune", _finetune(max_steps=30, checkpoint_every=4, learning_rate=1e-3))
@@ -169,6 +170,7 @@ def test_both_kinds_recover_after_sigkill_cancel_and_resume_through_the_same_cal
     assert batch.id not in {j.id for j in store.list()} and not lifecycle.job_dir(ws, batch.id).exists()
 
 
+@pytest.mark.slow
 def test_the_chat_follows_a_batch_it_started_as_a_batch(ws):
     from agent.session import Session
     from tests.test_agent_fixtures import collect, done, of
@@ -194,3 +196,23 @@ def test_the_chat_follows_a_batch_it_started_as_a_batch(ws):
     assert f"batch {job_id} succeeded: {TICKETS} of {TICKETS} rows" in last.text
     assert last.model_version is None and not last.evaluation  # nothing of a fine-tune's report
     assert JobStore(ws).get(job_id).kind == "batch" and JobStore(ws).get(job_id).status in FINAL
+
+
+def test_a_state_database_with_the_former_job_tables_still_opens(tmp_path):
+    """A workspace whose state.sqlite holds the tables of the former per-kind stores: they are left as they are and
+    the one jobs table is created beside them."""
+    ws = Workspace(tmp_path / "ws")
+    ws.create()
+    with sqlite3.connect(ws.state_path) as db:
+        db.executescript("""
+            CREATE TABLE training_jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, spec TEXT NOT NULL,
+                created_at REAL NOT NULL, started_at REAL, finished_at REAL, pid INTEGER, step INTEGER);
+            CREATE TABLE batch_jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, plan TEXT NOT NULL,
+                created_at REAL NOT NULL, rows_done INTEGER);
+            INSERT INTO training_jobs VALUES ('job-old', 'running', '{}', 0, 0, NULL, 99999, 3);
+            INSERT INTO batch_jobs VALUES ('batch-old', 'queued', '{}', 0, 0);""")
+    assert JobStore(ws).list() == [] and lifecycle.recover(ws) == []
+    with pytest.raises(UserError, match="no job `job-old`"):
+        JobStore(ws).get("job-old")
+    with sqlite3.connect(ws.state_path) as db:
+        assert db.execute("SELECT count(*) FROM training_jobs").fetchone() == (1,)

@@ -46,7 +46,8 @@ class JobStatus(LatheTool):
         latest = {k: v for k, (_, v) in store.latest_metrics(job.id).items()}
         where = _where(job)
         parts = [f"{'job' if job.kind == 'finetune' else job.kind} {job.id} is {job.status} ({_what(job)}), {where}"]
-        rows: list[list[Any]] = [["kind", job.kind], ["status", job.status], [job.progress.unit, job.progress.done]]
+        unit = {"steps": "step"}.get(job.progress.unit, job.progress.unit)
+        rows: list[list[Any]] = [["kind", job.kind], ["status", job.status], [unit, job.progress.done]]
         shown = {k: latest[k] for k in ("loss", "reward", "grad_norm", "tokens_per_s") if k in latest}
         if shown:
             parts.append("latest: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))

@@ -66,9 +66,7 @@ def dispatch(ws: Workspace) -> list[str]:
     started: list[str] = []
     for job in store.list(("queued",)):
         k = kind(job.kind)
-        if k.slots is not None and len(store.list(ACTIVE, kind=job.kind)) >= k.slots():
-            continue
-        if store.claim(job.id):
+        if store.claim(job.id, k.slots() if k.slots is not None else None):
             pid = spawn_worker(ws, WORKER, job.id, log_path(ws, job.id))
             store.update(job.id, pid=pid)
             started.append(job.id)

@@ -213,9 +213,15 @@ class JobStore:
                        (pid, time.time(), job_id))
         return self.get(job_id)
 
-    def claim(self, job_id: str) -> bool:
-        """Take a queued job into `validating` (its worker is about to start); False when it is not queued."""
+    def claim(self, job_id: str, slots: int | None = None) -> bool:
+        """Take a queued job into `validating` (its worker is about to start), in one transaction with the count of
+        its kind's active jobs, so two processes never fill one slot twice; False when it is not queued or `slots`
+        jobs of its kind are active."""
         with self._db(immediate=True) as db:
+            if slots is not None and db.execute(
+                    f"SELECT count(*) FROM jobs WHERE status IN {ACTIVE} AND kind = "
+                    "(SELECT kind FROM jobs WHERE id = ?)", (job_id,)).fetchone()[0] >= slots:
+                return False
             if db.execute("UPDATE jobs SET status = 'validating', started_at = ?, stop_requested = 0 "
                           "WHERE id = ? AND status = 'queued'", (time.time(), job_id)).rowcount == 0:
                 return False

@@ -15,7 +15,7 @@ from core.principal import Principal
 from core.workspace import Workspace
 from runtimes.jobs.kinds import JobKind, Planned
 from runtimes.jobs.store import Job, Progress
-from runtimes.jobs.worker import WorkerRun
+from runtimes.jobs.worker import Stopped, WorkerRun
 from runtimes.training.jobs.spec import JobSpec
 
 
@@ -56,7 +56,7 @@ def work(run: WorkerRun) -> None:
         tracking.log_dataset(prepared)
         _train(run, store.get(job.id), settings, source, prepared, tracking, started=time.perf_counter())
     except BaseException as e:
-        _finish(tracking, "KILLED" if type(e).__name__ == "Stopped" else "FAILED")
+        _finish(tracking, "KILLED" if isinstance(e, Stopped) else "FAILED")
         raise
 
 
@@ -77,7 +77,8 @@ def _validate(run: WorkerRun) -> tuple[Any, Any]:
     prepared = prepare_dataset(run.ws, DatasetSpec(table=spec.table, sql=spec.sql, technique=spec.technique,
                                                    eval_fraction=spec.eval_fraction, seed=settings["seed"],
                                                    mapping=spec.mapping))
-    check_judge(run.ws, spec.technique, settings)  # the judge answers before any compute is spent
+    if job.attempt > 1:  # the plan probed the judge at submit; a resumed attempt, maybe much later, asks again
+        check_judge(run.ws, spec.technique, settings)
     approved = job.plan["dataset_hash"]
     if prepared.content_hash != approved:
         raise UserError(f"the job's data changed since its plan was approved (dataset hash {approved[:12]} → "
