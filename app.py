@@ -280,7 +280,7 @@ async def follow_job(thread_id: str, job_id: str, after_s: float = 0.0) -> None:
         if progress.final:
             break
         await asyncio.sleep(FOLLOW_INTERVAL_S)
-    if progress.status == "succeeded":
+    if progress.status == "succeeded" and progress.kind == "finetune":  # a batch's last line names its table
         curves = progress.curves
         elements = [cl.Image(path=curves, name=f"{job_id} curves", display="inline")] if curves else []
         await cl.Message(content=report_markdown(progress), elements=elements).send()

@@ -55,6 +55,7 @@ class StepFinished(_Event):
     text: str = ""
     error: str | None = None
     job_id: str | None = Field(None, description="the job this step started (a front-end may follow it)")
+    job_kind: str | None = Field(None, description="that job's kind (finetune, batch): how it is followed")
 
 
 class TableEvent(_Event):
@@ -85,6 +86,8 @@ class JobProgress(_Event):
     the evaluation figures, the report and the registered version."""
     type: Literal["job_progress"] = "job_progress"
     job_id: str
+    kind: str = Field("finetune", description="the job's kind: finetune, batch, …")
+    unit: str = Field("steps", description="what `step` and `max_steps` count: steps of training, rows of a batch")
     status: str = Field(description="queued, validating, running, succeeded, failed or cancelled")
     step: int = 0
     max_steps: int | None = Field(None, description="the step it stops at; None when it trains for whole epochs")
@@ -96,6 +99,7 @@ class JobProgress(_Event):
     report: str | None = Field(None, description="at the end: the report's JSON file")
     curves: str | None = Field(None, description="at the end: the PNG of the training curves and comparison")
     model_version: str | None = Field(None, description="at the end: the registered version, `name/version`")
+    output_table: str | None = Field(None, description="at the end of a batch: its predictions table")
     error: str | None = None
 
 

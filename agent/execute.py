@@ -56,8 +56,9 @@ def execute_node(state: AgentState, runtime: Runtime[AgentResources]) -> dict[st
         result = StepResult(step_id=step.id, tool=step.tool, ok=True, text=out.text, data=out.data,
                             table=TableData.from_result(out.result, keep=KEPT_ROWS) if full else None,
                             started_at=started, finished_at=_now())
+    job_id = started_job(result, tool.risk)
     emit(StepFinished(step_id=step.id, tool=step.tool, ok=result.ok, text=result.text, error=result.error,
-                      job_id=started_job(result, tool.risk)))
+                      job_id=job_id, job_kind=result.data.get("kind") if job_id else None))
     if result.ok and full is not None:
         emit(TableEvent(step_id=step.id, table=full))
         chart: ChartSpec | None = chart_for(step.id, full)
@@ -70,7 +71,8 @@ def execute_node(state: AgentState, runtime: Runtime[AgentResources]) -> dict[st
 
 
 def started_job(result: StepResult, risk: Risk) -> str | None:
-    """The job a step started: a compute step's `job_id` (a read step such as job_status only reports one)."""
+    """The job a step started, of any kind: a compute step's `job_id` (a read step such as job_status only reports
+    one). It is followed through `job_status`, which reads the job's kind from the job itself."""
     job_id = result.data.get("job_id") if result.ok and risk is Risk.compute else None
     return str(job_id) if job_id else None
 

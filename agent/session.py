@@ -224,7 +224,7 @@ class Session:
             try:
                 if not self.job_progress(job_id).final:
                     running.append(job_id)
-            except UserError:  # not a fine-tuning job (a batch), or removed since
+            except UserError:  # removed since
                 continue
         return running
 
@@ -311,32 +311,40 @@ class Session:
 
 
 def progress_event(data: dict[str, Any]) -> JobProgress:
-    """The `job_status` tool's data as a progress event with its one-line text."""
+    """The `job_status` tool's data, for a job of any kind, as a progress event with its one-line text."""
     status, step = str(data["status"]), int(data.get("step") or 0)
+    kind, unit = str(data.get("kind") or "finetune"), str((data.get("progress") or {}).get("unit") or "steps")
     total = int(data.get("max_steps") or 0)
     total = total if total > 0 else None  # -1: it trains for whole epochs
     metrics = {k: float(v) for k, v in (data.get("latest_metrics") or {}).items()}
     final = status in FINAL_STATUSES
-    where = f"step {step}" + (f" of {total}" if total else "")
+    name = f"{'job' if kind == 'finetune' else kind} {data['job_id']}"
+    where = (f"step {step}" + (f" of {total}" if total else "") if unit == "steps"
+             else f"{step:,} of {total or 0:,} {unit}")
     if status == "succeeded":
         evaluation = dict(data.get("evaluation") or {})
         figures = [_figure(k, evaluation[k]) for k in _FINAL_FIGURES if isinstance(evaluation.get(k), int | float)]
-        text = f"job {data['job_id']} succeeded after {step} steps" + "".join(f"; {f}" for f in figures)
+        text = (f"{name} succeeded after {step} steps" if unit == "steps" else f"{name} succeeded: {where}") \
+            + "".join(f"; {f}" for f in figures)
         if data.get("model_version"):
             text += f"; registered {data['model_version']} (pending approval)"
+        if data.get("output_table"):
+            text += f"; predictions in table `{data['output_table']}`"
     elif status == "failed":
-        text = f"job {data['job_id']} failed at {where}: {data.get('error') or 'no reason recorded'}"
+        text = f"{name} failed at {where}: {data.get('error') or 'no reason recorded'}"
     elif status == "cancelled":
-        text = f"job {data['job_id']} was cancelled at {where}"
+        text = f"{name} was cancelled at {where}"
     else:
         shown = [_figure(k, metrics[k]) for k in _RUNNING_FIGURES if k in metrics]
-        text = f"job {data['job_id']} is {status}: {where}" + "".join(f", {f}" for f in shown)
+        text = f"{name} is {status}: {where}" + "".join(f", {f}" for f in shown)
     report = data.get("report") if final else None
     curves = str(Path(report).with_name("curves.png")) if report else None
-    return JobProgress(job_id=str(data["job_id"]), status=status, step=step, max_steps=total, metrics=metrics,
-                       text=text, final=final, evaluation=dict(data.get("evaluation") or {}) if final else {},
+    return JobProgress(job_id=str(data["job_id"]), kind=kind, unit=unit, status=status, step=step, max_steps=total,
+                       metrics=metrics, text=text, final=final,
+                       evaluation=dict(data.get("evaluation") or {}) if final else {},
                        report=report, curves=curves if curves and Path(curves).exists() else None,
                        model_version=data.get("model_version") if final else None,
+                       output_table=data.get("output_table") if final else None,
                        error=data.get("error") if status == "failed" else None)
 
 

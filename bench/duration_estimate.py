@@ -55,12 +55,12 @@ def setup(root: Path, scale: float) -> Workspace:
 
 def run_job(ws: Workspace, technique: str, rows: int, judge_url: str | None) -> dict[str, Any]:
     """One job to its end; its plan's estimate and its actual seconds (see the worker's duration check)."""
-    from runtimes.training.jobs import launcher
-    from runtimes.training.jobs.store import JobStore
+    from runtimes.jobs import lifecycle as launcher
+    from runtimes.jobs.store import JobStore
 
     sql, settings = JOBS[technique]
     settings = {**settings, **({"judge_api_base": judge_url} if technique == "rlaif" else {})}
-    job = launcher.submit(ws, {"model": "tiny-qwen3", "sql": sql.format(rows=rows), "technique": technique,
+    job = launcher.submit(ws, "finetune", {"model": "tiny-qwen3", "sql": sql.format(rows=rows), "technique": technique,
                                "settings": settings, "name": f"bench-{technique}"})
     job = launcher.wait(ws, job.id, timeout_s=1800)
     if job.status != "succeeded":

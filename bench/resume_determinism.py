@@ -22,9 +22,9 @@ apply_offline_env()
 
 from catalog.importers import import_paths  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
-from runtimes.training.jobs import launcher  # noqa: E402
-from runtimes.training.jobs.recovery import recover  # noqa: E402
-from runtimes.training.jobs.store import JobStore  # noqa: E402
+from runtimes.jobs import lifecycle as launcher  # noqa: E402
+from runtimes.jobs.lifecycle import recover  # noqa: E402
+from runtimes.jobs.store import JobStore  # noqa: E402
 from runtimes.training.tiny_models import build_tiny_model  # noqa: E402
 
 TOLERANCE = 1e-5
@@ -56,10 +56,10 @@ def main() -> int:
                              "micro_batch": 4, "max_length": 48, "seed": 7}}
         store = JobStore(ws)
 
-        whole = launcher.wait(ws, launcher.submit(ws, spec).id)
+        whole = launcher.wait(ws, launcher.submit(ws, "finetune", spec).id)
         assert whole.status == "succeeded", whole.error
 
-        job = launcher.submit(ws, spec)
+        job = launcher.submit(ws, "finetune", spec)
         while store.get(job.id).step < a.kill_at:
             time.sleep(0.005)
         pid = store.get(job.id).pid

@@ -42,12 +42,16 @@ def _when(ts: float | None) -> str:
 
 
 def _recovered_ws():
-    from runtimes.serving.batch.transform import recover
+    from runtimes.jobs.lifecycle import recover
 
     ws = workspace()
     for job_id in recover(ws):
-        typer.echo(f"restarted {job_id}: its process had died; the rows it finished are kept", err=True)
+        typer.echo(f"restarted {job_id}: its process had died; what it finished is kept", err=True)
     return ws
+
+
+def _batch_json(job: Any) -> dict[str, Any]:
+    return {**job.to_json(), "rows_done": job.rows_done, "rows_total": job.rows_total}
 
 
 # ---- batch ------------------------------------------------------------------------------------------------
@@ -99,7 +103,7 @@ def batch_run(
 def batch_resume(job_id: str, detach: bool = typer.Option(False, "--detach"),
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """Continue a cancelled or failed batch; the rows already done are not redone."""
-    from runtimes.serving.batch.transform import resume
+    from runtimes.jobs.lifecycle import resume
 
     ws = _recovered_ws()
     job = resume(ws, job_id)
@@ -111,12 +115,12 @@ def batch_resume(job_id: str, detach: bool = typer.Option(False, "--detach"),
 @batch_app.command("list")
 @command
 def batch_list(as_json: bool = typer.Option(False, "--json")) -> None:
-    """All batch jobs, oldest first."""
-    from runtimes.serving.batch.transform import jobs
+    """All batch jobs, oldest first (`lathe jobs list` shows every kind)."""
+    from runtimes.jobs.store import JobStore
 
-    found = jobs(_recovered_ws())
+    found = JobStore(_recovered_ws()).list(kind="batch")
     if as_json:
-        print_json([j.to_json() for j in found])
+        print_json([_batch_json(j) for j in found])
         return
     print_table(["job", "status", "model", "rows", "output", "created"],
                 [[j.id, j.status, j.plan.get("model_id", ""), f"{j.rows_done:,}/{j.rows_total:,}",
@@ -127,23 +131,23 @@ def batch_list(as_json: bool = typer.Option(False, "--json")) -> None:
 @command
 def batch_status(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """One batch job: status, rows done, output table, error."""
-    from runtimes.serving.batch.transform import status
+    from runtimes.jobs.store import JobStore
 
-    job = status(_recovered_ws(), job_id)
+    job = JobStore(_recovered_ws()).get(job_id)
     if as_json:
-        print_json(job.to_json())
+        print_json(_batch_json(job))
         return
-    print_table(["field", "value"], [[k, v] for k, v in job.to_json().items() if k != "plan" and v not in (None, "")],
-                title=job_id)
+    print_table(["field", "value"], [[k, v] for k, v in _batch_json(job).items()
+                                     if k != "plan" and v not in (None, "")], title=job_id)
 
 
 @batch_app.command("events")
 @command
 def batch_events(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Status changes and progress of a batch job, in order."""
-    from runtimes.serving.batch.transform import events
+    from runtimes.jobs.store import JobStore
 
-    found = events(_recovered_ws(), job_id)
+    found = JobStore(_recovered_ws()).events(job_id)
     if as_json:
         print_json([e.__dict__ for e in found])
         return
@@ -155,7 +159,7 @@ def batch_events(job_id: str, as_json: bool = typer.Option(False, "--json")) -> 
 @command
 def batch_cancel(job_id: str) -> None:
     """Stop a batch after the rows in hand (resumable with `lathe batch resume`)."""
-    from runtimes.serving.batch.transform import cancel
+    from runtimes.jobs.lifecycle import cancel
 
     job = cancel(_recovered_ws(), job_id)
     typer.echo(f"{job.id}: {job.status}" + (" (stopping after the rows in hand)" if job.status != "cancelled" else ""))
@@ -163,10 +167,11 @@ def batch_cancel(job_id: str) -> None:
 
 def _follow(ws: Any, job_id: str, detach: bool, as_json: bool) -> None:
     """A progress bar until the job ends (Ctrl-C leaves it running), then its outcome."""
-    from runtimes.serving.batch.transform import status, wait
+    from runtimes.jobs.lifecycle import wait
+    from runtimes.jobs.store import JobStore
 
     if detach:
-        job = status(ws, job_id)
+        job = JobStore(ws).get(job_id)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -178,12 +183,12 @@ def _follow(ws: Any, job_id: str, detach: bool, as_json: bool) -> None:
                 bar.update(task, total=j.rows_total or None, completed=j.rows_done, description=f"{job_id} {j.status}")
 
             try:
-                job = wait(ws, job_id, timeout_s=7 * 24 * 3600, on_progress=show)
+                job = wait(ws, job_id, timeout_s=None, on_progress=show)
             except KeyboardInterrupt:
                 typer.echo(f"\n{job_id} goes on in the background: `lathe batch status {job_id}`", err=True)
                 raise typer.Exit(0) from None
     if as_json:
-        print_json(job.to_json())
+        print_json(_batch_json(job))
     elif detach:
         typer.echo(f"{job.id}: {job.status}; follow it with `lathe batch status {job.id}`")
     elif job.status == "succeeded":

@@ -38,8 +38,8 @@ def finetune(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fine-tune a model on a catalog table or a SQL query, as a job that survives crashes."""
-    from runtimes.training.jobs import launcher
-    from runtimes.training.jobs.store import JobSpec
+    from runtimes.jobs import lifecycle
+    from runtimes.training.jobs.spec import JobSpec
     from runtimes.training.jobs.trainer_factory import parse_assignments
 
     ws = workspace()
@@ -56,9 +56,9 @@ def finetune(
             typer.echo(plan.explain())
             typer.echo("dry run: nothing was started (change any setting with --set key=value)")
         return
-    job = launcher.submit(ws, spec)
+    job = lifecycle.submit(ws, "finetune", spec)
     if wait:
-        job = launcher.wait(ws, job.id, timeout_s=24 * 3600)
+        job = lifecycle.wait(ws, job.id, timeout_s=None)
     if as_json:
         print_json(job.to_json())
     else:
@@ -81,11 +81,11 @@ def parse_mapping(text: str) -> dict[str, str]:
 
 
 def _recovered_ws():
-    from runtimes.training.jobs.recovery import recover
+    from runtimes.jobs.lifecycle import recover
 
     ws = workspace()
     for job_id in recover(ws):
-        typer.echo(f"recovered {job_id}: its process had died; resuming from its last checkpoint", err=True)
+        typer.echo(f"recovered {job_id}: its process had died; resuming from what it saved", err=True)
     return ws
 
 
@@ -96,23 +96,23 @@ def _when(ts: float | None) -> str:
 @jobs_app.command("list")
 @command
 def jobs_list(as_json: bool = typer.Option(False, "--json")) -> None:
-    """All jobs, oldest first."""
-    from runtimes.training.jobs.store import JobStore
+    """All jobs of every kind (fine-tuning, batch), oldest first."""
+    from runtimes.jobs.store import JobStore
 
     jobs = JobStore(_recovered_ws()).list()
     if as_json:
         print_json([j.to_json() for j in jobs])
         return
-    print_table(["job", "status", "model", "technique", "step", "created", "version"],
-                [[j.id, j.status, j.spec.model, j.spec.technique, j.step, _when(j.created_at), j.model_version or ""]
-                 for j in jobs])
+    print_table(["job", "kind", "status", "model", "progress", "created", "result"],
+                [[j.id, j.kind, j.status, j.spec.get("model", ""), j.progress.describe(), _when(j.created_at),
+                  j.model_version or j.output_table or ""] for j in jobs])
 
 
 @jobs_app.command("show")
 @command
 def jobs_show(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """One job: status, settings, lineage, last metrics."""
-    from runtimes.training.jobs.store import JobStore
+    from runtimes.jobs.store import JobStore
 
     store = JobStore(_recovered_ws())
     job = store.get(job_id)
@@ -127,8 +127,8 @@ def jobs_show(job_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
 @command
 def jobs_logs(job_id: str, tail: int = typer.Option(200, "--tail", "-n", min=1)) -> None:
     """The last lines of the job process's log."""
-    from runtimes.training.jobs.launcher import log_path
-    from runtimes.training.jobs.store import JobStore
+    from runtimes.jobs.lifecycle import log_path
+    from runtimes.jobs.store import JobStore
 
     ws = _recovered_ws()
     JobStore(ws).get(job_id)
@@ -143,7 +143,7 @@ def jobs_logs(job_id: str, tail: int = typer.Option(200, "--tail", "-n", min=1))
 @command
 def jobs_events(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Status changes, checkpoints and warnings of a job, in order."""
-    from runtimes.training.jobs.store import JobStore
+    from runtimes.jobs.store import JobStore
 
     events = JobStore(_recovered_ws()).events(job_id)
     if as_json:
@@ -156,18 +156,19 @@ def jobs_events(job_id: str, as_json: bool = typer.Option(False, "--json")) -> N
 @jobs_app.command("cancel")
 @command
 def jobs_cancel(job_id: str) -> None:
-    """Cancel a queued job, or stop a running one at its next step with a checkpoint (resumable)."""
-    from runtimes.training.jobs.launcher import cancel
+    """Cancel a queued job, or stop a running one once it has saved its work (resumable)."""
+    from runtimes.jobs.lifecycle import cancel
 
     job = cancel(_recovered_ws(), job_id)
-    typer.echo(f"{job.id}: {job.status}" + (" (stopping: it checkpoints first)" if job.status != "cancelled" else ""))
+    stopping = " (stopping: it saves its work first)" if job.status != "cancelled" else ""
+    typer.echo(f"{job.id}: {job.status}{stopping}")
 
 
 @jobs_app.command("delete")
 @command
 def jobs_delete(job_id: str) -> None:
     """Delete a job that has ended (cancel a running one first): its records and its run folder."""
-    from runtimes.training.jobs.launcher import delete
+    from runtimes.jobs.lifecycle import delete
 
     job = delete(_recovered_ws(), job_id)
     typer.echo(f"{job.id}: deleted (was {job.status})")
@@ -176,8 +177,8 @@ def jobs_delete(job_id: str) -> None:
 @jobs_app.command("resume")
 @command
 def jobs_resume(job_id: str) -> None:
-    """Continue a cancelled or failed job from its last checkpoint."""
-    from runtimes.training.jobs.launcher import resume
+    """Continue a cancelled or failed job from what it saved (a checkpoint, the rows done)."""
+    from runtimes.jobs.lifecycle import resume
 
     job = resume(_recovered_ws(), job_id)
     typer.echo(f"{job.id}: {job.status}")

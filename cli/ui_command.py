@@ -52,11 +52,11 @@ def register(app: typer.Typer) -> None:
             subprocess.Popen([sys.executable, "-m", "runtimes.training.tiny_models", str(ws.root)],
                              start_new_session=True, preexec_fn=lambda: os.nice(15),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        from runtimes.training.jobs.recovery import recover
+        from runtimes.jobs.lifecycle import recover
 
-        # Jobs whose process died while Lathe was down resume from their last checkpoint, without asking.
+        # Jobs whose process died while Lathe was down resume from what they saved, without asking.
         for job_id in recover(ws):
-            typer.echo(f"resuming fine-tuning job {job_id} from its last checkpoint")
+            typer.echo(f"resuming job {job_id} from what it saved")
         argv, env, cwd = chainlit_command(ws.root, host, port)
         typer.echo(f"Lathe UI on http://{host}:{port} (workspace {ws.root}); Ctrl-C stops it.")
         os.chdir(cwd)

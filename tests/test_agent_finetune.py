@@ -7,7 +7,8 @@ import pytest
 
 from agent.session import Session
 from core.workspace import Workspace
-from runtimes.training.jobs.store import JobStore
+from runtimes.jobs import lifecycle as launcher
+from runtimes.jobs.store import JobStore
 from tests.agent_events import collect, done, of, text_of
 from tests.scripted_llm import call
 from tests.waiting import wait_for_job
@@ -81,7 +82,7 @@ def test_all_at_once_waits_for_approval_then_runs_a_real_job_reported_by_job_sta
     job_id = finished.text.split()[2]
     job = wait_for_job(demo, job_id)
     assert job.status == "succeeded", job.error
-    assert job.spec.settings == {"max_steps": 2, "max_length": 64}
+    assert job.spec["settings"] == {"max_steps": 2, "max_length": 64}
 
     status = collect(s.send("how is the job doing?"))
     said = of(status, "step_finished")[0].text

@@ -24,8 +24,8 @@ from agent.events import JobProgress, event_from_json
 from agent.session import Session
 from core.errors import UserError
 from core.workspace import Workspace
-from runtimes.training.jobs import launcher
-from runtimes.training.jobs.store import JobStore
+from runtimes.jobs import lifecycle as launcher
+from runtimes.jobs.store import JobStore
 from tests.conftest import SHARED_DATA
 from tests.scripted_llm import ScriptedLLM, say
 from tests.agent_events import collect, done, of
@@ -34,6 +34,7 @@ pytestmark = pytest.mark.slow
 
 GSM8K_ROWS = 40
 POLL_S = 0.2
+STALL_S = 600.0  # following gives up only when the job showed no change at all for this long
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +73,24 @@ def _start(s: Session, request: str) -> str:
     return finished[0].job_id
 
 
+def _follow_while_it_advances(s: Session, job_id: str) -> list[JobProgress]:
+    """`Session.follow_job` in windows of STALL_S: a window in which the job changed is followed by another, so a
+    slow job is followed to its end; one in which nothing changed fails."""
+    seen: list[JobProgress] = []
+    while not (seen and seen[-1].final):
+        window = list(s.follow_job(job_id, interval=POLL_S, timeout=STALL_S))
+        fresh = [p for p in window if not p.timed_out and (not seen or _key(p) != _key(seen[-1]))]
+        assert fresh or not window[-1].timed_out, f"job {job_id} showed no change for {STALL_S:.0f} s"
+        seen += fresh
+    return seen
+
+
+def _key(p: JobProgress) -> tuple:
+    return p.status, p.step, tuple(sorted(p.metrics.items())), p.model_version
+
+
 def _follow_to_the_end(s: Session, job_id: str) -> list[JobProgress]:
-    seen = list(s.follow_job(job_id, interval=POLL_S, timeout=600))
+    seen = _follow_while_it_advances(s, job_id)
     assert seen and all(p.job_id == job_id for p in seen)
     assert [p.final for p in seen] == [False] * (len(seen) - 1) + [True]
     last = seen[-1]
@@ -259,7 +276,7 @@ def test_ctrl_c_in_lathe_chat_stops_following_not_the_job(demo, ctrl_c_raises):
     assert f"Stopped following job {job_id}; the job keeps running." in out
     assert "Bye." in out  # the chat went on to read `/quit`: Ctrl-C ended the following, not the chat
     assert "succeeded after" not in out
-    job = launcher.wait(demo, job_id, timeout_s=300)
+    job = launcher.wait(demo, job_id, timeout_s=STALL_S)  # gives up only when the job stops changing
     assert job.status == "succeeded", job.error  # the job's own process never saw the Ctrl-C
     with Session(demo, "ctrl-c") as s:  # what a resumed chat would follow again: the thread's job, now ended
         assert s.started_jobs() == [job_id] and s.running_jobs() == []

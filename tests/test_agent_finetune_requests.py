@@ -10,7 +10,7 @@ import pytest
 from agent.planners.finetune_intents import stated_mapping, stated_settings
 from agent.session import Session
 from core.workspace import Workspace
-from runtimes.training.jobs.store import JobStore
+from runtimes.jobs.store import JobStore
 from tests.agent_events import collect, of, text_of
 
 pytestmark = pytest.mark.slow

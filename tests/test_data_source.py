@@ -85,7 +85,7 @@ def test_exactly_one_of_table_and_sql():
      {"technique": "sft"}),
     (lambda d: __import__("runtimes.serving.batch.transform", fromlist=["x"]).BatchSpec.parse(d),
      {"model": "tiny"}),
-    (lambda d: __import__("runtimes.training.jobs.store", fromlist=["x"]).JobSpec.parse(d),
+    (lambda d: __import__("runtimes.training.jobs.spec", fromlist=["x"]).JobSpec.parse(d),
      {"model": "tiny"}),
 ])
 def test_every_spec_reads_one_source_and_keeps_its_json(parse, base):

@@ -13,7 +13,7 @@ import pytest
 
 from agent.session import Session
 from core.workspace import Workspace
-from runtimes.training.jobs.store import JobStore
+from runtimes.jobs.store import JobStore
 from tests.agent_events import collect, of, text_of
 
 BEST_REPLIES = ("SELECT count(*) FROM support_tickets t JOIN ticket_replies r ON r.ticket_id = t.ticket_id "

@@ -15,10 +15,13 @@ import pytest
 from typer.testing import CliRunner
 
 from core.errors import UserError
+from tests.job_waits import STALL_S, hold_spool_after, spool_count, until
 from catalog.importers import import_paths
 from catalog.safe_sql import run_sql
 from catalog.store import CatalogStore
 from runtimes.monitoring.traffic import spool_path
+from runtimes.jobs import lifecycle
+from runtimes.jobs.store import JobStore
 from runtimes.serving.batch import transform as batch
 from runtimes.serving.batch.spool import BatchSpool
 from runtimes.models.registry import decide, register_version
@@ -48,36 +51,6 @@ def ws(tmp_path_factory):
     return ws
 
 
-def _until(pred, timeout=180.0, poll=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("condition not met in time")
-
-
-def _spool_count(ws, job_id: str) -> int:
-    path = batch.job_dir(ws, job_id) / "predictions.sqlite"
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(path, timeout=0.1) as db:
-            return db.execute("SELECT count(*) FROM predictions").fetchone()[0]
-    except sqlite3.OperationalError:  # created but not yet given its table
-        return 0
-
-
-def _hold_spool_after(ws, job_id: str, rows: int) -> sqlite3.Connection:
-    """Take the spool's write lock once at least `rows` are committed: the worker then blocks at its next commit."""
-    path = batch.job_dir(ws, job_id) / "predictions.sqlite"
-    _until(lambda: _spool_count(ws, job_id) >= rows)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    return db
-
-
 def test_plan_detects_columns_and_refuses_bad_input(ws):
     plan = batch.plan_batch(ws, {"model": "ticket-sft", "table": "tickets"})
     assert (plan.model_id, plan.prompt_column, plan.key_column, plan.format, plan.into) == (
@@ -105,7 +78,7 @@ def test_plan_detects_columns_and_refuses_bad_input(ws):
     for spec, message in bad:
         with pytest.raises(UserError, match=message):
             batch.plan_batch(ws, spec)
-    assert batch.jobs(ws) == []  # planning starts nothing
+    assert JobStore(ws).list() == []  # planning starts nothing
 
 
 def test_cli_dry_run_and_bad_input(ws):
@@ -117,7 +90,7 @@ def test_cli_dry_run_and_bad_input(ws):
     assert "prompt: column `body`" in ok.output and "dry run: nothing was started" in ok.output
     bad = runner.invoke(app, ["-w", str(ws.root), "batch", "ticket-sft", "--data", "tickets", "--prompt-column", "bdy"])
     assert bad.exit_code == 2 and "did you mean `body`" in bad.output
-    assert "no batch job `nope`" in runner.invoke(app, ["-w", str(ws.root), "batch", "status", "nope"]).output
+    assert "no job `nope`" in runner.invoke(app, ["-w", str(ws.root), "batch", "status", "nope"]).output
 
 
 @pytest.mark.slow
@@ -152,7 +125,7 @@ def test_batch_writes_a_catalogued_predictions_table_equal_to_the_engine(ws):
     assert {x.column: x.sources for x in catalog.lineage if x.table == "tp"} == {
         "ticket_id": ["tickets.ticket_id"], "prompt": ["tickets.body"], "prediction": ["tickets.body"]}
     assert "ticket-sft@1 version 1" in next(x.sql for x in catalog.lineage if x.table == "tp")
-    kinds = [e.kind for e in batch.events(ws, job["id"])]
+    kinds = [e.kind for e in JobStore(ws).events(job["id"])]
     assert "progress" in kinds and kinds[-1] == "status"
 
     with sqlite3.connect(spool_path(ws)) as db:
@@ -170,26 +143,26 @@ def test_a_worker_killed_mid_way_is_restarted_and_redoes_no_finished_row(ws):
     plan = batch.plan_batch(ws, {"model": "tiny", "table": "tickets", "into": "killed", "max_new_tokens": 4,
                                  "micro_batch": 4})
     job = batch.run_batch(ws, plan)
-    lock = _hold_spool_after(ws, job.id, 4)
+    lock = hold_spool_after(ws, job.id, 4)
     try:
-        before = _spool_count(ws, job.id)
-        first_pid = batch.status(ws, job.id).pid
+        before = spool_count(ws, job.id)
+        first_pid = JobStore(ws).get(job.id).pid
         os.kill(first_pid, signal.SIGKILL)
-        _until(lambda: not _alive(first_pid))
+        until(lambda: not _alive(first_pid), ws)
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-    assert 4 <= before < ROWS and batch.status(ws, job.id).status == "running"  # killed, not finished
-    first_rows = {p.row_key: p for p in BatchSpool(batch.job_dir(ws, job.id) / "predictions.sqlite").all()}
+    assert 4 <= before < ROWS and JobStore(ws).get(job.id).status == "running"  # killed, not finished
+    first_rows = {p.row_key: p for p in BatchSpool(lifecycle.job_dir(ws, job.id) / "predictions.sqlite").all()}
 
-    assert batch.recover(ws) == [job.id]  # its process died: restarted, keeping the rows it finished
-    done = batch.wait(ws, job.id, timeout_s=180)
+    assert lifecycle.recover(ws) == [job.id]  # its process died: restarted, keeping the rows it finished
+    done = lifecycle.wait(ws, job.id, timeout_s=STALL_S)
     assert done.status == "succeeded", done.error
-    spool = BatchSpool(batch.job_dir(ws, job.id) / "predictions.sqlite")
+    spool = BatchSpool(lifecycle.job_dir(ws, job.id) / "predictions.sqlite")
     assert spool.count_by_attempt() == {1: before, 2: ROWS - before}
     again = {p.row_key: p for p in spool.all()}
     assert all(again[k] == p for k, p in first_rows.items())  # the first attempt's rows, untouched
-    second = [e.data for e in batch.events(ws, job.id) if e.kind == "generated"][-1]
+    second = [e.data for e in JobStore(ws).events(job.id) if e.kind == "generated"][-1]
     skipped_left = sum(1 for k in range(ROWS) if k % 10 == 3 and str(k) not in first_rows)
     assert second == {"attempt": 2, "generated": ROWS - before - skipped_left, "skipped": before}
     counted = run_sql(ws, "SELECT count(*), count(DISTINCT ticket_id) FROM killed").rows[0]
@@ -205,21 +178,21 @@ def test_cancel_stops_after_the_micro_batch_and_resume_continues(ws):
     plan = batch.plan_batch(ws, {"model": "tiny", "table": "tickets", "into": "cancelled", "max_new_tokens": 4,
                                  "micro_batch": 4})
     job = batch.run_batch(ws, plan)
-    lock = _hold_spool_after(ws, job.id, 4)
+    lock = hold_spool_after(ws, job.id, 4)
     try:
-        running = batch.cancel(ws, job.id)
+        running = lifecycle.cancel(ws, job.id)
         assert running.stop_requested and running.status == "running"
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-    stopped = batch.wait(ws, job.id, timeout_s=120)
+    stopped = lifecycle.wait(ws, job.id, timeout_s=STALL_S)
     assert stopped.status == "cancelled" and 4 <= stopped.rows_done < ROWS
-    assert batch.resume(ws, job.id).status == "queued"
-    with pytest.raises(UserError, match="is (queued|running); only a cancelled or failed batch can be resumed"):
-        batch.resume(ws, job.id)
-    done = batch.wait(ws, job.id, timeout_s=180)
+    assert lifecycle.resume(ws, job.id).status in ("queued", "validating")
+    with pytest.raises(UserError, match="is (queued|validating|running); only a cancelled or failed job can be resumed"):
+        lifecycle.resume(ws, job.id)
+    done = lifecycle.wait(ws, job.id, timeout_s=STALL_S)
     assert done.status == "succeeded" and done.rows_done == ROWS
-    assert BatchSpool(batch.job_dir(ws, job.id) / "predictions.sqlite").count_by_attempt() == {
+    assert BatchSpool(lifecycle.job_dir(ws, job.id) / "predictions.sqlite").count_by_attempt() == {
         1: stopped.rows_done, 2: ROWS - stopped.rows_done}
 
 
@@ -231,9 +204,9 @@ def test_the_batch_waits_while_another_process_holds_the_warehouse(ws):
                                  "into": "waited", "max_new_tokens": 2})
     with connect_writer(ws):  # this test process holds the file: the worker may not even read
         job = batch.run_batch(ws, plan)
-        _until(lambda: any(e.kind == "waiting" for e in batch.events(ws, job.id)))
-        assert batch.status(ws, job.id).status not in ("failed", "succeeded")
-    done = batch.wait(ws, job.id, timeout_s=120)
+        until(lambda: any(e.kind == "waiting" for e in JobStore(ws).events(job.id)), ws)
+        assert JobStore(ws).get(job.id).status not in ("failed", "succeeded")
+    done = lifecycle.wait(ws, job.id, timeout_s=STALL_S)
     assert done.status == "succeeded" and run_sql(ws, "SELECT count(*) FROM waited").rows == [[6]]
 
 

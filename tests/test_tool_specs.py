@@ -14,7 +14,7 @@ from runtimes.monitoring.monitors import MonitorSpec
 from runtimes.serving.batch.transform import BatchSpec
 from runtimes.serving.endpoints.deploy import DeploySpec
 from runtimes.training.datasets.preparation import DatasetSpec
-from runtimes.training.jobs.store import JobSpec
+from runtimes.training.jobs.spec import JobSpec
 from runtimes.training.recipes import RECIPES, TECHNIQUES, recipe
 from tools.base import ToolArgs, spec_fields
 from tools.registry import ToolRegistry

@@ -59,7 +59,7 @@ def ws(tmp_path_factory):
 
 
 def test_a_plan_measures_warm_up_steps_of_its_own_trainer(ws):
-    from runtimes.training.jobs.store import JobSpec
+    from runtimes.training.jobs.spec import JobSpec
     from runtimes.training.planning import plan_finetune
 
     spec = JobSpec.parse({"model": "tiny", "table": "orders", "technique": "sft",

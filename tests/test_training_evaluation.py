@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from runtimes.training.jobs.store import JobStore
+from runtimes.jobs.store import JobStore
 from tests.waiting import wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def ws(module_demo):
 
 
 def test_rlvr_job_reports_base_versus_tuned_reward_with_a_plot_and_tags(ws):
-    from runtimes.training.jobs import launcher
+    from runtimes.jobs import lifecycle as launcher
     from runtimes.models.registry import get_version
     from runtimes.models.tracking import client, dataset_inputs
 
@@ -35,7 +35,8 @@ def test_rlvr_job_reports_base_versus_tuned_reward_with_a_plot_and_tags(ws):
     # tested here is the evaluation, not learning.
     settings = {"max_steps": 1, "num_generations": 2, "max_completion_length": 16, "micro_batch": 2,
                 "effective_batch": 4, "max_length": 128, "max_degenerate_share": 1}
-    job = launcher.submit(ws, {"model": "tiny-qwen3", "table": "gsm8k", "technique": "rlvr", "settings": settings})
+    job = launcher.submit(ws, "finetune", {"model": "tiny-qwen3", "table": "gsm8k", "technique": "rlvr",
+                                           "settings": settings})
     job = wait_for_job(ws, job.id)
     store = JobStore(ws)
     assert job.status == "succeeded", (job.error, [e.message for e in store.events(job.id)][-3:])

@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import UserError
 from runtimes.training.auto_config import DataProfile, auto_configure
-from runtimes.training.jobs.store import JobSpec
+from runtimes.training.jobs.spec import JobSpec
 from runtimes.training.plan_explanation import explain
 from runtimes.training.recipes import parse_config
 from runtimes.training.recipes.generation_groups import accumulation_for, fitting_generations

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
-from runtimes.training.jobs import launcher
-from runtimes.training.jobs.recovery import recover
-from runtimes.training.jobs.store import JobStore
+from tests.job_waits import STALL_S, until
+from runtimes.jobs import lifecycle as launcher
+from runtimes.jobs.lifecycle import recover
+from runtimes.jobs.store import JobStore
 from runtimes.models.registry import get_version
 
 pytestmark = pytest.mark.slow
@@ -25,16 +26,6 @@ def ws(demos_workspace):
     return demos_workspace(rows=40)
 
 
-def _until(pred, timeout=120.0, poll=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("condition not met in time")
-
-
 def _spec(**settings):
     return {"model": "tiny", "table": "demos", "technique": "sft", "eval_fraction": 0.1,
             "settings": {"micro_batch": 2, "max_length": 32, **settings}}
@@ -42,18 +33,18 @@ def _spec(**settings):
 
 def test_bad_requests_fail_clearly_before_any_compute(ws):
     with pytest.raises(UserError, match=r"no setting `learnin_rate`; did you mean `learning_rate`"):
-        launcher.submit(ws, _spec(learnin_rate=1e-3))
+        launcher.submit(ws, "finetune", _spec(learnin_rate=1e-3))
     with pytest.raises(UserError, match="setting `max_steps` takes an integer, got 'many'"):
-        launcher.submit(ws, _spec(max_steps="many"))
+        launcher.submit(ws, "finetune", _spec(max_steps="many"))
     with pytest.raises(UserError, match="exactly one of a catalog table and a SQL query"):
-        launcher.submit(ws, {"model": "tiny", "technique": "sft"})
+        launcher.submit(ws, "finetune", {"model": "tiny", "technique": "sft"})
     # The data is read and checked before a job exists: a missing table, a statement that is not a read.
     with pytest.raises(UserError, match=r"no table `demoz`.*`demos`"):
-        launcher.submit(ws, {**_spec(max_steps=2), "table": "demoz"})
+        launcher.submit(ws, "finetune", {**_spec(max_steps=2), "table": "demoz"})
     for sql, why in (("DELETE FROM demos", "DELETE refused"), ("SELECT 1 AS prompt; SELECT 2", "2 statements"),
                      ("SELECT * FROM read_csv('/etc/passwd')", "reads or lists files")):
         with pytest.raises(UserError, match=why):
-            launcher.submit(ws, {**_spec(max_steps=2), "table": None, "sql": sql})
+            launcher.submit(ws, "finetune", {**_spec(max_steps=2), "table": None, "sql": sql})
     store = JobStore(ws)
     assert store.list() == []  # refused requests leave no job behind
 
@@ -61,17 +52,17 @@ def test_bad_requests_fail_clearly_before_any_compute(ws):
 def test_cancel_sigterm_resume_sigkill_recovery_then_success_with_a_registered_version(ws):
     """One job through every interruption (each worker start costs seconds, so one job carries them all)."""
     store = JobStore(ws)
-    job = launcher.submit(ws, _spec(max_steps=36, checkpoint_every=6, learning_rate=1e-3))
-    other = launcher.submit(ws, _spec(max_steps=2))
+    job = launcher.submit(ws, "finetune", _spec(max_steps=36, checkpoint_every=6, learning_rate=1e-3))
+    other = launcher.submit(ws, "finetune", _spec(max_steps=2))
     assert store.get(other.id).status == "queued"  # one job at a time on CPU
     assert launcher.cancel(ws, other.id).status == "cancelled"
     with pytest.raises(UserError, match="is already cancelled; nothing to cancel"):
         launcher.cancel(ws, other.id)
 
     # SIGTERM (cancel while running): a checkpoint at the end of the current step, then `cancelled`.
-    _until(lambda: store.get(job.id).step >= 2)
+    until(lambda: store.get(job.id).step >= 2, ws)
     launcher.cancel(ws, job.id)
-    stopped = launcher.wait(ws, job.id, timeout_s=60)
+    stopped = launcher.wait(ws, job.id, timeout_s=STALL_S)
     assert stopped.status == "cancelled" and stopped.checkpoint is not None
     first_ckpt = int(Path(stopped.checkpoint).name.split("-")[1])
     assert 2 <= first_ckpt < 36 and Path(stopped.checkpoint, "trainer_state.json").is_file()
@@ -79,19 +70,19 @@ def test_cancel_sigterm_resume_sigkill_recovery_then_success_with_a_registered_v
 
     # Resume, then SIGKILL a few steps after the next regular checkpoint; recovery continues from it.
     launcher.resume(ws, job.id)
-    _until(lambda: (j := store.get(job.id)).status == "running" and j.checkpoint != stopped.checkpoint
-           and j.step >= int(j.checkpoint.rsplit("-", 1)[1]) + 2)
+    until(lambda: (j := store.get(job.id)).status == "running" and j.checkpoint != stopped.checkpoint
+           and j.step >= int(j.checkpoint.rsplit("-", 1)[1]) + 2, ws)
     running = store.get(job.id)
     second_ckpt = int(running.checkpoint.rsplit("-", 1)[1])
     assert second_ckpt % 6 == 0
     os.kill(running.pid, signal.SIGKILL)
-    _until(lambda: not launcher.is_worker_alive(running.pid, job.id), timeout=10)
+    until(lambda: not launcher.is_worker_alive(running.pid, job.id), ws)
     assert store.get(job.id).status == "running"  # nobody has noticed yet
     assert recover(ws) == [job.id]
     assert any(f"its process died at step" in e.message and f"checkpoint-{second_ckpt}" in e.message
                for e in store.events(job.id))
 
-    done = launcher.wait(ws, job.id, timeout_s=600)  # a slow, shared machine must not fail it
+    done = launcher.wait(ws, job.id, timeout_s=STALL_S)  # a slow job that advances is waited for
     assert done.status == "succeeded", done.error
     with pytest.raises(UserError, match="is succeeded; only a cancelled or failed job can be resumed"):
         launcher.resume(ws, job.id)

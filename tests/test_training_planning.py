@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from core.errors import UserError
-from runtimes.training.jobs.store import JobSpec, JobStore
+from runtimes.jobs.store import JobStore
+from runtimes.training.jobs.spec import JobSpec
 
 pytestmark = pytest.mark.slow
 SQL = ("SELECT t.body AS prompt, r.body AS reply FROM support_tickets t JOIN ticket_replies r "
@@ -116,13 +117,13 @@ def test_cli_dry_run_prints_the_plan_and_starts_nothing(ws):
 
 
 def test_a_short_sft_job_trains_with_the_plan_logs_tokens_per_second_and_draws_its_curves(ws):
-    from runtimes.training.jobs import launcher
+    from runtimes.jobs import lifecycle as launcher
     from runtimes.training.planning import plan_finetune
     from runtimes.models.registry import get_version
 
     spec = _spec(settings={"max_steps": 4, "micro_batch": 2, "max_length": 64}, name="tickets-sft")
     planned = plan_finetune(ws, spec).settings
-    job = launcher.wait(ws, launcher.submit(ws, spec).id, timeout_s=300)
+    job = launcher.wait(ws, launcher.submit(ws, "finetune", spec).id, timeout_s=300)
     store = JobStore(ws)
     assert job.status == "succeeded", (job.error, [e.message for e in store.events(job.id)][-3:])
     assert job.config == planned  # the worker trained with the resolved plan, the user's values in it

@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from core.errors import UserError
-from runtimes.training.jobs import launcher
-from runtimes.training.jobs.store import JobSpec, JobStore
+from runtimes.jobs import lifecycle as launcher
+from runtimes.jobs.store import JobStore
+from runtimes.training.jobs.spec import JobSpec
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_a_model_name_that_is_not_a_plain_name_is_refused_up_front(ws, name):
     out = _run(ws, "--data", "demos", "--name", name, "--set", "max_steps=1")
     assert out.exit_code != 0 and "is not a model name: use 1 to 64 letters, digits" in out.output, out.output
     with pytest.raises(UserError, match=r"pattern \[A-Za-z0-9\]"):
-        launcher.submit(ws, {"model": "tiny", "table": "demos", "name": name})
+        launcher.submit(ws, "finetune", {"model": "tiny", "table": "demos", "name": name})
     assert JobStore(ws).list() == [] and not (ws.root.parent / "evil").exists()
 
 
@@ -89,7 +90,8 @@ def test_jobs_delete_removes_an_ended_job_and_refuses_a_running_one(ws):
     from cli.main import app
 
     store = JobStore(ws)
-    job = launcher.submit(ws, {"model": "tiny", "table": "demos", "settings": {"max_steps": 200, "max_length": 32}})
+    job = launcher.submit(ws, "finetune", {"model": "tiny", "table": "demos",
+                                           "settings": {"max_steps": 200, "max_length": 32}})
     running = CliRunner().invoke(app, ["--workspace", str(ws.root), "jobs", "delete", job.id])
     assert running.exit_code != 0 and f"cancel it first (`lathe jobs cancel {job.id}`)" in running.output
     deadline = time.monotonic() + 300

@@ -12,9 +12,10 @@ import pytest
 
 from core.errors import UserError
 from catalog.importers import import_paths
-from runtimes.training.jobs import launcher
+from runtimes.jobs import lifecycle as launcher
 from runtimes.training.jobs.signal_check import SignalCheck, step_problem
-from runtimes.training.jobs.store import JobSpec, JobStore
+from runtimes.jobs.store import JobStore
+from runtimes.training.jobs.spec import JobSpec
 from runtimes.models.registry import list_versions
 from tests.scripted_llm import ScriptedLLM, say
 from tests.waiting import wait_for_job
@@ -87,7 +88,7 @@ def test_an_unreachable_judge_is_refused_at_plan_time_and_creates_no_job(ws):
         plan_finetune(ws, JobSpec.parse(_rlaif(url)))
     assert "the judge `openai/judge` at " + url + " does not answer" in str(e.value)
     with pytest.raises(UserError, match="does not answer"):
-        launcher.submit(ws, _rlaif(url))
+        launcher.submit(ws, "finetune", _rlaif(url))
     assert JobStore(ws).list() == []
 
 
@@ -96,7 +97,7 @@ def test_a_judge_that_stops_answering_fails_the_job_and_registers_nothing(ws):
     store = JobStore(ws)
     # The probe before training and the first steps' scores are answered; then every call fails (HTTP 500).
     with ScriptedLLM([say("Score: 5")] * 3) as llm:
-        job = launcher.submit(ws, _rlaif(llm.url, max_steps=6))
+        job = launcher.submit(ws, "finetune", _rlaif(llm.url, max_steps=6))
         done = wait_for_job(ws, job.id)
     assert done.status == "failed", done.error
     assert done.error.startswith("no training signal: ") and "no reward" in done.error

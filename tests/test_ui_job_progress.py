@@ -9,7 +9,7 @@ import pytest
 
 from agent.session import Session
 from core.workspace import Workspace
-from runtimes.training.jobs.store import JobStore
+from runtimes.jobs.store import JobStore
 from tests.ui_server import ask, browser, chromium, click, evidence, shown, ui_server
 
 pytestmark = [pytest.mark.slow,

@@ -70,7 +70,7 @@ def cpu_seconds(pids: Iterable[int | None]) -> float:
 
 def wait_for_job(ws: Any, job_id: str, stall_s: float = 180.0) -> Any:
     """A fine-tuning job once final; waits while its status, step, events, run files or worker CPU move."""
-    from runtimes.training.jobs.store import FINAL, JobStore
+    from runtimes.jobs.store import FINAL, JobStore
 
     store = JobStore(ws)
 

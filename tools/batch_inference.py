@@ -2,7 +2,7 @@
 table (risk `compute`, so it waits for approval), follow a batch, submit a request to the async queue (`compute`)
 and read an async request's status and result.
 
-Thin wrappers over `runtimes/serving/batch/transform.py` and `async_queue.py`: the status tools change nothing; the batch
+Thin wrappers over `runtimes/serving/batch/transform.py` and the async queue: the status tool changes nothing; the batch
 runs as a job in its own process and the async request waits for the queue's workers.
 """
 from __future__ import annotations
@@ -22,19 +22,27 @@ class RunBatchArgs(BatchSpec, ToolArgs):
     """A batch's spec, field for field."""
 
 
+_PLANS: dict[tuple[Any, ...], Any] = {}  # one plan per request, person and warehouse state
+
+
 class RunBatch(LatheTool):
     name: str = "run_batch"
     description: str = ("Run a model over every row of a catalog table or a read-only query and write a predictions "
                         "table to the warehouse (prompt, prediction, tokens, latency, model), as a resumable job. "
-                        "Spends compute, so it waits for approval. Follow it with `batch_status`.")
+                        "Spends compute, so it waits for approval. Follow it with `job_status`.")
     args_schema: type[BaseModel] = RunBatchArgs
     risk = Risk.compute
 
     def _plan(self, a: RunBatchArgs) -> Any:
-        from runtimes.serving.batch.transform import plan_batch
+        """The plan the approval shows, kept per request and warehouse state: the job then runs this very plan."""
+        from runtimes.serving.batch.transform import BatchSpec, plan_batch
 
-        spec = BatchSpec.parse(a.model_dump(exclude_none=True))
-        return plan_batch(self.workspace, spec, self.principal)
+        ws = self.workspace
+        key = (str(ws.root), a.model_dump_json(), getattr(self.principal, "name", None),
+               ws.warehouse_path.stat().st_mtime if ws.warehouse_path.exists() else 0.0)
+        if key not in _PLANS:
+            _PLANS[key] = plan_batch(ws, BatchSpec.parse({**a.model_dump(exclude_none=True)}), self.principal)
+        return _PLANS[key]
 
     def estimate(self, args: BaseModel) -> str:
         try:
@@ -50,39 +58,9 @@ class RunBatch(LatheTool):
         job = run_batch(self.workspace, plan)
         return ToolOutput(text=f"started batch job {job.id}: `{plan.model_id}` over {plan.rows:,} rows into table "
                                f"`{plan.into}`; ask \"how is the batch doing?\" to follow it",
-                          data={"job_id": job.id, "status": job.status, "rows": plan.rows, "into": plan.into,
+                          data={"job_id": job.id, "kind": job.kind, "status": job.status, "rows": plan.rows,
+                                "into": plan.into,
                                 "plan": plan.explain()})
-
-
-class BatchStatusArgs(ToolArgs):
-    job_id: str | None = Field(None, description="the batch job's id; the latest batch when left out")
-
-
-class BatchStatus(LatheTool):
-    name: str = "batch_status"
-    description: str = ("A batch inference job's status, rows done of all, its predictions table once it has "
-                        "succeeded, or its error. Without a job id: the latest batch.")
-    args_schema: type[BaseModel] = BatchStatusArgs
-    risk = Risk.read
-
-    def _run(self, job_id: str | None = None) -> ToolOutput:
-        from runtimes.serving.batch.transform import jobs, status
-
-        if job_id is None:
-            found = jobs(self.workspace)
-            if not found:
-                raise UserError("there is no batch job in this workspace yet")
-            job_id = max(found, key=lambda j: (j.created_at, j.id)).id
-        job = status(self.workspace, job_id)
-        parts = [f"batch {job.id} is {job.status}: {job.rows_done:,} of {job.rows_total:,} rows done with "
-                 f"`{job.plan.get('model_id')}`"]
-        if job.status == "succeeded":
-            parts.append(f"predictions in table `{job.output_table}`")
-        elif job.status == "failed" and job.error:
-            parts.append(f"error: {job.error}")
-        rows = [[k, v] for k, v in job.to_json().items() if k != "plan" and v not in (None, "")]
-        return ToolOutput(text="; ".join(parts), result=QueryResult(sql="", columns=["field", "value"], rows=rows),
-                          data={k: v for k, v in job.to_json().items() if k != "plan"})
 
 
 class SubmitAsyncArgs(ToolArgs):

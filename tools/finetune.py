@@ -15,7 +15,7 @@ from core.errors import UserError
 from core.principal import APPROVER, may_approve
 from catalog.results import QueryResult
 from core.workspace import Workspace
-from runtimes.training.jobs.store import JobSpec
+from runtimes.training.jobs.spec import JobSpec
 from runtimes.training.recipes import TECHNIQUES, TECHNIQUES_IN_WORDS, Technique
 from tools.base import LatheTool, ToolArgs, ToolOutput
 from tools.risk import Risk
@@ -189,25 +189,35 @@ class FinetuneChoices(ToolArgs):
         return None
 
 
-_PLANS: dict[tuple[str, str, float], str] = {}  # one plan per request and warehouse state: planning reads every row
+_PLANS: dict[tuple[str, str, float], Any] = {}  # one plan per request and warehouse state: planning reads every row
+
+
+def approved_plan(ws: Workspace, choices: FinetuneChoices) -> Any:
+    """The `FinetunePlan` shown for approval of these choices (see `plan_of`)."""
+    return plan_of(ws, JobSpec.parse({"model": choices.model, "table": choices.table, "sql": choices.sql,
+                                      "technique": choices.technique, "settings": choices.settings,
+                                      "mapping": choices.mapping}))
+
+
+def plan_of(ws: Workspace, spec: JobSpec) -> Any:
+    """The `FinetunePlan` of one job spec, once per spec and warehouse state: the approval shows it, and the job
+    started from the same spec stores and runs this very plan."""
+    from runtimes.training.planning import plan_finetune
+
+    key = (str(ws.root), spec.model_dump_json(),
+           ws.warehouse_path.stat().st_mtime if ws.warehouse_path.exists() else 0.0)
+    if key not in _PLANS:
+        _PLANS[key] = plan_finetune(ws, spec)
+    return _PLANS[key]
 
 
 def dry_run(ws: Workspace, choices: FinetuneChoices) -> str:
     """The plan in plain words with its estimate, as `lathe finetune --dry-run` shows it; starts nothing."""
-    return spec_dry_run(ws, JobSpec.parse({"model": choices.model, "table": choices.table, "sql": choices.sql,
-                                           "technique": choices.technique, "settings": choices.settings,
-                                           "mapping": choices.mapping}))
+    return str(approved_plan(ws, choices).explain())
 
 
 def spec_dry_run(ws: Workspace, spec: JobSpec) -> str:
-    """The plan of one job spec in plain words, once per spec and warehouse state."""
-    key = (str(ws.root), spec.model_dump_json(),
-           ws.warehouse_path.stat().st_mtime if ws.warehouse_path.exists() else 0.0)
-    if key not in _PLANS:
-        from runtimes.training.planning import plan_finetune
-
-        _PLANS[key] = str(plan_finetune(ws, spec).explain())
-    return _PLANS[key]
+    return str(plan_of(ws, spec).explain())
 
 
 def question(ws: Workspace, choices: FinetuneChoices) -> tuple[str, list[str]]:
@@ -316,70 +326,15 @@ class StartFinetune(LatheTool):
         return "; ".join(line.strip() for line in plan.splitlines() if line.startswith(wanted)) or plan.splitlines()[0]
 
     def _run(self, **args: Any) -> ToolOutput:
-        from runtimes.training.jobs import launcher
+        from runtimes.jobs.lifecycle import submit
+        from runtimes.training.jobs.finetune_kind import planned
 
         spec = JobSpec.parse(args)
-        job = launcher.submit(self.workspace, spec)
-        on = f"`{spec.table}`" if spec.table else "a query"
+        job = submit(self.workspace, "finetune", planned=planned(plan_of(self.workspace, spec)))  # as approved
+        on = f"`{spec.table}`" if spec.table else "the approved query"
         return ToolOutput(text=f"started job {job.id} ({job.status}): {spec.technique} of `{spec.model}` on {on}; "
                                "ask \"how is the job doing?\" to follow it",
-                          data={"job_id": job.id, "status": job.status})
-
-
-class JobStatusArgs(ToolArgs):
-    job_id: str | None = Field(None, description="the job's id; the latest job when left out")
-
-
-class JobStatus(LatheTool):
-    name: str = "job_status"
-    description: str = ("A fine-tuning job's status, progress, latest metrics and, once it has ended, its evaluation "
-                        "figures, report and registered model version. Without a job id: the latest job.")
-    args_schema: type[BaseModel] = JobStatusArgs
-    risk = Risk.read
-
-    def _run(self, job_id: str | None = None) -> ToolOutput:
-        from runtimes.training.jobs.store import JobStore
-
-        store = JobStore(self.workspace)
-        if job_id is None:
-            jobs = store.list()
-            if not jobs:
-                raise UserError("there is no fine-tuning job in this workspace yet")
-            job_id = max(jobs, key=lambda j: (j.created_at, j.id)).id
-        job = store.get(job_id)
-        latest = {k: v for k, (_, v) in store.latest_metrics(job.id).items()}
-        total = int((job.config or {}).get("max_steps") or job.spec.settings.get("max_steps") or 0)
-        progress = f"step {job.step}" + (f" of {total}" if total > 0 else "")
-        parts = [f"job {job.id} is {job.status} ({job.spec.technique} of `{job.spec.model}` on "
-                 f"`{job.spec.table or 'a query'}`), {progress}"]
-        rows = [["status", job.status], ["step", job.step]]
-        shown = {k: latest[k] for k in ("loss", "reward", "grad_norm", "tokens_per_s") if k in latest}
-        if shown:
-            parts.append("latest: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
-        rows += [[k, v] for k, v in latest.items()]
-        evaluation: dict[str, Any] = {}
-        report = None
-        if job.status == "succeeded":
-            evaluation = dict((job.lineage or {}).get("metrics") or {})
-            figures = {k: v for k, v in evaluation.items() if k.startswith(("eval", "base_", "tuned_", "duration"))
-                       or "win" in k or "reward" in k}
-            if figures:
-                parts.append("evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                        for k, v in figures.items()))
-            path = self.workspace.root / "runs" / job.id / "report"
-            report = str(path / "report.json") if (path / "report.json").exists() else None
-            if report:
-                parts.append(f"report: {report}" + (" (curves.png beside it)" if (path / "curves.png").exists() else ""))
-            if job.model_version:
-                parts.append(f"registered {job.model_version} (pending approval)")
-            rows += [[f"final {k}", v] for k, v in evaluation.items()]
-        elif job.status == "failed" and job.error:
-            parts.append(f"error: {job.error}")
-        result = QueryResult(sql="", columns=["field", "value"], rows=rows)
-        return ToolOutput(text="; ".join(parts), result=result,
-                          data={"job_id": job.id, "status": job.status, "step": job.step, "max_steps": total,
-                                "latest_metrics": latest, "evaluation": evaluation, "report": report,
-                                "model_version": job.model_version, "error": job.error})
+                          data={"job_id": job.id, "kind": job.kind, "status": job.status})
 
 
 class ListModelsArgs(ToolArgs):

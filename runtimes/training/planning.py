@@ -15,7 +15,7 @@ from core.errors import UserError
 from core.workspace import Workspace
 from runtimes.training.auto_config import RL_RECIPES, DataProfile, TrainingConfig, TrainingPlan, auto_configure
 from runtimes.training.hardware import Hardware, detect_hardware
-from runtimes.training.jobs.store import JobSpec
+from runtimes.training.jobs.spec import JobSpec
 from runtimes.training.memory_estimate import ModelShape, gib
 from runtimes.models.sources import ModelSource
 from runtimes.training.plan_explanation import explain as explain_training

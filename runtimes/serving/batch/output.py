@@ -62,7 +62,7 @@ def publish(ws: Workspace, job_id: str, plan: Any, predictions: list[Prediction]
         return _write(ws, job_id, plan, predictions)
 
     return when_free(write, wait_s=wait_s, on_wait=on_wait,
-                     gave_up=f"the predictions are kept with the job: `lathe batch resume {job_id}` writes them "
+                     gave_up=f"the predictions are kept with the job: `lathe jobs resume {job_id}` writes them "
                              "once it is free")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,7 +17,6 @@ from sqlglot import exp
 from catalog.data_source import source_of
 from core.errors import UserError
 from core.principal import Principal
-from catalog.safe_sql import run_sql
 from core.workspace import Workspace
 
 Format = Literal["chat", "prompt", "messages"]
@@ -24,6 +24,7 @@ Format = Literal["chat", "prompt", "messages"]
 _PROMPT_NAMES = ("prompt", "question", "input", "instruction", "query", "request", "text", "body", "message",
                  "content", "description", "subject", "title")
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
+CHUNK_ROWS = 50_000  # rows fetched from DuckDB at a time: memory stays flat whatever the source's size
 
 
 @dataclass(frozen=True)
@@ -53,18 +54,81 @@ def source_statement(table: str | None, sql: str | None) -> str:
     return source_of(table, sql).statement()
 
 
-def read_rows(ws: Workspace, statement: str, principal: Principal | None = None) -> SourceRows:
-    """Every row of the statement, through the guarded, masked, sandboxed reader; never a silent cut."""
+def stream_rows(ws: Workspace, statement: str, principal: Principal | None = None,
+                chunk_rows: int = CHUNK_ROWS) -> Iterator[SourceRows]:
+    """Every row of the statement, in chunks fetched from DuckDB as they are needed (no row limit, never a silent
+    cut), through the guard, PII masking for `principal` and the sandboxed reader. The reader is held only while
+    the chunks are read."""
+    import duckdb
+
+    from catalog.pii_masking import mask_pii
+    from catalog.query_schema import warehouse_catalog
+    from catalog.sql_guard import guard
+    from catalog.store import CatalogStore
+    from catalog.warehouse import connect_reader
     from runtimes.training.datasets.sources import tables_read
 
-    result = run_sql(ws, statement, principal=principal)
-    if result.truncated:
-        raise UserError(f"the batch's source has more rows than the workspace's row limit "
-                        f"({ws.settings.sql.row_limit:,}); raise `row_limit` under [sql] in lathe.toml or split the "
-                        "batch with WHERE clauses, so that no row is left out without notice")
-    if not result.rows:
-        raise UserError(f"the batch's source is empty: `{result.sql}` returned no rows")
-    return SourceRows(sql=result.sql, columns=list(result.columns), rows=result.rows, tables=tables_read(result.sql))
+    catalog = CatalogStore(ws).load()
+    with connect_reader(ws) as con:
+        tables = warehouse_catalog(con, catalog)
+        guarded = guard(statement, None, tables)
+        if guarded.query is None:
+            raise UserError(f"a batch needs rows: `{statement}` is not a query")
+        masked = mask_pii(con, guarded, tables, principal or Principal.local_admin())
+        final = masked.tree.sql(dialect="duckdb")
+        try:
+            cur = con.execute(final)
+            columns = [d[0] for d in cur.description]
+            read = tables_read(final)
+            while chunk := cur.fetchmany(chunk_rows):
+                yield SourceRows(sql=final, columns=columns, rows=[list(r) for r in chunk], tables=read)
+        except duckdb.Error as e:
+            raise UserError(f"DuckDB cannot run the batch's source: {str(e).strip().splitlines()[0]}") from None
+
+
+def read_rows(ws: Workspace, statement: str, principal: Principal | None = None) -> SourceRows:
+    """Every row of the statement at once (small sources and tests); `stream_rows` keeps memory flat."""
+    chunks = list(stream_rows(ws, statement, principal))
+    if not chunks:
+        raise UserError(f"the batch's source is empty: `{statement}` returned no rows")
+    return SourceRows(sql=chunks[0].sql, columns=chunks[0].columns, rows=[r for c in chunks for r in c.rows],
+                      tables=chunks[0].tables)
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    """One pass over a whole source: its row count, the rows with a prompt, the content hash, and whether the key
+    column held a repeated or missing value anywhere."""
+    rows: int
+    with_prompt: int
+    content_hash: str
+    key_problem: str | None
+
+
+def scan_rows(chunks: Iterable[SourceRows], prompt_column: str, key_column: str | None, fmt: Format,
+              system_prompt: str | None = None, on_rows: Any = None) -> SourceScan:
+    """Read every chunk once, turning each into `BatchRow`s (given to `on_rows` when set) and hashing them."""
+    h, seen, keys = hashlib.sha256(), {}, set()
+    count = with_prompt = 0
+    problem = None
+    for chunk in chunks:
+        if key_column is not None and problem is None:
+            k = chunk.columns.index(key_column)
+            values = [r[k] for r in chunk.rows]
+            if any(v is None for v in values):
+                problem = "some rows have no value"
+        rows = batch_rows(chunk, prompt_column, key_column, fmt, system_prompt, seen)
+        if key_column is not None and problem is None:
+            before = len(keys)
+            keys.update(r.key for r in rows)
+            if len(keys) - before != len(rows):
+                problem = "its values repeat"
+        _hash_rows(h, rows)
+        count += len(rows)
+        with_prompt += sum(1 for r in rows if r.prompt)
+        if on_rows is not None:
+            on_rows(rows)
+    return SourceScan(count, with_prompt, h.hexdigest(), problem)
 
 
 def describe_source(ws: Workspace, statement: str) -> dict[str, SourceColumn]:
@@ -156,12 +220,12 @@ def choose_key_column(columns: list[str], rows: list[list[Any]], given: str | No
 
 
 def batch_rows(source: SourceRows, prompt_column: str, key_column: str | None, fmt: Format,
-               system_prompt: str | None = None) -> list[BatchRow]:
-    """One `BatchRow` per source row, in source order."""
+               system_prompt: str | None = None, seen: dict[str, int] | None = None) -> list[BatchRow]:
+    """One `BatchRow` per source row, in source order; `seen` carries the content keys across chunks."""
     p = source.columns.index(prompt_column)
     k = source.columns.index(key_column) if key_column else None
     out: list[BatchRow] = []
-    seen: dict[str, int] = {}
+    seen = {} if seen is None else seen
     for row in source.rows:
         value = row[p]
         if k is not None:
@@ -191,10 +255,14 @@ def detect_format(source: SourceRows, prompt_column: str, asked: str) -> Format:
 
 def content_hash(rows: list[BatchRow]) -> str:
     h = hashlib.sha256()
+    _hash_rows(h, rows)
+    return h.hexdigest()
+
+
+def _hash_rows(h: Any, rows: list[BatchRow]) -> None:
     for r in rows:
         h.update(json.dumps([r.key, r.prompt], ensure_ascii=False).encode())
         h.update(b"\n")
-    return h.hexdigest()
 
 
 def default_output(table: str | None, tables: list[str]) -> str:

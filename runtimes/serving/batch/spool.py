@@ -9,8 +9,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+import json
 from dataclasses import astuple, dataclass
 from pathlib import Path
+
+from runtimes.serving.batch.source import BatchRow
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -22,6 +25,7 @@ CREATE TRIGGER IF NOT EXISTS predictions_written_once
 BEFORE UPDATE OF row_key, key_value, prompt, prediction, finish_reason, prompt_tokens, completion_tokens, latency_ms,
     model, attempt, created_at ON predictions
 BEGIN SELECT RAISE(ABORT, 'a prediction is written once'); END;
+CREATE TABLE IF NOT EXISTS source (row_key TEXT PRIMARY KEY, prompt TEXT NOT NULL, messages TEXT);
 """
 
 
@@ -57,9 +61,31 @@ class BatchSpool:
         finally:
             db.close()
 
-    def done_keys(self) -> set[str]:
+    def reset_source(self) -> None:
+        """Forget the source rows an earlier attempt read (the predictions stay)."""
         with self._db() as db:
-            return {r[0] for r in db.execute("SELECT row_key FROM predictions")}
+            db.execute("DELETE FROM source")
+
+    def add_source(self, rows: list[BatchRow]) -> None:
+        """One chunk of the source as streamed from the warehouse, in source order."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR REPLACE INTO source VALUES (?, ?, ?)",
+                           [(r.key, r.prompt, json.dumps(r.messages) if r.messages is not None else None)
+                            for r in rows])
+            db.execute("COMMIT")
+
+    def todo(self, limit: int) -> list[BatchRow]:
+        """The next source rows, in source order, that have no prediction yet."""
+        with self._db() as db:
+            rows = db.execute("SELECT s.row_key, s.prompt, s.messages FROM source s WHERE NOT EXISTS "
+                              "(SELECT 1 FROM predictions p WHERE p.row_key = s.row_key) ORDER BY s.rowid LIMIT ?",
+                              (limit,)).fetchall()
+        return [BatchRow(k, k, p, json.loads(m) if m else None) for k, p, m in rows]
+
+    def done_count(self) -> int:
+        with self._db() as db:
+            return int(db.execute("SELECT count(*) FROM predictions").fetchone()[0])
 
     def commit(self, rows: list[Prediction]) -> None:
         """One micro-batch, all or nothing; a row already here is an error, never a second answer."""

@@ -1,18 +1,12 @@
 """Batch transform: run a served model (a registered version or a base model) over a catalog table or a read query
 and write a predictions table to the warehouse, catalogued with its lineage. `BatchSpec` → `plan_batch` (checks
-everything and reads the rows, no side effects) → `run_batch` (a job in its own process) → `status` / `events` /
-`cancel` / `resume`.
+everything and streams the rows once, no side effects) → `run_batch` (a job of kind `batch`, followed, cancelled
+and resumed like every job through runtimes/jobs/lifecycle.py).
 
-The job survives crashes: predictions are committed per micro-batch and a restarted job skips the rows already
-done. Nothing here runs a model in the caller's process; the worker (batch_worker.py) does.
+Nothing here runs a model in the caller's process; the job's worker does (batch_kind.py).
 """
 from __future__ import annotations
 
-import os
-import signal
-import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,12 +15,8 @@ from catalog.data_source import SourceFields
 from core.errors import UserError, validate_input
 from core.principal import Principal
 from core.workspace import Workspace
-from runtimes.job_process import is_worker_alive, spawn_worker
-from runtimes.serving.batch.store import ACTIVE, FINAL, BatchJob, BatchStore, Event
+from runtimes.jobs.store import Job
 from runtimes.models.refs import ServedModel
-
-WORKER = "runtimes.serving.batch.worker"
-STARTING_GRACE_S = 60.0  # a job whose worker has not yet written its pid is starting, not dead
 
 
 class BatchSpec(SourceFields):
@@ -102,131 +92,55 @@ class BatchPlan(BaseModel):
 
 
 def plan_batch(ws: Workspace, spec: BatchSpec | dict[str, Any], principal: Principal | None = None) -> BatchPlan:
-    """Check the model, the rows, the columns and the output table; read the rows once. No side effects."""
+    """Check the model, the rows, the columns and the output table: the columns are chosen on the first chunk of
+    rows, then every row is streamed once to count and hash them (no row limit). No side effects."""
+    import itertools
+
     from catalog.store import CatalogStore
-    from runtimes.serving.batch.output import check_output
-    from runtimes.serving.batch.source import (batch_rows, choose_key_column, choose_prompt_column, content_hash,
-                                               default_output, describe_source, detect_format, read_rows,
-                                               source_statement)
     from runtimes.models.refs import resolve_served
+    from runtimes.serving.batch.output import check_output
+    from runtimes.serving.batch.source import (choose_key_column, choose_prompt_column, default_output,
+                                               describe_source, detect_format, scan_rows, source_statement,
+                                               stream_rows)
 
     ws.require()
     spec = spec if isinstance(spec, BatchSpec) else BatchSpec.parse(spec)
     served = resolve_served(ws, spec.model)
     statement = source_statement(spec.table, spec.sql)
-    source = read_rows(ws, statement, principal)
     columns = describe_source(ws, statement)
+    chunks = stream_rows(ws, statement, principal)
+    first = next(chunks, None)
+    if first is None:
+        raise UserError(f"the batch's source is empty: `{statement}` returned no rows")
     table_meta = CatalogStore(ws).load().table(spec.table) if spec.table else None
-    key = choose_key_column(source.columns, source.rows, spec.key_column,
+    key = choose_key_column(first.columns, first.rows, spec.key_column,
                             list(table_meta.primary_key) if table_meta else [])
-    prompt, reason = choose_prompt_column(source.columns, source.rows, spec.prompt_column, avoid=(key,))
-    fmt = detect_format(source, prompt, spec.format)
-    rows = batch_rows(source, prompt, key, fmt, spec.system_prompt)
-    with_prompt = sum(1 for r in rows if r.prompt)
-    if not with_prompt:
-        raise UserError(f"the prompt column `{prompt}` is empty: none of its {len(rows):,} rows holds text; "
+    prompt, reason = choose_prompt_column(first.columns, first.rows, spec.prompt_column, avoid=(key,))
+    fmt = detect_format(first, prompt, spec.format)
+    scan = scan_rows(itertools.chain([first], chunks), prompt, key, fmt, spec.system_prompt)
+    if scan.key_problem and key is not None:
+        if spec.key_column is not None:
+            raise UserError(f"`{key}` cannot key the batch's rows: {scan.key_problem}; choose a unique column with "
+                            "--key-column, or leave it out to key rows by their content")
+        key = None  # unique in the first rows only: rows are keyed by their content instead
+        scan = scan_rows(stream_rows(ws, statement, principal), prompt, key, fmt, spec.system_prompt)
+    if not scan.with_prompt:
+        raise UserError(f"the prompt column `{prompt}` is empty: none of its {scan.rows:,} rows holds text; "
                         "choose another with --prompt-column")
-    into = spec.into or default_output(spec.table, source.tables)
+    into = spec.into or default_output(spec.table, first.tables)
     check_output(ws, into, replace=spec.replace, job_id=None)
     return BatchPlan(spec=spec, model_id=served.id, base=served.base, base_ref=served.base_ref, adapter=served.adapter,
                      version=served.version.version if served.version else None, source_statement=statement,
-                     source_sql=source.sql,
-                     source_tables=source.tables, prompt_column=prompt, prompt_reason=reason, key_column=key,
-                     key_type=columns[key].type if key and key in columns else None, format=fmt, into=into,
-                     rows=len(rows), rows_with_prompt=with_prompt, content_hash=content_hash(rows),
+                     source_sql=first.sql, source_tables=first.tables, prompt_column=prompt, prompt_reason=reason,
+                     key_column=key, key_type=columns[key].type if key and key in columns else None, format=fmt,
+                     into=into, rows=scan.rows, rows_with_prompt=scan.with_prompt, content_hash=scan.content_hash,
                      lineage={c: s.sources for c, s in columns.items() if s.sources},
                      pii={c: s.pii for c, s in columns.items() if s.pii}, principal=principal)
 
 
-def run_batch(ws: Workspace, plan: BatchPlan) -> BatchJob:
-    """Start the batch as a job in its own process; returns at once (follow it with `status` or `wait`)."""
-    store = BatchStore(ws)
-    job = store.create(plan.model_dump(mode="json"), rows_total=plan.rows)
-    _start(ws, store, job.id)
-    return store.get(job.id)
+def run_batch(ws: Workspace, plan: BatchPlan) -> Job:
+    """Start the approved batch as a job in its own process; returns at once (follow it with `lifecycle.wait`)."""
+    from runtimes.jobs.lifecycle import submit
+    from runtimes.serving.batch.batch_kind import planned
 
-
-def status(ws: Workspace, job_id: str) -> BatchJob:
-    return BatchStore(ws).get(job_id)
-
-
-def events(ws: Workspace, job_id: str, after: int = 0) -> list[Event]:
-    return BatchStore(ws).events(job_id, after)
-
-
-def jobs(ws: Workspace) -> list[BatchJob]:
-    return BatchStore(ws).list()
-
-
-def cancel(ws: Workspace, job_id: str) -> BatchJob:
-    """Stop a batch after the micro-batch in flight (SIGTERM); what is done is kept and `resume` continues."""
-    store = BatchStore(ws)
-    job = store.get(job_id)
-    if job.status in FINAL:
-        raise UserError(f"batch {job_id} is already {job.status}; nothing to cancel")
-    store.update(job_id, stop_requested=1)
-    if job.pid and is_worker_alive(job.pid, job_id):
-        os.kill(job.pid, signal.SIGTERM)
-        store.add_event(job_id, "cancel", "stop requested: the batch commits its current rows and stops")
-    else:
-        store.set_status(job_id, "cancelled", "cancelled (its process was gone)", expect=("queued", *ACTIVE))
-    return store.get(job_id)
-
-
-def resume(ws: Workspace, job_id: str) -> BatchJob:
-    """Start a cancelled or failed batch again; the rows already done are skipped."""
-    store = BatchStore(ws)
-    job = store.get(job_id)
-    if job.status not in ("cancelled", "failed"):
-        raise UserError(f"batch {job_id} is {job.status}; only a cancelled or failed batch can be resumed")
-    if not store.set_status(job_id, "queued", f"resume requested: {job.rows_done:,} of {job.rows_total:,} rows are "
-                            "done and will not be redone", expect=("cancelled", "failed")):
-        raise UserError(f"batch {job_id} was resumed by another process just now; follow it with "
-                        f"`lathe batch status {job_id}`")
-    _start(ws, store, job_id)
-    return store.get(job_id)
-
-
-def recover(ws: Workspace) -> list[str]:
-    """Restart the batches whose process died (SIGKILL, a crash, a reboot); returns their ids."""
-    store = BatchStore(ws)
-    restarted: list[str] = []
-    now = time.time()
-    for job in store.list(("queued", *ACTIVE)):
-        if job.pid is None and now - (job.queued_at or job.created_at) < STARTING_GRACE_S:
-            continue
-        if job.pid is not None and is_worker_alive(job.pid, job.id):
-            continue
-        if job.stop_requested:  # it died before it could honour a cancel: the cancel stands
-            store.set_status(job.id, "cancelled", "cancelled (its process was gone)", expect=(job.status,))
-            continue
-        if store.set_status(job.id, "queued", f"its process died with {job.rows_done:,} of {job.rows_total:,} rows "
-                            "done; restarting, those rows are kept", expect=(job.status,)):
-            _start(ws, store, job.id)
-            restarted.append(job.id)
-    return restarted
-
-
-def wait(ws: Workspace, job_id: str, timeout_s: float = 3600.0, poll_s: float = 0.2,
-         on_progress: Callable[[BatchJob], None] | None = None) -> BatchJob:
-    """Block until the batch ends, calling `on_progress` with each new state (a progress bar)."""
-    store = BatchStore(ws)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job = store.get(job_id)
-        if on_progress is not None:
-            on_progress(job)
-        if job.status in FINAL:
-            return job
-        if time.monotonic() > deadline:
-            raise UserError(f"batch {job_id} is still {job.status} after {timeout_s:.0f} s")
-        time.sleep(poll_s)
-
-
-def job_dir(ws: Workspace, job_id: str) -> Path:
-    return ws.root / "runs" / job_id
-
-
-def _start(ws: Workspace, store: BatchStore, job_id: str) -> None:
-    pid = spawn_worker(ws, WORKER, job_id, job_dir(ws, job_id) / "worker.log")
-    store.update(job_id, pid=pid)
+    return submit(ws, "batch", planned=planned(plan))

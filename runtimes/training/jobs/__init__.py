@@ -1,2 +1,2 @@
-"""Training jobs: each run is a process of its own with a row in the workspace state database, events,
-metrics, checkpoints, cancel and resume, and recovery of jobs whose process died."""
+"""Fine-tuning as a kind of job (finetune_kind.py): its spec, trainer, progress callback and signal check; the job
+itself (store, lifecycle, worker process) is runtimes/jobs/'s."""

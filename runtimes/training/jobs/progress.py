@@ -1,5 +1,6 @@
 """The `TrainerCallback` of a job: each logged step's metrics (loss, reward, grad norm, tokens/s, memory) go to
-the job store and to MLflow, each saved checkpoint is recorded, and a stop request becomes "checkpoint now,
+the job's progress and metrics and to MLflow, each saved checkpoint is recorded, and a stop request becomes
+"checkpoint now,
 then stop". It never changes what the trainer computes.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from runtimes.training.jobs.store import JobStore
+from runtimes.jobs.store import JobStore
 
 _SKIP = {"epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second",
          "train_loss", "num_input_tokens_seen", "train_tokens_per_second"}
@@ -45,11 +46,13 @@ class ProgressCallback(TrainerCallback):
         values["memory_mb"] = _memory_mb()
         step = int(state.global_step)
         self.store.add_metrics(self.job_id, self.attempt, step, values)
+        self.store.set_progress(self.job_id, step, int(state.max_steps or 0) or None,
+                                event=f"step {step} of {state.max_steps}")
         self.tracking.log_metrics(step, values)
 
     def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        self.store.update(self.job_id, checkpoint=str(path))
+        self.store.record(self.job_id, checkpoint=str(path))
         self.store.add_event(self.job_id, "checkpoint", f"checkpoint at step {state.global_step}",
                              {"step": state.global_step, "path": str(path)})
 

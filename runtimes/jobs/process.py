@@ -1,7 +1,7 @@
 """Detached job processes, shared by every kind of job (training, batch inference): start a worker module as a
 process of its own session with the offline environment, and tell whether a pid is still a given job's worker.
 
-It never kills anything and never decides when a job runs; each job kind's launcher does.
+It never kills anything and never decides when a job runs; the lifecycle does.
 """
 from __future__ import annotations
 
