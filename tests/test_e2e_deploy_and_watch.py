@@ -77,11 +77,11 @@ def test_a_user_deploys_calls_batches_queues_and_sees_a_drift_alert_from_the_cha
 
         def batch_done() -> bool:
             answers.append(text_of(collect(s.send("how is the batch doing?"))))
-            return " is succeeded: " in answers[-1] or " is failed: " in answers[-1]
+            return " is succeeded" in answers[-1] or " is failed" in answers[-1]
 
         wait_for(batch_done, progress=lambda: (answers[-1:], files_state(demo.root / "runs")), poll_s=1,
                  what="the batch to end, followed from the chat")
-        assert " is succeeded: 6 of 6 rows done " in answers[-1], answers[-1]
+        assert " is succeeded (`tiny-qwen3-sft@1` over `customer_questions`), 6 of 6 rows done" in answers[-1], answers[-1]
         assert "predictions in table `customer_questions_predictions`" in answers[-1]
         assert count_rows(demo, "customer_questions_predictions") == 6
 

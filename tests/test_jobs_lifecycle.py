@@ -173,7 +173,7 @@ def test_both_kinds_recover_after_sigkill_cancel_and_resume_through_the_same_cal
 @pytest.mark.slow
 def test_the_chat_follows_a_batch_it_started_as_a_batch(ws):
     from agent.session import Session
-    from tests.test_agent_fixtures import collect, done, of
+    from tests.agent_events import collect, done, of
 
     with Session(ws, "batch-chat") as s:
         asked = collect(s.send("run the ticket-sft model over tickets as a batch"))

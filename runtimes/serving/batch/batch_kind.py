@@ -8,6 +8,7 @@ A stop (SIGTERM) ends the job after the micro-batch in flight, `cancelled`, resu
 from __future__ import annotations
 
 import datetime as dt
+import contextlib
 import itertools
 import time
 from typing import Any
@@ -80,14 +81,14 @@ def _load_source(ws: Workspace, plan: BatchPlan, spool: BatchSpool) -> int:
     """Stream the source into the spool chunk by chunk; it must still be the rows the plan was approved for."""
     from runtimes.serving.batch.source import scan_rows, stream_rows
 
-    chunks = stream_rows(ws, plan.source_statement, plan.principal)
-    first = next(chunks, None)
-    for column in (plan.prompt_column, plan.key_column):
-        if column and (first is None or column not in first.columns):
-            raise UserError(f"the batch's source no longer has column `{column}`; start a new batch")
-    spool.reset_source()
-    scan = scan_rows(itertools.chain([first], chunks) if first else [], plan.prompt_column, plan.key_column,
-                     plan.format, plan.spec.system_prompt, on_rows=spool.add_source)
+    with contextlib.closing(stream_rows(ws, plan.source_statement, plan.principal)) as chunks:
+        first = next(chunks, None)
+        for column in (plan.prompt_column, plan.key_column):
+            if column and (first is None or column not in first.columns):
+                raise UserError(f"the batch's source no longer has column `{column}`; start a new batch")
+        spool.reset_source()
+        scan = scan_rows(itertools.chain([first], chunks) if first else [], plan.prompt_column, plan.key_column,
+                         plan.format, plan.spec.system_prompt, on_rows=spool.add_source)
     if scan.content_hash != plan.content_hash:
         raise UserError(f"the batch's source changed since its plan was approved (rows hash {plan.content_hash[:12]} "
                         f"→ {scan.content_hash[:12]}); running it would not be the approved batch: start a new batch")

@@ -7,6 +7,7 @@ Nothing here runs a model in the caller's process; the job's worker does (batch_
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -108,22 +109,24 @@ def plan_batch(ws: Workspace, spec: BatchSpec | dict[str, Any], principal: Princ
     served = resolve_served(ws, spec.model)
     statement = source_statement(spec.table, spec.sql)
     columns = describe_source(ws, statement)
-    chunks = stream_rows(ws, statement, principal)
-    first = next(chunks, None)
-    if first is None:
-        raise UserError(f"the batch's source is empty: `{statement}` returned no rows")
-    table_meta = CatalogStore(ws).load().table(spec.table) if spec.table else None
-    key = choose_key_column(first.columns, first.rows, spec.key_column,
-                            list(table_meta.primary_key) if table_meta else [])
-    prompt, reason = choose_prompt_column(first.columns, first.rows, spec.prompt_column, avoid=(key,))
-    fmt = detect_format(first, prompt, spec.format)
-    scan = scan_rows(itertools.chain([first], chunks), prompt, key, fmt, spec.system_prompt)
+    # Closed on every way out: a refused column must not leave the generator (and its reader) suspended.
+    with contextlib.closing(stream_rows(ws, statement, principal)) as chunks:
+        first = next(chunks, None)
+        if first is None:
+            raise UserError(f"the batch's source is empty: `{statement}` returned no rows")
+        table_meta = CatalogStore(ws).load().table(spec.table) if spec.table else None
+        key = choose_key_column(first.columns, first.rows, spec.key_column,
+                                list(table_meta.primary_key) if table_meta else [])
+        prompt, reason = choose_prompt_column(first.columns, first.rows, spec.prompt_column, avoid=(key,))
+        fmt = detect_format(first, prompt, spec.format)
+        scan = scan_rows(itertools.chain([first], chunks), prompt, key, fmt, spec.system_prompt)
     if scan.key_problem and key is not None:
         if spec.key_column is not None:
             raise UserError(f"`{key}` cannot key the batch's rows: {scan.key_problem}; choose a unique column with "
                             "--key-column, or leave it out to key rows by their content")
         key = None  # unique in the first rows only: rows are keyed by their content instead
-        scan = scan_rows(stream_rows(ws, statement, principal), prompt, key, fmt, spec.system_prompt)
+        with contextlib.closing(stream_rows(ws, statement, principal)) as again:
+            scan = scan_rows(again, prompt, key, fmt, spec.system_prompt)
     if not scan.with_prompt:
         raise UserError(f"the prompt column `{prompt}` is empty: none of its {scan.rows:,} rows holds text; "
                         "choose another with --prompt-column")
