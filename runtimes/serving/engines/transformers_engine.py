@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from core.errors import UserError
 from runtimes.models.refs import ServedModel
+from runtimes.serving.engines.chat_input import chat_dicts
 
 FinishReason = Literal["stop", "length"]
 
@@ -113,9 +114,7 @@ class Engine:
         """Token ids of a chat (rendered with the model's chat template) or a plain prompt."""
         self._lookup(model_id)
         if messages is not None:
-            if not messages:
-                raise UserError("`messages` is empty: send at least one message")
-            rendered = [{"role": "system" if m.role == "developer" else m.role, "content": m.content} for m in messages]
+            rendered = chat_dicts(messages)
             ids = self.tokenizer.apply_chat_template(rendered, add_generation_prompt=True, return_tensors="pt",
                                                      return_dict=True)["input_ids"]
         elif prompt is not None:

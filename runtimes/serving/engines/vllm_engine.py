@@ -15,6 +15,7 @@ from typing import Any
 from core.errors import UserError
 from runtimes.serving.engines.transformers_engine import ChatMessage, Generation, Sampling
 from runtimes.models.refs import ServedModel
+from runtimes.serving.engines.chat_input import chat_dicts
 
 
 def require_vllm() -> None:
@@ -71,9 +72,7 @@ class VllmEngine:
 
         self._lookup(model_id)
         if messages is not None:
-            if not messages:
-                raise UserError("`messages` is empty: send at least one message")
-            rendered = [{"role": "system" if m.role == "developer" else m.role, "content": m.content} for m in messages]
+            rendered = chat_dicts(messages)
             ids = self.tokenizer.apply_chat_template(rendered, add_generation_prompt=True, tokenize=True)
         elif prompt is not None:
             ids = self.tokenizer(prompt)["input_ids"]
