@@ -189,3 +189,62 @@ def test_monitor_alerts_go_to_the_alerts_channel_once(small_ws):
         assert [p["text"] for p in posted] == [
             ":rotating_light: Alert on `support-bot` (drift): prompt length drifted (1)",
             ":rotating_light: Alert on `support-bot` (drift): prompt length drifted (2)"]
+
+
+def test_the_slash_command_asks_in_a_new_thread(slack):
+    import urllib.parse
+
+    api, url, llm = slack
+    llm.push(call("run_sql", say="Counting the customers.", sql="SELECT count(*) AS customers FROM customers"))
+    body = urllib.parse.urlencode({"command": "/lathe", "text": "how many customers?", "user_id": "U_ANA",
+                                   "channel_id": "C7", "team_id": "T1", "trigger_id": "t", "response_url": ""})
+    assert signed_post(url, body.encode(), "application/x-www-form-urlencoded").status_code == 200
+    asked = api.wait_for("chat.postMessage", where=lambda p: p.get("channel") == "C7" and "asked:" in p["text"])[0]
+    assert asked["text"] == "<@U_ANA> asked: how many customers?"
+    answer = api.wait_for("chat.postMessage", where=lambda p: p.get("thread_ts") is not None
+                          and p.get("channel") == "C7")[0]
+    assert "Counting the customers." in answer["text"]
+
+
+def test_edit_opens_a_modal_and_its_submission_edits_the_waiting_plan(slack, small_ws):
+    import urllib.parse
+
+    api, url, llm = slack
+    llm.push(call("create_derived_table", say="I will save the EMEA customers as a table.", name="emea_customers",
+                  select_sql=EMEA_SQL, description="EMEA customers"))
+    _mention(url, "U_ANA", "save the EMEA customers as a table", "900.1", "Ev9")
+    plan = api.wait_for("chat.postMessage", where=lambda p: p.get("text") == "A plan waits for approval")[0]
+    blocks = json.loads(plan["blocks"]) if isinstance(plan["blocks"], str) else plan["blocks"]
+    value = next(e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]
+                 if e["action_id"] == "lathe_edit")
+    form = "application/x-www-form-urlencoded"
+    signed_post(url, action_body("lathe_edit", value, "U_ANA", "C1", "9.1"), form)
+    opened = api.wait_for("views.open")[0]
+    view = json.loads(opened["view"]) if isinstance(opened["view"], str) else opened["view"]
+    assert view["callback_id"] == "lathe_edit" and '"name": "emea_customers"' in view["blocks"][0]["element"]["initial_value"]
+    submitted = {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": "U_ANA"}, "api_app_id": "A1",
+                 "view": {"id": "V1", "type": "modal", "callback_id": "lathe_edit", "private_metadata": view["private_metadata"],
+                          "state": {"values": {"s1": {"args": {"type": "plain_text_input",
+                                                               "value": '{"name": "emea_only"}'}}}}}}
+    r = signed_post(url, urllib.parse.urlencode({"payload": json.dumps(submitted)}).encode(), form)
+    assert r.status_code == 200
+    again = api.wait_for("chat.postMessage", count=2, where=lambda p: p.get("text") == "A plan waits for approval")
+    assert "emea_only" in json.dumps(again[-1]["blocks"])
+    from agent.session import Session
+
+    assert Session(small_ws, "slack-C1-900.1").pending().plan.steps[0].args["name"] == "emea_only"
+
+
+def test_a_chart_is_drawn_as_a_png_with_a_series_per_category():
+    from agent.channels.chart_images import chart_png
+    from agent.events import ChartSpec
+    from agent.state import TableData
+
+    table = TableData(columns=["month", "region", "revenue"],
+                      rows=[["2026-01", "EMEA", 10.0], ["2026-02", "EMEA", 12.5], ["2026-01", "NA", 7.0],
+                            ["2026-02", "NA", None]], row_count=4)
+    line = chart_png(ChartSpec(step_id="s1", kind="line", x="month", y=["revenue"], color="region"), table)
+    bars = chart_png(ChartSpec(step_id="s1", kind="bar", x="region", y=["revenue"]), table)
+    for png in (line, bars):
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
+    assert line != bars

@@ -224,11 +224,13 @@ def create_monitor(ws: Workspace, spec: MonitorSpec | dict[str, Any], *, created
 
 
 # ---- running -------------------------------------------------------------------------------------------
-def run_monitor(ws: Workspace, monitor_id: str, *, now: dt.datetime | None = None) -> MonitorRun:
+def run_monitor(ws: Workspace, monitor_id: str, *, now: dt.datetime | None = None,
+                reschedule: bool = True) -> MonitorRun:
     """Run one monitor over the window ending `now` (default: the current time); runs of one workspace take
-    turns, from any process."""
+    turns, from any process. `reschedule`: the next run is due one interval after this one (a scheduled run's
+    claim has already moved it along the monitor's grid instead)."""
     with _one_run_at_a_time(ws):
-        return _run_monitor(ws, monitor_id, now)
+        return _run_monitor(ws, monitor_id, now, reschedule)
 
 
 @contextmanager
@@ -247,7 +249,7 @@ def _one_run_at_a_time(ws: Workspace) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _run_monitor(ws: Workspace, monitor_id: str, now: dt.datetime | None) -> MonitorRun:
+def _run_monitor(ws: Workspace, monitor_id: str, now: dt.datetime | None, reschedule: bool = True) -> MonitorRun:
     from runtimes.monitoring.evaluation import evaluate
     from runtimes.monitoring.report import write_report
 
@@ -280,7 +282,8 @@ def _run_monitor(ws: Workspace, monitor_id: str, now: dt.datetime | None) -> Mon
         result.summary["status"] = status
         write_report(folder, spec, result, [a.message for a in alerts])
         store.finish_run(run_id, m.id, status, result.summary, str(folder), alerts)
-        store.postpone(m.id, end.timestamp() + duration_s(spec.every))
+        if reschedule:
+            store.postpone(m.id, end.timestamp() + duration_s(spec.every))
     except BaseException as e:
         store.finish_run(run_id, m.id, "failed", None, None, [], error=f"{type(e).__name__}: {e}")
         raise
@@ -344,10 +347,12 @@ def run_if_due(ws: Workspace, monitor_id: str, *, now: dt.datetime | None = None
         every = duration_s(m.spec.get("every", "1h"))
     except ValueError:
         every = 3600.0  # a damaged schedule still moves on; the run below reports what is wrong
-    due = store.claim(m.id, _utc(now).timestamp(), every)
-    if due is None:
+    when = _utc(now)
+    if store.claim(m.id, when.timestamp(), every) is None:
         return None
-    return run_monitor(ws, m.id, now=dt.datetime.fromtimestamp(due, dt.timezone.utc))
+    # The claim is of a due time (so a due time runs once); the run looks at the traffic up to now, so a run that
+    # starts late, or the first one of a new monitor, sees what has come in since.
+    return run_monitor(ws, m.id, now=when, reschedule=False)
 
 
 def _ingest(ws: Workspace) -> list[str]:
