@@ -108,6 +108,7 @@ def test_a_batch_whose_rows_changed_since_approval_does_not_run(ws):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two kinds trained, killed and resumed; its waits follow progress
 def test_both_kinds_recover_after_sigkill_cancel_and_resume_through_the_same_calls(ws):
     store = JobStore(ws)
     tune = lifecycle.submit(ws, "finetune", _finetune(max_steps=30, checkpoint_every=4, learning_rate=1e-3))
