@@ -185,6 +185,8 @@ class SlackBot:
 
     def _on_edit(self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
         edits: dict[str, dict[str, Any]] = {}
+        with Session(self.ws, json.loads(view["private_metadata"])["thread"]) as session:
+            pending = session.pending()  # read once: each step's edit keeps only what differs from it
         for step_id, block in view["state"]["values"].items():
             text = (block.get("args") or {}).get("value") or ""
             try:
@@ -192,8 +194,6 @@ class SlackBot:
             except UserError as e:
                 ack(response_action="errors", errors={step_id: str(e)[:150]})
                 return
-            ref = json.loads(view["private_metadata"])
-            pending = Session(self.ws, ref["thread"]).pending()
             current = next((s.args for s in pending.plan.steps if s.id == step_id), {}) if pending else {}
             changed = {k: v for k, v in args.items() if current.get(k) != v}
             if changed:
