@@ -20,8 +20,9 @@ from catalog.importers import import_paths
 from core.errors import UserError
 from core.workspace import Workspace
 from runtimes.jobs import lifecycle
-from runtimes.jobs.store import FINAL, JobStore
-from tests.job_waits import STALL_S, hold_spool_after, spool_count, until
+from runtimes.jobs.store import FINAL, Job, JobStore
+from tests.spool_holds import hold_spool_after, spool_count
+from tests.waiting import JOB_STALL_S as STALL_S, until
 
 TICKETS = 24
 
@@ -53,6 +54,59 @@ def ws(tmp_path_factory) -> Workspace:
 def _finetune(**settings) -> dict:
     return {"model": "tiny", "table": "demos", "technique": "sft", "eval_fraction": 0.1,
             "settings": {"micro_batch": 2, "max_length": 32, **settings}}
+
+
+class _Freezer:
+    """Stops job workers where the test needs them (SIGSTOP), so that one job cannot run ahead, on a loaded
+    machine, while the test works on the other; SIGKILL still ends a stopped worker and a SIGTERM sent meanwhile
+    takes effect at SIGCONT. Whatever happens, it leaves no worker stopped behind it."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws, self.store, self.frozen = ws, JobStore(ws), {}
+
+    def __enter__(self) -> "_Freezer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from runtimes.jobs.process import is_worker_alive
+
+        for pid, job_id in self.frozen.items():
+            if is_worker_alive(pid, job_id):
+                os.kill(pid, signal.SIGKILL)
+
+    def when(self, job_id: str, reached) -> Job:
+        """Once the job's worker is up and `reached(job)`, stop it there; returns the job as it was frozen."""
+        def frozen() -> Job | None:
+            job = self.store.get(job_id)
+            if not (job.status in ("validating", "running") and job.pid and reached(job)):
+                return None
+            os.kill(job.pid, signal.SIGSTOP)
+            if _unlocked(self.ws.state_path) and _unlocked(self.ws.mlflow_db):
+                self.frozen[job.pid] = job_id
+                return job
+            os.kill(job.pid, signal.SIGCONT)  # stopped inside a write: the others would wait on it; try again
+            return None
+
+        return until(frozen, self.ws)
+
+    def thaw(self, job: Job) -> None:
+        self.frozen.pop(job.pid, None)
+        os.kill(job.pid, signal.SIGCONT)
+
+
+def _unlocked(db_path: Path) -> bool:
+    """Whether nobody holds the write lock of this SQLite database now."""
+    if not Path(db_path).exists():
+        return True
+    db = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()
 
 
 def _dead(pid: int) -> bool:
@@ -108,42 +162,46 @@ def test_a_batch_whose_rows_changed_since_approval_does_not_run(ws):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # two kinds trained, killed and resumed; its waits follow progress
 def test_both_kinds_recover_after_sigkill_cancel_and_resume_through_the_same_calls(ws):
     store = JobStore(ws)
-    tune = lifecycle.submit(ws, "finetune", _finetune(max_steps=30, checkpoint_every=4, learning_rate=1e-3))
-    until(lambda: (t := store.get(tune.id)).checkpoint and t.step >= 6 and t.status == "running", ws)
-    batch = lifecycle.submit(ws, "batch", {"model": "tiny", "table": "tickets", "into": "recovered",
-                                           "max_new_tokens": 3, "micro_batch": 2})
-    ids = [tune.id, batch.id]
+    with _Freezer(ws) as freezer:
+        tune = lifecycle.submit(ws, "finetune", _finetune(max_steps=30, checkpoint_every=4, learning_rate=1e-3))
+        freezer.when(tune.id, lambda t: t.checkpoint and t.step >= 6)  # while the batch gets going
+        batch = lifecycle.submit(ws, "batch", {"model": "tiny", "table": "tickets", "into": "recovered",
+                                               "max_new_tokens": 3, "micro_batch": 2})
+        ids = [tune.id, batch.id]
 
-    # SIGKILL both workers once each has saved something: a checkpoint, committed rows.
-    hold = hold_spool_after(ws, batch.id, 4)
-    try:
-        killed = {j: store.get(j).pid for j in ids}
-        for pid in killed.values():
-            os.kill(pid, signal.SIGKILL)
-        until(lambda: all(_dead(p) for p in killed.values()), ws)
-    finally:
-        hold.execute("ROLLBACK")
-        hold.close()
-    assert {store.get(j).status for j in ids} == {"running"}  # nobody has noticed yet
-    assert sorted(lifecycle.recover(ws)) == sorted(ids)
-    died = {j: [e.message for e in store.events(j) if "its process died" in e.message] for j in ids}
-    assert "resuming from checkpoint-" in died[tune.id][0] and "rows done" in died[batch.id][0]
+        # SIGKILL both workers once each has saved something: a checkpoint, committed rows.
+        hold = hold_spool_after(ws, batch.id, 4)
+        try:
+            killed = {j: store.get(j).pid for j in ids}
+            for pid in killed.values():
+                os.kill(pid, signal.SIGKILL)
+            until(lambda: all(_dead(p) for p in killed.values()), ws)
+        finally:
+            hold.execute("ROLLBACK")
+            hold.close()
+        assert {store.get(j).status for j in ids} == {"running"}  # nobody has noticed yet
+        assert sorted(lifecycle.recover(ws)) == sorted(ids)
+        died = {j: [e.message for e in store.events(j) if "its process died" in e.message] for j in ids}
+        assert "resuming from checkpoint-" in died[tune.id][0] and "rows done" in died[batch.id][0]
 
-    # SIGTERM each once its second attempt has done more: it saves its work and ends cancelled.
-    before = spool_count(ws, batch.id)
-    hold = hold_spool_after(ws, batch.id, before + 1)
-    try:
-        assert lifecycle.cancel(ws, batch.id).stop_requested
-    finally:
-        hold.execute("ROLLBACK")
-        hold.close()
-    until(lambda: (t := store.get(tune.id)).attempt == 2 and t.status == "running"
-          and t.step > int(t.checkpoint.rsplit("-", 1)[1]), ws)
-    assert lifecycle.cancel(ws, tune.id).stop_requested
-    stopped = {j: lifecycle.wait(ws, j, timeout_s=STALL_S) for j in ids}
+        # SIGTERM each once its second attempt has done more: it saves its work and ends cancelled. The fine-tune
+        # waits, stopped as soon as its second worker is up, while the batch is cancelled mid-way.
+        starting = freezer.when(tune.id, lambda t: t.attempt == 2)
+        before = spool_count(ws, batch.id)
+        hold = hold_spool_after(ws, batch.id, before + 1)
+        try:
+            assert lifecycle.cancel(ws, batch.id).stop_requested
+        finally:
+            hold.execute("ROLLBACK")
+            hold.close()
+        freezer.thaw(starting)
+        resumed = freezer.when(tune.id, lambda t: t.status == "running"
+                               and t.step > int(t.checkpoint.rsplit("-", 1)[1]))
+        assert lifecycle.cancel(ws, tune.id).stop_requested  # its SIGTERM stays pending until it runs on
+        freezer.thaw(resumed)
+        stopped = {j: lifecycle.wait(ws, j, timeout_s=STALL_S) for j in ids}
     assert {j.status for j in stopped.values()} == {"cancelled"}, [j.error for j in stopped.values()]
     assert stopped[tune.id].checkpoint and before < stopped[batch.id].rows_done < TICKETS
 

@@ -22,6 +22,7 @@ from runtimes.monitoring.monitors import create_monitor
 from runtimes.monitoring.traffic import TrafficRecord, record
 from runtimes.scheduling.monitor_schedules import PREFIX, run_scheduled, start_monitor_schedules
 from runtimes.scheduling.scheduler import build_scheduler, schedule, scheduler_path
+from tests.waiting import cpu_seconds, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = 3600.0
@@ -31,21 +32,6 @@ def tick(path: str, label: str) -> None:
     """A scheduled callable of no particular kind: one line per run."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(label + "\n")
-
-
-def _until(pred: Callable[[], Any], progress: Callable[[], Any], stall_s: float = 180.0, poll: float = 0.1) -> Any:
-    """Wait for `pred`, for as long as `progress` keeps changing; fail only when nothing moved for `stall_s`."""
-    last, moved = progress(), time.monotonic()
-    while True:
-        value = pred()
-        if value:
-            return value
-        now = progress()
-        if now != last:
-            last, moved = now, time.monotonic()
-        elif time.monotonic() - moved > stall_s:
-            raise AssertionError(f"no progress for {stall_s:.0f} s (last: {last!r})")
-        time.sleep(poll)
 
 
 def _traffic(ws, n: int = 40) -> None:
@@ -74,7 +60,7 @@ def test_a_callable_runs_every_second_from_the_workspace_store_and_survives_a_re
     try:
         assert schedule(first, "ticker", "tests.test_scheduling:tick", IntervalTrigger(seconds=1), [str(out), "a"])
         assert not schedule(first, "ticker", "tests.test_scheduling:tick", IntervalTrigger(seconds=1), [str(out), "b"])
-        _until(lambda: len(lines()) >= 3, lambda: len(lines()))
+        wait_for(lambda: len(lines()) >= 3, progress=lambda: len(lines()))
     finally:
         first.shutdown(wait=True)
     assert scheduler_path(workspace).is_file() and set(lines()) == {"a"}  # the refused second one never ran
@@ -85,7 +71,7 @@ def test_a_callable_runs_every_second_from_the_workspace_store_and_survives_a_re
     second.start()
     try:
         assert [j.id for j in second.get_jobs(jobstore="default")] == ["ticker"]
-        _until(lambda: len(lines()) >= before + 2, lambda: len(lines()))
+        wait_for(lambda: len(lines()) >= before + 2, progress=lambda: len(lines()))
     finally:
         second.shutdown(wait=True)
 
@@ -105,7 +91,7 @@ def test_missed_runs_coalesce_into_one_run_at_start(workspace):
             job = sched.get_job(PREFIX + m.id)
             return bool(executed) and job is not None and job.next_run_time.timestamp() > time.time()
 
-        _until(settled, _progress(workspace))
+        wait_for(settled, progress=_progress(workspace))
         job_next = sched.get_job(PREFIX + m.id).next_run_time.timestamp()
     finally:
         sched.shutdown(wait=True)
@@ -150,7 +136,8 @@ def test_two_schedulers_on_one_workspace_run_each_due_time_once(workspace):
     said: list[str] = []
     reader = threading.Thread(target=lambda: said.extend(iter(cli.stdout.readline, "")), daemon=True)
     reader.start()
-    _until(lambda: any("scheduler running" in line for line in said) or cli.poll() is not None, lambda: len(said))
+    wait_for(lambda: any("scheduler running" in line for line in said) or cli.poll() is not None,
+             progress=lambda: (len(said), cpu_seconds([cli.pid])))
     assert cli.poll() is None, "".join(said)
     here = build_scheduler(workspace)
     start_monitor_schedules(here, workspace)
@@ -160,14 +147,14 @@ def test_two_schedulers_on_one_workspace_run_each_due_time_once(workspace):
             runs = _runs(workspace)
             return all(runs.get(n) and all(r.finished_at for r in runs[n]) for n in names)
 
-        _until(all_ran, _progress(workspace))
+        wait_for(all_ran, progress=_progress(workspace))
 
         # Settled when both schedulers see every monitor job next due in the future (each has had its chance).
         def settled() -> bool:
             jobs = [j for j in here.get_jobs(jobstore="default") if j.id.startswith(PREFIX)]
             return len(jobs) == len(names) and all(j.next_run_time.timestamp() > time.time() for j in jobs)
 
-        _until(settled, _progress(workspace))
+        wait_for(settled, progress=_progress(workspace))
     finally:
         here.shutdown(wait=True)
         cli.send_signal(signal.SIGINT)  # Ctrl-C
@@ -188,7 +175,7 @@ def test_the_chat_ui_process_runs_monitors_on_their_schedule(workspace, tmp_path
                        now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
     log = tmp_path / "ui.log"
     with ui_server(workspace.root, log):
-        _until(lambda: [r for r in MonitorStore(workspace).runs(m.id) if r.finished_at],
-               lambda: (log.stat().st_size, _progress(workspace)()))
+        wait_for(lambda: [r for r in MonitorStore(workspace).runs(m.id) if r.finished_at],
+                 progress=lambda: (log.stat().st_size, _progress(workspace)()))
     (run,) = MonitorStore(workspace).runs(m.id)
     assert run.status == "ok" and MonitorStore(workspace).get(m.id).next_run_at > time.time()

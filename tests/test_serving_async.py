@@ -24,6 +24,7 @@ from runtimes.monitoring.traffic import spool_path
 from runtimes.serving.queue import store as aq
 from runtimes.serving.queue.store import AsyncQueue
 from tests.serving_models import tiny_base
+from tests.waiting import cpu_seconds, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,16 +61,6 @@ def hooks():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
     server.shutdown()
-
-
-def _until(pred, timeout=240.0, poll=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("condition not met in time")
 
 
 def _workers(ws, *extra: str) -> list[str]:
@@ -208,7 +199,7 @@ def test_workers_killed_half_way_and_restarted_answer_every_request_exactly_once
     pool = subprocess.Popen(_workers(ws), cwd=ROOT, env=_env(), start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        _until(lambda: done() >= 15)
+        wait_for(lambda: done() >= 15, progress=lambda: (done(), cpu_seconds([pool.pid])), what="15 answers")
         lock = sqlite3.connect(queue, timeout=30, isolation_level=None)
         lock.execute("BEGIN IMMEDIATE")  # every worker now waits at its next write, answers in hand
         at_kill = done()

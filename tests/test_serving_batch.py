@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from core.errors import UserError
-from tests.job_waits import STALL_S, hold_spool_after, spool_count, until
+from tests.spool_holds import hold_spool_after, spool_count
+from tests.waiting import JOB_STALL_S as STALL_S, until
 from catalog.importers import import_paths
 from catalog.safe_sql import run_sql
 from catalog.store import CatalogStore

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
-from tests.job_waits import STALL_S, until
+from tests.waiting import JOB_STALL_S as STALL_S, until
 from runtimes.jobs import lifecycle as launcher
 from runtimes.jobs.lifecycle import recover
 from runtimes.jobs.store import JobStore

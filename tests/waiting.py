@@ -68,6 +68,23 @@ def cpu_seconds(pids: Iterable[int | None]) -> float:
     return round(total, 1)
 
 
+JOB_STALL_S = 600.0  # no job of the workspace changed for this long: stuck, not slow
+
+
+def jobs_state(ws: Any) -> list[tuple[Any, ...]]:
+    """Every job's status, progress, attempt and last event: changes while any job of the workspace advances."""
+    from runtimes.jobs.store import JobStore
+
+    store = JobStore(ws)
+    return [(j.status, j.progress, j.attempt, store.last_event_seq(j.id)) for j in store.list()]
+
+
+def until(condition: Callable[[], T], ws: Any, poll_s: float = 0.02, stall_s: float = JOB_STALL_S) -> T:
+    """`condition()`'s first truthy value, waited for as long as any job of the workspace advances."""
+    return wait_for(condition, progress=lambda: jobs_state(ws), stall_s=stall_s, poll_s=poll_s,
+                    what="the jobs to get there")
+
+
 def wait_for_job(ws: Any, job_id: str, stall_s: float = 180.0) -> Any:
     """A fine-tuning job once final; waits while its status, step, events, run files or worker CPU move."""
     from runtimes.jobs.store import FINAL, JobStore

@@ -29,6 +29,20 @@ def spec_fields(spec: type[BaseModel], exclude: Iterable[str] = ()) -> dict[str,
     return {name: (f.annotation, copy(f)) for name, f in spec.model_fields.items() if name not in left_out}
 
 
+def open_choice_fields(spec: type[BaseModel], include: Iterable[str]) -> dict[str, Any]:
+    """`include`d fields of a runtime spec as choices still open: each may be None (not chosen yet) and is None
+    until chosen; one with a default factory (an empty dict of overrides) keeps it. For `pydantic.create_model`."""
+    fields: dict[str, Any] = {}
+    for name in include:
+        field = copy(spec.model_fields[name])
+        if field.default_factory is None:
+            field.default = None
+            fields[name] = (field.annotation | None, field)
+        else:
+            fields[name] = (field.annotation, field)
+    return fields
+
+
 class ToolOutput(BaseModel):
     """What a tool answers: a short text (read by people and by the LLM) and, where it has rows, a table."""
     text: str

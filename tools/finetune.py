@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from core.errors import UserError
 from core.principal import APPROVER, may_approve
 from catalog.results import QueryResult
 from core.workspace import Workspace
 from runtimes.training.jobs.spec import JobSpec
-from runtimes.training.recipes import TECHNIQUES, TECHNIQUES_IN_WORDS, Technique
-from tools.base import LatheTool, ToolArgs, ToolOutput
+from runtimes.training.recipes import TECHNIQUES, Technique
+from tools.base import LatheTool, ToolArgs, ToolOutput, open_choice_fields
 from tools.risk import Risk
 
 SAMPLE_ROWS = 50
@@ -168,16 +168,9 @@ def model_options(ws: Workspace, goal: str = "") -> list[ModelOption]:
                         if n in DEMO_MODELS else "local") for n in names]
 
 
-class FinetuneChoices(ToolArgs):
+class _Choices(ToolArgs):
     """What the user has decided so far; the guided conversation fills it one answer at a time."""
     goal: str = Field("", description="what the user wants the model to do, in their words")
-    table: str | None = Field(None, description="the catalog table to train on")
-    sql: str | None = Field(None, description="or a read query whose rows are the data (a suggested join)")
-    technique: Technique | None = Field(None, description=TECHNIQUES_IN_WORDS)
-    model: str | None = Field(None, description="the base model: a workspace model (e.g. tiny-qwen3), folder or hub id")
-    settings: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. {\"max_steps\": 20}")
-    mapping: dict[str, str] | None = Field(None, description="role → column where the names do not say, e.g. "
-                                                             "{\"prompt\": \"question\"}")
 
     def missing(self) -> str | None:
         """The next decision to ask about, in the guided order; None when everything is chosen."""
@@ -187,6 +180,12 @@ class FinetuneChoices(ToolArgs):
         if self.technique == "rlaif" and not self.settings.get("judge_model"):
             return "judge"
         return None
+
+
+# The choices are the job spec's own fields, each open until the user decides it.
+FinetuneChoices = create_model("FinetuneChoices", __base__=_Choices, __module__=__name__,
+                               **open_choice_fields(JobSpec, ("table", "sql", "technique", "model", "settings",
+                                                              "mapping")))
 
 
 _PLANS: dict[tuple[str, str, float], Any] = {}  # one plan per request and warehouse state: planning reads every row

@@ -13,7 +13,8 @@ from core.errors import UserError
 from core.workspace import Workspace
 from agent.planners.base import PlannerReply, PlanRequest
 from agent.state import Plan, Step, Turn
-from tools.finetune import TECHNIQUES, TECHNIQUES_IN_WORDS, FinetuneChoices, data_choice, dry_run, model_options, \
+from runtimes.training.recipes import TECHNIQUES_IN_WORDS
+from tools.finetune import TECHNIQUES, FinetuneChoices, data_choice, dry_run, model_options, \
     question
 
 _PUNCTUATION = ",.;:!?\"'`()[]{}"

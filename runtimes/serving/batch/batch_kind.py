@@ -69,12 +69,11 @@ def work(run: WorkerRun) -> None:
         store.set_status(job.id, "cancelled", f"stopped with {n:,} of {total:,} rows done; `lathe jobs resume "
                          f"{job.id}` continues", data={"rows_done": n})
         return
-    predictions = spool.all()
-    table = publish(run.ws, job.id, plan, predictions, wait_s=plan.spec.publish_wait_s, on_wait=waiting)
+    table = publish(run.ws, job.id, plan, spool.chunks, wait_s=plan.spec.publish_wait_s, on_wait=waiting)
     store.record(job.id, output_table=table.name)
-    store.set_progress(job.id, len(predictions), total)
-    store.set_status(job.id, "succeeded", f"succeeded: {len(predictions):,} predictions in table `{table.name}`",
-                     data={"table": table.name, "rows": len(predictions)})
+    store.set_progress(job.id, table.row_count, total)
+    store.set_status(job.id, "succeeded", f"succeeded: {table.row_count:,} predictions in table `{table.name}`",
+                     data={"table": table.name, "rows": table.row_count})
 
 
 def _load_source(ws: Workspace, plan: BatchPlan, spool: BatchSpool) -> int:

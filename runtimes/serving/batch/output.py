@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from core.errors import UserError
@@ -54,12 +54,13 @@ def check_output(ws: Workspace, name: str, *, replace: bool, job_id: str | None)
                         "--replace to replace it, or choose another name with --into")
 
 
-def publish(ws: Workspace, job_id: str, plan: Any, predictions: list[Prediction], *, wait_s: float,
-            on_wait: Callable[[str], None] | None = None) -> Table:
-    """Write the predictions table and its catalog entry together; returns the entry. `plan` is a BatchPlan."""
+def publish(ws: Workspace, job_id: str, plan: Any, predictions: Callable[[], Iterable[list[Prediction]]], *,
+            wait_s: float, on_wait: Callable[[str], None] | None = None) -> Table:
+    """Write the predictions table and its catalog entry together; returns the entry. `plan` is a BatchPlan;
+    `predictions()` gives them in chunks, read afresh on each try, and streamed into the warehouse."""
     def write() -> Table:
         check_output(ws, plan.into, replace=plan.spec.replace, job_id=job_id)
-        return _write(ws, job_id, plan, predictions)
+        return _write(ws, job_id, plan, predictions())
 
     return when_free(write, wait_s=wait_s, on_wait=on_wait,
                      gave_up=f"the predictions are kept with the job: `lathe jobs resume {job_id}` writes them "
@@ -89,29 +90,37 @@ def when_free(fn: Callable[[], T], *, wait_s: float, on_wait: Callable[[str], No
             pause = min(pause * 2, 5.0)
 
 
-def _write(ws: Workspace, job_id: str, plan: Any, predictions: list[Prediction]) -> Table:
+_ARROW_COLUMNS = (("key_value", "string"), ("prompt", "string"), ("prediction", "string"),
+                  ("finish_reason", "string"), ("prompt_tokens", "int64"), ("completion_tokens", "int64"),
+                  ("latency_ms", "float64"), ("model", "string"), ("created_at", "string"), ("batch_job", "string"))
+
+
+def _write(ws: Workspace, job_id: str, plan: Any, chunks: Iterable[list[Prediction]]) -> Table:
     import pyarrow as pa
 
     from catalog.store import CatalogStore
     from catalog.warehouse_change import warehouse_change
 
+    schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in _ARROW_COLUMNS])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for chunk in chunks:
+            keys = [p.key_value if plan.key_column else p.row_key for p in chunk]
+            yield pa.record_batch([keys, *([getattr(p, c) for p in chunk] for c, _ in _ARROW_COLUMNS[1:-1]),
+                                   [job_id] * len(chunk)], schema=schema)
+
     key_name, key_sql, key_type = _key_column(plan)
-    data = {"key_value": [p.key_value if plan.key_column else p.row_key for p in predictions],
-            **{c: [getattr(p, c) for p in predictions] for c, _, _ in _RESULT_COLUMNS if c != "batch_job"},
-            "batch_job": [job_id] * len(predictions)}
-    arrow = pa.table(data, schema=pa.schema([("key_value", pa.string()), ("prompt", pa.string()),
-                                             ("prediction", pa.string()), ("finish_reason", pa.string()),
-                                             ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
-                                             ("latency_ms", pa.float64()), ("model", pa.string()),
-                                             ("created_at", pa.string()), ("batch_job", pa.string())]))
     selects = [f"{key_sql} AS {_q(key_name)}"] + [f"CAST({_q(c)} AS {t}) AS {_q(c)}" for c, t, _ in _RESULT_COLUMNS]
-    table = _entry(job_id, plan, key_name, key_type, len(predictions))
     store = CatalogStore(ws)
     kept = [x for x in store.load().lineage if x.table.lower() != plan.into.lower()]
     with warehouse_change(ws) as (con, txn):
-        con.register("_lathe_predictions", arrow)
+        # A record batch reader: DuckDB pulls one chunk at a time as it writes the table.
+        con.register("_lathe_predictions", pa.RecordBatchReader.from_batches(schema, batches()))
         con.execute(f"CREATE OR REPLACE TABLE {_q(plan.into)} AS SELECT {', '.join(selects)} "
                     "FROM _lathe_predictions")
+        con.unregister("_lathe_predictions")
+        (rows,) = con.execute(f"SELECT count(*) FROM {_q(plan.into)}").fetchone()
+        table = _entry(job_id, plan, key_name, key_type, rows)
         txn.put_table(table)
         txn.put_lineage(kept + _lineage(job_id, plan, key_name))
     return table

@@ -53,8 +53,8 @@ class BatchSpool:
             db.executescript(_SCHEMA)
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+    def _db(self, *, any_thread: bool = False) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=not any_thread)
         try:
             db.execute("PRAGMA busy_timeout = 60000")
             yield db
@@ -118,8 +118,15 @@ class BatchSpool:
                 raise
 
     def all(self) -> list[Prediction]:
-        with self._db() as db:
-            return [Prediction(*r[:-1]) for r in db.execute("SELECT * FROM predictions ORDER BY rowid")]
+        return [p for chunk in self.chunks() for p in chunk]
+
+    def chunks(self, size: int = 50_000) -> Iterator[list[Prediction]]:
+        """Every prediction in the order made, `size` at a time: a million rows never sit in memory at once. The
+        reader may move between threads (DuckDB pulls a stream from its own), one at a time."""
+        with self._db(any_thread=True) as db:
+            cursor = db.execute("SELECT * FROM predictions ORDER BY rowid")
+            while rows := cursor.fetchmany(size):
+                yield [Prediction(*r[:-1]) for r in rows]
 
     def count_by_attempt(self) -> dict[int, int]:
         with self._db() as db:

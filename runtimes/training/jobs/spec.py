@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from catalog.data_source import SourceFields
 from core.errors import validate_input
-from runtimes.training.recipes import TECHNIQUES, Technique  # noqa: F401 (TECHNIQUES: read from here too)
+from runtimes.training.recipes import TECHNIQUES, TECHNIQUES_IN_WORDS, Technique  # noqa: F401 (TECHNIQUES: read from here too)
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -21,7 +21,7 @@ class JobSpec(SourceFields):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, description="a model folder, a workspace model (e.g. tiny-qwen3) or a hub id")
-    technique: Technique = "sft"
+    technique: Technique = Field("sft", description=f"the technique: {TECHNIQUES_IN_WORDS}")
     settings: dict[str, Any] = Field(default_factory=dict, description="overrides: key → value (`--set key=value`)")
     name: str | None = Field(None, description="the registered model's name; default `<model>-<technique>`")
     eval_fraction: float = Field(0.1, ge=0, lt=1)

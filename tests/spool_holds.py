@@ -1,34 +1,11 @@
-"""Waits on jobs that follow their progress: a condition is waited for as long as the workspace's jobs advance
-(status, progress, attempt, events), and fails only once nothing at all changed for STALL_S. Also a hold on a
-batch's spool, which stops its worker at its next commit (to kill or cancel it mid-way)."""
+"""A hold on a batch job's spool of predictions, which stops its worker at its next commit, so that a test can
+kill or cancel it mid-way; and the count of what it has committed so far."""
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable
-from typing import Any
 
 from core.workspace import Workspace
-
-STALL_S = 600.0  # nothing changed for this long: the job is stuck, not slow
-
-
-def until(pred: Callable[[], Any], ws: Workspace, poll: float = 0.02, stall_s: float = STALL_S) -> Any:
-    from runtimes.jobs.store import JobStore
-
-    store = JobStore(ws)
-
-    def state() -> list[tuple[Any, ...]]:
-        return [(j.status, j.progress, j.attempt, store.last_event_seq(j.id)) for j in store.list()]
-
-    seen, changed = state(), time.monotonic()
-    while not (value := pred()):
-        if (now := state()) != seen:
-            seen, changed = now, time.monotonic()
-        if time.monotonic() - changed > stall_s:
-            raise AssertionError(f"no job changed for {stall_s:.0f} s: {seen}")
-        time.sleep(poll)
-    return value
+from tests.waiting import until
 
 
 def spool_count(ws: Workspace, job_id: str) -> int:
