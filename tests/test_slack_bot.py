@@ -248,3 +248,74 @@ def test_a_chart_is_drawn_as_a_png_with_a_series_per_category():
     for png in (line, bars):
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
     assert line != bars
+
+
+@pytest.fixture
+def batch_ws(tmp_path):
+    """Tickets to predict on and a tiny local base model (`tiny`), as a batch job reads them."""
+    from catalog.importers import import_paths
+    from core.workspace import Workspace
+    from runtimes.training.tiny_models import build_tiny_model
+
+    ws = Workspace(tmp_path / "ws")
+    ws.create()
+    tickets = [{"ticket_id": i, "body": f"Where is order {i}? It was due on day {i % 7}."} for i in range(TICKETS)]
+    (tmp_path / "tickets.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tickets), encoding="utf-8")
+    import_paths(ws, [tmp_path / "tickets.jsonl"])
+    build_tiny_model("qwen3", ws.root / "models" / "base" / "tiny", [t["body"] for t in tickets],
+                     hidden=32, layers=1, heads=2, kv_heads=1, vocab_size=320)
+    return ws
+
+
+TICKETS = 24
+
+
+@pytest.mark.slow
+def test_a_job_started_from_slack_is_followed_in_one_message_to_its_outcome(batch_ws, llm):
+    import threading
+
+    from tests.job_waits import until
+
+    store = UserStore(batch_ws)
+    for name, roles, slack_id in (("ana", ["analyst"], "U_ANA"), ("carol", ["approver"], "U_CAROL")):
+        store.add(name, roles, "a long password")
+        store.link_slack(name, slack_id)
+    with FakeSlack() as api:
+        batch_ws.settings_path.write_text(batch_ws.settings_path.read_text() + f'\n[slack]\napi_url = "{api.url}"\n')
+        from core.workspace import Workspace
+
+        bot = SlackBot(Workspace(batch_ws.root), socket_mode=False, env=ENV)
+        with serve(bot.http_app()) as base:
+            url = base + "/slack/events"
+            llm.push(call("run_batch", say="I will run tiny over the tickets.", model="tiny", table="tickets",
+                          into="ticket_replies", max_new_tokens=2, micro_batch=2))
+            _mention(url, "U_ANA", "run tiny over the tickets", "950.1", "Ev10")
+            plan = api.wait_for("chat.postMessage", where=lambda p: p.get("text") == "A plan waits for approval")[0]
+            blocks = json.loads(plan["blocks"]) if isinstance(plan["blocks"], str) else plan["blocks"]
+            value = next(e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]
+                         if e["action_id"] == "lathe_approve")
+            signed_post(url, action_body("lathe_approve", value, "U_CAROL", "C1", "9.5"),
+                        "application/x-www-form-urlencoded")
+
+            started = api.wait_for("chat.postMessage", where=lambda p: str(p.get("text", "")).startswith("Job `"))[0]
+            job_id = started["text"].split("`")[1]
+            ts = api.answer_to(started)["ts"]
+
+            def ended() -> list:
+                return [u for u in api.of("chat.update") if u.get("ts") == ts and "succeeded" in u["text"]]
+
+            until(ended, batch_ws)
+            follower = next((t for t in threading.enumerate() if t.name == f"slack-follow-{job_id}"), None)
+            if follower is not None:
+                until(lambda: not follower.is_alive(), batch_ws)
+
+    updates = [u for u in api.of("chat.update") if u.get("ts") == ts]
+    texts = [u["text"] for u in updates]
+    assert len(texts) >= 2 and len(set(texts)) == len(texts), texts  # each edit shows a change
+    assert "succeeded" not in texts[0] and texts[-1] == ended()[0]["text"]
+    assert f"batch {job_id} succeeded: {TICKETS} of {TICKETS} rows" in texts[-1]
+    assert "ticket_replies" in texts[-1]
+    after = [p for m, p in api.calls[next(i for i, (_, p) in enumerate(api.calls) if p is started) + 1:]
+             if m == "chat.postMessage"]
+    assert after == []  # one message, edited in place; a batch has no evaluation report
+    assert "ticket_replies" in tables_in(batch_ws)
