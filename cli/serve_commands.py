@@ -11,7 +11,8 @@ import typer
 
 from cli.context import command, print_json, print_table, workspace
 
-endpoints_app = typer.Typer(help="Endpoints: list, show, start, stop, delete.", no_args_is_help=True)
+endpoints_app = typer.Typer(help="Endpoints: list, show, start, stop, delete, rotate-key.", no_args_is_help=True)
+WORKSPACE_KEY = "workspace (no user)"  # whom the key of an endpoint deployed by no workspace user belongs to
 
 
 def register(app: typer.Typer) -> None:
@@ -107,9 +108,10 @@ def endpoints_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         print_json([e.to_json() for e in found])
         return
-    print_table(["endpoint", "status", "mode", "url", "models", "last cold start", "created"],
+    print_table(["endpoint", "status", "mode", "url", "models", "key belongs to", "last cold start", "created"],
                 [[e.name, e.status, e.mode, e.url if e.status in ("running", "idle") else "",
-                  ", ".join(e.model_ids), _last_cold_start(e), _when(e.created_at)] for e in found])
+                  ", ".join(e.model_ids), e.owner or WORKSPACE_KEY, _last_cold_start(e), _when(e.created_at)]
+                 for e in found])
 
 
 @endpoints_app.command("show")
@@ -127,7 +129,8 @@ def endpoints_show(name: str, events: int = typer.Option(10, "--events", help="H
         print_json({**e.to_json(), "events": [ev.__dict__ for ev in recent]})
         return
     rows = [["status", e.status + (f" ({e.error})" if e.error else "")], ["mode", e.mode], ["url", e.url or ""],
-            ["pid", e.pid or ""], ["created", _when(e.created_at)], ["capture rate", e.capture_rate]]
+            ["pid", e.pid or ""], ["created", _when(e.created_at)], ["capture rate", e.capture_rate],
+            ["key belongs to", e.owner or WORKSPACE_KEY]]
     if e.mode == "serverless":
         rows.append(["idle timeout", f"{e.idle_timeout:g} s"])
         if e.cold_starts:
@@ -171,3 +174,19 @@ def endpoints_delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", h
         typer.confirm(f"delete endpoint `{name}`? Its API key stops working", abort=True)
     delete(workspace(), name)
     typer.echo(f"endpoint `{name}` deleted")
+
+
+@endpoints_app.command("rotate-key")
+@command
+def endpoints_rotate_key(name: str, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Give an endpoint a new API key (printed once); the old key stops working at once, also while it runs.
+    An admin, or the user the key belongs to, may."""
+    from core.principal import Principal
+    from runtimes.serving.endpoints.key_rotation import rotate_key
+
+    key = rotate_key(workspace(), name, Principal.local_admin())
+    if as_json:
+        print_json({"name": name, "api_key": key})
+        return
+    typer.echo(f"new API key of `{name}` (shown once, keep it): {key}")
+    typer.echo("the old key no longer works")
