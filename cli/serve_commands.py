@@ -36,12 +36,15 @@ def deploy(
     backend: str = typer.Option("transformers", "--backend", help="transformers (default), or vllm where installed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Deploy model versions behind an OpenAI-compatible endpoint (prints its API key once)."""
+    """Deploy model versions behind an OpenAI-compatible endpoint (prints its API key once). The key belongs to
+    the workspace user at this machine (their login name), or to the workspace when they are no user."""
+    from core.principal import Principal
     from runtimes.serving.endpoints.deploy import deploy as run_deploy
 
     d = run_deploy(workspace(), models, name=name, mode="serverless" if serverless else "realtime",
                    idle_timeout=idle_timeout, host=host, port=port, max_adapters=max_adapters,
-                   capture_rate=capture_rate, quantize=quantize, backend=backend)
+                   capture_rate=capture_rate, quantize=quantize, backend=backend,
+                   owner=Principal.local_admin().name)
     e = d.endpoint
     if as_json:
         print_json({**e.to_json(), "api_key": d.api_key, "created": d.created})
@@ -49,6 +52,7 @@ def deploy(
     typer.echo(f"endpoint `{e.name}` {e.status} at {e.url} ({e.mode}), serving {', '.join(e.model_ids)}")
     if d.api_key:
         typer.echo(f"API key (shown once, keep it): {d.api_key}")
+        typer.echo(f"it belongs to {_key_owner(e)}" + (f"; disabling `{e.owner}` revokes it" if e.owner else ""))
         typer.echo("call it:\n"
                    "  from openai import OpenAI\n"
                    f"  client = OpenAI(base_url=\"{e.url}\", api_key=\"<the key>\")\n"
@@ -92,6 +96,10 @@ def invoke(
 
 def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def _key_owner(e) -> str:
+    return f"`{e.owner}`" if e.owner else f"the {WORKSPACE_KEY}"
 
 
 def _last_cold_start(e) -> str:

@@ -135,3 +135,43 @@ def test_the_cli_lists_whom_each_key_belongs_to_and_rotates_as_the_local_admin(w
     assert "shown once" in rotated.output and "old key no longer works" in rotated.output
     refused = _lathe(ws, "endpoints", "rotate-key", "nope")
     assert refused.exit_code == 2 and "no endpoint `nope`" in refused.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("login, owner", [("ana", "ana"), ("someone-at-the-machine", None)])
+def test_an_endpoint_deployed_from_the_cli_belongs_to_the_user_at_the_machine(tmp_path, monkeypatch, login, owner):
+    from tests.serving_registry import registered_workspace
+
+    ws = registered_workspace(tmp_path)
+    UserStore(ws).add("ana", ["approver"], "a long password")
+    monkeypatch.setenv("LOGNAME", login)
+    deployed = _lathe(ws, "deploy", "tickets-sft", "--name", "support")
+    try:
+        assert deployed.exit_code == 0, deployed.output
+        (key,) = [w for w in deployed.output.split() if w.startswith("lathe-")]
+        assert EndpointStore(ws).get("support").owner == owner
+        assert (f"belongs to `{owner}`" if owner else "belongs to the workspace (no user)") in deployed.output
+        client = openai.OpenAI(base_url=EndpointStore(ws).get("support").url, api_key=key, max_retries=0)
+        assert client.models.list().data
+        rotated = _lathe(ws, "endpoints", "rotate-key", "support")
+        assert rotated.exit_code == 0, rotated.output
+        (new,) = [w for w in rotated.output.split() if w.startswith("lathe-")]
+        with pytest.raises(openai.AuthenticationError):
+            client.models.list()
+        fresh = openai.OpenAI(base_url=EndpointStore(ws).get("support").url, api_key=new, max_retries=0)
+        assert fresh.models.list().data
+        UserStore(ws).disable("ana")
+
+        def refused() -> bool:
+            try:
+                fresh.models.list()
+                return False
+            except openai.AuthenticationError:
+                return True
+
+        if owner == "ana":  # her key, rotated or not, is revoked with her
+            wait_for(refused, what="the disabled owner's key to be refused")
+        else:  # the workspace's key outlives any user
+            assert not refused()
+    finally:
+        endpoints.delete(ws, "support")
