@@ -282,13 +282,15 @@ class SlackBot:
         """One message per job, edited as it advances, its last text the outcome; a fine-tune that succeeded
         gets its evaluation report below it (a batch's last line already names its table)."""
         ts = client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=f"Job `{job_id}` started")["ts"]
-        last = None
+        last, shown = None, ""
         try:
             with Session(self.ws, _thread_id(channel, thread_ts)) as session:
                 for p in session.follow_job(job_id, interval=FOLLOW_INTERVAL_S):
-                    client.chat_update(channel=channel, ts=ts, text=progress_line(p))
+                    if (text := progress_line(p)) != shown:  # a change the line does not show costs no edit
+                        client.chat_update(channel=channel, ts=ts, text=text)
+                        shown = text
                     last = p
-        except UserError as e:  # the job was deleted meanwhile, say: the message says so rather than freezing
+        except UserError as e:  # e.g. the job was deleted meanwhile: the message says so instead of standing still
             client.chat_update(channel=channel, ts=ts, text=f"Cannot follow job `{job_id}`: {e}")
             return
         if last is not None and last.status == "succeeded" and last.kind == "finetune":
