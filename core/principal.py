@@ -26,7 +26,7 @@ def may_propose(roles: Iterable[str] | None) -> bool:
     return bool(PROPOSER_ROLES & set(roles or ()))
 
 
-def may_manage_key(principal: "Principal", owner: str | None) -> bool:
+def may_manage_key(principal: Principal, owner: str | None) -> bool:
     """An endpoint's API key is managed by an admin or by the user it belongs to (`owner`; None: the workspace)."""
     return principal.is_admin or (owner is not None and principal.name == owner)
 
