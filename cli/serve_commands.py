@@ -11,7 +11,8 @@ import typer
 
 from cli.context import command, print_json, print_table, workspace
 
-endpoints_app = typer.Typer(help="Endpoints: list, show, start, stop, delete.", no_args_is_help=True)
+endpoints_app = typer.Typer(help="Endpoints: list, show, start, stop, delete, rotate-key.", no_args_is_help=True)
+WORKSPACE_KEY = "workspace (no user)"  # whom the key of an endpoint deployed by no workspace user belongs to
 
 
 def register(app: typer.Typer) -> None:
@@ -35,12 +36,15 @@ def deploy(
     backend: str = typer.Option("transformers", "--backend", help="transformers (default), or vllm where installed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Deploy model versions behind an OpenAI-compatible endpoint (prints its API key once)."""
+    """Deploy model versions behind an OpenAI-compatible endpoint (prints its API key once). The key belongs to
+    the workspace user at this machine (their login name), or to the workspace when they are no user."""
+    from core.principal import Principal
     from runtimes.serving.endpoints.deploy import deploy as run_deploy
 
     d = run_deploy(workspace(), models, name=name, mode="serverless" if serverless else "realtime",
                    idle_timeout=idle_timeout, host=host, port=port, max_adapters=max_adapters,
-                   capture_rate=capture_rate, quantize=quantize, backend=backend)
+                   capture_rate=capture_rate, quantize=quantize, backend=backend,
+                   owner=Principal.local_admin().name)
     e = d.endpoint
     if as_json:
         print_json({**e.to_json(), "api_key": d.api_key, "created": d.created})
@@ -48,6 +52,7 @@ def deploy(
     typer.echo(f"endpoint `{e.name}` {e.status} at {e.url} ({e.mode}), serving {', '.join(e.model_ids)}")
     if d.api_key:
         typer.echo(f"API key (shown once, keep it): {d.api_key}")
+        typer.echo(f"it belongs to {_key_owner(e)}" + (f"; disabling `{e.owner}` revokes it" if e.owner else ""))
         typer.echo("call it:\n"
                    "  from openai import OpenAI\n"
                    f"  client = OpenAI(base_url=\"{e.url}\", api_key=\"<the key>\")\n"
@@ -93,6 +98,10 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
 
 
+def _key_owner(e) -> str:
+    return f"`{e.owner}`" if e.owner else f"the {WORKSPACE_KEY}"
+
+
 def _last_cold_start(e) -> str:
     return f"{e.cold_starts[-1]['cold_start_ms']:.0f} ms" if e.cold_starts else ""
 
@@ -107,9 +116,10 @@ def endpoints_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         print_json([e.to_json() for e in found])
         return
-    print_table(["endpoint", "status", "mode", "url", "models", "last cold start", "created"],
+    print_table(["endpoint", "status", "mode", "url", "models", "key belongs to", "last cold start", "created"],
                 [[e.name, e.status, e.mode, e.url if e.status in ("running", "idle") else "",
-                  ", ".join(e.model_ids), _last_cold_start(e), _when(e.created_at)] for e in found])
+                  ", ".join(e.model_ids), e.owner or WORKSPACE_KEY, _last_cold_start(e), _when(e.created_at)]
+                 for e in found])
 
 
 @endpoints_app.command("show")
@@ -127,7 +137,8 @@ def endpoints_show(name: str, events: int = typer.Option(10, "--events", help="H
         print_json({**e.to_json(), "events": [ev.__dict__ for ev in recent]})
         return
     rows = [["status", e.status + (f" ({e.error})" if e.error else "")], ["mode", e.mode], ["url", e.url or ""],
-            ["pid", e.pid or ""], ["created", _when(e.created_at)], ["capture rate", e.capture_rate]]
+            ["pid", e.pid or ""], ["created", _when(e.created_at)], ["capture rate", e.capture_rate],
+            ["key belongs to", e.owner or WORKSPACE_KEY]]
     if e.mode == "serverless":
         rows.append(["idle timeout", f"{e.idle_timeout:g} s"])
         if e.cold_starts:
@@ -171,3 +182,19 @@ def endpoints_delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", h
         typer.confirm(f"delete endpoint `{name}`? Its API key stops working", abort=True)
     delete(workspace(), name)
     typer.echo(f"endpoint `{name}` deleted")
+
+
+@endpoints_app.command("rotate-key")
+@command
+def endpoints_rotate_key(name: str, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Give an endpoint a new API key (printed once); the old key stops working at once, also while it runs.
+    An admin, or the user the key belongs to, may."""
+    from core.principal import Principal
+    from runtimes.serving.endpoints.key_rotation import rotate_key
+
+    key = rotate_key(workspace(), name, Principal.local_admin())
+    if as_json:
+        print_json({"name": name, "api_key": key})
+        return
+    typer.echo(f"new API key of `{name}` (shown once, keep it): {key}")
+    typer.echo("the old key no longer works")

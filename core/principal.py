@@ -26,6 +26,11 @@ def may_propose(roles: Iterable[str] | None) -> bool:
     return bool(PROPOSER_ROLES & set(roles or ()))
 
 
+def may_manage_key(principal: Principal, owner: str | None) -> bool:
+    """An endpoint's API key is managed by an admin or by the user it belongs to (`owner`; None: the workspace)."""
+    return principal.is_admin or (owner is not None and principal.name == owner)
+
+
 class Principal(BaseModel):
     """A user or agent identity. Grants: `pii` (every PII column), `pii:<tag>` (e.g. `pii:email`),
     `pii:<table>.<column>` (one column)."""

@@ -188,6 +188,12 @@ class UserStore:
             row = db.execute("SELECT disabled FROM users WHERE name = ?", (name,)).fetchone()
         return bool(row and row["disabled"])
 
+    def is_enabled(self, name: str) -> bool:
+        """Whether `name` is a user of this workspace who may sign in (an unknown name is not)."""
+        with transaction(self.path) as db:
+            row = db.execute("SELECT disabled FROM users WHERE name = ?", (name,)).fetchone()
+        return bool(row and not row["disabled"])
+
     def principal_for_slack(self, slack_user_id: str) -> Principal | None:
         """The linked user's principal, or None for a Slack user no enabled user is linked to."""
         with transaction(self.path) as db:

@@ -24,6 +24,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.uploads: dict[str, bytes] = {}
+        self._answers: dict[int, dict[str, Any]] = {}  # id(params of a call) -> what was answered
         self.socket: SocketMode | None = None
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
@@ -64,9 +65,14 @@ class FakeSlack:
         self._server.server_close()
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        answer = self._reply(method, params)
         with self._changed:
+            self._answers[id(params)] = answer
             self.calls.append((method, params))
             self._changed.notify_all()
+        return answer
+
+    def _reply(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "user_id": BOT_USER, "bot_id": "BBOT", "team_id": "T1", "user": "lathe"}
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
@@ -84,6 +90,11 @@ class FakeSlack:
         return {"ok": True}
 
     # ---- what tests read --------------------------------------------------------------------------------
+    def answer_to(self, params: dict[str, Any]) -> dict[str, Any]:
+        """What this server answered to the call made with `params` (one of `calls`), e.g. a posted message's ts."""
+        with self._lock:
+            return self._answers[id(params)]
+
     def of(self, method: str) -> list[dict[str, Any]]:
         with self._lock:
             return [p for m, p in self.calls if m == method]

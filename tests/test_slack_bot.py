@@ -1,6 +1,7 @@
 """The real Slack bot (slack-bolt, HTTP mode) against a local server that speaks Slack's Web API: a question
 answered in its thread, a plan approved by a linked approver and refused to a viewer, forged and stale
-signatures refused with nothing run, a replayed event handled once, large results sent as CSV files."""
+signatures refused with nothing run, a replayed event handled once, large results sent as CSV files, and a job
+started from Slack followed in one message edited until its outcome."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from tests.small_workspace import tables_in
 
 EMEA_SQL = "SELECT * FROM customers WHERE region = 'EMEA'"
 ENV = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+TICKETS = 24
 
 
 @pytest.fixture
@@ -248,3 +250,92 @@ def test_a_chart_is_drawn_as_a_png_with_a_series_per_category():
     for png in (line, bars):
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
     assert line != bars
+
+
+@pytest.fixture
+def jobs_ws(tmp_path):
+    """Tickets to predict on, prompt/completion rows to fine-tune on, and a tiny local base model (`tiny`)."""
+    from catalog.importers import import_paths
+    from core.workspace import Workspace
+    from runtimes.training.tiny_models import build_tiny_model
+
+    ws = Workspace(tmp_path / "ws")
+    ws.create()
+    tickets = [{"ticket_id": i, "body": f"Where is order {i}? It was due on day {i % 7}."} for i in range(TICKETS)]
+    demos = [{"prompt": f"Where is order {i}?", "completion": f"Order {i} ships on day {i % 7}."} for i in range(40)]
+    for name, rows in (("tickets", tickets), ("demos", demos)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    import_paths(ws, [tmp_path / "tickets.jsonl", tmp_path / "demos.jsonl"])
+    build_tiny_model("qwen3", ws.root / "models" / "base" / "tiny",
+                     [t["body"] for t in tickets] + [d["prompt"] + " " + d["completion"] for d in demos],
+                     hidden=32, layers=1, heads=2, kv_heads=1, vocab_size=320)
+    return ws
+
+
+JOBS = {  # what the LLM asks for, and what the end of each kind says
+    "batch": (call("run_batch", say="I will run tiny over the tickets.", model="tiny", table="tickets",
+                   into="ticket_replies", max_new_tokens=2, micro_batch=2),
+              f"succeeded: {TICKETS} of {TICKETS} rows"),
+    "finetune": (call("start_finetune", say="I will fine-tune tiny on the demos.", model="tiny", table="demos",
+                      technique="sft", eval_fraction=0.1, settings={"max_steps": 3, "micro_batch": 2, "max_length": 32}),
+                 "succeeded"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(JOBS))
+def test_a_job_started_from_slack_is_followed_in_one_message_to_its_outcome(jobs_ws, llm, kind):
+    """A job approved in Slack: one progress message, edited (same ts) at each change until the job's outcome,
+    then a fine-tune's evaluation report (a batch has none). Waits follow the job, and the follower's thread is
+    waited out so that nothing it posts later is missed."""
+    import threading
+
+    from runtimes.jobs.store import JobStore
+    from tests.job_waits import until
+
+    store = UserStore(jobs_ws)
+    for name, roles, slack_id in (("ana", ["analyst"], "U_ANA"), ("carol", ["approver"], "U_CAROL")):
+        store.add(name, roles, "a long password")
+        store.link_slack(name, slack_id)
+    asked, outcome = JOBS[kind]
+    with FakeSlack() as api:
+        jobs_ws.settings_path.write_text(jobs_ws.settings_path.read_text() + f'\n[slack]\napi_url = "{api.url}"\n')
+        from core.workspace import Workspace
+
+        bot = SlackBot(Workspace(jobs_ws.root), socket_mode=False, env=ENV)
+        with serve(bot.http_app()) as base:
+            url = base + "/slack/events"
+            llm.push(asked)
+            _mention(url, "U_ANA", f"start a {kind} job", "950.1", "Ev10")
+            plan = api.wait_for("chat.postMessage", where=lambda p: p.get("text") == "A plan waits for approval")[0]
+            blocks = json.loads(plan["blocks"]) if isinstance(plan["blocks"], str) else plan["blocks"]
+            value = next(e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]
+                         if e["action_id"] == "lathe_approve")
+            signed_post(url, action_body("lathe_approve", value, "U_CAROL", "C1", "9.5"),
+                        "application/x-www-form-urlencoded")
+
+            started = api.wait_for("chat.postMessage", where=lambda p: str(p.get("text", "")).startswith("Job `"))[0]
+            job_id = started["text"].split("`")[1]
+            ts = api.answer_to(started)["ts"]
+
+            def ended() -> list:
+                return [u for u in api.of("chat.update") if u.get("ts") == ts and outcome in u["text"]]
+
+            until(ended, jobs_ws)
+            follower = next((t for t in threading.enumerate() if t.name == f"slack-follow-{job_id}"), None)
+            if follower is not None:
+                until(lambda: not follower.is_alive(), jobs_ws)
+
+    assert JobStore(jobs_ws).get(job_id).kind == kind
+    texts = [u["text"] for u in api.of("chat.update") if u.get("ts") == ts]
+    assert len(texts) >= 2 and len(set(texts)) == len(texts), texts  # each edit shows a change
+    assert outcome not in texts[0] and texts[-1] == ended()[0]["text"] and job_id in texts[-1]
+    after = [p for m, p in api.calls[next(i for i, (_, p) in enumerate(api.calls) if p is started) + 1:]
+             if m == "chat.postMessage"]
+    if kind == "batch":
+        assert "ticket_replies" in texts[-1] and "ticket_replies" in tables_in(jobs_ws)
+        assert after == []  # one message, edited in place; a batch's last line is its outcome
+    else:
+        (report,) = after
+        assert report["thread_ts"] == "950.1" and f"Evaluation of job `{job_id}`" in report["text"]
+        assert "tiny-sft/1" in report["text"] and "lathe models approve tiny-sft 1" in report["text"]

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS slack_events (event_id TEXT PRIMARY KEY, at REAL NOT 
 CREATE TABLE IF NOT EXISTS slack_alerts (alert_id TEXT PRIMARY KEY, posted_at REAL NOT NULL);
 """
 ALERTS_INTERVAL_S = 15.0  # how often new monitor alerts are looked for
+FOLLOW_INTERVAL_S = 2.0  # how often a followed job is looked at; an edit is sent only when it changed
 
 
 class SlackSettings(BaseModel):
@@ -274,17 +275,25 @@ class SlackBot:
                                     blocks=kit.plan_blocks(asked.plan, asked.needs_approval, asked.thread_id,
                                                            asked.plan_hash, asked.requested_by, asked.notice))
         for job_id in (e.job_id for e in events if e.type == "step_finished" and e.job_id):
-            threading.Thread(target=self._follow, args=(client, channel, thread_ts, job_id), daemon=True).start()
+            threading.Thread(target=self._follow, args=(client, channel, thread_ts, job_id), daemon=True,
+                             name=f"slack-follow-{job_id}").start()
 
     def _follow(self, client: Any, channel: str, thread_ts: str, job_id: str) -> None:
-        """One message per job, edited as it advances; the report when it ends."""
+        """One message per job, edited as it advances, its last text the outcome; a fine-tune that succeeded
+        gets its evaluation report below it (a batch's last line already names its table)."""
         ts = client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=f"Job `{job_id}` started")["ts"]
-        with Session(self.ws, _thread_id(channel, thread_ts)) as session:
-            last = None
-            for p in session.follow_job(job_id, interval=2.0):
-                client.chat_update(channel=channel, ts=ts, text=progress_line(p))
-                last = p
-        if last is not None and last.final:
+        last, shown = None, ""
+        try:
+            with Session(self.ws, _thread_id(channel, thread_ts)) as session:
+                for p in session.follow_job(job_id, interval=FOLLOW_INTERVAL_S):
+                    if (text := progress_line(p)) != shown:  # a change the line does not show costs no edit
+                        client.chat_update(channel=channel, ts=ts, text=text)
+                        shown = text
+                    last = p
+        except UserError as e:  # e.g. the job was deleted meanwhile: the message says so instead of standing still
+            client.chat_update(channel=channel, ts=ts, text=f"Cannot follow job `{job_id}`: {e}")
+            return
+        if last is not None and last.status == "succeeded" and last.kind == "finetune":
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=kit.mrkdwn(report_markdown(last)))
 
     # ---- alerts ---------------------------------------------------------------------------------------------

@@ -72,8 +72,9 @@ def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mod
            backend: str = "transformers", start_timeout_s: float = START_TIMEOUT_S,
            owner: str | None = None) -> Deployment:
     """Check, create and start an endpoint; an existing endpoint of that name serving the same models in the
-    same mode is its own and is (re)started instead. `owner` (who deploys) holds the API key: it stops working
-    when that workspace user is disabled."""
+    same mode is its own and is (re)started instead. `owner` (who deploys) holds the API key when it is an enabled
+    workspace user: the key stops working when that user is disabled; any other name leaves the key to the
+    workspace (no user), since no one could be disabled to revoke it."""
     spec = validate_input(DeploySpec, {"models": list(models), "name": name, "mode": mode,
                                        "idle_timeout": idle_timeout, "host": host, "port": port,
                                        "max_adapters": max_adapters, "capture_rate": capture_rate,
@@ -109,6 +110,7 @@ def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mod
     from runtimes.serving.endpoints.api_keys import key_hash, new_key
 
     key, local = new_key(), new_key()
+    owner = owner if owner is not None and _is_user(ws, owner) else None
     # Raises when another deploy took the name meanwhile: then nothing here is ours to undo.
     store.create(name=endpoint_name, models=served, mode=spec.mode, idle_timeout=spec.idle_timeout,
                  host=spec.host, fixed_port=spec.port, key_hash=key_hash(key), local_key_hash=key_hash(local),
@@ -305,6 +307,12 @@ def _engine_options(spec: DeploySpec) -> dict[str, Any]:
     if spec.speculation is not None:
         options["speculation"] = spec.speculation
     return options
+
+
+def _is_user(ws: Workspace, name: str) -> bool:
+    from core.users import UserStore
+
+    return UserStore(ws).is_enabled(name)
 
 
 def _device() -> str:

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -52,6 +53,7 @@ class EndpointSettings:
     chat_max_tokens: int = CHAT_DEFAULT_MAX_TOKENS
     owner: str | None = None  # the workspace user who deployed it: their key stops working once they are disabled
     owner_key_hash: str | None = None
+    rotation_stamp: Path | None = None  # when it changes, the keys are read again from the workspace's store
 
 
 def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
@@ -71,8 +73,9 @@ def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
     app = FastAPI(title=f"Lathe endpoint {settings.name}", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.add_middleware(_BodyCap, limit=MAX_BODY_BYTES)
+    keys = _Keys(settings)
     if settings.key_hashes:  # added last, so it runs first: an unauthenticated client's body is never read
-        app.add_middleware(_ApiKeyGuard, key_hashes=settings.key_hashes, owner_revoked=_owner_revoked(settings))
+        app.add_middleware(_ApiKeyGuard, keys=keys, owner_revoked=_owner_revoked(settings, keys))
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, e: APIError) -> JSONResponse:
@@ -100,7 +103,7 @@ def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, Any]:
-        if settings.key_hashes and not _has_key(request.headers.get("authorization", ""), settings.key_hashes):
+        if settings.key_hashes and not _has_key(request.headers.get("authorization", ""), await keys.accepted()):
             return {"status": "ok"}  # what it serves is for key holders only
         return {"status": "ok", "endpoint": settings.name, "mode": settings.mode, "models": pool.ids(),
                 "loaded": pool.loaded()}
@@ -330,13 +333,49 @@ class _Started:
     first_at: float
 
 
+class _Keys:
+    """The accepted key hashes and the owner's: those the endpoint started with, read again from the store each time
+    the rotation stamp is replaced (one `stat` per request; the store is read only after a rotation)."""
+
+    def __init__(self, settings: EndpointSettings) -> None:
+        self.settings = settings
+        self.hashes, self.owner_hash = tuple(settings.key_hashes), settings.owner_key_hash
+        # Unread: a stamp already there is read once, in case a rotation came between the start and now.
+        self._seen: tuple[int, int] | None | str = "unread"
+
+    async def accepted(self) -> tuple[str, ...]:
+        await self._refresh()
+        return self.hashes
+
+    async def owner(self) -> str | None:
+        await self._refresh()
+        return self.owner_hash
+
+    async def _refresh(self) -> None:
+        stamp, ws = self.settings.rotation_stamp, self.settings.workspace
+        if stamp is None or ws is None or (now := _identity(stamp)) == self._seen:
+            return
+        from runtimes.serving.endpoints.store import EndpointStore
+
+        row = await asyncio.to_thread(EndpointStore(ws).get, self.settings.name)
+        self.hashes = tuple(h for h in (row.key_hash, row.local_key_hash) if h)
+        self.owner_hash, self._seen = row.key_hash, now
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:  # never rotated
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 class _ApiKeyGuard:
     """ASGI middleware: every `/v1/` request carries `Authorization: Bearer <key>` of this endpoint, else 401
     (checked before the body is read, so an unauthenticated client learns nothing from it)."""
 
-    def __init__(self, app: Any, key_hashes: Sequence[str],
-                 owner_revoked: Callable[[str], Awaitable[bool]] | None = None) -> None:
-        self.app, self.key_hashes, self.owner_revoked = app, tuple(key_hashes), owner_revoked
+    def __init__(self, app: Any, keys: _Keys, owner_revoked: Callable[[str], Awaitable[bool]] | None = None) -> None:
+        self.app, self.keys, self.owner_revoked = app, keys, owner_revoked
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1"):
@@ -347,9 +386,9 @@ class _ApiKeyGuard:
                 await JSONResponse(err.body(), status_code=401, headers={"www-authenticate": "Bearer"})(
                     scope, receive, send)
                 return
-            if not _has_key(auth, self.key_hashes):
+            if not _has_key(auth, await self.keys.accepted()):
                 err = APIError(401, "Incorrect API key provided: send this endpoint's key as `Authorization: Bearer "
-                               "<key>` (shown once by `lathe deploy`)." if auth else
+                               "<key>` (shown once by `lathe deploy` or `lathe endpoints rotate-key`)." if auth else
                                "You didn't provide an API key: send `Authorization: Bearer <key>`.",
                                code="invalid_api_key")
                 await JSONResponse(err.body(), status_code=401, headers={"www-authenticate": "Bearer"})(
@@ -358,18 +397,19 @@ class _ApiKeyGuard:
         await self.app(scope, receive, send)
 
 
-def _owner_revoked(settings: EndpointSettings) -> Callable[[str], Awaitable[bool]] | None:
+def _owner_revoked(settings: EndpointSettings, keys: _Keys) -> Callable[[str], Awaitable[bool]] | None:
     """A check that `authorization` carries the owner's key while the owner is a disabled workspace user. The
     user's status is read at most every few seconds, so a disable takes effect at once without a read per call."""
     if not (settings.owner and settings.owner_key_hash and settings.workspace is not None):
         return None
     from core.users import UserStore
 
-    owner, owner_hash, ws = settings.owner, settings.owner_key_hash, settings.workspace
+    owner, ws = settings.owner, settings.workspace
     seen: dict[str, float | bool] = {"at": float("-inf"), "disabled": False}
 
     async def revoked(authorization: str) -> bool:
-        if not _has_key(authorization, (owner_hash,)):
+        owner_hash = await keys.owner()
+        if owner_hash is None or not _has_key(authorization, (owner_hash,)):
             return False
         now = time.monotonic()
         if now - float(seen["at"]) > OWNER_CHECK_S:

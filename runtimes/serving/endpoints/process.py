@@ -69,6 +69,7 @@ def serve(ws: Any, store: Any, endpoint: Any) -> None:
 
     from runtimes.serving.engines.pool import EnginePool
     from runtimes.models.refs import ServedModel
+    from runtimes.serving.endpoints.key_rotation import rotation_stamp
     from runtimes.serving.endpoints.openai_api import EndpointSettings, create_app
 
     sock = _bind(endpoint.host, endpoint.fixed_port or 0)
@@ -99,7 +100,8 @@ def serve(ws: Any, store: Any, endpoint: Any) -> None:
     hashes = tuple(h for h in (endpoint.key_hash, endpoint.local_key_hash) if h)
     app = create_app(pool, EndpointSettings(name=endpoint.name, key_hashes=hashes, workspace=ws,
                                             capture_rate=endpoint.capture_rate, mode=endpoint.mode,
-                                            owner=endpoint.owner, owner_key_hash=endpoint.key_hash))
+                                            owner=endpoint.owner, owner_key_hash=endpoint.key_hash,
+                                            rotation_stamp=rotation_stamp(ws, endpoint.name)))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                            timeout_graceful_shutdown=5))
     # uvicorn re-raises the signal that stopped it with the handler found at its start: a no-op here, so a

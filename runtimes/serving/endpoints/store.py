@@ -151,6 +151,13 @@ class EndpointStore:
         with self._db() as db:
             _update(db, name, fields)
 
+    def set_key_hash(self, name: str, key_hash: str, by: str) -> None:
+        """Replace the endpoint's API key (its hash) and record who did; the owner stays the same."""
+        with self._db() as db:
+            if db.execute("UPDATE endpoints SET key_hash = ? WHERE name = ?", (key_hash, name)).rowcount != 1:
+                raise UserError(unknown("endpoint", name, [r[0] for r in db.execute("SELECT name FROM endpoints")]))
+            _event(db, name, "key_rotated", f"API key rotated by {by}", {"by": by})
+
     def add_event(self, name: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         with self._db() as db:
             _event(db, name, kind, message, data)
