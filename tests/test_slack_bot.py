@@ -291,7 +291,7 @@ def test_a_job_started_from_slack_is_followed_in_one_message_to_its_outcome(jobs
     import threading
 
     from runtimes.jobs.store import JobStore
-    from tests.job_waits import until
+    from tests.waiting import until
 
     store = UserStore(jobs_ws)
     for name, roles, slack_id in (("ana", ["analyst"], "U_ANA"), ("carol", ["approver"], "U_CAROL")):
