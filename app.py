@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -185,6 +186,11 @@ class ChatView:
         except UserError as e:
             await self._close_text()
             await self._send(cl.Message(content=f"**Not done:** {e}"))
+        except Exception as e:  # a defect, not the user's input: say so rather than leave the chat silent
+            logging.getLogger("lathe.ui").exception("answering in thread %s failed", self.thread_id)
+            await self._close_text()
+            await self._send(cl.Message(content=f"**Failed:** an internal error stopped this answer "
+                                                f"({type(e).__name__}: {e}); the server's log has the details."))
         await self._close_text()
 
     async def render(self, event: Event) -> None:
@@ -422,7 +428,9 @@ async def warm_up() -> None:
 @cl.on_app_shutdown
 async def stop_scheduler() -> None:
     while _SCHEDULER:
-        _SCHEDULER.pop().shutdown(wait=False)  # a run in progress finishes in its thread; none starts
+        from runtimes.scheduling.scheduler import stop
+
+        stop(_SCHEDULER.pop())
 
 
 def _auth_mode() -> str:

@@ -20,7 +20,7 @@ def scheduler() -> None:
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
     from runtimes.scheduling.monitor_schedules import PREFIX, start_monitor_schedules
-    from runtimes.scheduling.scheduler import build_scheduler, scheduler_path
+    from runtimes.scheduling.scheduler import build_scheduler, scheduler_path, stop as stop_scheduler
 
     ws = workspace()
     sched = build_scheduler(ws)
@@ -46,6 +46,6 @@ def scheduler() -> None:
             pass
     except KeyboardInterrupt:
         pass
-    typer.echo("stopping: waiting for runs in progress")
-    sched.shutdown(wait=True)
+    typer.echo("stopping: a run in progress finishes first")
+    stop_scheduler(sched)
     typer.echo("stopped")

@@ -21,7 +21,7 @@ from runtimes.monitoring.monitor_store import MonitorStore
 from runtimes.monitoring.monitors import create_monitor
 from runtimes.monitoring.traffic import TrafficRecord, record
 from runtimes.scheduling.monitor_schedules import PREFIX, run_scheduled, start_monitor_schedules
-from runtimes.scheduling.scheduler import build_scheduler, schedule, scheduler_path
+from runtimes.scheduling.scheduler import build_scheduler, schedule, scheduler_path, stop
 from tests.waiting import cpu_seconds, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def test_a_callable_runs_every_second_from_the_workspace_store_and_survives_a_re
         assert not schedule(first, "ticker", "tests.test_scheduling:tick", IntervalTrigger(seconds=1), [str(out), "b"])
         wait_for(lambda: len(lines()) >= 3, progress=lambda: len(lines()))
     finally:
-        first.shutdown(wait=True)
+        stop(first)
     assert scheduler_path(workspace).is_file() and set(lines()) == {"a"}  # the refused second one never ran
 
     # A new scheduler (a restarted process) finds the job in the workspace and goes on with it.
@@ -73,7 +73,7 @@ def test_a_callable_runs_every_second_from_the_workspace_store_and_survives_a_re
         assert [j.id for j in second.get_jobs(jobstore="default")] == ["ticker"]
         wait_for(lambda: len(lines()) >= before + 2, progress=lambda: len(lines()))
     finally:
-        second.shutdown(wait=True)
+        stop(second)
 
 
 def test_missed_runs_coalesce_into_one_run_at_start(workspace):
@@ -94,7 +94,7 @@ def test_missed_runs_coalesce_into_one_run_at_start(workspace):
         wait_for(settled, progress=_progress(workspace))
         job_next = sched.get_job(PREFIX + m.id).next_run_time.timestamp()
     finally:
-        sched.shutdown(wait=True)
+        stop(sched)
     (run,) = _runs(workspace)["hourly"]  # 72 missed hours, one run
     assert run.status == "ok" and len(executed) == 1
     due = MonitorStore(workspace).get(m.id).next_run_at - HOUR
@@ -156,7 +156,7 @@ def test_two_schedulers_on_one_workspace_run_each_due_time_once(workspace):
 
         wait_for(settled, progress=_progress(workspace))
     finally:
-        here.shutdown(wait=True)
+        stop(here)
         cli.send_signal(signal.SIGINT)  # Ctrl-C
         cli.wait(timeout=300)
         reader.join(timeout=60)
@@ -179,3 +179,39 @@ def test_the_chat_ui_process_runs_monitors_on_their_schedule(workspace, tmp_path
                  progress=lambda: (log.stat().st_size, _progress(workspace)()))
     (run,) = MonitorStore(workspace).runs(m.id)
     assert run.status == "ok" and MonitorStore(workspace).get(m.id).next_run_at > time.time()
+
+
+def test_stopping_while_a_running_job_reads_the_schedule_does_not_hang(workspace):
+    """APScheduler's `shutdown(wait=True)` holds its job-store lock while it waits for running jobs: a job that then
+    reads the schedule (as `sync_monitors` does) would wait for ever. `stop` must return, and the job finish."""
+    from apscheduler.schedulers.base import STATE_STOPPED
+
+    sched = build_scheduler(workspace)
+    started, go, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def reads_the_schedule() -> None:
+        started.set()
+        go.wait(600)
+        sched.get_jobs(jobstore="default")
+        finished.set()
+
+    sched.add_job(reads_the_schedule, jobstore="memory", next_run_time=dt.datetime.now(dt.timezone.utc))
+    sched.start()
+    wait_for(started.is_set, what="the job to start")
+    stopper = threading.Thread(target=stop, args=[sched], daemon=True)
+    stopper.start()
+    wait_for(lambda: sched.state == STATE_STOPPED, what="the scheduler to stop")
+    # Let the job read the schedule once `stop` is done, or while it still holds the store's lock (the hang).
+    wait_for(lambda: not stopper.is_alive() or _held(sched._jobstores_lock), what="stop to return or hold the lock")
+    go.set()
+    wait_for(finished.is_set, what="the running job to finish")
+    stopper.join(60)
+    assert not stopper.is_alive()
+
+
+def _held(lock: Any) -> bool:
+    """Whether another thread holds `lock` now."""
+    if lock.acquire(blocking=False):
+        lock.release()
+        return False
+    return True

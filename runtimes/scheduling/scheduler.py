@@ -45,6 +45,13 @@ def build_scheduler(ws: Workspace) -> BaseScheduler:
         timezone=dt.timezone.utc)
 
 
+def stop(scheduler: BaseScheduler) -> None:
+    """Start no more runs; a run in progress finishes in its thread (the process waits for it as it exits). Not
+    `shutdown(wait=True)`: APScheduler holds its job-store lock while it waits, so a running job that reads the
+    schedule (`sync_monitors` does) would wait on that lock for ever."""
+    scheduler.shutdown(wait=False)
+
+
 def schedule(scheduler: BaseScheduler, job_id: str, target: str, trigger: BaseTrigger, args: Sequence[Any] = (), *,
              first_run: dt.datetime | None = None, replace: bool = False) -> bool:
     """Run `target` (`module:function`) with `args` on `trigger` under `job_id`, first at `first_run` (a time in the
