@@ -110,7 +110,8 @@ def test_a_plan_with_only_a_micro_batch_set_is_accepted_and_explained(qa_ws):
 
     ws, model = qa_ws
     plan = plan_finetune(ws, JobSpec.parse({"model": model, "table": "sums", "technique": "rlvr",
-                                            "settings": {"micro_batch": 2}}), hardware=cpu())
+                                            "settings": {"micro_batch": 2}}), hardware=cpu(),
+                        measure_speed=False)  # sizes only: a GRPO warm-up generates for every prompt
     s = plan.settings
     assert (s["micro_batch"], s["gradient_accumulation"], s["num_generations"]) == (2, 8, 4)
     assert recipe_config("rlvr", s).num_generations == 4  # what the worker will train with
@@ -118,7 +119,7 @@ def test_a_plan_with_only_a_micro_batch_set_is_accepted_and_explained(qa_ws):
 
     fitted = plan_finetune(ws, JobSpec.parse({"model": model, "table": "sums", "technique": "rlvr",
                                               "settings": {"micro_batch": 2, "gradient_accumulation": 1}}),
-                           hardware=cpu())
+                           hardware=cpu(), measure_speed=False)
     assert (fitted.settings["num_generations"], fitted.settings["gradient_accumulation"]) == (2, 1)
     with pytest.raises(UserError, match=r"use grad_accum=2 \(2 × 2 = 4\), or num_generations=2 "
                                         r"\(`grad_accum` is `gradient_accumulation` in a job's settings\)"):
