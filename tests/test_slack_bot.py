@@ -38,6 +38,13 @@ def slack(small_ws, llm):
             yield api, base + "/slack/events", llm
 
 
+def _plan_buttons(api) -> tuple[list, dict[str, str]]:
+    """The plan message posted for approval: its blocks, and its buttons (action id → value)."""
+    plan = api.wait_for("chat.postMessage", where=lambda p: p.get("text") == "A plan waits for approval")[0]
+    blocks = json.loads(plan["blocks"]) if isinstance(plan["blocks"], str) else plan["blocks"]
+    return blocks, {e["action_id"]: e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]}
+
+
 def _mention(url, user, text, ts, event_id, **headers):
     event = {"type": "app_mention", "user": user, "text": f"<@UBOT> {text}", "channel": "C1", "ts": ts}
     return signed_post(url, event_body(event, event_id), "application/json", headers=headers)
@@ -57,9 +64,7 @@ def test_a_plan_waits_a_viewer_is_refused_and_a_linked_approver_approves(slack, 
     llm.push(call("create_derived_table", say="I will save the EMEA customers as a table.", name="emea_customers",
                   select_sql=EMEA_SQL, description="EMEA customers"))
     _mention(url, "U_ANA", "save the EMEA customers as a table", "200.1", "Ev2")
-    plan = api.wait_for("chat.postMessage", where=lambda p: p.get("text") == "A plan waits for approval")[0]
-    blocks = json.loads(plan["blocks"]) if isinstance(plan["blocks"], str) else plan["blocks"]
-    buttons = {e["action_id"]: e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]}
+    blocks, buttons = _plan_buttons(api)
     assert set(buttons) == {"lathe_approve", "lathe_reject", "lathe_edit"}
     assert "SELECT * FROM customers WHERE region = 'EMEA'" in json.dumps(blocks)
 
@@ -215,10 +220,7 @@ def test_edit_opens_a_modal_and_its_submission_edits_the_waiting_plan(slack, sma
     llm.push(call("create_derived_table", say="I will save the EMEA customers as a table.", name="emea_customers",
                   select_sql=EMEA_SQL, description="EMEA customers"))
     _mention(url, "U_ANA", "save the EMEA customers as a table", "900.1", "Ev9")
-    plan = api.wait_for("chat.postMessage", where=lambda p: p.get("text") == "A plan waits for approval")[0]
-    blocks = json.loads(plan["blocks"]) if isinstance(plan["blocks"], str) else plan["blocks"]
-    value = next(e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]
-                 if e["action_id"] == "lathe_edit")
+    value = _plan_buttons(api)[1]["lathe_edit"]
     form = "application/x-www-form-urlencoded"
     signed_post(url, action_body("lathe_edit", value, "U_ANA", "C1", "9.1"), form)
     opened = api.wait_for("views.open")[0]
@@ -307,10 +309,7 @@ def test_a_job_started_from_slack_is_followed_in_one_message_to_its_outcome(jobs
             url = base + "/slack/events"
             llm.push(asked)
             _mention(url, "U_ANA", f"start a {kind} job", "950.1", "Ev10")
-            plan = api.wait_for("chat.postMessage", where=lambda p: p.get("text") == "A plan waits for approval")[0]
-            blocks = json.loads(plan["blocks"]) if isinstance(plan["blocks"], str) else plan["blocks"]
-            value = next(e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]
-                         if e["action_id"] == "lathe_approve")
+            value = _plan_buttons(api)[1]["lathe_approve"]
             signed_post(url, action_body("lathe_approve", value, "U_CAROL", "C1", "9.5"),
                         "application/x-www-form-urlencoded")
 
