@@ -11,6 +11,7 @@ from cli import (batch_commands, catalog_commands, finetune_command, init_comman
                  ui_command)
 from cli.chat import command as chat_command
 from cli import slack_command, users_command
+from cli import features_command
 from core.offline import apply_offline_env
 from cli.context import set_workspace
 
@@ -50,6 +51,7 @@ monitor_command.register(app)
 scheduler_command.register(app)
 serve_commands.register(app)
 batch_commands.register(app)
+features_command.register(app)
 
 if __name__ == "__main__":
     app()

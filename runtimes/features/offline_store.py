@@ -1,0 +1,124 @@
+"""Point-in-time correct training sets: label rows (entity key + timestamp) joined to feature views in DuckDB
+with ASOF JOIN, so each row gets the latest value at or before its timestamp and within the view's TTL.
+
+A value whose event time is after the label's timestamp is never joined: the ASOF condition is the only way a
+feature row meets a label row. Views and labels are read through the SQL guard on the sandboxed reader.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from catalog.data_source import parse_source
+from catalog.derived_tables import create_derived_table
+from catalog.metadata import Table
+from catalog.pii_masking import mask_at_source
+from catalog.query_schema import warehouse_catalog
+from catalog.sql_guard import guard, unknown_in
+from catalog.store import CatalogStore
+from catalog.warehouse import connect_reader
+from core.errors import UserError
+from core.principal import Principal
+from core.workspace import Workspace
+from runtimes.features.selection import Selection, select_features
+from runtimes.features.view_sql import EVENT_TS, build_view_query, require_grants
+
+_ENTITIES = "_lathe_entities"
+_ROW = "_lathe_row"
+
+
+def training_set(ws: Workspace, entities: Any, features: list[str], *, timestamp_column: str = "event_timestamp",
+                 principal: Principal | None = None, full_names: bool = False, into: str | None = None,
+                 description: str = "") -> Any:
+    """`entities` (a pandas DataFrame, a catalog table's name or one read query) with one column per feature of
+    `features`, each the latest value at or before the row's `timestamp_column` within the view's TTL (NULL
+    when there is none). Returns a DataFrame, or with `into` writes a derived warehouse table (labels from the
+    warehouse only) and returns its catalog `Table`."""
+    principal = principal or Principal.local_admin()
+    selections = select_features(ws, features)
+    catalog = CatalogStore(ws).load()
+    frame = not isinstance(entities, str)
+    if frame and into is not None:
+        raise UserError("a training table is written from labels in the warehouse: give a catalog table or a "
+                        "query as the labels, or leave out `into` to get a DataFrame")
+    with connect_reader(ws) as con:
+        tables = warehouse_catalog(con, catalog)
+        views = []
+        for sel in selections:
+            vq = build_view_query(con, tables, sel.version.view)
+            require_grants(tables, principal, vq)
+            views.append((sel, vq.tree))
+        if frame:
+            con.register(_ENTITIES, entities)
+            source: exp.Expr = exp.select(exp.Star()).from_(_ENTITIES)
+            columns = [str(c) for c in entities.columns]
+        else:
+            guarded = guard(parse_source(entities, tables.tables).statement(), "duckdb", tables)
+            if guarded.query is None:
+                raise UserError("the labels must be a catalog table or one SELECT query")
+            source = guarded.tree if into is not None or principal.is_admin else mask_at_source(
+                guarded.tree, principal, tables)
+            described = con.execute(exp.Describe(this=source.copy()).sql(dialect="duckdb")).fetchall()
+            columns = [r[0] for r in described]
+        tree = _pit_query(source, columns, views, timestamp_column, full_names)
+        sql = tree.sql(dialect="duckdb")
+        if into is None:
+            try:
+                return con.execute(sql).df()
+            except duckdb.Error as e:
+                raise UserError(f"the training set could not be built: {str(e).strip().splitlines()[0]}") from None
+    refs = ", ".join(f"{s.version.ref}" for s, _ in views)
+    return create_derived_table(ws, into, sql, principal=principal,
+                                description=description or f"training set: labels joined to features {refs}")
+
+
+def _pit_query(source: exp.Expr, columns: list[str], views: list[tuple[Selection, exp.Expr]], ts: str,
+               full_names: bool) -> exp.Query:
+    """WITH labels numbered, one CTE per view; SELECT labels, features FROM labels ASOF LEFT JOIN each view."""
+    low = {c.lower(): c for c in columns}
+    if ts.lower() not in low:
+        raise UserError(unknown_in("column", ts, columns, "the labels") + " (the label timestamp: pass "
+                        "timestamp_column / --timestamp-column)")
+    ts = low[ts.lower()]
+    e = "e"
+    outputs: list[exp.Expr] = [exp.column(exp.to_identifier(c, quoted=True), table=e) for c in columns]
+    seen = set(low)
+    joins = []
+    query = exp.select().with_(e + "_src", as_=source)
+    query = query.with_(e, as_=exp.select(exp.Star(), exp.Window(this=exp.RowNumber()).as_(_ROW)).from_(e + "_src"))
+    for i, (sel, view_tree) in enumerate(views):
+        view = sel.version.view
+        key = view.entity.join_key
+        if key.lower() not in low:
+            raise UserError(unknown_in("column", key, columns, "the labels") + f" (the entity key of feature view "
+                            f"`{view.name}`)")
+        alias = f"f{i}"
+        query = query.with_(alias, as_=view_tree)
+        on = exp.and_(
+            exp.EQ(this=exp.column(exp.to_identifier(low[key.lower()], quoted=True), table=e),
+                   expression=exp.column(exp.to_identifier(key, quoted=True), table=alias)),
+            exp.GTE(this=exp.column(exp.to_identifier(ts, quoted=True), table=e),
+                    expression=exp.column(EVENT_TS, table=alias)))
+        joins.append(exp.Join(this=exp.to_table(alias), on=on, method="ASOF", side="LEFT"))
+        ttl = view.ttl_delta
+        for f in sel.features:
+            name = f"{view.name}__{f.name}" if full_names else f.name
+            if name.lower() in seen:
+                raise UserError(f"two columns would be named `{name}` (a label column or another view's feature); "
+                                "ask for full names (`view__feature`) or rename one")
+            seen.add(name.lower())
+            value: exp.Expr = exp.column(exp.to_identifier(f.name, quoted=True), table=alias)
+            if ttl is not None:
+                # ASOF took the latest row at or before the label; older than the TTL means no valid value.
+                fresh = exp.GTE(this=exp.column(EVENT_TS, table=alias), expression=exp.Sub(
+                    this=exp.column(exp.to_identifier(ts, quoted=True), table=e),
+                    expression=exp.Interval(this=exp.Literal.string(str(int(ttl.total_seconds()))),
+                                            unit=exp.var("SECOND"))))
+                value = exp.Case(ifs=[exp.If(this=fresh, true=value)])
+            outputs.append(value.as_(name, quoted=True))
+    query = query.select(*outputs).from_(exp.to_table(e))
+    for j in joins:
+        query = query.join(j)
+    return query.order_by(exp.column(_ROW, table=e))

@@ -1,0 +1,161 @@
+"""The online store: the latest value of each feature per entity key, for reads in well under a millisecond.
+
+Embedded SQLite by default (one table per view version, keyed by the entity key; faster than DuckDB for point
+reads, see docs/benchmarks.md), Redis where `[features] online_store = "redis://…"` is set in lathe.toml. It
+stores what materialization hands it and never reads the warehouse.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.errors import UserError
+from core.workspace import Workspace
+
+Row = tuple[float, list[Any]]  # (event time as epoch seconds, feature values in the view's order)
+
+
+class OnlineStore(Protocol):
+    def has(self, table: str) -> bool: ...
+    def write(self, table: str, columns: list[str], rows: list[tuple]) -> None: ...
+    def read(self, table: str, columns: list[str], keys: Sequence[str]) -> dict[str, Row]: ...
+    def drop(self, table: str) -> None: ...
+
+
+def open_online_store(ws: Workspace) -> OnlineStore:
+    """The store lathe.toml configures: SQLite in the workspace unless `[features] online_store` names Redis."""
+    conf = (ws.settings.model_extra or {}).get("features") or {}
+    url = conf.get("online_store") if isinstance(conf, dict) else None
+    if url in (None, "", "sqlite"):
+        return SqliteOnlineStore(ws.root / "features" / "online.sqlite")
+    if isinstance(url, str) and url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisOnlineStore(url, prefix=f"lathe:{ws.settings.name}:")
+    raise UserError(f"{ws.settings_path}: `[features] online_store = {url!r}` is not a store: write \"sqlite\" (the "
+                    "default) or a Redis URL such as \"redis://localhost:6379/0\"")
+
+
+def value(v: Any) -> Any:
+    """A value as the online store keeps it: dates and times as ISO text, everything else as DuckDB gave it."""
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    return v
+
+
+def epoch(v: dt.datetime | dt.date) -> float:
+    """Seconds since the epoch; a timestamp without a zone is taken as UTC, as the warehouse's are."""
+    if not isinstance(v, dt.datetime):
+        v = dt.datetime(v.year, v.month, v.day)
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=dt.timezone.utc)
+    return v.timestamp()
+
+
+def _q(name: str) -> str:
+    # Table and column names come from validated definitions (letters, digits, underscores); quoting is for case.
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SqliteOnlineStore:
+    """One SQLite file; a connection per thread, kept open (opening one costs more than a read)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")  # a power cut may lose the last batch, which re-materializes
+            self._local.db = db
+        return db
+
+    def has(self, table: str) -> bool:
+        return self._db().execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                  (table,)).fetchone() is not None
+
+    def write(self, table: str, columns: list[str], rows: list[tuple]) -> None:
+        """Upsert `(key, epoch, *values)` rows; a row older than the one stored for its key is ignored."""
+        db = self._db()
+        cols = ", ".join(_q(c) for c in columns)
+        db.execute(f"CREATE TABLE IF NOT EXISTS {_q(table)} (_key TEXT PRIMARY KEY, _ts REAL NOT NULL, {cols}) "
+                   "WITHOUT ROWID")
+        sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in ["_ts", *columns])
+        marks = ", ".join("?" * (len(columns) + 2))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(f"INSERT INTO {_q(table)} VALUES ({marks}) ON CONFLICT (_key) DO UPDATE SET {sets} "
+                           f"WHERE excluded._ts >= {_q(table)}._ts", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def read(self, table: str, columns: list[str], keys: Sequence[str]) -> dict[str, Row]:
+        cols = ", ".join(_q(c) for c in columns)
+        if len(keys) == 1:
+            sql = f"SELECT _key, _ts, {cols} FROM {_q(table)} WHERE _key = ?"
+        else:
+            sql = f"SELECT _key, _ts, {cols} FROM {_q(table)} WHERE _key IN ({', '.join('?' * len(keys))})"
+        try:
+            rows = self._db().execute(sql, list(keys)).fetchall()
+        except sqlite3.OperationalError:
+            if not self.has(table):
+                return {}
+            raise
+        return {r[0]: (r[1], list(r[2:])) for r in rows}
+
+    def drop(self, table: str) -> None:
+        self._db().execute(f"DROP TABLE IF EXISTS {_q(table)}")
+
+
+class RedisOnlineStore:
+    """One Redis hash per entity key (`<prefix><table>:<key>`), the field `_ts` and one field per feature."""
+
+    def __init__(self, url: str, prefix: str):
+        try:
+            import redis
+        except ImportError:
+            raise UserError(f"the online store is set to Redis ({url}) but the `redis` package is not installed: "
+                            "`pip install redis`, or remove `[features] online_store` from lathe.toml to use the "
+                            "embedded store") from None
+        self.client = redis.Redis.from_url(url)
+        self.prefix = prefix
+
+    def has(self, table: str) -> bool:
+        return bool(self.client.exists(f"{self.prefix}{table}:_tables"))
+
+    def write(self, table: str, columns: list[str], rows: list[tuple]) -> None:
+        # Read-compare-write per key in a pipeline: the older row loses, as in the embedded store.
+        keys = [f"{self.prefix}{table}:{r[0]}" for r in rows]
+        pipe = self.client.pipeline()
+        for k in keys:
+            pipe.hget(k, "_ts")
+        stored = pipe.execute()
+        pipe = self.client.pipeline()
+        for k, r, old in zip(keys, rows, stored):
+            if old is None or float(old) <= r[1]:
+                pipe.hset(k, mapping={"_ts": r[1], **{c: json.dumps(v) for c, v in zip(columns, r[2:])}})
+        pipe.set(f"{self.prefix}{table}:_tables", 1)
+        pipe.execute()
+
+    def read(self, table: str, columns: list[str], keys: Sequence[str]) -> dict[str, Row]:
+        pipe = self.client.pipeline()
+        for k in keys:
+            pipe.hmget(f"{self.prefix}{table}:{k}", ["_ts", *columns])
+        out = {}
+        for k, got in zip(keys, pipe.execute()):
+            if got[0] is not None:
+                out[k] = (float(got[0]), [json.loads(v) if v is not None else None for v in got[1:]])
+        return out
+
+    def drop(self, table: str) -> None:
+        for k in self.client.scan_iter(f"{self.prefix}{table}:*"):
+            self.client.delete(k)
