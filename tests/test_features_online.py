@@ -142,6 +142,13 @@ def pii_ws(ws):
             event_time: updated_at
             features:
               - {name: visits, type: int64, description: visits so far}
+          - name: starred
+            owner: crm
+            entity: {name: customer, join_key: customer_id}
+            source: {sql: "WITH c AS (SELECT * FROM contacts) SELECT * FROM c WHERE email LIKE '%@%'"}
+            event_time: updated_at
+            features:
+              - {name: visits, type: int64, description: visits of customers with an email address}
         """, name="contacts.yml")
     apply(ws)
     return ws
@@ -157,6 +164,9 @@ def test_a_feature_from_a_pii_column_needs_the_grant_a_query_needs(pii_ws):
                                         r"\(pii: email\); ask an admin for the grant `pii:email`"):
         training_set(pii_ws, frame, ["contact"], principal=VIEWER)
     assert list(training_set(pii_ws, frame, ["visits"], principal=VIEWER)["visits"]) == [3, 5]
+    # A filter on a PII column reads it too, through a star and a CTE.
+    with pytest.raises(UserError, match=r"feature view `starred` reads PII you have no grant for: contacts.email"):
+        training_set(pii_ws, frame, ["starred"], principal=VIEWER)
     got = training_set(pii_ws, frame, ["contact"], principal=GRANTED)
     assert list(got["email_domain"]) == ["example.com", "example.com"]
     with pytest.raises(UserError, match="reads PII you have no grant for"):

@@ -33,6 +33,16 @@ def test_a_value_stamped_exactly_at_the_label_time_is_used(workspace):
     assert scores(workspace, labels((1, at(2)))) == [20.0]
 
 
+def test_label_times_with_a_zone_are_compared_in_utc(workspace):
+    make_signals(workspace, [(1, at(1), 10.0), (1, at(1, seconds=3600), 20.0)])
+    signals_view(workspace)
+    apply(workspace)
+    # 01:30 in UTC+2 is 23:30 UTC the day before: neither value exists yet. 03:30+02:00 is 01:30 UTC: the second.
+    frame = labels((1, pd.Timestamp(at(1, seconds=5400)).tz_localize("Etc/GMT-2")),
+                   (1, pd.Timestamp(at(1, seconds=12600)).tz_localize("Etc/GMT-2")))
+    assert scores(workspace, frame) == [None, 20.0]
+
+
 def test_a_value_one_microsecond_after_the_label_is_not_used(workspace):
     make_signals(workspace, [(1, at(1), 10.0), (1, at(2, seconds=1e-6), 99.0)])
     signals_view(workspace)

@@ -67,7 +67,7 @@ def materialize(ws: Workspace, views: list[str] | None = None, *, until: dt.date
     with connect_reader(ws) as con:
         tables = warehouse_catalog(con, catalog)
         for vv in chosen:
-            vq = build_view_query(con, tables, vv.view)
+            vq = build_view_query(con, tables, vv.view, lineage=False)
             require_grants(tables, principal, vq)
             table = online_table(vv)
             start = None if full or not store.has(table) else watermark(ws, vv)

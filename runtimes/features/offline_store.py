@@ -47,11 +47,11 @@ def training_set(ws: Workspace, entities: Any, features: list[str], *, timestamp
         tables = warehouse_catalog(con, catalog)
         views = []
         for sel in selections:
-            vq = build_view_query(con, tables, sel.version.view)
+            vq = build_view_query(con, tables, sel.version.view, lineage=False)
             require_grants(tables, principal, vq)
             views.append((sel, vq.tree))
         if frame:
-            con.register(_ENTITIES, entities)
+            con.register(_ENTITIES, _utc_naive(entities, timestamp_column))
             source: exp.Expr = exp.select(exp.Star()).from_(_ENTITIES)
             columns = [str(c) for c in entities.columns]
         else:
@@ -72,6 +72,17 @@ def training_set(ws: Workspace, entities: Any, features: list[str], *, timestamp
     refs = ", ".join(f"{s.version.ref}" for s, _ in views)
     return create_derived_table(ws, into, sql, principal=principal,
                                 description=description or f"training set: labels joined to features {refs}")
+
+
+def _utc_naive(frame: Any, column: str) -> Any:
+    """Label times with a zone as UTC without one, as the warehouse's timestamps are: DuckDB would otherwise compare
+    them through the session's time zone."""
+    import pandas as pd
+
+    col = frame[column] if column in frame.columns else None
+    if col is None or not isinstance(col.dtype, pd.DatetimeTZDtype):
+        return frame
+    return frame.assign(**{column: col.dt.tz_convert("UTC").dt.tz_localize(None)})
 
 
 def _pit_query(source: exp.Expr, columns: list[str], views: list[tuple[Selection, exp.Expr]], ts: str,

@@ -66,6 +66,7 @@ class SqliteOnlineStore:
     def __init__(self, path: Path):
         self.path = path
         self._local = threading.local()
+        self._selects: dict[tuple[str, tuple[str, ...], int], str] = {}
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -99,11 +100,13 @@ class SqliteOnlineStore:
             raise
 
     def read(self, table: str, columns: list[str], keys: Sequence[str]) -> dict[str, Row]:
-        cols = ", ".join(_q(c) for c in columns)
-        if len(keys) == 1:
-            sql = f"SELECT _key, _ts, {cols} FROM {_q(table)} WHERE _key = ?"
-        else:
-            sql = f"SELECT _key, _ts, {cols} FROM {_q(table)} WHERE _key IN ({', '.join('?' * len(keys))})"
+        sql = self._selects.get((table, tuple(columns), len(keys)))
+        if sql is None:
+            cols = ", ".join(_q(c) for c in columns)
+            where = "= ?" if len(keys) == 1 else f"IN ({', '.join('?' * len(keys))})"
+            sql = f"SELECT _key, _ts, {cols} FROM {_q(table)} WHERE _key {where}"
+            if len(self._selects) < 1024:  # the usual batch sizes; an odd one is built again
+                self._selects[(table, tuple(columns), len(keys))] = sql
         try:
             rows = self._db().execute(sql, list(keys)).fetchall()
         except sqlite3.OperationalError:

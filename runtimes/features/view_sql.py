@@ -38,9 +38,11 @@ class ViewQuery:
         return self.tree.sql(dialect="duckdb")
 
 
-def build_view_query(con: duckdb.DuckDBPyConnection, tables: Catalog, view: FeatureView) -> ViewQuery:
+def build_view_query(con: duckdb.DuckDBPyConnection, tables: Catalog, view: FeatureView, *,
+                     lineage: bool = True) -> ViewQuery:
     """The view's query, guarded against `tables` (the warehouse's catalog) and bound on `con`; a bad name,
-    expression or type is a `UserError` that names the view and the field."""
+    expression or type is a `UserError` that names the view and the field. `lineage=False` skips tracing the
+    columns (the grants are checked on every column the query reads either way)."""
     src = view.source.source
     if src.kind == "table":
         from_: exp.Expr = exp.to_table(exp.to_identifier(src.name, quoted=True)).as_("src")
@@ -76,7 +78,7 @@ def build_view_query(con: duckdb.DuckDBPyConnection, tables: Catalog, view: Feat
     if not ts_type.startswith(_TIME_TYPES):
         raise UserError(f"feature view `{view.name}`: event_time `{view.event_time}` is {ts_type}; it must be a "
                         "TIMESTAMP or DATE column")
-    outputs = lineage_by_position(guarded.query, guarded.schema)
+    outputs = lineage_by_position(guarded.query, guarded.schema) if lineage else []
     return ViewQuery(view=view, tree=guarded.tree, read=set(guarded.columns),
                      lineage={o.name: o.sources for o in outputs})
 
