@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -149,7 +150,8 @@ def main() -> None:
 
     views, labels = make_data(args.labels, args.entities, args.rows)
     print(f"data: {len(labels):,} label rows, {args.entities:,} entities, {VIEWS} views × {PER_VIEW} features, "
-          f"{sum(len(v) for v in views):,} feature rows, TTL {TTL_DAYS} days")
+          f"{sum(len(v) for v in views):,} feature rows, TTL {TTL_DAYS} days; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "feast"
         (repo / "data").mkdir(parents=True)
@@ -223,6 +225,7 @@ def main() -> None:
                   f"{pct(feast['single'], 99):10.3f}   {pct(feast['batched'], 50):13.3f}   "
                   f"{pct(feast['batched'], 99):13.3f}")
         point_reads(ws, keys)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 def point_reads(ws, keys) -> None:

@@ -189,6 +189,26 @@ def test_two_views_with_their_own_ttls_join_on_the_same_labels(workspace):
     assert list(got["slow__score"]) == [20.0, 160.0]
 
 
+def test_tables_named_like_the_joins_internal_aliases_are_still_the_tables(workspace):
+    from catalog.warehouse import connect_writer
+
+    make_signals(workspace, [(1, at(1), 10.0)])
+    with connect_writer(workspace) as con:
+        for name in ("e", "s", "f0", "src"):
+            con.execute(f'CREATE TABLE "{name}" AS SELECT customer_id, seen_at, score + {len(name)} AS score FROM signals')
+    write_view(workspace, "feature_views:\n" + "".join(f"""
+          - name: from_{name}
+            owner: risk
+            entity: {{name: customer, join_key: customer_id}}
+            source: {{table: "{name}"}}
+            event_time: seen_at
+            features: [{{name: score, type: float64, description: score plus {len(name)}}}]
+        """ for name in ("e", "s", "f0", "src")))
+    apply(workspace)
+    got = training_set(workspace, labels((1, at(2))), ["from_e", "from_s", "from_f0", "from_src"], full_names=True)
+    assert [got[f"from_{n}__score"][0] for n in ("e", "s", "f0", "src")] == [11.0, 11.0, 12.0, 13.0]
+
+
 def test_labels_from_a_catalog_table_become_a_derived_table_with_lineage(workspace):
     from catalog.store import CatalogStore
     from catalog.warehouse import connect_reader, connect_writer

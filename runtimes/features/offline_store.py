@@ -51,9 +51,10 @@ def training_set(ws: Workspace, entities: Any, features: list[str], *, timestamp
             require_grants(tables, principal, vq)
             views.append((sel, vq.tree))
         if frame:
-            con.register(_ENTITIES, _utc_naive(entities, timestamp_column))
-            source: exp.Expr = exp.select(exp.Star()).from_(_ENTITIES)
             columns = [str(c) for c in entities.columns]
+            # Numbered here: cheaper than a window over the whole scan, and the frame's order is the order asked.
+            con.register(_ENTITIES, _utc_naive(entities, timestamp_column).assign(**{_ROW: range(len(entities))}))
+            source: exp.Expr = exp.select(exp.Star()).from_(_ENTITIES)
         else:
             guarded = guard(parse_source(entities, tables.tables).statement(), "duckdb", tables)
             if guarded.query is None:
@@ -62,7 +63,7 @@ def training_set(ws: Workspace, entities: Any, features: list[str], *, timestamp
                 guarded.tree, principal, tables)
             described = con.execute(exp.Describe(this=source.copy()).sql(dialect="duckdb")).fetchall()
             columns = [r[0] for r in described]
-        tree = _pit_query(source, columns, views, timestamp_column, full_names)
+        tree = _pit_query(source, columns, views, timestamp_column, full_names, numbered=frame)
         sql = tree.sql(dialect="duckdb")
         if into is None:
             try:
@@ -86,8 +87,8 @@ def _utc_naive(frame: Any, column: str) -> Any:
 
 
 def _pit_query(source: exp.Expr, columns: list[str], views: list[tuple[Selection, exp.Expr]], ts: str,
-               full_names: bool) -> exp.Query:
-    """WITH labels numbered, one CTE per view; SELECT labels, features FROM labels ASOF LEFT JOIN each view."""
+               full_names: bool, numbered: bool) -> exp.Query:
+    """SELECT labels, features FROM (labels numbered) ASOF LEFT JOIN (each view's query), in the labels' order."""
     low = {c.lower(): c for c in columns}
     if ts.lower() not in low:
         raise UserError(unknown_in("column", ts, columns, "the labels") + " (the label timestamp: pass "
@@ -97,8 +98,9 @@ def _pit_query(source: exp.Expr, columns: list[str], views: list[tuple[Selection
     outputs: list[exp.Expr] = [exp.column(exp.to_identifier(c, quoted=True), table=e) for c in columns]
     seen = set(low)
     joins = []
-    query = exp.select().with_(e + "_src", as_=source)
-    query = query.with_(e, as_=exp.select(exp.Star(), exp.Window(this=exp.RowNumber()).as_(_ROW)).from_(e + "_src"))
+    # Subqueries, not CTEs: a CTE's name would shadow a catalog table of that name inside the views' queries.
+    labels = source if numbered else exp.select(exp.Star(), exp.Window(this=exp.RowNumber()).as_(_ROW)).from_(
+        source.subquery("s"))
     for i, (sel, view_tree) in enumerate(views):
         view = sel.version.view
         key = view.entity.join_key
@@ -106,13 +108,12 @@ def _pit_query(source: exp.Expr, columns: list[str], views: list[tuple[Selection
             raise UserError(unknown_in("column", key, columns, "the labels") + f" (the entity key of feature view "
                             f"`{view.name}`)")
         alias = f"f{i}"
-        query = query.with_(alias, as_=view_tree)
         on = exp.and_(
             exp.EQ(this=exp.column(exp.to_identifier(low[key.lower()], quoted=True), table=e),
                    expression=exp.column(exp.to_identifier(key, quoted=True), table=alias)),
             exp.GTE(this=exp.column(exp.to_identifier(ts, quoted=True), table=e),
                     expression=exp.column(EVENT_TS, table=alias)))
-        joins.append(exp.Join(this=exp.to_table(alias), on=on, method="ASOF", side="LEFT"))
+        joins.append(exp.Join(this=view_tree.subquery(alias), on=on, method="ASOF", side="LEFT"))
         ttl = view.ttl_delta
         for f in sel.features:
             name = f"{view.name}__{f.name}" if full_names else f.name
@@ -129,7 +130,7 @@ def _pit_query(source: exp.Expr, columns: list[str], views: list[tuple[Selection
                                             unit=exp.var("SECOND"))))
                 value = exp.Case(ifs=[exp.If(this=fresh, true=value)])
             outputs.append(value.as_(name, quoted=True))
-    query = query.select(*outputs).from_(exp.to_table(e))
+    query = exp.select(*outputs).from_(labels.subquery(e))
     for j in joins:
         query = query.join(j)
     return query.order_by(exp.column(_ROW, table=e))
