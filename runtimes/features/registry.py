@@ -80,6 +80,9 @@ def apply(ws: Workspace, files: list[Path] | None = None, *, principal: Principa
                 raise UserError(f"{where}: {e}") from None
     out = []
     now = time.time()
+    root = f"{ws.root}/"
+    # Kept relative to the workspace, which holds no absolute paths (it may be copied or moved).
+    checked = [(v, w.removeprefix(root), lineage) for v, w, lineage in checked]
     with transaction(_db(ws), immediate=True) as db:
         for view, where, lineage in checked:
             last = db.execute("SELECT * FROM feature_view_versions WHERE name = ? ORDER BY version DESC LIMIT 1",
