@@ -37,6 +37,12 @@ def ws(workspace):
     return workspace
 
 
+def test_reading_a_view_never_materialized_says_what_to_run(ws):
+    with pytest.raises(UserError, match=r"feature view `signals@1` is not materialized yet: run `lathe features "
+                                        r"materialize signals` first"):
+        get_online_features(ws, ["signals"], [1])
+
+
 def test_reads_the_latest_value_per_key_in_the_order_asked(ws):
     materialize(ws, until=at(5).replace(tzinfo=UTC))
     got = get_online_features(ws, ["signals"], [2, "1", 3, 404], now=ts(at(4)))

@@ -36,6 +36,10 @@ class OnlineReader:
                 raise UserError(f"feature view `{vv.ref}` serves PII you have no grant for: {cols}; ask an admin "
                                 f"for {' or '.join(sorted({f'`pii:{t}`' for t in hidden.values()}))} (or `pii`)")
         self.store = store or open_online_store(ws)
+        for sel in self.selections:
+            if not self.store.has(online_table(sel.version)):
+                raise UserError(f"feature view `{sel.version.ref}` is not materialized yet: run `lathe features "
+                                f"materialize {sel.version.name}` first")
         self._plan = [(online_table(s.version), [f.name for f in s.features],
                        [f"{s.version.name}__{f.name}" if full_names else f.name for f in s.features],
                        s.version.view.ttl_delta.total_seconds() if s.version.view.ttl_delta else None)
