@@ -173,6 +173,10 @@ def test_a_feature_from_a_pii_column_needs_the_grant_a_query_needs(pii_ws):
     # A filter on a PII column reads it too, through a star and a CTE.
     with pytest.raises(UserError, match=r"feature view `starred` reads PII you have no grant for: contacts.email"):
         training_set(pii_ws, frame, ["starred"], principal=VIEWER)
+    # Labels read from the warehouse are masked for the principal as any query is.
+    masked = training_set(pii_ws, "SELECT customer_id, updated_at AS event_timestamp, email FROM contacts", ["visits"],
+                          principal=VIEWER)
+    assert list(masked["visits"]) == [3, 5] and not masked["email"].str.contains("example.com").any()
     got = training_set(pii_ws, frame, ["contact"], principal=GRANTED)
     assert list(got["email_domain"]) == ["example.com", "example.com"]
     with pytest.raises(UserError, match="reads PII you have no grant for"):
