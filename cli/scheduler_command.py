@@ -38,13 +38,13 @@ def scheduler() -> None:
 
     sched.add_listener(said, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Both signals set the flag, and the wait wakes each second: a signal the kernel hands to one of the
+    # scheduler's threads is acted on by the main thread at its next wake, never an hour later.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     sched.start()
     typer.echo(f"scheduler running on {scheduler_path(ws)}; Ctrl-C stops")
-    try:
-        while not stop.wait(3600):
-            pass
-    except KeyboardInterrupt:
+    while not stop.wait(1):
         pass
     typer.echo("stopping: a run in progress finishes first")
     stop_scheduler(sched)

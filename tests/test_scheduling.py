@@ -158,7 +158,12 @@ def test_two_schedulers_on_one_workspace_run_each_due_time_once(workspace):
     finally:
         stop(here)
         cli.send_signal(signal.SIGINT)  # Ctrl-C
-        cli.wait(timeout=300)
+        try:
+            wait_for(lambda: cli.poll() is not None, progress=lambda: (len(said), cpu_seconds([cli.pid])),
+                     what="the scheduler to stop after Ctrl-C")
+        finally:
+            if cli.poll() is None:
+                cli.kill()
         reader.join(timeout=60)
     output = "".join(said)
     assert cli.returncode == 0 and output.rstrip().endswith("stopped"), output
