@@ -6,7 +6,6 @@ Pure: DataFrames in, constraints and violations out; storing the constraints is 
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,8 +66,9 @@ class Violation(BaseModel):
 def value_type(value: Any) -> ValueType | None:
     """The type of one value (None for a missing one); an integral float such as 3.0 counts as integral."""
     import numpy as np
+    import pandas as pd
 
-    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+    if value is None or pd.isna(value) is True:  # None, NaN, NaT, pd.NA (a list gives an array: not missing)
         return None
     if isinstance(value, bool | np.bool_):
         return "boolean"
@@ -80,8 +80,19 @@ def value_type(value: Any) -> ValueType | None:
 
 
 def _types(values: Any) -> Any:
+    """`value_type` of each value; numpy columns at once, object columns value by value."""
+    import numpy as np
     import pandas as pd
 
+    kind = values.dtype.kind
+    if kind in "biuf" and isinstance(values.dtype, np.dtype):  # not pandas' nullable Int64 / boolean
+        arr = values.to_numpy()
+        if kind == "f":
+            whole = np.isfinite(arr) & (arr == np.floor(np.where(np.isfinite(arr), arr, 0)))
+            out = np.where(np.isnan(arr), None, np.where(whole, "integral", "fractional"))
+        else:
+            out = np.full(arr.shape, "boolean" if kind == "b" else "integral", dtype=object)
+        return pd.Series(out, index=values.index, dtype=object)
     return pd.Series([value_type(v) for v in values], index=values.index, dtype=object)
 
 
