@@ -88,11 +88,12 @@ def evaluate(ws: Workspace, monitor_id: str, spec: Any, start: dt.datetime, end:
 
 def _data_quality(ws: Workspace, spec: Any, reference: Any, current: Any) -> dict[str, Any] | None:
     """The window's features checked against constraints: the baseline's stored ones, or suggested from the
-    previous window. None when either side has no rows."""
+    previous window. None when the window has no rows or the reference fewer than the monitor's min_rows (a
+    handful of rows would suggest ranges and domains too narrow to hold)."""
     from runtimes.monitoring.data_quality import check_constraints, suggest_constraints
 
     watched = [f for f in spec.tested_features() if f in reference.columns and reference[f].notna().any()]
-    if not len(current) or not len(reference) or not watched:
+    if not len(current) or len(reference) < spec.min_rows or not watched:
         return None
     if spec.reference == "baseline":
         from runtimes.monitoring.baselines import constraints_path, load_constraints
