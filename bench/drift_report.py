@@ -6,7 +6,11 @@ for the data set.
 Prints, per data set: rows, both times, per-column agreement and both data-set decisions; then the large data
 set's time beside its target. Generates its data in memory; writes nothing.
 
-    .venv/bin/python bench/drift_report.py [--rows 1000000] [--skip-evidently-large]
+`--mixed` instead compares with Evidently's default Report (its own type inference, no column mapping) on the
+mixed frames of tests/test_monitoring_drift.py over several seeds (the agreement score), and counts false
+alarms on unchanged columns in uneven windows (500 against 5,000 rows), Lathe's and Evidently's.
+
+    .venv/bin/python bench/drift_report.py [--rows 1000000] [--skip-evidently-large] [--mixed [--seeds 5] [--uneven-only]]
 """
 from __future__ import annotations
 
@@ -87,7 +91,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the large reference and current sets")
     parser.add_argument("--skip-evidently-large", action="store_true", help="do not run Evidently on the large set")
+    parser.add_argument("--mixed", action="store_true", help="mixed frames and uneven windows (see above) only")
+    parser.add_argument("--seeds", type=int, default=5, help="--mixed: seeds per mixed case (uneven: 40× as many)")
+    parser.add_argument("--uneven-only", action="store_true", help="--mixed: the uneven windows only")
     args = parser.parse_args()
+    if args.mixed:
+        return mixed_and_uneven(args.seeds, mixed=not args.uneven_only)
     warnings.filterwarnings("ignore", category=RuntimeWarning)  # Evidently's chi-squared divides by zero expected counts
     # Warm-up: imports (scipy, Evidently) are not part of either side's time.
     rng = np.random.default_rng(0)
@@ -129,6 +138,54 @@ def main() -> int:
           f"(target ≤ {TARGET_S:g} s): {'met' if large_time is not None and large_time <= TARGET_S else 'NOT met'}")
     print(f"same decisions as Evidently on every data set compared: {'yes' if all_agree else 'NO'}")
     return 0 if all_agree and large_time is not None and large_time <= TARGET_S else 1
+
+
+def mixed_and_uneven(seeds: int, mixed: bool = True) -> int:
+    """The agreement score on mixed frames, then false alarms in uneven windows (see the module's note)."""
+    from tests.test_monitoring_drift import (MIXED_CASES, WINDOW_KINDS, agreement, evidently_drift, mixed_frame,
+                                             window)
+
+    warnings.filterwarnings("ignore")
+    print(f"{'mixed data set':<28} {'ref rows':>9} {'cur rows':>9} {'seeds':>6} {'columns agree':>14} "
+          f"{'data sets agree':>16} {'data sets drifted':>18}")
+    total = [0, 0, 0, 0]
+    for case, (n_ref, n_cur, shift, mix) in MIXED_CASES.items() if mixed else ():
+        cols, tested, sets, drifted = 0, 0, 0, 0
+        for k in range(seeds):
+            rng = np.random.default_rng(sum(map(ord, case)) + 1000 * (k + 1))
+            ref, cur = mixed_frame(rng, n_ref), mixed_frame(rng, n_cur, shift, mix)
+            agree, n, wrong = agreement(ref, cur)
+            cols, tested = cols + agree, tested + n
+            sets += not any(w[0] == "dataset_drift" for w in wrong)
+            drifted += detect_drift(ref, cur).dataset_drift
+        total = [total[0] + cols, total[1] + tested, total[2] + sets, total[3] + seeds]
+        print(f"{case:<28} {n_ref:>9,} {n_cur:>9,} {seeds:>6} {f'{cols}/{tested}':>14} {f'{sets}/{seeds}':>16} "
+              f"{drifted:>18}", flush=True)
+    if mixed:
+        print(f"agreement: {total[0]}/{total[1]} column decisions, {total[2]}/{total[3]} data-set decisions\n")
+
+    runs, evidently_runs = 40 * seeds, 10 * seeds
+    print(f"{'unchanged windows':<18} {'runs':>5} {'Lathe: share flagged per test':<58} {'data sets':>9} "
+          f"{'Evidently: columns':>18} {'data sets':>9}")
+    for n_ref, n_cur in ((500, 5000), (5000, 500), (500, 500)):
+        flagged: dict[str, list[bool]] = {}
+        sets = 0
+        for seed in range(runs):
+            rng = np.random.default_rng(seed)
+            report = detect_drift(window(rng, n_ref), window(rng, n_cur), WINDOW_KINDS)
+            sets += report.dataset_drift
+            for c in report.columns:
+                flagged.setdefault(c.test, []).append(c.drifted)
+        theirs, their_sets = [], 0
+        for seed in range(evidently_runs):
+            rng = np.random.default_rng(seed)
+            result = evidently_drift(window(rng, n_ref), window(rng, n_cur), WINDOW_KINDS)
+            theirs += [d for _, _, d in result["columns"].values()]
+            their_sets += result["dataset_drift"]
+        shares = ", ".join(f"{t} {np.mean(v):.1%}" for t, v in sorted(flagged.items()))
+        print(f"{f'{n_ref:,} vs {n_cur:,}':<18} {runs:>5} {shares:<58} {sets / runs:>9.1%} "
+              f"{np.mean(theirs):>18.1%} {their_sets / evidently_runs:>9.1%}", flush=True)
+    return 0 if total[0] == total[1] and total[2] == total[3] else 1
 
 
 if __name__ == "__main__":

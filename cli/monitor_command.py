@@ -29,7 +29,7 @@ def monitors_create(
     name: str = typer.Argument(..., help="A name for the monitor, e.g. tickets-drift."),
     endpoint: str = typer.Option(..., "--endpoint", "-e", help="The endpoint to watch (batch / async for those paths)."),
     rules: list[str] = typer.Option([], "--rule", "-r", help="When to alert (repeatable): drift:FEATURE, dataset_drift, "
-                                    "p95_latency>MS, error_rate>SHARE, accuracy<VALUE, mean_score<VALUE. "
+                                    "data_quality, p95_latency>MS, error_rate>SHARE, accuracy<VALUE, mean_score<VALUE. "
                                     "Default: dataset_drift."),
     reference: str = typer.Option("previous_window", "--reference", help="previous_window or baseline."),
     model: str | None = typer.Option(None, "--model", "-m", help="For a baseline: the deployed version, NAME@VERSION."),

@@ -22,7 +22,7 @@ from tools.risk import Risk
 CreateMonitorArgs = create_model(
     "CreateMonitorArgs", __base__=ToolArgs, **spec_fields(MonitorSpec, exclude=("rules",)),
     rules=(list[str], Field(default_factory=lambda: ["dataset_drift"], description=(
-        "when to alert, each one of: drift:FEATURE (e.g. drift:response_length), dataset_drift, "
+        "when to alert, each one of: drift:FEATURE (e.g. drift:response_length), dataset_drift, data_quality, "
         "p95_latency>MS, error_rate>SHARE, accuracy<VALUE, mean_score<VALUE"))))
 
 

@@ -2,7 +2,8 @@
 model version, or the traffic of an earlier window.
 
 A baseline reads the training rows again through the registry's lineage (`dataset_sql`, a guarded read query)
-and stores their features as `runs/monitoring/baselines/<model>@<version>.parquet` with a JSON note beside it.
+and stores their features as `runs/monitoring/baselines/<model>@<version>.parquet` with a JSON note beside it,
+and the data-quality constraints suggested from them (`.constraints.json`, which a person may edit).
 It never changes the warehouse, the registry or the training data.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.workspace import Workspace
+from runtimes.monitoring.data_quality import Constraints, suggest_constraints
 from runtimes.monitoring.features import TRAFFIC_ONLY, Topics, compute_features, user_text
 from runtimes.monitoring.traffic import render_chat
 
@@ -107,7 +109,36 @@ def build_baseline(ws: Workspace, model_ref: str) -> Baseline:
     tmp.replace(path)  # a reader never sees half a file
     path.with_suffix(".json").write_text(json.dumps({**base.to_json(), "topics_key": topics.key}, indent=2),
                                          encoding="utf-8")
+    _write_constraints(constraints_path(ws, model_ref), frame)
     return base
+
+
+def constraints_path(ws: Workspace, model_ref: str) -> Path:
+    name, version = parse_model_ref(model_ref)
+    return baseline_dir(ws) / f"{name}@{version}.constraints.json"
+
+
+def _write_constraints(path: Path, frame: Any) -> Constraints:
+    constraints = suggest_constraints(frame.drop(columns=["prompt", "response"], errors="ignore"))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(constraints.model_dump_json(indent=2), encoding="utf-8")
+    tmp.replace(path)
+    return constraints
+
+
+def load_constraints(ws: Workspace, model_ref: str) -> Constraints:
+    """The data-quality constraints of a model version's baseline: the stored file (as a person may have edited
+    it), or suggested from the baseline's features and stored when there is none yet."""
+    path = constraints_path(ws, model_ref)
+    if not path.exists():
+        _, frame = load_baseline(ws, model_ref)
+        return _write_constraints(path, frame)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: line {e.lineno}: not JSON ({e.msg}); delete the file to have constraints "
+                        "suggested again from the baseline") from None
+    return Constraints.parse(data, str(path))
 
 
 def load_baseline(ws: Workspace, model_ref: str, *, build: bool = True) -> tuple[Baseline, Any]:

@@ -4,38 +4,52 @@ Per column, on values with NaN and ±inf dropped: up to 1000 reference rows a nu
 5 distinct values (reference and current together) gets the two-sample K-S test (drift when p ≤ 0.05), other
 columns chi-squared (more than 2 values) or the two-proportion Z-test (p < 0.05); above 1000 reference rows,
 normalised Wasserstein distance (≥ 0.1) for numerical columns with more than 5 values and Jensen-Shannon
-distance (≥ 0.1) for the rest. The data set drifts when at least half of its columns do. One knowing
-difference: infinities are always dropped (Evidently keeps them in a column that has no NaN). Pure: no I/O.
+distance (≥ 0.1) for the rest. Free text gets Evidently's text content drift: a TF-IDF domain classifier's ROC
+AUC (scikit-learn, the same pipeline and seeds), against the 95th percentile of random classifiers' up to 1000
+reference rows, against 0.55 above. Kinds are inferred as Evidently's `infer_column_type` does. The data set
+drifts when at least half of its columns do.
+
+Two knowing differences: infinities are always dropped (Evidently keeps them in a column that has no NaN), and
+when the current side has at least twice the rows of a reference of up to 1000 rows, chi-squared compares the
+two samples (a test of homogeneity) instead of taking the reference shares as exact, which would flag most
+unchanged columns at such sizes. Pure: no I/O.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from core.errors import UserError
 
-ColumnKind = Literal["numerical", "categorical"]
+ColumnKind = Literal["numerical", "categorical", "text"]
 SMALL_REFERENCE = 1000  # Evidently switches from statistical tests to distances above this many reference rows
 FEW_VALUES = 5  # a numerical column with at most this many distinct values is tested as categories
 INTEGER_CARDINALITY_LIMIT = 10  # Evidently's type inference: an integer column with ≤ 10 values is categorical
+UNEVEN = 2  # a current side with this many times the reference's rows gets the two-sample chi-squared
+TEXT_PERCENTILE = 0.95  # a text domain classifier drifts above this percentile of random classifiers' ROC AUC
+TEXT_AUC = 0.55  # ... or, above 1000 reference rows, above this ROC AUC
 DRIFT_SHARE = 0.5
 P_THRESHOLD = 0.05
 DISTANCE_THRESHOLD = 0.1
 
 TEST_NAMES = {"ks": "K-S p_value", "chisquare": "chi-square p_value", "z": "Z-test p_value",
-              "wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance"}
+              "wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance",
+              "chisquare_two_sample": "two-sample chi-square p_value",
+              "perc_text_content_drift": "Percentile text content drift",
+              "abs_text_content_drift": "Absolute text content drift"}
+P_VALUE_TESTS = ("ks", "chisquare", "z", "chisquare_two_sample")
 
 
 @dataclass(frozen=True)
 class ColumnDrift:
     column: str
     kind: ColumnKind
-    test: str  # ks, chisquare, z, wasserstein, jensenshannon
-    statistic: float  # a p-value for the tests, a distance for the distances
+    test: str  # a key of TEST_NAMES
+    statistic: float  # a p-value for the tests, a distance for the distances, a ROC AUC for text
     threshold: float
     drifted: bool
     reference_rows: int
@@ -45,15 +59,23 @@ class ColumnDrift:
     def test_name(self) -> str:
         return TEST_NAMES[self.test]
 
+    @property
+    def compare(self) -> str:
+        """How the statistic is held against the threshold when the column drifts."""
+        if self.test in P_VALUE_TESTS:
+            return "≤" if self.test == "ks" else "<"
+        return ">" if self.kind == "text" else "≥"
+
     def describe(self) -> str:
         """One line for a person: what was tested, with which test, what came out."""
         verdict = "drifted" if self.drifted else "no drift"
-        if self.test in ("ks", "chisquare", "z"):
-            compare = "≤" if self.test == "ks" else "<"
-            rule = f"p = {self.statistic:.3g} (drift when {compare} {self.threshold:g})"
+        if self.test in P_VALUE_TESTS:
+            rule = f"{self.test_name.removesuffix(' p_value')} p = {self.statistic:.3g}"
+        elif self.kind == "text":
+            rule = f"{self.test_name}: domain classifier ROC AUC = {self.statistic:.3g}"
         else:
-            rule = f"{self.test_name} = {self.statistic:.3g} (drift when ≥ {self.threshold:g})"
-        return f"{self.column}: {verdict}, {self.test_name.split(' ')[0]} {rule}"
+            rule = f"{self.test_name} = {self.statistic:.3g}"
+        return f"{self.column}: {verdict}, {rule} (drift when {self.compare} {self.threshold:.3g})"
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "test_name": self.test_name}
@@ -63,6 +85,7 @@ class ColumnDrift:
 class DriftReport:
     columns: list[ColumnDrift]
     drift_share: float  # the share of drifted columns at which the data set drifts
+    skipped: dict[str, str] = field(default_factory=dict)  # column → why it was not tested
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -82,24 +105,32 @@ class DriftReport:
     def to_json(self) -> dict[str, Any]:
         return {"dataset_drift": self.dataset_drift, "share_drifted": self.share_drifted,
                 "drift_share": self.drift_share, "drifted_columns": self.drifted_columns,
-                "columns": [c.to_json() for c in self.columns]}
+                "columns": [c.to_json() for c in self.columns], "skipped": self.skipped}
 
 
 def infer_kind(values: Any) -> ColumnKind | None:
-    """Evidently's inference for one column: floats numerical; integers categorical up to 10 distinct values;
-    booleans and text categorical (free text, most values distinct, is not tested: None)."""
+    """Evidently's `infer_column_type`, by dtype name: floats numerical; signed integers categorical up to 10
+    distinct values; bool and category categorical; strings text when more than half the values are distinct,
+    else categorical. None (not tested), as in Evidently: unsigned integers, nullable booleans, object columns
+    other than strings (booleans with missing values among them), datetimes, and columns with no values."""
     import pandas as pd
 
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     name = s.dtype.name
     if name.startswith("float"):
         return "numerical"
-    if name.startswith(("int", "uint")):
+    if name.startswith("int"):  # not "uint": Evidently leaves unsigned integers untyped
         return "categorical" if s.nunique() <= INTEGER_CARDINALITY_LIMIT else "numerical"
-    if name in ("bool", "boolean", "category"):
+    if name in ("string", "str"):
+        return "text" if s.nunique() > s.count() * 0.5 else "categorical"
+    if name == "object":
+        present = s.dropna()
+        # Evidently looks at the first and the last value only.
+        if present.empty or not (isinstance(present.iloc[0], str) and isinstance(present.iloc[-1], str)):
+            return None
+        return "text" if s.nunique() > s.count() * 0.5 else "categorical"
+    if name in ("bool", "category"):
         return "categorical"
-    if name in ("object", "string", "str"):
-        return None if s.nunique() > s.count() * 0.5 else "categorical"
     return None
 
 
@@ -108,21 +139,30 @@ def detect_drift(reference: Any, current: Any, kinds: Mapping[str, ColumnKind] |
     """Drift of each column of `current` against `reference` (DataFrames or mappings of column → values).
 
     `kinds` names the columns to test and their kind; left out, every shared column whose kind Evidently's
-    rules infer from the current data. Raises `UserError` for a missing or empty column."""
+    rules infer from the current data (a column with no values on a side is then left out, in `skipped`).
+    Raises `UserError` for a missing column, or an empty one that `kinds` names."""
     import pandas as pd
 
     ref = reference if isinstance(reference, pd.DataFrame) else pd.DataFrame(dict(reference))
     cur = current if isinstance(current, pd.DataFrame) else pd.DataFrame(dict(current))
+    skipped: dict[str, str] = {}
     if kinds is None:
         inferred = {c: infer_kind(cur[c]) for c in cur.columns if c in ref.columns}
-        kinds = {c: k for c, k in inferred.items() if k is not None}
+        kinds = {}
+        for c, k in inferred.items():
+            empty = [side for side, f in (("reference", ref), ("current", cur)) if not _has_values(f[c])]
+            if k is not None and empty:
+                skipped[c] = f"no values in the {' and '.join(empty)} data"
+            elif k is not None:
+                kinds[c] = k
     for name, kind in kinds.items():
         for side, frame in (("reference", ref), ("current", cur)):
             if name not in frame.columns:
                 raise UserError(f"column `{name}` is missing from the {side} data; its columns: "
                                 f"{', '.join(map(str, frame.columns))}")
-        if kind not in ("numerical", "categorical"):
-            raise UserError(f"column `{name}`: a drift test needs kind `numerical` or `categorical`, not `{kind}`")
+        if kind not in ("numerical", "categorical", "text"):
+            raise UserError(f"column `{name}`: a drift test needs kind `numerical`, `categorical` or `text`, "
+                            f"not `{kind}`")
     if not 0 < drift_share <= 1:
         raise UserError(f"drift_share is the share of columns that must drift, between 0 and 1, not {drift_share}")
 
@@ -137,11 +177,19 @@ def detect_drift(reference: Any, current: Any, kinds: Mapping[str, ColumnKind] |
             columns = list(pool.map(one, items))
     else:
         columns = [one(i) for i in items]
-    return DriftReport(columns=columns, drift_share=drift_share)
+    return DriftReport(columns=columns, drift_share=drift_share, skipped=skipped)
+
+
+def _has_values(s: Any) -> bool:
+    if s.dtype.kind == "f":
+        return bool(np.isfinite(s.to_numpy()).any())
+    return bool(s.notna().any())
 
 
 def column_drift(name: str, reference: Any, current: Any, kind: ColumnKind) -> ColumnDrift:
     """One column's drift under Evidently's default test selection."""
+    if kind == "text":
+        return _text(name, _texts(reference, name, "reference"), _texts(current, name, "current"))
     if kind == "numerical":
         ref, cur = _finite(reference, name, "reference"), _finite(current, name, "current")
         return _numerical(name, ref, cur)
@@ -235,6 +283,13 @@ def _categorical(name: str, kind: ColumnKind, ref: dict[Any, int], cur: dict[Any
         value = float(jensenshannon(f_ref / n_ref, f_cur / n_cur))
         return ColumnDrift(name, kind, "jensenshannon", value, DISTANCE_THRESHOLD, value >= DISTANCE_THRESHOLD,
                            n_ref, n_cur)
+    if len(keys) > 2 and n_cur >= UNEVEN * n_ref:
+        from scipy.stats import chi2_contingency
+
+        # Both sides are samples: the goodness-of-fit test below treats the reference shares as exact, so its
+        # statistic grows with n_cur / n_ref on unchanged data. The test of homogeneity counts both samples' noise.
+        p = float(chi2_contingency(np.vstack([f_ref, f_cur]), correction=False)[1])
+        return ColumnDrift(name, kind, "chisquare_two_sample", p, P_THRESHOLD, p < P_THRESHOLD, n_ref, n_cur)
     if len(keys) > 2:
         from scipy.stats import chisquare
 
@@ -259,6 +314,61 @@ def _z_test(ref: dict[Any, int], cur: dict[Any, int], keys: list[Any], n_ref: in
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
     return float(2 * (1 - norm.cdf(np.abs(z))))
+
+
+# ---- text ----------------------------------------------------------------------------------------------
+def _texts(values: Any, name: str, side: str) -> list[str]:
+    import pandas as pd
+
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    texts = [str(t) for t in s.dropna()]
+    if not texts:
+        raise UserError(f"column `{name}` has no values in the {side} data")
+    return texts
+
+
+def _text(name: str, ref: list[str], cur: list[str]) -> ColumnDrift:
+    """Evidently's text content drift: how well a TF-IDF + linear classifier, trained on half of the rows, tells
+    current texts from reference ones on the other half (ROC AUC); 0.5 means it cannot."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline
+
+    labels = np.array([0] * len(ref) + [1] * len(cur))
+    x_train, x_test, y_train, y_test = train_test_split(np.array(ref + cur, dtype=object), labels, test_size=0.5,
+                                                        random_state=42, shuffle=True)
+    pipeline = Pipeline([
+        ("vectorization", TfidfVectorizer(sublinear_tf=True, max_df=0.5, stop_words="english")),
+        ("classification", SGDClassifier(alpha=0.0001, max_iter=50, penalty="l1", loss="modified_huber",
+                                         random_state=42)),
+    ])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter=50 is Evidently's choice; sklearn warns it may not converge
+        pipeline.fit(x_train, y_train)
+    auc = float(roc_auc_score(y_test, pipeline.predict_proba(x_test)[:, 1]))
+    if len(ref) > SMALL_REFERENCE:
+        return ColumnDrift(name, "text", "abs_text_content_drift", auc, TEXT_AUC, auc > TEXT_AUC, len(ref), len(cur))
+    limit = _random_auc_percentile(y_test, 1 - TEXT_PERCENTILE)
+    return ColumnDrift(name, "text", "perc_text_content_drift", auc, limit, auc > limit, len(ref), len(cur))
+
+
+def _random_auc_percentile(y_test: np.ndarray, p_value: float, runs: int = 1000, seed: int = 42) -> float:
+    """The (1 − p_value) percentile of the ROC AUC of `runs` random scorers, with Evidently's seeds (its global
+    `np.random.seed` calls, here on private generators so the caller's random state is left alone)."""
+    from scipy.stats import rankdata
+
+    seeds = np.random.RandomState(seed).randint(0, runs * 10, size=runs)
+    positive = np.asarray(y_test) == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    scores = np.vstack([np.random.RandomState(s).rand(len(positive)) for s in seeds])
+    # ROC AUC from ranks (Mann-Whitney); random floats have no ties.
+    ranks = rankdata(scores, axis=1)[:, positive].sum(axis=1)
+    aucs = (ranks - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return float(np.percentile(aucs, 100 * (1 - p_value)))
 
 
 def binned_shares(reference: np.ndarray, current: np.ndarray, bins: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

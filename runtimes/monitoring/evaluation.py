@@ -1,5 +1,6 @@
-"""One monitor evaluation over a window: the reference and current features, the drift report, and the
-operational, quality (from feedback) and per-group (bias) figures, as a JSON-ready summary.
+"""One monitor evaluation over a window: the reference and current features, the drift report, the data-quality
+violations against the reference's constraints, and the operational, quality (from feedback) and per-group
+(bias) figures, as a JSON-ready summary.
 
 It reads the warehouse (sandboxed reader) and the stored baseline; it writes nothing but a judge's cache.
 """
@@ -66,6 +67,7 @@ def evaluate(ws: Workspace, monitor_id: str, spec: Any, start: dt.datetime, end:
     elif tested:
         drift = detect_drift(reference[tested], current[tested], kinds)
 
+    data_quality = _data_quality(ws, spec, reference, current)
     feedback = load_feedback(ws, spec.endpoint, start, end)
     summary = {
         "monitor": spec.name, "endpoint": spec.endpoint,
@@ -74,6 +76,7 @@ def evaluate(ws: Workspace, monitor_id: str, spec: Any, start: dt.datetime, end:
         "traffic": _traffic(traffic),
         "features": {"tested": tested, "skipped": skipped},
         "drift": drift.to_json() if drift else None,
+        "data_quality": data_quality,
         "drift_changes": {c.column: _change(reference[c.column], current[c.column], c.kind)
                           for c in (drift.columns if drift else [])},
         "quality": _quality(feedback),
@@ -81,6 +84,27 @@ def evaluate(ws: Workspace, monitor_id: str, spec: Any, start: dt.datetime, end:
         "notes": notes,
     }
     return Evaluation(summary=summary, drift=drift, reference=reference, current=current, kinds=kinds)
+
+
+def _data_quality(ws: Workspace, spec: Any, reference: Any, current: Any) -> dict[str, Any] | None:
+    """The window's features checked against constraints: the baseline's stored ones, or suggested from the
+    previous window. None when the window has no rows or the reference fewer than the monitor's min_rows (a
+    handful of rows would suggest ranges and domains too narrow to hold)."""
+    from runtimes.monitoring.data_quality import check_constraints, suggest_constraints
+
+    watched = [f for f in spec.tested_features() if f in reference.columns and reference[f].notna().any()]
+    if not len(current) or len(reference) < spec.min_rows or not watched:
+        return None
+    if spec.reference == "baseline":
+        from runtimes.monitoring.baselines import constraints_path, load_constraints
+
+        constraints, source = load_constraints(ws, spec.model), str(constraints_path(ws, spec.model))
+    else:
+        constraints, source = suggest_constraints(reference[watched]), "suggested from the previous window"
+    constraints = constraints.model_copy(update={"features": [f for f in constraints.features if f.name in watched]})
+    violations = check_constraints(constraints, current[[f for f in watched if f in current.columns]])
+    return {"constraints": source, "checked_rows": len(current), "features": watched,
+            "violations": [v.model_dump() for v in violations]}
 
 
 def _judge(ws: Workspace, monitor_id: str, spec: Any) -> dict[str, Any]:

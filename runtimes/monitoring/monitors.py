@@ -37,11 +37,13 @@ def duration_s(text: str) -> float:
 
 
 class Rule(BaseModel):
-    """One condition that raises an alert: a feature drifts, the data set drifts, p95 latency or the error rate
-    goes above a value, or a quality metric (from feedback) goes below one."""
+    """One condition that raises an alert: a feature drifts, the data set drifts, the window violates its
+    data-quality constraints, p95 latency or the error rate goes above a value, or a quality metric (from
+    feedback) goes below one."""
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["feature_drift", "dataset_drift", "latency_p95_above", "error_rate_above", "quality_below"]
+    kind: Literal["feature_drift", "dataset_drift", "data_quality", "latency_p95_above", "error_rate_above",
+                  "quality_below"]
     feature: str | None = Field(None, description="feature_drift: the feature, e.g. response_length")
     metric: Literal["accuracy", "mean_score"] | None = Field(None, description="quality_below: the metric")
     value: float | None = Field(None, description="the limit: milliseconds, a share (0..1) or a quality value")
@@ -51,7 +53,7 @@ class Rule(BaseModel):
         if self.kind == "feature_drift":
             if self.feature not in FEATURES:
                 raise ValueError(f"a drift rule names one feature of: {', '.join(FEATURES)} (got `{self.feature}`)")
-        elif self.kind != "dataset_drift" and self.value is None:
+        elif self.kind not in ("dataset_drift", "data_quality") and self.value is None:
             raise ValueError(f"the rule `{self.kind}` needs a value (the limit)")
         if self.kind == "quality_below" and self.metric is None:
             raise ValueError("a quality rule names its metric: accuracy or mean_score")
@@ -66,6 +68,8 @@ class Rule(BaseModel):
         t = text.strip().lower().replace(" ", "")
         if t in ("dataset_drift", "datasetdrift", "drift"):
             return cls(kind="dataset_drift")
+        if t in ("data_quality", "dataquality"):
+            return cls(kind="data_quality")
         if t.startswith("drift:") or t.endswith("_drift"):
             feature = t.removeprefix("drift:").removesuffix("_drift")
             return validate_input(cls, {"kind": "feature_drift", "feature": feature}, f"rule `{text}`")
@@ -81,13 +85,15 @@ class Rule(BaseModel):
             kind = "latency_p95_above" if "latency" in name else "error_rate_above"
             return validate_input(cls, {"kind": kind, "value": value}, f"rule `{text}`")
         raise UserError(f"`{text}` is not a rule; write one of: drift:FEATURE (e.g. drift:response_length), "
-                        "dataset_drift, p95_latency>MS, error_rate>SHARE, accuracy<VALUE, mean_score<VALUE")
+                        "dataset_drift, data_quality, p95_latency>MS, error_rate>SHARE, accuracy<VALUE, mean_score<VALUE")
 
     def text(self) -> str:
         if self.kind == "feature_drift":
             return f"drift of {self.feature}"
         if self.kind == "dataset_drift":
             return "dataset drift"
+        if self.kind == "data_quality":
+            return "data-quality violations"
         if self.kind == "latency_p95_above":
             return f"p95 latency above {self.value:g} ms"
         if self.kind == "error_rate_above":
@@ -192,6 +198,11 @@ class MonitorRun:
             parts.append(f"{len(drift['drifted_columns'])} of {len(drift['columns'])} features drifted"
                          + (f" ({', '.join(drift['drifted_columns'])})" if drift["drifted_columns"] else "")
                          + ("; dataset drift" if drift["dataset_drift"] else ""))
+        dq = s.get("data_quality")
+        if dq:
+            parts.append(f"data quality: {len(dq['violations'])} violations over {dq['checked_rows']:,} rows"
+                         + "".join(f"\n  {v['feature_name']} ({v['constraint_check_type']}): {v['description']}"
+                                   for v in dq["violations"]))
         q = s.get("quality") or {}
         if q.get("labelled"):
             shown = [f"{k} {q[k]:.3g}" for k in QUALITY_METRICS if q.get(k) is not None]
@@ -383,7 +394,7 @@ def _fired_rules(spec: MonitorSpec, result: Any) -> list[dict[str, Any]]:
         if rule.kind == "feature_drift" and drift is not None:
             col = drift.column(rule.feature or "")
             if col is not None and col.drifted:
-                compare = "≤" if col.test == "ks" else ("<" if col.test in ("chisquare", "z") else "≥")
+                compare = col.compare
                 change = s["drift_changes"].get(col.column, "")
                 out.append(dict(rule=rule.text(), feature=col.column, test=col.test_name, statistic=col.statistic,
                                 threshold=col.threshold, message=(
@@ -396,6 +407,13 @@ def _fired_rules(spec: MonitorSpec, result: Any) -> list[dict[str, Any]]:
                                 f"dataset drift on `{spec.endpoint}`: {len(drift.drifted_columns)} of "
                                 f"{len(drift.columns)} features drifted ({drift.share_drifted:.0%} ≥ "
                                 f"{drift.drift_share:.0%}): {', '.join(drift.drifted_columns)} ({ref_about}; {cur_about})")))
+        elif rule.kind == "data_quality" and (s.get("data_quality") or {}).get("violations"):
+            found = s["data_quality"]["violations"]
+            out.append(dict(rule=rule.text(), feature=None, test="data-quality constraints", statistic=len(found),
+                            threshold=0, message=(
+                                f"data quality on `{spec.endpoint}`: {len(found)} violations ("
+                                + "; ".join(f"{v['feature_name']}: {v['constraint_check_type']}" for v in found)
+                                + f") against constraints {s['data_quality']['constraints']} ({cur_about})")))
         elif rule.kind == "latency_p95_above" and s["traffic"]["requests"]:
             p95 = s["traffic"]["latency_p95_ms"]
             if p95 > (rule.value or 0):

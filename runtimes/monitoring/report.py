@@ -115,6 +115,11 @@ def _markdown(s: dict[str, Any], alerts: list[str], plots: list[str]) -> str:
                       f"drifted; threshold {d['drift_share']:.0%}).", ""]
     for f, why in s["features"]["skipped"].items():
         lines.append(f"- `{f}` not tested: {why}")
+    dq = s.get("data_quality")
+    if dq:
+        lines += ["", "## Data quality", "", f"{len(dq['violations'])} violations over {dq['checked_rows']:,} rows "
+                  f"(constraints: {dq['constraints']}).", ""]
+        lines += [f"- `{v['feature_name']}` {v['constraint_check_type']}: {v['description']}" for v in dq["violations"]]
     q = s.get("quality") or {}
     if q.get("labelled"):
         lines += ["", "## Quality", "", f"From feedback on {q['labelled']:,} requests: accuracy "
