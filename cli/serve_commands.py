@@ -6,6 +6,7 @@ Serving libraries are imported only when a command runs, so `lathe --help` stays
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import typer
 
@@ -34,6 +35,9 @@ def deploy(
     capture_rate: float = typer.Option(1.0, "--capture-rate", help="Share of requests captured for monitoring."),
     quantize: str = typer.Option("none", "--quantize", help="none, int8 (CPU or GPU) or int4 (GPU only)."),
     backend: str = typer.Option("transformers", "--backend", help="transformers (default), or vllm where installed."),
+    speculative: str | None = typer.Option(None, "--speculative", help="Speculative decoding of greedy requests: "
+                                           "prompt-lookup (candidates copied from the prompt) or draft:MODEL (a "
+                                           "smaller model sharing the tokenizer)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Deploy model versions behind an OpenAI-compatible endpoint (prints its API key once). The key belongs to
@@ -44,7 +48,7 @@ def deploy(
     d = run_deploy(workspace(), models, name=name, mode="serverless" if serverless else "realtime",
                    idle_timeout=idle_timeout, host=host, port=port, max_adapters=max_adapters,
                    capture_rate=capture_rate, quantize=quantize, backend=backend,
-                   owner=Principal.local_admin().name)
+                   speculation=_speculation(speculative), owner=Principal.local_admin().name)
     e = d.endpoint
     if as_json:
         print_json({**e.to_json(), "api_key": d.api_key, "created": d.created})
@@ -60,6 +64,24 @@ def deploy(
                    "messages=[{\"role\": \"user\", \"content\": \"Hello\"}])")
     else:
         typer.echo("it already existed: its API key is unchanged")
+
+
+PROMPT_LOOKUP_TOKENS = 10  # candidates per round copied from the prompt
+
+
+def _speculation(flag: str | None) -> dict[str, Any] | None:
+    """`--speculative` as the engine's speculation settings."""
+    from core.errors import UserError
+
+    if flag is None:
+        return None
+    kind, _, model = flag.strip().partition(":")
+    if kind == "prompt-lookup" and not model:
+        return {"prompt_lookup_tokens": PROMPT_LOOKUP_TOKENS}
+    if kind == "draft" and model.strip():
+        return {"draft": model.strip()}
+    raise UserError(f"--speculative {flag!r} is not a speculation mode: use `prompt-lookup` or `draft:MODEL` "
+                    "(MODEL a folder, a workspace model or a hub id of a smaller model with the same tokenizer)")
 
 
 def invoke(

@@ -89,6 +89,10 @@ def test_submit_returns_an_id_at_once_and_refuses_bad_input(ws, tmp_path):
         aq.submit(ws, "tiny", big)
     f = tmp_path / "big.json"
     f.write_text(json.dumps(big), encoding="utf-8")
+    with pytest.raises(UserError, match="maximum context length is 2048 tokens"):  # 65,546 tokens of prompt
+        aq.submit(ws, "tiny", payload_file=f)
+    f.write_text(json.dumps({"prompt": "hello", "max_tokens": 1, "metadata": {"notes": "x" * aq.INLINE_LIMIT_BYTES}}),
+                 encoding="utf-8")  # as large, its prompt short
     by_file = aq.status(ws, aq.submit(ws, "tiny", payload_file=f))
     kept = Path(by_file.payload_path)
     assert kept.is_relative_to(ws.root) and kept.read_text(encoding="utf-8") == f.read_text(encoding="utf-8")
@@ -288,3 +292,25 @@ def test_tools_submit_and_report(ws):
     answered = call("async_status", request_id=rid).text
     assert answered.startswith(f"request {rid} for `tiny` is done: ")
     assert call("async_status").data["requests"]["tiny"]["done"] == done_before + 1
+
+
+def test_a_prompt_beyond_the_context_length_is_refused_at_submit_and_failed_by_a_worker(ws):
+    from runtimes.serving.queue.worker import serve
+
+    long = {"prompt": "Where is order 5? " * 700, "max_tokens": 4}
+    before = aq.summary(ws)["requests"]
+    with pytest.raises(UserError, match=r"maximum context length is 2048 tokens\. However, you requested \d+ tokens "
+                                        r"\(\d+ in the prompt, 4 in the completion\)"):
+        aq.submit(ws, "tiny", long)
+    with pytest.raises(UserError, match=r"async request 1: .* \(\d+ in the messages, 64 in the completion\)"):
+        aq.submit_many(ws, "tiny", [{"prompt": "short"},
+                                    {"messages": [{"role": "user", "content": long["prompt"]}]}])
+    assert aq.summary(ws)["requests"] == before  # nothing queued, not even the short one
+    fits = aq.submit(ws, "tiny", {"prompt": "Where is order 5? " * 20, "max_tokens": 4})
+    aq.cancel(ws, fits)
+
+    # One queued without the check at submit (as before it existed) fails in the worker, with the same words.
+    rid = AsyncQueue(ws).submit_many("async", "tiny", [(aq.AsyncRequest(**long), None)], None)[0]
+    serve(ws, ["tiny"], exit_when_idle=True, poll_s=0.05)
+    st = aq.status(ws, rid)
+    assert st.status == "failed" and "maximum context length is 2048 tokens" in (st.error or ""), st

@@ -232,3 +232,22 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_a_row_beyond_the_context_length_errors_and_the_others_are_answered(ws):
+    from cli.main import app
+
+    sql = ("SELECT ticket_id, CASE WHEN ticket_id = 1 THEN repeat(body || ' ', 300) ELSE body END AS body "
+           "FROM tickets WHERE ticket_id IN (0, 1, 2, 3)")
+    out = CliRunner().invoke(app, ["-w", str(ws.root), "batch", "ticket-sft", "--data", sql, "--into", "tp_long",
+                                   "--max-tokens", "4", "--json"])
+    assert out.exit_code == 0, out.output
+    job = json.loads(out.output.strip().splitlines()[-1])
+    assert (job["status"], job["rows_done"]) == ("succeeded", 4)
+    got = run_sql(ws, "SELECT ticket_id, prediction, finish_reason, prompt_tokens FROM tp_long ORDER BY ticket_id")
+    by_id = {r[0]: r[1:] for r in got.rows}
+    assert by_id[1][0] is None and by_id[1][1] == "error" and by_id[1][2] > 2048
+    assert by_id[0][1] in ("stop", "length") and by_id[2][1] in ("stop", "length") and by_id[0][0]
+    assert by_id[3][1] == "skipped"
+    said = [e.message for e in JobStore(ws).events(job["id"]) if e.kind == "row_error"]
+    assert len(said) == 1 and "row `" in said[0] and "maximum context length is 2048 tokens" in said[0], said

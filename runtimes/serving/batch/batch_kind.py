@@ -22,6 +22,7 @@ from runtimes.jobs.worker import WorkerRun
 from runtimes.serving.batch.source import BatchRow
 from runtimes.serving.batch.spool import BatchSpool, Prediction
 from runtimes.serving.batch.transform import BatchPlan, BatchSpec, plan_batch
+from runtimes.serving.engines.context_window import ContextTooLong, check_fits
 
 _PROGRESS_EVERY_S = 2.0
 
@@ -96,6 +97,7 @@ def _load_source(ws: Workspace, plan: BatchPlan, spool: BatchSpool) -> int:
 
 def _generate(run: WorkerRun, plan: BatchPlan, spool: BatchSpool, *, done: int, total: int) -> int:
     """Answer the spool's rows still to do in micro-batches; returns the number of rows the model generated."""
+    from runtimes.serving.engines.pool import context_length
     from runtimes.serving.engines.transformers_engine import ChatMessage, Engine, Sampling
 
     job, store = run.job, run.store
@@ -111,6 +113,7 @@ def _generate(run: WorkerRun, plan: BatchPlan, spool: BatchSpool, *, done: int, 
     generated, last_event = 0, time.monotonic()
     while todo:
         asked: list[tuple[BatchRow, Any]] = []
+        too_long: dict[str, ContextTooLong] = {}
         for row in todo:
             if not row.prompt:
                 continue
@@ -121,11 +124,23 @@ def _generate(run: WorkerRun, plan: BatchPlan, spool: BatchSpool, *, done: int, 
                     ids = engine.prompt_ids(plan.model_id, prompt=row.prompt)
             except UserError as e:
                 raise UserError(f"row `{row.key}`: {e}") from None
+            try:  # a row past the context window is not answered (the model would write garbage); the rest are
+                check_fits(context_length(engine), int(ids.shape[1]), plan.spec.max_new_tokens,
+                           "messages" if row.messages is not None else "prompt")
+            except ContextTooLong as e:
+                too_long[row.key] = e
+                continue
             asked.append((row, ids))
         # One generate call per micro-batch: the model answers its rows together.
         replies = dict(zip([r.key for r, _ in asked],
                            engine.generate_batch(plan.model_id, [ids for _, ids in asked], sampling)))
-        spool.commit([_prediction(row, plan, job.attempt, replies.get(row.key)) for row in todo])
+        if too_long:  # one event per micro-batch, however many of its rows are too long
+            key, e = next(iter(too_long.items()))
+            store.add_event(job.id, "row_error", f"{len(too_long)} row(s) not answered (finish_reason `error`); "
+                            f"row `{key}`: {e}", {"rows": list(too_long), "error": "context_length_exceeded",
+                                                   "context_length": e.limit})
+        spool.commit([_prediction(row, plan, job.attempt, too_long.get(row.key) or replies.get(row.key))
+                      for row in todo])
         _capture(run.ws, job.id, spool)
         generated += len(asked)
         done += len(todo)
@@ -144,6 +159,9 @@ def _prediction(row: BatchRow, plan: BatchPlan, attempt: int, gen: Any) -> Predi
     key_value = row.key if plan.key_column else None
     if gen is None:
         return Prediction(row.key, key_value, row.prompt, None, "skipped", 0, 0, 0.0, plan.model_id, attempt, now)
+    if isinstance(gen, ContextTooLong):
+        return Prediction(row.key, key_value, row.prompt, None, "error", gen.prompt_tokens, 0, 0.0, plan.model_id,
+                          attempt, now)
     return Prediction(row.key, key_value, row.prompt, gen.text, gen.finish_reason, gen.prompt_tokens,
                       gen.completion_tokens, float(gen.latency_ms), plan.model_id, attempt, now)
 
@@ -153,7 +171,8 @@ def _capture(ws: Workspace, job_id: str, spool: BatchSpool) -> None:
     from runtimes.monitoring.traffic import TrafficRecord, record
 
     while pending := spool.unrecorded():
-        answered = [p for p in pending if p.finish_reason != "skipped"]  # a row with no prompt was not a request
+        # a row with no prompt, or one refused for its length, was not answered
+        answered = [p for p in pending if p.finish_reason not in ("skipped", "error")]
         record(ws, [TrafficRecord(request_id=f"{job_id}:{p.row_key}", endpoint="batch", model=p.model,
                                   ts=dt.datetime.fromisoformat(p.created_at), route="batch", prompt=p.prompt,
                                   response=p.prediction or "", prompt_tokens=p.prompt_tokens,

@@ -21,7 +21,8 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYI
 _RESULT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("prompt", "VARCHAR", "the prompt sent to the model (chat messages as `role: text` lines)"),
     ("prediction", "VARCHAR", "the model's reply; empty where the row had no prompt"),
-    ("finish_reason", "VARCHAR", "stop (the model ended), length (the token limit cut it) or skipped (no prompt)"),
+    ("finish_reason", "VARCHAR", "stop (the model ended), length (the token limit cut it), skipped (no prompt) "
+     "or error (the prompt exceeds the model's context length)"),
     ("prompt_tokens", "INTEGER", "tokens in the prompt"),
     ("completion_tokens", "INTEGER", "tokens generated"),
     ("latency_ms", "DOUBLE", "time to generate this row, milliseconds"),

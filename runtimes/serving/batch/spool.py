@@ -35,7 +35,7 @@ class Prediction:
     key_value: str | None  # the key column's value as text (cast back to its type when published)
     prompt: str
     prediction: str | None  # None for a row with no prompt
-    finish_reason: str  # stop, length, or skipped (no prompt)
+    finish_reason: str  # stop, length, skipped (no prompt) or error (past the context length)
     prompt_tokens: int
     completion_tokens: int
     latency_ms: float

@@ -32,6 +32,8 @@ from runtimes.serving.endpoints.api_keys import matches
 from runtimes.serving.engines.pool import ColdStart, EnginePool, UnknownModel, context_length
 from runtimes.serving.endpoints.openai_schema import APIError, ChatCompletionRequest, CompletionRequest
 from runtimes.serving.endpoints.request_capture import RequestCapture
+from runtimes.serving.endpoints.request_decoding import logits_processors
+from runtimes.serving.engines.context_window import ContextTooLong, check_fits
 
 log = logging.getLogger("lathe.endpoint")
 COLD_START_HEADER = "x-lathe-cold-start-ms"
@@ -152,10 +154,13 @@ class _Serving:
         try:
             served = self.resolve(body.model)
             capture["model"] = served.id
+            if body.stream and body.choices() > 1:
+                raise APIError(400, f"Streaming returns one choice: send `n` = 1 with `stream`, or stream=false for "
+                               f"{body.choices()} choices.", param="n", code="invalid_value")
             if body.stream:
                 started = await anyio.to_thread.run_sync(self._start_stream, served.id, body, arrived)
                 return self._streamed(route, body, served.id, started, arrived, capture)
-            gen, cold_ms = await anyio.to_thread.run_sync(self._whole, served.id, body, arrived)
+            gens, cold_ms = await anyio.to_thread.run_sync(self._whole, served.id, body, arrived)
         except Exception as e:
             err = _as_api_error(e)
             self._record(capture, arrived, response=err.message, status=err.status)
@@ -164,15 +169,16 @@ class _Serving:
         if cold_ms is not None:
             headers[COLD_START_HEADER] = f"{cold_ms:.1f}"
             capture["metadata"]["cold_start_ms"] = round(cold_ms, 1)
-        capture["metadata"]["finish_reason"] = gen.finish_reason
-        self._record(capture, arrived, response=gen.text, prompt_tokens=gen.prompt_tokens,
-                     completion_tokens=gen.completion_tokens)
+        completion_tokens = sum(g.completion_tokens for g in gens)
+        capture["metadata"]["finish_reason"] = gens[0].finish_reason
+        self._record(capture, arrived, response=gens[0].text, prompt_tokens=gens[0].prompt_tokens,
+                     completion_tokens=completion_tokens)
         make = wire.chat_completion if route == "chat" else wire.text_completion
-        return JSONResponse(make(request_id, served.id, gen.text, gen.finish_reason, gen.prompt_tokens,
-                                 gen.completion_tokens), headers=headers)
+        return JSONResponse(make(request_id, served.id, [(g.text, g.finish_reason) for g in gens],
+                                 gens[0].prompt_tokens, completion_tokens), headers=headers)
 
     # ---- in worker threads -------------------------------------------------------------------------
-    def _prepare(self, model_id: str, body: Any, arrived: float) -> tuple[Any, ColdStart | None, Any, Any]:
+    def _prepare(self, model_id: str, body: Any, arrived: float) -> tuple[Any, ColdStart | None, Any, list[Any]]:
         engine, cold = self.pool.acquire(model_id, arrived)
         try:
             if isinstance(body, ChatCompletionRequest):
@@ -182,27 +188,31 @@ class _Serving:
                                                             for m in body.messages])
             else:
                 ids = engine.prompt_ids(model_id, prompt=body.text())
-            return engine, cold, ids, self._sampling(body, engine, int(ids.shape[1]))
+            return engine, cold, ids, [self._sampling(body, engine, int(ids.shape[1]), i)
+                                       for i in range(body.choices())]
         except BaseException:
             self.pool.release(model_id)
             raise
 
-    def _whole(self, model_id: str, body: Any, arrived: float) -> tuple[Any, float | None]:
-        engine, cold, ids, sampling = self._prepare(model_id, body, arrived)
+    def _whole(self, model_id: str, body: Any, arrived: float) -> tuple[list[Any], float | None]:
+        """The `n` choices, one generation each, one after the other."""
+        engine, cold, ids, samplings = self._prepare(model_id, body, arrived)
         try:
             if cold is None:
-                return engine.generate(model_id, ids, sampling), None
-            # A cold start is measured to the first token, so this one request streams internally.
+                return [engine.generate(model_id, ids, s) for s in samplings], None
+            # A cold start is measured to the first token, so the first choice streams internally.
             first_at, gen = None, None
-            for item in engine.stream(model_id, ids, sampling):
+            for item in engine.stream(model_id, ids, samplings[0]):
                 first_at = first_at or time.perf_counter()
                 gen = item
-            return gen, self.pool.cold_start_done(cold, first_at or time.perf_counter())
+            rest = [engine.generate(model_id, ids, s) for s in samplings[1:]]
+            return [gen, *rest], self.pool.cold_start_done(cold, first_at or time.perf_counter())
         finally:
             self.pool.release(model_id)
 
     def _start_stream(self, model_id: str, body: Any, arrived: float) -> _Started:
-        engine, cold, ids, sampling = self._prepare(model_id, body, arrived)
+        engine, cold, ids, samplings = self._prepare(model_id, body, arrived)
+        sampling = samplings[0]
         lease = _Lease(self.pool, model_id)  # from here the engine is released however the stream ends
         try:
             pieces = engine.stream(model_id, ids, sampling)
@@ -212,22 +222,25 @@ class _Serving:
             raise
         return _Started(lease, cold, pieces, first, time.perf_counter())
 
-    def _sampling(self, body: Any, engine: Any, prompt_tokens: int) -> Any:
+    def _sampling(self, body: Any, engine: Any, prompt_tokens: int, choice: int = 0) -> Any:
+        """Decoding settings of one choice (choice i > 0 with a `seed` draws from seed + i: its own sample)."""
         from runtimes.serving.engines.transformers_engine import Sampling
 
         asked = body.token_limit()
         limit = context_length(engine)
         what = "messages" if isinstance(body, ChatCompletionRequest) else "prompt"
         default = self.settings.chat_max_tokens if what == "messages" else COMPLETION_DEFAULT_MAX_TOKENS
-        if limit is not None and prompt_tokens + (asked or 1) > limit:
-            raise APIError(400, f"This model's maximum context length is {limit} tokens. However, you requested "
-                           f"{prompt_tokens + (asked or 1)} tokens ({prompt_tokens} in the {what}, {asked or 1} in "
-                           f"the completion). Please reduce the length of the {what} or completion.",
-                           param=what, code="context_length_exceeded")
+        try:
+            check_fits(limit, prompt_tokens, asked, what)
+        except ContextTooLong as e:
+            raise APIError(400, str(e), param=what, code="context_length_exceeded") from None
         tokens = asked or (min(default, limit - prompt_tokens) if limit is not None else default)
+        seed = None if body.seed is None else (body.seed + choice if body.seed + choice <= wire.SEED_RANGE[1]
+                                               else body.seed - choice)
         try:
             return Sampling(max_new_tokens=tokens, temperature=1.0 if body.temperature is None else body.temperature,
-                            top_p=1.0 if body.top_p is None else body.top_p, stop=body.stops(), seed=body.seed)
+                            top_p=1.0 if body.top_p is None else body.top_p, stop=body.stops(), seed=seed,
+                            processors=logits_processors(body, engine, prompt_tokens))
         except ValidationError as e:
             field = str(e.errors()[0]["loc"][0])
             raise wire.validation_error([{**e.errors()[0], "loc": (

@@ -1,5 +1,6 @@
-"""The OpenAI wire format an endpoint speaks: request bodies as pydantic models (the fields Lathe honours; unknown
-fields ignored, as OpenAI does), response and stream-chunk bodies, and OpenAI-shaped error bodies.
+"""The OpenAI wire format an endpoint speaks: request bodies as pydantic models (the fields Lathe honours; known
+fields it cannot honour refused with a 400 naming them; unknown fields ignored, as OpenAI does), response and
+stream-chunk bodies, and OpenAI-shaped error bodies.
 
 Pure data: it never generates, loads a model or touches HTTP; `openai_api` does.
 """
@@ -8,10 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 MAX_STOP = 4  # OpenAI's own limit on stop sequences
 MAX_TOKENS = 1_000_000  # beyond any context; larger numbers are typing errors, refused before they reach torch
+MAX_CHOICES = 8  # `n`: each choice is a generation of its own, one after the other
 SEED_RANGE = (-(2**63), 2**63 - 1)  # what a generator's seed holds (OpenAI's `seed` is a 64-bit integer)
 
 
@@ -75,6 +77,26 @@ class RequestMessage(BaseModel):
         return self.content or ""
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field("response", min_length=1, max_length=64)
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    """`text` (the default), `json_object` (any JSON object) or `json_schema` (JSON matching the schema)."""
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> "ResponseFormat":
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type `json_schema` needs `json_schema: {\"name\": ..., \"schema\": {...}}`")
+        return self
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
     include_usage: bool = False
@@ -92,15 +114,21 @@ class _Request(BaseModel):
     seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    n: int | None = 1
+    n: int | None = Field(1, ge=1, le=MAX_CHOICES)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
     user: str | None = None
     metadata: dict[str, str] | None = Field(None, description="free labels; `group` feeds per-group monitoring")
 
-    @field_validator("n")
+    @field_validator("logit_bias")
     @classmethod
-    def _one_choice(cls, v: int | None) -> int | None:
-        if v not in (None, 1):
-            raise ValueError("Lathe endpoints return one choice per request: send n=1 (or leave it out)")
+    def _token_biases(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (v or {}).items():
+            if not token.isdigit():
+                raise ValueError(f"keys are token ids (e.g. \"50256\"), got {token!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"biases lie between -100 and 100, got {bias} for token {token}")
         return v
 
     @field_validator("stop")
@@ -109,6 +137,12 @@ class _Request(BaseModel):
         if isinstance(v, list) and len(v) > MAX_STOP:
             raise ValueError(f"at most {MAX_STOP} stop sequences, got {len(v)}")
         return v
+
+    def choices(self) -> int:
+        return self.n or 1
+
+    def token_biases(self) -> dict[int, float]:
+        return {int(k): v for k, v in (self.logit_bias or {}).items()}
 
     def stops(self) -> list[str]:
         return [self.stop] if isinstance(self.stop, str) else [s for s in (self.stop or []) if s]
@@ -123,22 +157,46 @@ class _Request(BaseModel):
 class ChatCompletionRequest(_Request):
     messages: list[RequestMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    response_format: ResponseFormat | None = None
     logprobs: bool | None = None
+    top_logprobs: int | None = None
     tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None  # meaningful only with `tools`, which are refused
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
 
-    @field_validator("logprobs")
+    @field_validator("logprobs", "top_logprobs")
     @classmethod
-    def _no_logprobs(cls, v: bool | None) -> bool | None:
+    def _no_logprobs(cls, v: Any, info: ValidationInfo) -> Any:
         if v:
-            raise ValueError("log probabilities are not returned by Lathe endpoints: leave `logprobs` out")
+            raise ValueError(f"log probabilities are not returned by Lathe endpoints: leave `{info.field_name}` out")
         return v
 
-    @field_validator("tools")
+    @field_validator("tools", "functions")
     @classmethod
-    def _no_tools(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    def _no_tools(cls, v: Any, info: ValidationInfo) -> Any:
         if v:
-            raise ValueError("tool calls are not supported by Lathe endpoints: send the request without `tools`")
+            raise ValueError(f"tool calls are not supported by Lathe endpoints (neither `tools` nor `functions`): "
+                             f"send the request without `{info.field_name}` (for JSON output, use `response_format` "
+                             "with a `json_schema`)")
         return v
+
+    @field_validator("tool_choice", "function_call")
+    @classmethod
+    def _no_tool_choice(cls, v: Any, info: ValidationInfo) -> Any:
+        if v not in (None, "none"):
+            raise ValueError(f"tool calls are not supported by Lathe endpoints: leave `{info.field_name}` out "
+                             "(or send \"none\")")
+        return v
+
+    def json_schema(self) -> tuple[bool, dict[str, Any] | None]:
+        """Whether the reply must be JSON, and the schema it must match (None: any JSON object)."""
+        fmt = self.response_format
+        if fmt is None or fmt.type == "text":
+            return False, None
+        return True, (fmt.json_schema.schema_ or None) if fmt.json_schema is not None and fmt.type == "json_schema" \
+            else None
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -151,16 +209,20 @@ class CompletionRequest(_Request):
     logprobs: int | None = None
     suffix: str | None = None
 
-    @model_validator(mode="after")
-    def _supported(self) -> "CompletionRequest":
-        if isinstance(self.prompt, list) and len(self.prompt) != 1:
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list) and len(v) != 1:
             raise ValueError(f"`prompt` must be one string (Lathe answers one prompt per request), "
-                             f"got a list of {len(self.prompt)}")
-        for name, bad in (("echo", bool(self.echo)), ("best_of", self.best_of not in (None, 1)),
-                          ("logprobs", self.logprobs is not None), ("suffix", bool(self.suffix))):
-            if bad:
-                raise ValueError(f"`{name}` is not supported by Lathe endpoints: leave it out")
-        return self
+                             f"got a list of {len(v)}")
+        return v
+
+    @field_validator("echo", "best_of", "logprobs", "suffix")
+    @classmethod
+    def _unsupported(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and v is not False and v != "" and not (info.field_name == "best_of" and v == 1):
+            raise ValueError(f"`{info.field_name}` is not supported by Lathe endpoints: leave it out")
+        return v
 
     def text(self) -> str:
         return self.prompt[0] if isinstance(self.prompt, list) else self.prompt
@@ -175,12 +237,13 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def chat_completion(request_id: str, model: str, text: str, finish_reason: str, prompt_tokens: int,
+def chat_completion(request_id: str, model: str, replies: list[tuple[str, str]], prompt_tokens: int,
                     completion_tokens: int) -> dict[str, Any]:
+    """A whole chat reply: one choice per (text, finish reason)."""
     return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                         "logprobs": None, "finish_reason": finish_reason}],
+            "choices": [{"index": i, "message": {"role": "assistant", "content": text, "refusal": None},
+                         "logprobs": None, "finish_reason": finish} for i, (text, finish) in enumerate(replies)],
             "usage": usage(prompt_tokens, completion_tokens)}
 
 
@@ -191,11 +254,12 @@ def chat_chunk(request_id: str, model: str, created: int, delta: dict[str, Any],
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
 
 
-def text_completion(request_id: str, model: str, text: str, finish_reason: str, prompt_tokens: int,
+def text_completion(request_id: str, model: str, replies: list[tuple[str, str]], prompt_tokens: int,
                     completion_tokens: int) -> dict[str, Any]:
     return {"id": request_id, "object": "text_completion", "created": int(time.time()), "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+            "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+                        for i, (text, finish) in enumerate(replies)],
             "usage": usage(prompt_tokens, completion_tokens)}
 
 

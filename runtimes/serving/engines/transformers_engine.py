@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from core.errors import UserError
 from runtimes.models.refs import ServedModel
 from runtimes.serving.engines.chat_input import chat_dicts
+from runtimes.serving.engines.stop_strings import StopHoldBack, cut_at_stop
 
 FinishReason = Literal["stop", "length"]
 
@@ -36,6 +37,8 @@ class Sampling(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     stop: list[str] = Field(default_factory=list, max_length=4)
     seed: int | None = None
+    # transformers logits processors for this one request (penalties, biases, a JSON grammar); stateful, never shared
+    processors: list[Any] = Field(default_factory=list, exclude=True)
 
 
 @dataclass
@@ -179,19 +182,14 @@ class Engine:
         self._lock.acquire()
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
-        sent, stopped = "", False
+        held = StopHoldBack(sampling.stop)  # text that may begin a stop string waits until it is decided
         try:
             for piece in streamer:
-                cut = _cut_at_stop(sent + piece, sampling.stop)
-                if cut is not None:
-                    if len(cut) > len(sent):
-                        yield cut[len(sent):]
-                    sent, stopped = cut, True
+                if out := held.feed(piece):
+                    yield out
+                if held.stopped:
                     break
-                sent += piece
-                if piece:
-                    yield piece
-            if stopped:  # drain after a stop string: the generation thread must finish
+            if held.stopped:  # drain after a stop string: the generation thread must finish
                 for _ in streamer:
                     pass
             worker.join()
@@ -202,7 +200,10 @@ class Engine:
         if "error" in result:
             raise result["error"]
         new = result["out"][0, input_ids.shape[1]:]
-        yield self._finish(new, input_ids, sampling, started, result["stats"])
+        finished = self._finish(new, input_ids, sampling, started, result["stats"])
+        if rest := held.rest(finished.text):
+            yield rest
+        yield finished
 
     def _generate(self, input_ids: Any, sampling: Sampling, streamer: Any, cancel: threading.Event | None = None,
                   attention_mask: Any = None) -> tuple[Any, dict[str, Any]]:
@@ -222,11 +223,13 @@ class Engine:
             kwargs.update(stop_strings=sampling.stop, tokenizer=self.tokenizer)
         if streamer is not None:
             kwargs["streamer"] = streamer
+        if sampling.processors:
+            kwargs["logits_processor"] = sampling.processors
         kwargs["stopping_criteria"] = self._decoding(int(input_ids.shape[1]), cancel)
         model = self._peft if self._peft is not None else self.model
         stats: dict[str, Any] = {}
         with torch.inference_mode():
-            if self.speculation is not None and sampling.temperature == 0.0:
+            if self.speculation is not None and sampling.temperature == 0.0 and not sampling.processors:
                 out, stats = self.speculation.generate(model, input_ids, kwargs)
             else:
                 out = model.generate(input_ids=input_ids, **kwargs)
@@ -260,7 +263,7 @@ class Engine:
         while ids and ids[-1] == self.tokenizer.pad_token_id:
             ids.pop()
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        cut = _cut_at_stop(text, sampling.stop)
+        cut = cut_at_stop(text, sampling.stop)
         finish: FinishReason = "stop" if ended or cut is not None or len(ids) < sampling.max_new_tokens else "length"
         return Generation(text=cut if cut is not None else text, prompt_tokens=int(input_ids.shape[1]),
                           completion_tokens=len(ids), finish_reason=finish,
@@ -302,9 +305,3 @@ class Engine:
 
 def _adapter_name(model_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", model_id)
-
-
-def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
-    """`text` up to the first stop string, or None when none occurs."""
-    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return text[:min(hits)] if hits else None

@@ -493,7 +493,23 @@ def submit_many(ws: Workspace, target: str, payloads: Sequence[dict[str, Any] | 
     if not checked:
         raise UserError("nothing to submit: give at least one request")
     endpoint, model = resolve_target(ws, target, {r.model for r, _ in checked})
+    _check_context(ws, endpoint, model, [r for r, _ in checked])
     return AsyncQueue(ws).submit_many(endpoint, model, checked, webhook)
+
+
+def _check_context(ws: Workspace, endpoint: str, model: str, requests: Sequence[AsyncRequest]) -> None:
+    """Refuse, before any is queued, a request whose prompt and `max_tokens` exceed the model's context length,
+    as the real-time API refuses it (a model past its positions would answer garbage)."""
+    from runtimes.serving.engines.context_window import check_request_fits
+    from runtimes.serving.queue.worker import resolve_models
+
+    base = next(s.base for s in resolve_models(ws, [model if endpoint == "async" else endpoint]) if s.id == model)
+    for i, r in enumerate(requests):
+        try:
+            check_request_fits(base, messages=r.messages, prompt=r.prompt, asked=r.max_tokens,
+                               workspace_root=str(ws.root))
+        except UserError as e:
+            raise UserError(f"async request{f' {i}' if len(requests) > 1 else ''}: {e}") from None
 
 
 def status(ws: Workspace, request_id: str) -> RequestStatus:

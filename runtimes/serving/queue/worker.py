@@ -106,6 +106,8 @@ def serve(ws: Workspace, refs: Sequence[str], *, name: str | None = None, claim:
 
 
 def _answer(engine: Any, queue: AsyncQueue, me: str, c: Claim) -> int:
+    from runtimes.serving.engines.context_window import check_fits
+    from runtimes.serving.engines.pool import context_length
     from runtimes.serving.engines.transformers_engine import ChatMessage
 
     try:
@@ -114,6 +116,9 @@ def _answer(engine: Any, queue: AsyncQueue, me: str, c: Claim) -> int:
                                                        for m in c.request.messages])
         else:
             ids = engine.prompt_ids(c.model, prompt=c.request.prompt)
+        # Checked at submit too; a request queued before that check, or for another base, is failed here.
+        check_fits(context_length(engine), int(ids.shape[1]), c.request.max_tokens,
+                   "messages" if c.request.messages is not None else "prompt")
         gen = engine.generate(c.model, ids, c.request.sampling())
     except UserError as e:
         queue.fail(c, str(e), 400)

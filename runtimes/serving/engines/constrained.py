@@ -1,0 +1,44 @@
+"""Constrained decoding of JSON (OpenAI's `response_format`): a grammar compiled by xgrammar from a JSON schema,
+or from "any JSON object", masks every token that would leave it, so the reply parses and matches the schema
+(unless the token limit cuts it first: then `finish_reason` is `length`).
+
+A grammar compiler per tokenizer is kept (building one reads the whole vocabulary); compiled schemas are cached.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from core.errors import UserError
+
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+_compilers: dict[tuple[int, int], Any] = {}
+_lock = threading.Lock()
+
+
+def json_processor(tokenizer: Any, vocab_size: int, schema: dict[str, Any] | None) -> Any:
+    """A fresh logits processor (one per generation: it tracks where the reply is in the grammar) that keeps
+    the reply a JSON value matching `schema`, or any JSON object when `schema` is None."""
+    try:
+        import xgrammar as xgr
+    except ImportError:
+        raise UserError("JSON output (`response_format`) needs the xgrammar package: pip install xgrammar") from None
+    compiler = _compiler(tokenizer, vocab_size)
+    try:
+        # No free whitespace between tokens: a small model could otherwise spend its whole budget on it.
+        grammar = compiler.compile_json_schema(json.dumps(schema or ANY_OBJECT), any_whitespace=False)
+    except Exception as e:  # xgrammar says what in the schema it cannot take
+        raise UserError(f"the JSON schema cannot be used for decoding: {str(e).splitlines()[0]}") from None
+    return xgr.contrib.hf.LogitsProcessor(grammar)
+
+
+def _compiler(tokenizer: Any, vocab_size: int) -> Any:
+    import xgrammar as xgr
+
+    key = (id(tokenizer), vocab_size)
+    with _lock:
+        if key not in _compilers:
+            info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+            _compilers[key] = (tokenizer, xgr.GrammarCompiler(info))  # the tokenizer is kept so its id stays its own
+        return _compilers[key][1]
