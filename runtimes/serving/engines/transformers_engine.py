@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -338,7 +338,7 @@ class Engine:
         self._loaded.move_to_end(name)
         return name
 
-    def _load_adapter(self, name: str, served: ServedModel, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def _load_adapter(self, name: str, served: ServedModel, keep: Set[str] = frozenset()) -> None:
         from peft import PeftModel
 
         if self._peft is None:
