@@ -1,9 +1,9 @@
 """The transformers generation engine: one base model in memory with the LoRA adapters served over it (the least
 recently used leaves first beyond a cap), chat or plain prompts, whole or streamed, greedy or sampled.
 
-It knows nothing of HTTP, endpoints or the registry: the API and the batch and async workers call it. One
-generation runs at a time per engine (a lock), so adapters never switch under a running request; a stream whose
-reader stops (a client gone) ends at the next token.
+It knows nothing of HTTP, endpoints or the registry: the API and the batch and async workers call it. Concurrent
+requests, whatever their adapter, are decoded together by continuous batching (`continuous.py`); with speculative
+decoding, one generation runs at a time (a lock). A stream whose reader stops (a client gone) ends at the next token.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from core.errors import UserError
 from runtimes.models.refs import ServedModel
 from runtimes.serving.engines.chat_input import chat_dicts
+from runtimes.serving.engines.continuous import BASE_ROW, ContinuousBatcher, Request, batchable
 from runtimes.serving.engines.stop_strings import StopHoldBack, cut_at_stop
 
 FinishReason = Literal["stop", "length"]
@@ -53,7 +54,7 @@ class Generation:
 
 class Engine:
     def __init__(self, base: str, *, quantize: str = "none", max_adapters: int = 4, device: str | None = None,
-                 speculation: Any = None) -> None:
+                 speculation: Any = None, max_batch_size: int = 64) -> None:
         import torch
 
         from runtimes.models.sources import ModelSource, load_model, load_tokenizer, resolve_model
@@ -84,12 +85,19 @@ class Engine:
             from runtimes.serving.engines.speculative import Speculation
 
             self.speculation = Speculation(speculation, self)
+        self._batcher: ContinuousBatcher | None = None
+        if self.speculation is None and batchable(model):
+            eos = model.generation_config.eos_token_id
+            eos = model.config.get_text_config().eos_token_id if eos is None else eos
+            self._batcher = ContinuousBatcher(lambda: self._peft if self._peft is not None else self.model,
+                                              self.tokenizer, set(eos if isinstance(eos, list) else [eos]),
+                                              self._counted, max_batch_size=max_batch_size)
         self.load_seconds = time.perf_counter() - started
 
     @property
     def busy(self) -> bool:
-        """A generation holds the engine."""
-        return self._lock.locked()
+        """A generation is waiting or running."""
+        return self._batcher.busy if self._batcher is not None else self._lock.locked()
 
     # ---- which models it serves -------------------------------------------------------------
     def register(self, served: ServedModel) -> None:
@@ -129,6 +137,9 @@ class Engine:
     def generate(self, model_id: str, input_ids: Any, sampling: Sampling) -> Generation:
         """The whole reply to one prompt."""
         started = time.perf_counter()
+        if self._batcher is not None:
+            return self._finish(_tokens(self._submit(model_id, input_ids, sampling)), input_ids, sampling, started,
+                                {})
         with self._lock:
             with self._active(model_id):
                 out, stats = self._generate(input_ids, sampling, streamer=None)
@@ -136,10 +147,14 @@ class Engine:
         return self._finish(new, input_ids, sampling, started, stats)
 
     def generate_batch(self, model_id: str, inputs: Sequence[Any], sampling: Sampling) -> list[Generation]:
-        """Replies to several prompts from one left-padded `generate` call, one forward pass per token instead of
-        one per token and prompt. Greedy replies are those of one at a time up to float rounding: identical in
-        float32, while in bfloat16 a near tie between two tokens can go the other way. Each reply's latency is
-        its batch's. With speculation, which decodes one sequence at a time, they are made one at a time."""
+        """Replies to several prompts decoded together, one forward pass per token instead of one per token and
+        prompt. Greedy replies are those of one at a time up to float rounding: identical in float32, while in
+        bfloat16 a near tie between two tokens can go the other way. Each reply's latency is its batch's. With
+        speculation, which decodes one sequence at a time, they are made one at a time."""
+        if self._batcher is not None:
+            started = time.perf_counter()
+            requests = [self._submit(model_id, ids, sampling) for ids in inputs]
+            return [self._finish(_tokens(r), ids, sampling, started, {}) for r, ids in zip(requests, inputs)]
         if self.speculation is not None or len(inputs) < 2:
             return [self.generate(model_id, ids, sampling) for ids in inputs]
         import torch
@@ -167,21 +182,11 @@ class Engine:
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         result: dict[str, Any] = {}
         cancel = threading.Event()
-
-        def run() -> None:
-            try:
-                with self._active(model_id):
-                    result["out"], result["stats"] = self._generate(input_ids, sampling, streamer=streamer,
-                                                                    cancel=cancel)
-            except BaseException as e:  # re-raised in the caller's thread below
-                result["error"] = e
-                streamer.end()
-            finally:
-                self._lock.release()
-
-        self._lock.acquire()
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
+        if self._batcher is not None:
+            request = self._submit(model_id, input_ids, sampling, streamer=streamer, cancel=cancel)
+            worker: Any = _Waiter(request, result)
+        else:
+            worker = self._one_at_a_time(model_id, input_ids, sampling, streamer, cancel, result)
         held = StopHoldBack(sampling.stop)  # text that may begin a stop string waits until it is decided
         try:
             for piece in streamer:
@@ -189,7 +194,7 @@ class Engine:
                     yield out
                 if held.stopped:
                     break
-            if held.stopped:  # drain after a stop string: the generation thread must finish
+            if held.stopped:  # drain after a stop string: the generation must finish
                 for _ in streamer:
                     pass
             worker.join()
@@ -199,11 +204,44 @@ class Engine:
             cancel.set()
         if "error" in result:
             raise result["error"]
-        new = result["out"][0, input_ids.shape[1]:]
-        finished = self._finish(new, input_ids, sampling, started, result["stats"])
+        finished = self._finish(result["new"], input_ids, sampling, started, result["stats"])
         if rest := held.rest(finished.text):
             yield rest
         yield finished
+
+    def _submit(self, model_id: str, input_ids: Any, sampling: Sampling, streamer: Any = None,
+                cancel: threading.Event | None = None) -> Request:
+        served = self._lookup(model_id)
+        assert self._batcher is not None
+        request = Request(input_ids=input_ids, max_new_tokens=sampling.max_new_tokens,
+                          temperature=sampling.temperature, top_p=sampling.top_p, stop=list(sampling.stop),
+                          seed=sampling.seed, processors=list(sampling.processors), reserve=lambda in_use: self._reserve(served, in_use), streamer=streamer)
+        if cancel is not None:
+            request.cancel = cancel
+        return self._batcher.submit(request)
+
+    def _counted(self, n: int) -> None:
+        self.tokens_generated += n
+
+    def _one_at_a_time(self, model_id: str, input_ids: Any, sampling: Sampling, streamer: Any,
+                       cancel: threading.Event, result: dict[str, Any]) -> threading.Thread:
+        """The generation thread of a stream under the engine lock (speculative decoding)."""
+
+        def run() -> None:
+            try:
+                with self._active(model_id):
+                    out, result["stats"] = self._generate(input_ids, sampling, streamer=streamer, cancel=cancel)
+                    result["new"] = out[0, input_ids.shape[1]:]
+            except BaseException as e:  # re-raised in the caller's thread below
+                result["error"] = e
+                streamer.end()
+            finally:
+                self._lock.release()
+
+        self._lock.acquire()
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        return worker
 
     def _generate(self, input_ids: Any, sampling: Sampling, streamer: Any, cancel: threading.Event | None = None,
                   attention_mask: Any = None) -> tuple[Any, dict[str, Any]]:
@@ -257,7 +295,7 @@ class Engine:
 
     def _finish(self, new: Any, input_ids: Any, sampling: Sampling, started: float,
                 stats: dict[str, Any]) -> Generation:
-        ids = [int(t) for t in new.tolist()]
+        ids = [int(t) for t in (new.tolist() if hasattr(new, "tolist") else new)]
         specials = set(self.tokenizer.all_special_ids)
         ended = any(t in specials for t in ids)
         while ids and ids[-1] == self.tokenizer.pad_token_id:
@@ -290,7 +328,20 @@ class Engine:
         self._peft.set_adapter(name)
         return contextlib.nullcontext()
 
-    def _load_adapter(self, name: str, served: ServedModel) -> None:
+    def _reserve(self, served: ServedModel, in_use: set[str]) -> str | None:
+        """The batch row name for `served` (its adapter, loaded now if it is not), or None while the cap is full
+        of adapters that running requests use (the request then waits for one to finish)."""
+        if served.adapter is None:
+            return BASE_ROW
+        name = _adapter_name(served.id)
+        if name not in self._loaded:
+            if len(self._loaded) >= self.max_adapters and all(n in in_use for n in self._loaded):
+                return None
+            self._load_adapter(name, served, keep=in_use)
+        self._loaded.move_to_end(name)
+        return name
+
+    def _load_adapter(self, name: str, served: ServedModel, keep: Set[str] = frozenset()) -> None:
         from peft import PeftModel
 
         if self._peft is None:
@@ -298,9 +349,31 @@ class Engine:
         else:
             self._peft.load_adapter(served.adapter, adapter_name=name)
         self._loaded[name] = served.id
-        while len(self._loaded) > self.max_adapters:  # the least recently used leaves first
-            old, _ = self._loaded.popitem(last=False)
+        while len(self._loaded) > self.max_adapters:  # the least recently used leaves first, unless in use
+            old = next(n for n in self._loaded if n not in keep and n != name)
+            del self._loaded[old]
             self._peft.delete_adapter(old)
+
+
+class _Waiter:
+    """A batched stream's end, joined like the one-at-a-time generation thread."""
+
+    def __init__(self, request: Request, result: dict[str, Any]) -> None:
+        self.request, self.result = request, result
+
+    def join(self) -> None:
+        try:
+            self.result.update(new=_tokens(self.request), stats={})
+        except BaseException as e:  # re-raised in the stream's thread
+            self.result["error"] = e
+
+
+def _tokens(request: Request) -> list[int]:
+    """The tokens of a submitted request, once it is done."""
+    request.done.wait()
+    if request.error is not None:
+        raise request.error
+    return request.tokens
 
 
 def _adapter_name(model_id: str) -> str:
