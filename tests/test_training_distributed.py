@@ -110,3 +110,91 @@ def test_the_command_lines_topology_flags():
     with pytest.raises(UserError, match="--processes 4 and --gpus-per-node 2 disagree"):
         topology_settings(None, 2, 4, gpus(2, 40 * GIB))
 
+
+# --- jobs with 2 CPU ranks ----------------------------------------------------------------------------------------
+
+LOSS_TOLERANCE = 1e-4  # the same examples per step; only the order of float additions differs between 1 and 2 ranks
+
+
+@pytest.fixture(scope="module")
+def ws(demos_workspace):
+    return demos_workspace(rows=40)
+
+
+def _spec(**settings):
+    return {"model": "tiny", "table": "demos", "technique": "sft", "eval_fraction": 0.1,
+            "settings": {"micro_batch": 2, "max_length": 32, "learning_rate": 1e-3, **settings}}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _rank_pids(store, job_id: str, attempt: int) -> list[int]:
+    """The ranks of one attempt (rank 0 records them once all have joined), with the torchrun that started them."""
+    ranks = [e for e in store.events(job_id) if e.kind == "ranks"]
+    launches = [e for e in store.events(job_id) if e.kind == "launch"]
+    if len(ranks) < attempt or len(launches) < attempt:
+        return []
+    return [*ranks[attempt - 1].data["pids"], launches[attempt - 1].data["launcher_pid"]]
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_give_the_loss_curve_of_one_process_with_the_same_global_batch(ws):
+    from runtimes.jobs import lifecycle
+    from runtimes.jobs.store import JobStore
+    from tests.waiting import JOB_STALL_S
+
+    store = JobStore(ws)
+    one = lifecycle.submit(ws, "finetune", _spec(max_steps=6, gradient_accumulation=2, processes=1))
+    assert lifecycle.wait(ws, one.id, timeout_s=JOB_STALL_S).status == "succeeded"
+    two = lifecycle.submit(ws, "finetune", _spec(max_steps=6, gradient_accumulation=1, processes=2))
+    assert two.plan["decisions"]["strategy"] == "ddp" and two.plan["decisions"]["effective_batch"] == 4
+    done = lifecycle.wait(ws, two.id, timeout_s=JOB_STALL_S)
+    assert done.status == "succeeded", done.error
+    curves = [{step: value for _, step, _, value in store.metrics(j.id, "loss")} for j in (one, two)]
+    assert sorted(curves[0]) == sorted(curves[1]) == list(range(1, 7))
+    gap = max(abs(curves[0][s] - curves[1][s]) for s in curves[0])
+    print(f"losses, 1 process: {curves[0]}; 2 ranks: {curves[1]}; largest difference {gap:.2e}")
+    assert gap < LOSS_TOLERANCE, curves
+    assert [e.kind for e in store.events(two.id)].count("ranks") == 1
+    assert done.model_version and done.lineage["metrics"]["steps"] == 6  # evaluated and registered from rank 0's save
+    assert not any(_alive(p) for p in _rank_pids(store, two.id, 1))
+
+
+@pytest.mark.slow
+def test_cancel_stops_every_rank_at_one_step_a_crash_leaves_no_rank_and_resume_finishes(ws):
+    from pathlib import Path
+
+    from runtimes.jobs import lifecycle
+    from runtimes.jobs.store import JobStore
+    from tests.waiting import JOB_STALL_S, until
+
+    store = JobStore(ws)
+    job = lifecycle.submit(ws, "finetune", _spec(max_steps=30, checkpoint_every=5, processes=2))
+    pids = until(lambda: store.get(job.id).step >= 2 and _rank_pids(store, job.id, 1), ws)
+    lifecycle.cancel(ws, job.id)
+    stopped = lifecycle.wait(ws, job.id, timeout_s=JOB_STALL_S)
+    assert stopped.status == "cancelled", stopped.error
+    step = int(Path(stopped.checkpoint).name.split("-")[1])
+    assert 2 <= step < 30 and f"stopped at step {step} with a checkpoint on every rank" in store.events(job.id)[-1].message
+    assert {p.name for p in Path(stopped.checkpoint).glob("rng_state_*.pth")} == {"rng_state_0.pth",
+                                                                                 "rng_state_1.pth"}
+    assert not any(_alive(p) for p in pids)
+
+    # Resumed, then the worker is killed: torchrun and both ranks go with it; recovery continues from a checkpoint.
+    lifecycle.resume(ws, job.id)
+    second = until(lambda: (j := store.get(job.id)).step >= step + 2 and _rank_pids(store, job.id, 2) and j, ws)
+    pids = _rank_pids(store, job.id, 2)
+    os.kill(second.pid, signal.SIGKILL)
+    until(lambda: not any(_alive(p) for p in [second.pid, *pids]), ws)
+    assert lifecycle.recover(ws) == [job.id]
+    done = lifecycle.wait(ws, job.id, timeout_s=JOB_STALL_S)
+    assert done.status == "succeeded", done.error
+    losses = store.metrics(job.id, "loss")
+    attempts = [{s for a, s, _, _ in losses if a == n} for n in (1, 2, 3)]
+    assert min(attempts[1]) == step + 1 and max(attempts[2]) == 30  # continued, not restarted
+    assert not any(_alive(p) for p in _rank_pids(store, job.id, 3))
