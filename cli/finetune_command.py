@@ -36,14 +36,26 @@ def finetune(
                                  "its reasons, memory and duration estimates; start nothing."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the job to end and print its final status."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    processes: int | None = typer.Option(None, "--processes", min=1, help="Ranks training together on this "
+                                         "machine (default: one per GPU; on CPU, N processes with gloo)."),
+    nodes: int | None = typer.Option(None, "--nodes", min=1, help="Machines to train on (only 1 for now)."),
+    gpus_per_node: int | None = typer.Option(None, "--gpus-per-node", min=1, help="GPUs to use on this machine."),
 ) -> None:
     """Fine-tune a model on a catalog table or a SQL query, as a job that survives crashes."""
     from runtimes.jobs import lifecycle
+    from runtimes.training.distribution import topology_settings
     from runtimes.training.jobs.spec import JobSpec
     from runtimes.training.jobs.trainer_factory import parse_assignments
 
+    hardware = None
+    if gpus_per_node is not None:
+        from runtimes.training.hardware import detect_hardware
+
+        hardware = detect_hardware(measure_cpu=False)
+    topology = topology_settings(nodes, gpus_per_node, processes, hardware)
     ws = workspace()
-    spec = JobSpec.parse({"model": model, "technique": technique, "settings": parse_assignments(settings),
+    spec = JobSpec.parse({"model": model, "technique": technique,
+                          "settings": {**parse_assignments(settings), **topology},
                           "name": name, "mapping": parse_mapping(mapping) if mapping else None,
                           "source": data_source(ws, data)})
     if dry_run:

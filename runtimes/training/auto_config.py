@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import UserError
+from runtimes.training.distribution import (SHARDED, Strategy, check_processes, check_strategy, default_processes,
+                                            rank_budget)
 from runtimes.training.hardware import Hardware
 from runtimes.training.memory_estimate import (MemoryEstimate, Method, ModelShape, Precision, Recipe, TrainingShape,
                                                estimate_memory, gib)
@@ -49,7 +51,8 @@ class TrainingConfig(BaseModel):
     precision: Precision
     micro_batch: int = Field(ge=1, description="examples per forward/backward pass")
     gradient_accumulation: int = Field(ge=1)
-    effective_batch: int = Field(ge=1, description="examples per optimizer step (micro-batch × accumulation)")
+    effective_batch: int = Field(ge=1, description="examples per optimizer step (micro-batch × accumulation × "
+                                                   "processes)")
     gradient_checkpointing: bool
     max_length: int = Field(ge=8, description="tokens per example (prompt for rlvr/rlaif); longer ones are cut")
     packing: bool
@@ -58,6 +61,11 @@ class TrainingConfig(BaseModel):
     epochs: float = Field(gt=0)
     num_generations: int | None = Field(None, ge=2, description="rlvr/rlaif: completions sampled per prompt")
     max_completion_length: int | None = Field(None, ge=1)
+    processes: int = Field(1, ge=1, le=1024, description="ranks training together on this machine: one per GPU, "
+                                                         "or N CPU processes with the gloo backend")
+    strategy: Strategy = Field("single", description="single: one device; ddp: a whole copy of the model per rank; "
+                                                     "fsdp: weights, gradients and optimizer states sharded over the "
+                                                     "ranks; zero3: DeepSpeed's sharding, when it is installed")
 
 
 @dataclass(frozen=True)
@@ -159,13 +167,19 @@ def auto_configure(shape: ModelShape, data: DataProfile, hardware: Hardware, rec
     effective_batch = decide("effective_batch", _default_effective_batch(data, recipe, num_generations),
                              _effective_batch_reason(data, recipe, num_generations))
 
-    budget = int(hardware.budget_bytes * SAFETY)
+    processes = decide("processes", *default_processes(hardware))
+    check_processes(hardware, processes, recipe)
+    rank_bytes = rank_budget(hardware, processes)
+    budget = int(rank_bytes * SAFETY)
     seq = max_length + (completion_len or 0)
     rank_default = 8 if data.size < 1000 else 16 if data.size < 20000 else 32
     rank = fixed.get("lora_rank", rank_default)
     base = TrainingShape(precision=precision, seq_len=seq, lora_rank=rank, device=device, recipe=recipe,
-                         completion_len=completion_len or 0, generation_batch=effective_batch if rl else 0)
-    method, micro, checkpointing, est, why = _choose_memory_layout(shape, base, budget, effective_batch, fixed)
+                         completion_len=completion_len or 0, generation_batch=effective_batch if rl else 0,
+                         ranks=processes)
+    strategy, (method, micro, checkpointing, est, why) = _choose_strategy(
+        shape, base, budget, math.ceil(effective_batch / processes), fixed)
+    strategy = decide("strategy", strategy, why["strategy"])
     method = decide("method", method, why["method"])
     if method == "full":
         decisions["lora_rank"] = Decision("lora_rank", None, "full fine-tuning trains every weight: no adapters")
@@ -178,16 +192,18 @@ def auto_configure(shape: ModelShape, data: DataProfile, hardware: Hardware, rec
         alpha = decide("lora_alpha", 2 * rank, "twice the rank, the usual scale for LoRA updates")
     micro = decide("micro_batch", micro, why["micro_batch"])
     checkpointing = decide("gradient_checkpointing", checkpointing, why["gradient_checkpointing"])
-    accumulation = decide("gradient_accumulation", max(1, math.ceil(effective_batch / micro)),
-                          f"{effective_batch} examples per step in micro-batches of {micro}")
+    on_ranks = f" on each of {processes} ranks" if processes > 1 else ""
+    accumulation = decide("gradient_accumulation", max(1, math.ceil(effective_batch / (micro * processes))),
+                          f"{effective_batch} examples per step in micro-batches of {micro}{on_ranks}")
     if rl:
         micro, accumulation, num_generations = _fit_groups(micro, accumulation, _usual_generations(device), fixed,
                                                            decisions, decide)
-    if micro * accumulation != effective_batch and "effective_batch" not in fixed:
+    if micro * accumulation * processes != effective_batch and "effective_batch" not in fixed:
         aimed = decisions["effective_batch"]
-        effective_batch = micro * accumulation
+        effective_batch = micro * accumulation * processes
         decisions["effective_batch"] = replace(aimed, value=effective_batch, reason=(
-            f"micro_batch {micro} × gradient_accumulation {accumulation} (aiming at {aimed.value}: {aimed.reason})"))
+            f"micro_batch {micro} × gradient_accumulation {accumulation}"
+            + (f" × processes {processes}" if processes > 1 else "") + f" (aiming at {aimed.value}: {aimed.reason})"))
 
     packing, padding_free = _choose_batching(data, recipe, max_length, micro, decide)
     lr_full, lr_adapter = LEARNING_RATES[recipe]
@@ -200,20 +216,22 @@ def auto_configure(shape: ModelShape, data: DataProfile, hardware: Hardware, rec
                             gradient_accumulation=accumulation, effective_batch=effective_batch,
                             gradient_checkpointing=checkpointing, max_length=max_length, packing=packing,
                             padding_free=padding_free, learning_rate=lr, epochs=epochs,
-                            num_generations=num_generations, max_completion_length=completion_len)
+                            num_generations=num_generations, max_completion_length=completion_len,
+                            processes=processes, strategy=strategy)
     final = replace(base, method=config.method, precision=config.precision, micro_batch=config.micro_batch,
                     seq_len=config.max_length + (config.max_completion_length or 0),
                     lora_rank=config.lora_rank or 1, gradient_checkpointing=config.gradient_checkpointing,
                     completion_len=config.max_completion_length or 0,
-                    generation_batch=config.effective_batch if rl else 0)
+                    generation_batch=config.effective_batch if rl else 0, sharded=config.strategy in SHARDED)
     estimate = estimate_memory(shape, final)
-    if estimate.total > hardware.budget_bytes:
+    if estimate.total > rank_bytes:
         warnings.append(f"the estimate ({gib(estimate.total)}) exceeds the free memory "
-                        f"({gib(hardware.budget_bytes)}): with these settings the run will likely run out of memory")
+                        f"({gib(rank_bytes)}{' per rank' if processes > 1 else ''}): with these settings the run "
+                        "will likely run out of memory")
     steps, tps, duration = estimate_duration(shape, data, config, recipe, hardware)
     order = list(TrainingConfig.model_fields)
     return TrainingPlan(recipe=recipe, config=config, decisions=tuple(decisions[k] for k in order if k in decisions),
-                        hardware=hardware, shape=shape, estimate=estimate, budget_bytes=hardware.budget_bytes,
+                        hardware=hardware, shape=shape, estimate=estimate, budget_bytes=rank_bytes,
                         steps=steps, tokens_per_second=tps, duration_s=duration, warnings=tuple(warnings))
 
 
@@ -372,6 +390,51 @@ def _choose_memory_layout(shape: ModelShape, base: TrainingShape, budget: int, t
                     f"{gib(budget)} is free to plan with; choose a smaller model or a shorter `max_length`")
 
 
+def _choose_strategy(shape: ModelShape, base: TrainingShape, budget: int, target: int, fixed: dict[str, Any]
+                     ) -> tuple[str, tuple[str, int, bool, MemoryEstimate, dict[str, str]]]:
+    """Single device, DDP or FSDP with the memory layout it allows: DDP while a whole copy fits on each rank (it
+    only exchanges gradients), FSDP when sharding lets the model, or a better method, fit."""
+    n = base.ranks
+    if n == 1:
+        if fixed.get("strategy", "single") != "single":
+            check_strategy(fixed["strategy"], n, base.device)
+        layout = _choose_memory_layout(shape, base, budget, target, fixed)
+        return "single", (*layout[:4], {**layout[4], "strategy": "one process on one device: nothing to distribute"})
+    where = f"{n} GPUs" if base.device == "cuda" else f"{n} CPU processes (gloo)"
+    if "strategy" in fixed:
+        check_strategy(fixed["strategy"], n, base.device)
+        layout = _choose_memory_layout(shape, replace(base, sharded=fixed["strategy"] in SHARDED), budget, target,
+                                       fixed)
+        return fixed["strategy"], (*layout[:4], {**layout[4], "strategy": f"over {where}"})
+    whole = sharded = None
+    refusal: UserError | None = None
+    try:
+        whole = _choose_memory_layout(shape, base, budget, target, fixed)
+    except UserError as e:
+        refusal = e
+    if base.device == "cpu":
+        if whole is None:
+            raise refusal  # type: ignore[misc]
+        return "ddp", (*whole[:4], {**whole[4], "strategy": (
+            f"{where}: a whole copy of the model fits on each ({gib(whole[3].total)} of {gib(budget)}); DDP averages "
+            "their gradients each step (accelerate shards with FSDP only on GPUs)")})
+    try:
+        sharded = _choose_memory_layout(shape, replace(base, sharded=True), budget, target, fixed)
+    except UserError:
+        if whole is None:
+            raise refusal  # type: ignore[misc]
+    if whole is not None and (sharded is None or sharded[0] == whole[0]):
+        return "ddp", (*whole[:4], {**whole[4], "strategy": (
+            f"a whole copy fits on each of the {where} ({gib(whole[3].total)} of {gib(budget)}): DDP only "
+            "all-reduces gradients, less traffic than sharding")})
+    assert sharded is not None
+    why = (f"a whole copy does not fit on one GPU ({gib(budget)} to plan with); sharded over {where} it does "
+           f"({gib(sharded[3].total)} per rank)" if whole is None else
+           f"sharding over {where} lets {sharded[0]} fine-tuning fit ({gib(sharded[3].total)} per rank), where a "
+           f"whole copy per GPU allows only {whole[0]}")
+    return "fsdp", (*sharded[:4], {**sharded[4], "strategy": why + " (FSDP2 through accelerate)"})
+
+
 def least_name(order: list[str], fixed: dict[str, Any], qlora_ok: bool) -> str:
     if "method" in fixed:
         return fixed["method"]
@@ -452,6 +515,8 @@ def estimate_duration(shape: ModelShape, data: DataProfile, config: TrainingConf
     seq = config.max_length + (config.max_completion_length or 0)
     flops_token = training_flops_per_token(shape, seq, config.method, config.gradient_checkpointing)
     rate = peak * UTILISATION[device]
+    if device == "cuda":
+        rate *= config.processes  # each GPU computes its share; CPU ranks share the same cores
     seconds = tokens * flops_token / rate
     if rl:
         generated = config.effective_batch * (config.max_completion_length or 0) * steps
@@ -466,7 +531,8 @@ def optimizer_steps(rows: int, config: TrainingConfig, recipe: Recipe) -> int:
     SFT and DPO: a last, partial batch is still a step. GRPO (rlvr, rlaif) draws prompts in generation batches of
     micro_batch × gradient_accumulation completions (TRL's default `steps_per_generation` is the accumulation), so
     each batch holds that many completions / num_generations prompts, and a last partial batch is dropped."""
-    per_epoch = math.ceil(math.ceil(rows / config.micro_batch) / config.gradient_accumulation)
+    # Each rank reads its own micro-batches: one step takes micro_batch × processes rows per accumulation.
+    per_epoch = math.ceil(math.ceil(rows / (config.micro_batch * config.processes)) / config.gradient_accumulation)
     if recipe in RL_RECIPES:
         prompts = config.micro_batch * config.gradient_accumulation // (config.num_generations or 1)
         per_epoch = rows // max(1, prompts)

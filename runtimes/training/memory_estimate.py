@@ -167,6 +167,8 @@ class TrainingShape:
     recipe: Recipe = "sft"
     completion_len: int = 0          # rlvr/rlaif: tokens generated per completion (part of seq_len)
     generation_batch: int = 0        # rlvr/rlaif: completions generated at once (0: the micro-batch)
+    ranks: int = 1                   # processes training together (data parallel); the estimate is per rank
+    sharded: bool = False            # FSDP/ZeRO-3: weights, gradients and optimizer states split over the ranks
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,17 @@ def estimate_memory(shape: ModelShape, run: TrainingShape) -> MemoryEstimate:
         notes.append("DPO with full fine-tuning keeps a frozen reference copy of the model")
     gradients = trainable * train_bytes
     optimizer = ADAM_STATES * trainable * train_bytes
+    if run.ranks > 1 and run.sharded:
+        # Each rank keeps 1/N of every tensor and gathers one block's weights whole while it computes it.
+        block = (n - shape.n_embedding_params) / max(1, shape.num_layers) * wb
+        weights = int(weights / run.ranks + block)
+        adapters, gradients, optimizer = (int(x / run.ranks) for x in (adapters, gradients, optimizer))
+        notes.append(f"FSDP shards weights, gradients and optimizer states over {run.ranks} ranks: each holds "
+                     f"1/{run.ranks} of them, plus one block's weights gathered whole while it computes")
+    elif run.ranks > 1:
+        gradients *= 2  # DDP's reducer keeps its all-reduce buckets beside the gradients
+        notes.append(f"DDP keeps a whole copy of the model on each of {run.ranks} ranks, and its all-reduce "
+                     "buckets double the gradients")
 
     act_bytes = 4 if run.precision == "fp32" else 2
     sequences = run.micro_batch * (2 if run.recipe == "dpo" else 1)  # DPO runs chosen and rejected together

@@ -53,8 +53,9 @@ def explain(plan: TrainingPlan) -> str:
            if shape.is_moe else "")
     lines.append(f"Model: {shape.model_type}, {shape.n_params / 1e6:,.1f}M parameters, {shape.num_layers} layers, "
                  f"hidden size {shape.hidden_size}, vocabulary {shape.vocab_size:,}{moe}.")
-    lines.append(f"Memory: about {gib(est.total)} at its peak, of {gib(plan.budget_bytes)} free"
-                 f"{'' if plan.fits else ' (does NOT fit)'}:")
+    per_rank = (f" on each of {cfg.processes} ranks ({cfg.strategy.upper()})" if cfg.processes > 1 else "")
+    lines.append(f"Memory: about {gib(est.total)} at its peak{per_rank}, of {gib(plan.budget_bytes)} free"
+                 f"{' to each' if per_rank else ''}{'' if plan.fits else ' (does NOT fit)'}:")
     for part, n_bytes in est.parts().items():
         if n_bytes:
             lines.append(f"  - {PART_NAMES[part]}: {gib(n_bytes)}")

@@ -24,7 +24,7 @@ from runtimes.training.plan_explanation import explain as explain_training
 MEASURE_SAMPLE = 2000
 # Settings of the automatic configuration that become the recipe's knobs, by technique.
 _SHARED = ("method", "precision", "micro_batch", "gradient_accumulation", "gradient_checkpointing", "max_length",
-           "learning_rate", "epochs")
+           "learning_rate", "epochs", "processes", "strategy")
 _BY_TECHNIQUE = {"sft": ("packing", "padding_free"), "dpo": (),
                  "rlvr": ("num_generations", "max_completion_length"),
                  "rlaif": ("num_generations", "max_completion_length")}
@@ -163,7 +163,7 @@ def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware
     recipe_config(spec.technique, resolved)  # the combination must be one the recipe accepts
     summary = prepared.summary()
     timed = None
-    if measure_speed:
+    if measure_speed and resolved["processes"] == 1:  # a warm-up in one process cannot time several ranks
         from runtimes.training.duration import measure_duration, planned_steps
 
         timed = measure_duration(spec.technique, resolved, source, prepared, planned_steps(resolved, training.steps))

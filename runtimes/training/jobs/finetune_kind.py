@@ -7,6 +7,7 @@ The worker never plans again: the settings it trains with are the approved plan'
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ def work(run: WorkerRun) -> None:
         tracking.log_params({"base_model": job.spec["model"], "technique": _spec(job).technique,
                              "dataset_hash": prepared.content_hash, "dataset_sql": prepared.sql, **settings})
         tracking.log_dataset(prepared)
-        _train(run, store.get(job.id), settings, source, prepared, tracking, started=time.perf_counter())
+        train = _train_ranks if int(settings.get("processes", 1)) > 1 else _train
+        train(run, store.get(job.id), settings, source, prepared, tracking, started=time.perf_counter())
     except BaseException as e:
         _finish(tracking, "KILLED" if isinstance(e, Stopped) else "FAILED")
         raise
@@ -127,26 +129,79 @@ def _train(run: WorkerRun, job: Job, settings: dict[str, Any], source: Any, prep
         return
     if (why := signal_check.verdict()) is not None:
         raise UserError(f"{why}; nothing was registered")
-    _complete(run, store.get(job.id), trainer, prepared, tracking, started)
+    _complete(run, store.get(job.id), _saved(trainer, run.folder / "model"), prepared, tracking, started)
 
 
-def _complete(run: WorkerRun, job: Job, trainer: Any, prepared: Any, tracking: Any, started: float) -> None:
+@dataclass(frozen=True)
+class Trained:
+    """What evaluation and registration need of a finished training, in this process or from its ranks."""
+    model: Any
+    tokenizer: Any
+    step: int
+    judge: Any = None
+
+
+def _train_ranks(run: WorkerRun, job: Job, settings: dict[str, Any], source: Any, prepared: Any, tracking: Any,
+                 started: float) -> None:
+    """Several ranks under torchrun, children of this worker; this process then evaluates and registers the model
+    rank 0 saved, as after training in one process."""
+    from runtimes.models.sources import load_tokenizer
+    from runtimes.training.jobs.rank_launch import launch_ranks
+
+    store = run.store
+    run.stop.check()
+    if not run.running(f"running {settings['processes']} ranks ({settings.get('strategy')})"
+                       + (f" from {Path(job.checkpoint).name}" if job.checkpoint else "")):
+        return
+    report = launch_ranks(run, prepared, int(settings["processes"]))
+    if report["stopped"]:
+        store.set_status(job.id, "cancelled", f"stopped at step {report['step']} with a checkpoint on every rank; "
+                         "`lathe jobs resume` continues it")
+        tracking.finish("KILLED")
+        return
+    if report["verdict"] is not None:
+        raise UserError(f"{report['verdict']}; nothing was registered")
+    tokenizer, _ = load_tokenizer(source)
+    model = _load_saved(source, run.folder / "model")
+    _complete(run, store.get(job.id), Trained(model, tokenizer, int(report["step"])), prepared, tracking, started)
+
+
+def _load_saved(source: Any, model_dir: Path) -> Any:
+    """The model the ranks saved: a whole model, or LoRA adapters on the base."""
+    from runtimes.models.sources import load_model
+
+    if (model_dir / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(load_model(source), str(model_dir))
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(model_dir))
+
+
+def _saved(trainer: Any, model_dir: Path) -> Trained:
+    trainer.save_model(str(model_dir))
+    trainer.processing_class.save_pretrained(str(model_dir))
+    return Trained(trainer.model, trainer.processing_class, trainer.state.global_step,
+                   getattr(trainer, "lathe_judge", None))
+
+
+def _complete(run: WorkerRun, job: Job, trained: Trained, prepared: Any, tracking: Any, started: float) -> None:
+    """Evaluate, report and register the model saved in the job's `model` folder."""
     from runtimes.models.registry import model_name, register_version
     from runtimes.training.evaluation import describe_comparison, write_report
 
     store, spec = run.store, _spec(job)
     model_dir = run.folder / "model"
-    trainer.save_model(str(model_dir))
-    trainer.processing_class.save_pretrained(str(model_dir))
     final = {name: value for name, (_, value) in store.latest_metrics(job.id).items()}
-    comparison = _compare_with_base(run.ws, job, trainer, prepared)
+    comparison = _compare_with_base(run.ws, job, trained, prepared)
     if comparison:
-        tracking.log_metrics(trainer.state.global_step, comparison)
+        tracking.log_metrics(trained.step, comparison)
         store.add_event(job.id, "evaluation", "base vs tuned: " + "; ".join(describe_comparison(comparison)),
                         comparison)
-    timing = _duration_check(run, job, tracking, trainer.state.global_step, started)
+    timing = _duration_check(run, job, tracking, trained.step, started)
     metrics = {**{k: final[k] for k in ("loss", "grad_norm", "tokens_per_s") if k in final}, **comparison,
-               **timing, "steps": trainer.state.global_step}
+               **timing, "steps": trained.step}
     curves = [(step, name, value) for _, step, name, value in store.metrics(job.id)]
     report = write_report(run.folder / "report", curves, metrics, comparison)
     if report.get("plot_note"):
@@ -177,7 +232,7 @@ def _duration_check(run: WorkerRun, job: Job, tracking: Any, step: int, started:
     return out
 
 
-def _compare_with_base(ws: Workspace, job: Job, trainer: Any, prepared: Any) -> dict[str, float]:
+def _compare_with_base(ws: Workspace, job: Job, trained: Trained, prepared: Any) -> dict[str, float]:
     """Base vs tuned on held-out rows with the technique's own figures (see `evaluation.compare`)."""
     from runtimes.models.sources import load_model, resolve_model
     from runtimes.training.evaluation import compare
@@ -186,8 +241,7 @@ def _compare_with_base(ws: Workspace, job: Job, trainer: Any, prepared: Any) -> 
     spec = _spec(job)
     config = recipe_config(spec.technique, job.config or {})
     base = load_model(resolve_model(spec.model, ws))
-    return compare(spec.technique, config, base, trainer.model, trainer.processing_class, prepared,
-                   judge=getattr(trainer, "lathe_judge", None))
+    return compare(spec.technique, config, base, trained.model, trained.tokenizer, prepared, judge=trained.judge)
 
 
 def _finish(tracking: Any, status: str) -> None:

@@ -35,6 +35,9 @@ class RecipeConfig(BaseModel):
     save_steps: int = Field(50, ge=1, description="write a checkpoint every this many steps")
     logging_steps: int = Field(10, ge=1, description="log loss and metrics every this many steps")
     eval_steps: int | None = Field(None, ge=1, description="evaluate on the held-out rows every this many steps")
+    strategy: Literal["single", "ddp", "fsdp", "zero3"] = Field(
+        "single", description="how the ranks launched together share the work: ddp (a whole copy each), fsdp "
+                              "(sharded, FSDP2 through accelerate) or zero3 (DeepSpeed); single: one process")
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> "RecipeConfig":

@@ -54,6 +54,23 @@ def training_arguments(config: RecipeConfig, output_dir: Path, *, has_eval: bool
         else "non_padding")
     if has_eval and config.eval_steps:
         args.update(eval_strategy="steps", eval_steps=config.eval_steps)
+    args.update(distributed_arguments(config.strategy, cuda=cuda_available()))
+    return args
+
+
+def distributed_arguments(strategy: str, *, cuda: bool) -> dict[str, Any]:
+    """The `TrainingArguments` fields of a strategy; the Trainer (through accelerate) joins the process group
+    that torchrun set up and wraps the model itself."""
+    if strategy == "single":
+        return {}
+    args: dict[str, Any] = {"ddp_backend": "nccl" if cuda else "gloo", "ddp_find_unused_parameters": False}
+    if strategy == "fsdp":
+        args.update(fsdp=True, fsdp_config={"version": 2, "reshard_after_forward": True,
+                                            "state_dict_type": "FULL_STATE_DICT"})
+    elif strategy == "zero3":
+        # Every size left to the Trainer ("auto"), which fills them from its own arguments.
+        args["deepspeed"] = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": "auto",
+                             "gradient_accumulation_steps": "auto", "train_batch_size": "auto"}
     return args
 
 

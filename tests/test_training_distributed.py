@@ -1,0 +1,200 @@
+"""Distributed fine-tuning on one machine: the plan chooses one device, DDP or FSDP from the device count and the
+sharded memory estimate and says why; impossible topologies are refused clearly; a job with 2 CPU ranks (gloo,
+launched by torchrun) gives the loss curve of one process with the same global batch, stops every rank at the
+same step with a checkpoint when cancelled, leaves no rank behind after a cancel or a crash, and resumes."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+from dataclasses import replace
+
+import psutil
+import pytest
+
+from core.errors import UserError
+from runtimes.training.auto_config import DataProfile, auto_configure
+from runtimes.training.distribution import topology_settings
+from runtimes.training.hardware import Gpu, Hardware
+from runtimes.training.memory_estimate import TrainingShape, estimate_memory
+from runtimes.training.plan_explanation import explain
+
+GIB = 2**30
+
+
+def cpu(cores: int = 2, ram_gib: float = 16) -> Hardware:
+    return Hardware(cpu_cores=cores, ram_total_bytes=int(32 * GIB), ram_available_bytes=int(ram_gib * GIB),
+                    cpu_flops=50e9)
+
+
+def gpus(n: int, free_bytes: int) -> Hardware:
+    cards = tuple(Gpu(index=i, name="NVIDIA H100 80GB HBM3", total_bytes=80 * GIB, free_bytes=free_bytes, bf16=True,
+                      peak_flops=989e12) for i in range(n))
+    return Hardware(cpu_cores=16, ram_total_bytes=128 * GIB, ram_available_bytes=100 * GIB, gpus=cards,
+                    source="torch.cuda")
+
+
+def lengths(n: int = 1000) -> DataProfile:
+    rnd = random.Random(0)
+    return DataProfile.from_lengths([rnd.randint(40, 400) for _ in range(n)])
+
+
+# --- the plan ---------------------------------------------------------------------------------------------------
+
+def test_one_process_on_cpu_unless_asked_and_two_cpu_processes_run_ddp_with_half_the_ram_each(shape):
+    one = auto_configure(shape, lengths(), cpu(), "sft")
+    assert (one.config.processes, one.config.strategy) == (1, "single")
+    assert "ask for N CPU processes" in one.decision("processes").reason
+    two = auto_configure(shape, lengths(), cpu(), "sft", {"processes": 2})
+    c = two.config
+    assert (c.processes, c.strategy) == (2, "ddp")
+    assert c.micro_batch * c.gradient_accumulation * 2 == c.effective_batch == 16  # the same global batch
+    assert two.budget_bytes == cpu().ram_available_bytes // 2  # the ranks share the machine's RAM
+    assert "2 CPU processes (gloo)" in two.decision("strategy").reason
+    assert "only on GPUs" in two.decision("strategy").reason
+    text = explain(two)
+    assert "on each of 2 ranks (DDP)" in text and "DDP keeps a whole copy of the model on each of 2 ranks" in text
+    assert "strategy = ddp" in text and "processes = 2 [yours]" in text
+    assert two.steps == one.steps  # the same global batch takes the same optimizer steps
+
+
+def test_ddp_when_a_whole_copy_fits_on_each_gpu_fsdp_when_only_shards_do(shape):
+    roomy = auto_configure(shape, lengths(), gpus(2, 40 * GIB), "sft")
+    assert (roomy.config.processes, roomy.config.strategy, roomy.config.method) == (2, "ddp", "full")
+    assert "fits on each of the 2 GPUs" in roomy.decision("strategy").reason
+    assert "one process per GPU (2)" in roomy.decision("processes").reason
+
+    # A card between what full fine-tuning needs sharded over 4 GPUs and what it needs whole: only FSDP fits it.
+    run = TrainingShape(method="full", precision="bf16", micro_batch=1, seq_len=448, gradient_checkpointing=True,
+                        device="cuda", ranks=4)
+    whole, shards = estimate_memory(shape, run), estimate_memory(shape, replace(run, sharded=True))
+    assert shards.weights < whole.weights / 2 and shards.optimizer == whole.optimizer // 4
+    assert shards.gradients == whole.gradients // 8  # DDP's buckets double them; FSDP keeps a quarter
+    free = int((whole.total + shards.total) / 2 / 0.9)
+    tight = auto_configure(shape, lengths(), gpus(4, free), "sft", {"method": "full"})
+    assert (tight.config.strategy, tight.config.processes) == ("fsdp", 4)
+    reason = tight.decision("strategy").reason
+    assert "a whole copy does not fit on one GPU" in reason and "FSDP2 through accelerate" in reason
+    assert tight.fits and tight.estimate.total <= free
+    assert "FSDP shards weights, gradients and optimizer states over 4 ranks" in explain(tight)
+
+
+def test_a_named_strategy_is_kept_or_refused_clearly(shape):
+    fsdp = auto_configure(shape, lengths(), gpus(2, 40 * GIB), "sft", {"strategy": "fsdp"})
+    assert fsdp.config.strategy == "fsdp" and fsdp.decision("strategy").overridden
+    assert fsdp.estimate.weights < auto_configure(shape, lengths(), gpus(2, 40 * GIB), "sft").estimate.weights
+    cases = [
+        (cpu(), {"strategy": "zero3", "processes": 2}, "needs DeepSpeed, which is not installed"),
+        (cpu(), {"strategy": "fsdp", "processes": 2}, "accelerate does not shard across CPU processes"),
+        (cpu(), {"strategy": "ddp"}, "set `processes` to 2 or more"),
+        (gpus(2, 40 * GIB), {"strategy": "single"}, "strategy `single` runs one process"),
+        (cpu(cores=2), {"processes": 3}, "more than the 2 CPU cores"),
+        (gpus(2, 40 * GIB), {"processes": 4}, r"more than the 2 GPU\(s\)"),
+        (cpu(), {"strategy": "tensor"}, "override `strategy`"),
+    ]
+    for hardware, overrides, message in cases:
+        with pytest.raises(UserError, match=message):
+            auto_configure(shape, lengths(), hardware, "sft", overrides)
+    with pytest.raises(UserError, match="distributed rlvr .* is not supported yet"):
+        auto_configure(shape, DataProfile.from_lengths([50] * 100, [30] * 100), cpu(), "rlvr", {"processes": 2})
+
+
+def test_the_command_lines_topology_flags():
+    assert topology_settings(None, None, 2) == {"processes": 2}
+    assert topology_settings(1, 2, None, gpus(2, 40 * GIB)) == {"processes": 2}
+    assert topology_settings(None, None, None) == {}
+    with pytest.raises(UserError, match="--nodes 2: training across several machines needs a cluster launcher"):
+        topology_settings(2, 8, None, gpus(8, 40 * GIB))
+    with pytest.raises(UserError, match="this machine has no GPU; ask for CPU processes with --processes N"):
+        topology_settings(None, 2, None, cpu())
+    with pytest.raises(UserError, match="--processes 4 and --gpus-per-node 2 disagree"):
+        topology_settings(None, 2, 4, gpus(2, 40 * GIB))
+
+
+# --- jobs with 2 CPU ranks ----------------------------------------------------------------------------------------
+
+LOSS_TOLERANCE = 1e-4  # the same examples per step; only the order of float additions differs between 1 and 2 ranks
+
+
+@pytest.fixture(scope="module")
+def ws(demos_workspace):
+    return demos_workspace(rows=40)
+
+
+def _spec(**settings):
+    return {"model": "tiny", "table": "demos", "technique": "sft", "eval_fraction": 0.1,
+            "settings": {"micro_batch": 2, "max_length": 32, "learning_rate": 1e-3, **settings}}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _rank_pids(store, job_id: str, attempt: int) -> list[int]:
+    """The ranks of one attempt (rank 0 records them once all have joined), with the torchrun that started them."""
+    ranks = [e for e in store.events(job_id) if e.kind == "ranks"]
+    launches = [e for e in store.events(job_id) if e.kind == "launch"]
+    if len(ranks) < attempt or len(launches) < attempt:
+        return []
+    return [*ranks[attempt - 1].data["pids"], launches[attempt - 1].data["launcher_pid"]]
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_give_the_loss_curve_of_one_process_with_the_same_global_batch(ws):
+    from runtimes.jobs import lifecycle
+    from runtimes.jobs.store import JobStore
+    from tests.waiting import JOB_STALL_S
+
+    store = JobStore(ws)
+    one = lifecycle.submit(ws, "finetune", _spec(max_steps=6, gradient_accumulation=2, processes=1))
+    assert lifecycle.wait(ws, one.id, timeout_s=JOB_STALL_S).status == "succeeded"
+    two = lifecycle.submit(ws, "finetune", _spec(max_steps=6, gradient_accumulation=1, processes=2))
+    assert two.plan["decisions"]["strategy"] == "ddp" and two.plan["decisions"]["effective_batch"] == 4
+    done = lifecycle.wait(ws, two.id, timeout_s=JOB_STALL_S)
+    assert done.status == "succeeded", done.error
+    curves = [{step: value for _, step, _, value in store.metrics(j.id, "loss")} for j in (one, two)]
+    assert sorted(curves[0]) == sorted(curves[1]) == list(range(1, 7))
+    gap = max(abs(curves[0][s] - curves[1][s]) for s in curves[0])
+    print(f"losses, 1 process: {curves[0]}; 2 ranks: {curves[1]}; largest difference {gap:.2e}")
+    assert gap < LOSS_TOLERANCE, curves
+    assert [e.kind for e in store.events(two.id)].count("ranks") == 1
+    assert done.model_version and done.lineage["metrics"]["steps"] == 6  # evaluated and registered from rank 0's save
+    assert not any(_alive(p) for p in _rank_pids(store, two.id, 1))
+
+
+@pytest.mark.slow
+def test_cancel_stops_every_rank_at_one_step_a_crash_leaves_no_rank_and_resume_finishes(ws):
+    from pathlib import Path
+
+    from runtimes.jobs import lifecycle
+    from runtimes.jobs.store import JobStore
+    from tests.waiting import JOB_STALL_S, until
+
+    store = JobStore(ws)
+    job = lifecycle.submit(ws, "finetune", _spec(max_steps=30, checkpoint_every=5, processes=2))
+    pids = until(lambda: store.get(job.id).step >= 2 and _rank_pids(store, job.id, 1), ws)
+    lifecycle.cancel(ws, job.id)
+    stopped = lifecycle.wait(ws, job.id, timeout_s=JOB_STALL_S)
+    assert stopped.status == "cancelled", stopped.error
+    step = int(Path(stopped.checkpoint).name.split("-")[1])
+    assert 2 <= step < 30 and f"stopped at step {step} with a checkpoint on every rank" in store.events(job.id)[-1].message
+    assert {p.name for p in Path(stopped.checkpoint).glob("rng_state_*.pth")} == {"rng_state_0.pth",
+                                                                                 "rng_state_1.pth"}
+    assert not any(_alive(p) for p in pids)
+
+    # Resumed, then the worker is killed: torchrun and both ranks go with it; recovery continues from a checkpoint.
+    lifecycle.resume(ws, job.id)
+    second = until(lambda: (j := store.get(job.id)).step >= step + 2 and _rank_pids(store, job.id, 2) and j, ws)
+    pids = _rank_pids(store, job.id, 2)
+    os.kill(second.pid, signal.SIGKILL)
+    until(lambda: not any(_alive(p) for p in [second.pid, *pids]), ws)
+    assert lifecycle.recover(ws) == [job.id]
+    done = lifecycle.wait(ws, job.id, timeout_s=JOB_STALL_S)
+    assert done.status == "succeeded", done.error
+    losses = store.metrics(job.id, "loss")
+    attempts = [{s for a, s, _, _ in losses if a == n} for n in (1, 2, 3)]
+    assert min(attempts[1]) == step + 1 and max(attempts[2]) == 30  # continued, not restarted
+    assert not any(_alive(p) for p in _rank_pids(store, job.id, 3))
