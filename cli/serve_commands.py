@@ -38,6 +38,17 @@ def deploy(
     speculative: str | None = typer.Option(None, "--speculative", help="Speculative decoding of greedy requests: "
                                            "prompt-lookup (candidates copied from the prompt) or draft:MODEL (a "
                                            "smaller model sharing the tokenizer)."),
+    min_replicas: int | None = typer.Option(None, "--min-replicas", help="Replica processes always running (1)."),
+    max_replicas: int | None = typer.Option(None, "--max-replicas", help="The most replicas under load "
+                                            "(default: --min-replicas)."),
+    max_concurrency: int | None = typer.Option(None, "--max-concurrency", help="Requests one replica serves at "
+                                               "once; more get 429 with Retry-After (default: no limit)."),
+    scale_up_queue: float | None = typer.Option(None, "--scale-up-queue", help="Requests in flight per replica "
+                                                "above which one more starts (2)."),
+    target_p95_ms: float | None = typer.Option(None, "--target-p95-ms", help="p95 latency above which one more "
+                                               "replica starts (default: latency does not scale)."),
+    scale_down_idle: float | None = typer.Option(None, "--scale-down-idle", help="Seconds without requests "
+                                                 "before one replica above the minimum stops (60)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Deploy model versions behind an OpenAI-compatible endpoint (prints its API key once). The key belongs to
@@ -48,7 +59,10 @@ def deploy(
     d = run_deploy(workspace(), models, name=name, mode="serverless" if serverless else "realtime",
                    idle_timeout=idle_timeout, host=host, port=port, max_adapters=max_adapters,
                    capture_rate=capture_rate, quantize=quantize, backend=backend,
-                   speculation=_speculation(speculative), owner=Principal.local_admin().name)
+                   speculation=_speculation(speculative), owner=Principal.local_admin().name,
+                   scaling={"min_replicas": min_replicas, "max_replicas": max_replicas,
+                            "max_concurrency": max_concurrency, "scale_up_queue": scale_up_queue,
+                            "target_p95_ms": target_p95_ms, "scale_down_idle_s": scale_down_idle})
     e = d.endpoint
     if as_json:
         print_json({**e.to_json(), "api_key": d.api_key, "created": d.created})
@@ -124,6 +138,16 @@ def _key_owner(e) -> str:
     return f"`{e.owner}`" if e.owner else f"the {WORKSPACE_KEY}"
 
 
+def _replicas(e) -> str:
+    from runtimes.serving.endpoints.scaling import Scaling
+    from runtimes.serving.endpoints.supervisor import live_replica_pids
+
+    s = Scaling.of(e.scaling)
+    limit = f", at most {s.max_concurrency} requests each" if s.max_concurrency else ""
+    running = f"{len(live_replica_pids(e.pid))} running; " if e.status in ("starting", "running", "idle") else ""
+    return f"{running}min {s.min_replicas}, max {s.max_replicas}{limit}"
+
+
 def _last_cold_start(e) -> str:
     return f"{e.cold_starts[-1]['cold_start_ms']:.0f} ms" if e.cold_starts else ""
 
@@ -160,7 +184,7 @@ def endpoints_show(name: str, events: int = typer.Option(10, "--events", help="H
         return
     rows = [["status", e.status + (f" ({e.error})" if e.error else "")], ["mode", e.mode], ["url", e.url or ""],
             ["pid", e.pid or ""], ["created", _when(e.created_at)], ["capture rate", e.capture_rate],
-            ["key belongs to", e.owner or WORKSPACE_KEY]]
+            ["key belongs to", e.owner or WORKSPACE_KEY], ["replicas", _replicas(e)]]
     if e.mode == "serverless":
         rows.append(["idle timeout", f"{e.idle_timeout:g} s"])
         if e.cold_starts:
@@ -176,12 +200,37 @@ def endpoints_show(name: str, events: int = typer.Option(10, "--events", help="H
 
 @endpoints_app.command("start")
 @command
-def endpoints_start(name: str) -> None:
-    """Start a stopped (or failed) endpoint again, with its models and key."""
+def endpoints_start(
+    name: str,
+    min_replicas: int | None = typer.Option(None, "--min-replicas", help="Replica processes always running."),
+    max_replicas: int | None = typer.Option(None, "--max-replicas", help="The most replicas under load."),
+) -> None:
+    """Start a stopped (or failed) endpoint again, with its models, key and URL."""
     from runtimes.serving.endpoints.deploy import start
 
-    e = start(workspace(), name)
+    e = start(workspace(), name, scaling={"min_replicas": min_replicas, "max_replicas": max_replicas})
     typer.echo(f"endpoint `{e.name}` {e.status} at {e.url}")
+
+
+@endpoints_app.command("status")
+@command
+def endpoints_status(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A running endpoint as its replicas report it: replicas, queue depth, loaded models and adapters, and
+    recent scaling and loading events (asked of the endpoint with the workspace's key)."""
+    from runtimes.serving.endpoints.client import lathe_status
+
+    st = lathe_status(workspace(), name)
+    if as_json:
+        print_json(st)
+        return
+    s = st["scaling"]
+    typer.echo(f"endpoint `{name}` {st['status']}: {len(st['replicas'])} replica(s) (min {s['min_replicas']}, "
+               f"max {s['max_replicas']}), {st['queue_depth']} request(s) in flight")
+    print_table(["replica", "in flight", "served", "refused", "p95 ms", "loaded", "adapters"],
+                [[r["pid"], r["in_flight"], r["served"], r["refused"], r["p95_ms"] or "", ", ".join(r["loaded"]),
+                  ", ".join(m for ms in r["adapters"].values() for m in ms)] for r in st["replicas"]])
+    for ev in st["events"]:
+        typer.echo(f"{_when(ev['at'])}  {ev['kind']:<16} {ev['message']}")
 
 
 @endpoints_app.command("stop")

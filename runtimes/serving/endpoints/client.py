@@ -86,6 +86,21 @@ def invoke(ws: Workspace, name: str, text: str, *, model: str | None = None, sys
                       float(cold) if cold else None)
 
 
+def lathe_status(ws: Workspace, name: str, api_key: str | None = None) -> dict[str, Any]:
+    """The running endpoint's `/v1/lathe/status`: replicas, queue depth, loaded models and adapters, recent events."""
+    import httpx
+
+    client = openai_client(ws, name, api_key)
+    try:
+        r = httpx.get(f"{client.base_url}".rstrip("/") + "/lathe/status",
+                      headers={"authorization": f"Bearer {client.api_key}"}, timeout=30.0)
+    except httpx.HTTPError as e:
+        raise UserError(f"endpoint `{name}` did not answer: {e}") from None
+    if r.status_code != 200:
+        raise UserError(f"endpoint `{name}` refused the status call ({r.status_code}): {r.text[:200]}")
+    return r.json()
+
+
 def _message(e: Any) -> str:
     body = getattr(e, "body", None)
     if isinstance(body, dict):

@@ -70,11 +70,12 @@ def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mod
            idle_timeout: float = 300.0, host: str = "127.0.0.1", port: int | None = None, max_adapters: int = 4,
            capture_rate: float = 1.0, quantize: str = "none", speculation: dict[str, Any] | None = None,
            backend: str = "transformers", start_timeout_s: float = START_TIMEOUT_S,
-           owner: str | None = None) -> Deployment:
+           owner: str | None = None, scaling: dict[str, Any] | None = None) -> Deployment:
     """Check, create and start an endpoint; an existing endpoint of that name serving the same models in the
     same mode is its own and is (re)started instead. `owner` (who deploys) holds the API key when it is an enabled
     workspace user: the key stops working when that user is disabled; any other name leaves the key to the
-    workspace (no user), since no one could be disabled to revoke it."""
+    workspace (no user), since no one could be disabled to revoke it. `scaling`: replicas and admission
+    (`scaling.Scaling`: min_replicas, max_replicas, max_concurrency, …)."""
     spec = validate_input(DeploySpec, {"models": list(models), "name": name, "mode": mode,
                                        "idle_timeout": idle_timeout, "host": host, "port": port,
                                        "max_adapters": max_adapters, "capture_rate": capture_rate,
@@ -91,6 +92,7 @@ def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mod
         from runtimes.serving.engines.quantization import check_mode
 
         check_mode(spec.quantize, _device())
+    replicas = _scaling(scaling)
     served = resolve_models(ws, spec.models)
     endpoint_name = spec.name or _default_name(spec.models[0])
     if endpoint_name in RESERVED:
@@ -100,7 +102,7 @@ def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mod
     existing = refresh(ws, endpoint_name)
     if existing is not None:
         if existing.model_ids == [m["id"] for m in served] and existing.mode == spec.mode:
-            return Deployment(start(ws, endpoint_name, timeout_s=start_timeout_s), None, False)
+            return Deployment(start(ws, endpoint_name, timeout_s=start_timeout_s, scaling=scaling), None, False)
         raise UserError(f"an endpoint named `{endpoint_name}` already exists ({existing.mode}, serving "
                         f"{', '.join(existing.model_ids)}): choose another name (--name) or delete it first "
                         f"(`lathe endpoints delete {endpoint_name}`)")
@@ -114,7 +116,7 @@ def deploy(ws: Workspace, models: Sequence[str], *, name: str | None = None, mod
     # Raises when another deploy took the name meanwhile: then nothing here is ours to undo.
     store.create(name=endpoint_name, models=served, mode=spec.mode, idle_timeout=spec.idle_timeout,
                  host=spec.host, fixed_port=spec.port, key_hash=key_hash(key), local_key_hash=key_hash(local),
-                 engine=_engine_options(spec), capture_rate=spec.capture_rate, owner=owner)
+                 engine=_engine_options(spec), capture_rate=spec.capture_rate, owner=owner, scaling=replicas)
     try:
         folder = endpoint_dir(ws, endpoint_name)
         folder.mkdir(parents=True, exist_ok=True)
@@ -146,13 +148,18 @@ def resolve_models(ws: Workspace, refs: Sequence[str]) -> list[dict]:
 
 
 # ---- processes -----------------------------------------------------------------------------------------
-def start(ws: Workspace, name: str, *, timeout_s: float = START_TIMEOUT_S) -> Endpoint:
-    """Start a stopped or failed endpoint's process and wait until `/health` answers; a live one is left as is."""
+def start(ws: Workspace, name: str, *, timeout_s: float = START_TIMEOUT_S,
+          scaling: dict[str, Any] | None = None) -> Endpoint:
+    """Start a stopped or failed endpoint's process and wait until `/health` answers; a live one is left as is.
+    `scaling` (some of `scaling.Scaling`'s fields) replaces those stored, from this start on."""
     store = EndpointStore(ws)
     endpoint = refresh(ws, name) or store.get(name)
+    if scaling:
+        store.update(name, scaling=_scaling({**(endpoint.scaling or {}), **scaling}))
     if endpoint.status in LIVE:
         return endpoint
-    if not store.set_status(name, "starting", "start requested", expect=("stopped", "failed"), port=endpoint.fixed_port):
+    # The port stays: the process listens where it listened before, so clients' URLs keep working.
+    if not store.set_status(name, "starting", "start requested", expect=("stopped", "failed")):
         return store.get(name)
     proc = _spawn(ws, name)
     store.update(name, pid=proc.pid)
@@ -266,13 +273,28 @@ def _terminate(pid: int, name: str, timeout_s: float = STOP_TIMEOUT_S) -> None:
     try:
         p = psutil.Process(pid)
         p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout_s)  # reaps it too when it is this process's child
-        except psutil.TimeoutExpired:
+        if not _ended(p, name, timeout_s):
             p.kill()
-            p.wait(timeout_s)
+            if not _ended(p, name, timeout_s):
+                raise UserError(f"endpoint `{name}` (pid {pid}) did not stop, even when killed")
     except psutil.NoSuchProcess:
         pass
+
+
+def _ended(p: Any, name: str, timeout_s: float) -> bool:
+    """Waits until the process has ended: reaped when it is this process's child; when another program started
+    it (the chat UI, say), ended is a zombie its parent has yet to reap."""
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            p.wait(0.05)
+            return True
+        except psutil.TimeoutExpired:
+            if not is_endpoint_alive(p.pid, name):
+                return True
+    return False
 
 
 def _healthy(endpoint: Endpoint) -> bool:
@@ -307,6 +329,15 @@ def _engine_options(spec: DeploySpec) -> dict[str, Any]:
     if spec.speculation is not None:
         options["speculation"] = spec.speculation
     return options
+
+
+def _scaling(given: dict[str, Any] | None) -> dict[str, Any]:
+    """The scaling settings given (the rest take their defaults at each start), checked."""
+    from runtimes.serving.endpoints.scaling import Scaling
+
+    chosen = {k: v for k, v in (given or {}).items() if v is not None}
+    validate_input(Scaling, chosen, "scaling")
+    return chosen
 
 
 def _is_user(ws: Workspace, name: str) -> bool:

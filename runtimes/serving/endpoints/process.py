@@ -1,6 +1,7 @@
 """One endpoint's process: `python -m runtimes.serving.endpoints.process WORKSPACE NAME`. Binds its port on the
-endpoint's host (loopback by default), loads its models (real-time) or waits for the first request
-(serverless), serves the OpenAI-compatible API with uvicorn, and records its status and events as it goes.
+endpoint's host (loopback by default; the port it had before, so its URL survives a restart) and supervises the
+replica processes that serve the OpenAI-compatible API on it (`supervisor.py`, `replica.py`), recording its
+status and events as it goes.
 
 It serves only what the endpoint's stored row says (resolved and checked at deploy); it never reads the registry,
 so a start is quick. SIGTERM stops it cleanly (`stopped`); any failure ends it `failed` with the reason.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -19,6 +21,8 @@ from typing import Any
 from core.offline import apply_offline_env
 
 log = logging.getLogger("lathe.endpoint")
+PORT_WAIT_S = 5.0
+HEALTHCHECK_S = 60
 
 
 class Terminated(Exception):
@@ -58,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:
         log.exception("endpoint %s failed", endpoint.name)
         reason = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
-        store.set_status(endpoint.name, "failed", f"failed: {reason}", error=reason)
+        # A replica that failed to load recorded its own reason first; that one stays.
+        store.set_status(endpoint.name, "failed", f"failed: {reason}", error=reason,
+                         expect=("starting", "running", "idle"))
         return 1
     store.set_status(endpoint.name, "stopped", "stopped", expect=("starting", "running", "idle"))
     return 0
@@ -67,65 +73,51 @@ def main(argv: list[str] | None = None) -> int:
 def serve(ws: Any, store: Any, endpoint: Any) -> None:
     import uvicorn
 
-    from runtimes.serving.engines.pool import EnginePool
-    from runtimes.models.refs import ServedModel
-    from runtimes.serving.endpoints.key_rotation import rotation_stamp
-    from runtimes.serving.endpoints.openai_api import EndpointSettings, create_app
+    from runtimes.serving.endpoints.deploy import endpoint_dir
+    from runtimes.serving.endpoints.replica import ENV_NAME, ENV_WORKSPACE
+    from runtimes.serving.endpoints.replica_load import replicas_dir
+    from runtimes.serving.endpoints.scaling import Scaling
+    from runtimes.serving.endpoints.supervisor import Supervisor
 
-    sock = _bind(endpoint.host, endpoint.fixed_port or 0)
+    sock = _bind_kept(store, endpoint)
     port = sock.getsockname()[1]
-    store.set_status(endpoint.name, "starting", f"starting on {endpoint.host}:{port} (pid {os.getpid()})",
-                     port=port, pid=os.getpid(), started_at=time.time())
-    served = [ServedModel(id=m["id"], base=m["base"], base_ref=m["base_ref"], adapter=m["adapter"],
-                          training_sql=m.get("training_sql")) for m in endpoint.models]
-    serverless = endpoint.mode == "serverless"
-
-    def on_event(kind: str, message: str, data: dict[str, Any]) -> None:
-        store.add_event(endpoint.name, kind, message, data)
-        if not serverless:
-            return  # a real-time endpoint is `running` once it listens
-        if kind == "loaded":
-            store.set_status(endpoint.name, "running", "running: a model is loaded", expect=("idle", "starting"))
-        elif kind == "unloaded" and not data.get("loaded"):
-            store.set_status(endpoint.name, "idle", "idle: scaled to zero, loads again on the next request",
-                             expect=("running",))
-
-    pool = EnginePool(served, serverless=serverless, idle_timeout_s=endpoint.idle_timeout,
-                      engine_options=endpoint.engine, aliases=_aliases(endpoint.models),
-                      on_event=on_event)
-    if serverless:
-        _warm_code(sorted({s.base for s in served}), any(s.adapter for s in served))
-    else:
-        pool.load_all()
-    hashes = tuple(h for h in (endpoint.key_hash, endpoint.local_key_hash) if h)
-    app = create_app(pool, EndpointSettings(name=endpoint.name, key_hashes=hashes, workspace=ws,
-                                            capture_rate=endpoint.capture_rate, mode=endpoint.mode,
-                                            owner=endpoint.owner, owner_key_hash=endpoint.key_hash,
-                                            rotation_stamp=rotation_stamp(ws, endpoint.name)))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=5))
-    # uvicorn re-raises the signal that stopped it with the handler found at its start: a no-op here, so a
-    # stop ends in `main`, which records it, rather than killing the process at once.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: None)
-    sock.listen(128)  # connections wait in the backlog from now on, never refused while uvicorn starts
-    ready = "idle: loads its models on the first request" if serverless else "running"
-    store.set_status(endpoint.name, "idle" if serverless else "running", ready, expect=("starting",))
-    log.info("endpoint %s serving %s on http://%s:%s/v1", endpoint.name, ", ".join(pool.ids()), endpoint.host, port)
-    server.run(sockets=[sock])
-    if not server.started:
-        raise RuntimeError("uvicorn did not start (see the log above)")
+    scaling = Scaling.of(endpoint.scaling)
+    store.set_status(endpoint.name, "starting", f"starting on {endpoint.host}:{port} (pid {os.getpid()}, "
+                     f"{scaling.min_replicas} replica(s))", port=port, pid=os.getpid(), started_at=time.time())
+    sock.listen(128)  # connections wait in the backlog from now on, never refused while a replica starts
+    os.environ.update({ENV_WORKSPACE: str(ws.root), ENV_NAME: endpoint.name})  # the replicas inherit these
+    config = uvicorn.Config("runtimes.serving.endpoints.replica:create", factory=True, workers=scaling.min_replicas,
+                            log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+                            # A replica busy loading on a loaded machine may answer uvicorn's ping late; one that
+                            # dies is seen at once all the same (its process ends).
+                            timeout_worker_healthcheck=HEALTHCHECK_S)
+    folder = replicas_dir(endpoint_dir(ws, endpoint.name))
+    shutil.rmtree(folder, ignore_errors=True)  # figures of an earlier run's replicas
+    supervisor = Supervisor(config, sock, store, endpoint.name, endpoint.mode, scaling, folder)
+    log.info("endpoint %s on http://%s:%s/v1: %s to %s replicas", endpoint.name, endpoint.host, port,
+             scaling.min_replicas, scaling.max_replicas)
+    supervisor.run()
+    if supervisor.startup_failed:
+        raise RuntimeError("a replica could not start (see the log above)")
 
 
-def _aliases(models: list[dict[str, Any]]) -> dict[str, str]:
-    """Other names a request may use: the reference as deployed (`tickets-sft`, `tickets-sft@approved`) and a
-    registered name without its version when the endpoint serves only one version of it."""
-    names: dict[str, list[str]] = {}
-    for m in models:
-        names.setdefault(m["id"].partition("@")[0], []).append(m["id"])
-    found = {name: ids[0] for name, ids in names.items() if len(ids) == 1}
-    found.update({m["ref"]: m["id"] for m in models})
-    return found
+def _bind_kept(store: Any, endpoint: Any) -> socket.socket:
+    """The port the endpoint asked for, else the one it listened on last (its URL stays the same across restarts),
+    else any free one. A last port still held a moment by the replicas of a killed run is waited for briefly."""
+    if endpoint.fixed_port:
+        return _bind(endpoint.host, endpoint.fixed_port)
+    if endpoint.port:
+        deadline = time.monotonic() + PORT_WAIT_S
+        while True:
+            try:
+                return _bind(endpoint.host, endpoint.port)
+            except Exception as e:
+                if time.monotonic() > deadline:
+                    store.add_event(endpoint.name, "port_changed", f"port {endpoint.port} is taken ({e}); "
+                                    "listening on another", {"old": endpoint.port})
+                    break
+            time.sleep(0.1)
+    return _bind(endpoint.host, 0)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -140,28 +132,6 @@ def _bind(host: str, port: int) -> socket.socket:
 
         raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another port (--port)") from None
     return sock
-
-
-def _warm_code(bases: list[str], adapters: bool) -> None:
-    """Import the code a first load runs (the bases' transformers model classes, their tokenizers, generation,
-    PEFT), so that a serverless cold start is the model's load and first token, not Python imports. The process
-    stays up while scaled to zero; no weights are read here."""
-    import transformers.generation.utils  # noqa: F401
-    from transformers import AutoConfig, AutoTokenizer
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
-
-    import runtimes.serving.engines.transformers_engine  # noqa: F401
-    import runtimes.models.sources  # noqa: F401
-
-    for base in bases:
-        try:
-            MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(base))]  # imports modeling_<arch>
-            AutoTokenizer.from_pretrained(base)
-        except Exception as e:  # the first request's load reports a real problem with its own message
-            log.warning("could not warm the code for %s: %s", base, e)
-    if adapters:
-        import peft  # noqa: F401
-        from peft import PeftModel  # noqa: F401
 
 
 if __name__ == "__main__":

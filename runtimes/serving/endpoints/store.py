@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     host TEXT NOT NULL, port INTEGER, fixed_port INTEGER, key_hash TEXT NOT NULL, local_key_hash TEXT,
     engine TEXT NOT NULL DEFAULT '{}', capture_rate REAL NOT NULL DEFAULT 1.0, pid INTEGER,
     status TEXT NOT NULL, error TEXT, cold_starts TEXT NOT NULL DEFAULT '[]', created_at REAL NOT NULL,
-    started_at REAL, stopped_at REAL, owner TEXT);
+    started_at REAL, stopped_at REAL, owner TEXT, scaling TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS endpoint_events (
     endpoint TEXT NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL,
     message TEXT NOT NULL, data TEXT);
@@ -57,6 +57,7 @@ class Endpoint:
     started_at: float | None
     stopped_at: float | None
     owner: str | None = None  # who deployed it: their API key stops working when they are disabled
+    scaling: dict[str, Any] | None = None  # replicas and admission: see `scaling.Scaling`; None: the defaults
 
     @property
     def base_url(self) -> str | None:
@@ -93,25 +94,29 @@ class EndpointStore:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         ensure_schema(ws.state_path, _SCHEMA)
-        with transaction(ws.state_path, immediate=True) as db:  # a workspace made before endpoints had owners
-            if "owner" not in {r[1] for r in db.execute("PRAGMA table_info(endpoints)")}:
+        with transaction(ws.state_path, immediate=True) as db:  # a workspace made before these columns
+            columns = {r[1] for r in db.execute("PRAGMA table_info(endpoints)")}
+            if "owner" not in columns:
                 db.execute("ALTER TABLE endpoints ADD COLUMN owner TEXT")
+            if "scaling" not in columns:
+                db.execute("ALTER TABLE endpoints ADD COLUMN scaling TEXT NOT NULL DEFAULT '{}'")
 
     def _db(self) -> Any:
         return transaction(self.ws.state_path, immediate=True)
 
     def create(self, *, name: str, models: list[dict[str, Any]], mode: str, idle_timeout: float, host: str,
                fixed_port: int | None, key_hash: str, local_key_hash: str | None, engine: dict[str, Any],
-               capture_rate: float, owner: str | None = None) -> Endpoint:
+               capture_rate: float, owner: str | None = None, scaling: dict[str, Any] | None = None) -> Endpoint:
         with self._db() as db:
             if db.execute("SELECT 1 FROM endpoints WHERE name = ?", (name,)).fetchone():
                 raise UserError(f"an endpoint named `{name}` already exists: choose another name (--name) or "
                                 f"delete it first (`lathe endpoints delete {name}`)")
             db.execute("INSERT INTO endpoints (name, models, mode, idle_timeout, host, port, fixed_port, key_hash, "
-                       "local_key_hash, engine, capture_rate, status, created_at, owner) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'stopped', ?, ?)",
+                       "local_key_hash, engine, capture_rate, status, created_at, owner, scaling) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'stopped', ?, ?, ?)",
                        (name, json.dumps(models), mode, idle_timeout, host, fixed_port, fixed_port, key_hash,
-                        local_key_hash, json.dumps(engine), capture_rate, time.time(), owner))
+                        local_key_hash, json.dumps(engine), capture_rate, time.time(), owner,
+                        json.dumps(scaling or {})))
             _event(db, name, "created", f"created: {mode}, serving {', '.join(m['id'] for m in models)}",
                    {"models": [m["id"] for m in models], "mode": mode})
         return self.get(name)
@@ -193,7 +198,8 @@ class EndpointStore:
 
 
 _COLUMNS = frozenset({"models", "mode", "idle_timeout", "host", "port", "fixed_port", "key_hash", "local_key_hash",
-                      "engine", "capture_rate", "pid", "status", "error", "cold_starts", "started_at", "stopped_at"})
+                      "engine", "capture_rate", "pid", "status", "error", "cold_starts", "started_at", "stopped_at",
+                      "scaling"})
 
 
 def _update(db: sqlite3.Connection, name: str, fields: dict[str, Any]) -> None:
@@ -202,7 +208,7 @@ def _update(db: sqlite3.Connection, name: str, fields: dict[str, Any]) -> None:
         raise ValueError(f"not endpoint columns: {sorted(bad)}")
     if not fields:
         return
-    values = [json.dumps(v) if k in ("models", "engine") else v for k, v in fields.items()]
+    values = [json.dumps(v) if k in ("models", "engine", "scaling") else v for k, v in fields.items()]
     db.execute(f"UPDATE endpoints SET {', '.join(f'{k} = ?' for k in fields)} WHERE name = ?", (*values, name))
 
 
@@ -218,4 +224,4 @@ def _endpoint(r: sqlite3.Row) -> Endpoint:
                     capture_rate=r["capture_rate"], pid=r["pid"], status=r["status"], error=r["error"],
                     cold_starts=json.loads(r["cold_starts"] or "[]"), created_at=r["created_at"],
                     started_at=r["started_at"], stopped_at=r["stopped_at"],
-                    owner=r["owner"])
+                    owner=r["owner"], scaling=json.loads(r["scaling"] or "{}"))

@@ -77,6 +77,12 @@ class EnginePool:
         with self._lock:
             return [m.id for s in self._slots.values() if s.engine is not None for m in s.served]
 
+    def loaded_adapters(self) -> dict[str, list[str]]:
+        """Per loaded base model, the model ids whose adapters are in memory."""
+        with self._lock:
+            engines = {s.base: s.engine for s in self._slots.values() if s.engine is not None}
+        return {base: engine.loaded_adapters() for base, engine in engines.items()}
+
     # ---- engines ----------------------------------------------------------------------------------
     def acquire(self, model_id: str, requested_at: float | None = None) -> tuple[Any, ColdStart | None]:
         """The engine serving `model_id`, loaded now if it is not (the returned `ColdStart` says so); the caller
