@@ -76,3 +76,26 @@ def edit_prompt(plan: Plan, step_id: str) -> str:
     args = json.dumps(step.args, indent=2, ensure_ascii=False, default=str)
     return (f"Edit step `{step.id}` ({step.tool}): send the arguments to change as a JSON object; the others "
             f"stay as they are. Its arguments now:\n\n```json\n{args}\n```")
+
+
+def endpoint_markdown(reveal: dict[str, str], kept: str | None = None) -> str:
+    """A new endpoint as a person uses it: URL, model and API key, with `curl` and `openai` snippets ready to
+    paste. `kept` stands for the key in what is kept after it was shown once (its redacted form)."""
+    url, model = reveal["url"], reveal["model"]
+    key = kept if kept is not None else reveal["api_key"]
+    once = ("**Copy the key now: it is shown this once** and cannot be shown again." if kept is None
+            else "_The key was shown once, when the endpoint was made; it is not kept here._")
+    return "\n".join([
+        f"**Endpoint `{reveal.get('endpoint', '')}` is ready.** {once}", "",
+        f"- URL: `{url}`", f"- Model: `{model}`", f"- API key: `{key}`", "",
+        "```bash",
+        f"curl {url}/chat/completions -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
+        f"  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'",
+        "```", "",
+        "```python",
+        "from openai import OpenAI",
+        f"client = OpenAI(base_url=\"{url}\", api_key=\"{key}\")",
+        f"reply = client.chat.completions.create(model=\"{model}\", messages=[{{\"role\": \"user\", "
+        f"\"content\": \"Hello\"}}])",
+        "print(reply.choices[0].message.content)",
+        "```"])

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from agent.channels.edits import parse_step_edit
 from agent.channels.job_views import approve_hint, evaluation_rows, progress_line
-from agent.channels.markdown_views import SHOWN_ROWS, plan_checklist
+from agent.channels.markdown_views import SHOWN_ROWS, endpoint_markdown, plan_checklist
 from agent.events import Done, Event, JobProgress
 from agent.state import TableData
 from core.errors import UserError
@@ -79,6 +79,8 @@ class TerminalView:
                 self.console.print(f"[red]✗[/] {event.step_id}: {event.error}", highlight=False)
             if event.job_id:
                 self.started_jobs.append(event.job_id)
+            if event.reveal.get("api_key"):  # shown this once; the thread keeps it redacted
+                self.console.print(Markdown(endpoint_markdown(event.reveal)))
         elif kind == "table":
             self.console.print(rich_table(event.table))
         elif kind == "chart":
