@@ -33,8 +33,10 @@ from agent.channels import chainlit_history
 from agent.channels.edits import parse_step_edit
 from agent.channels.element_files import add_route as add_element_route
 from agent.channels.job_views import progress_markdown, report_markdown
-from agent.channels.markdown_views import edit_prompt, endpoint_markdown, plan_checklist, table_markdown
+from agent.channels.markdown_views import (csv_text, edit_prompt, endpoint_markdown, plan_checklist, pretty_sql,
+                                           table_markdown)
 from agent.channels.plotly_figures import figure
+from agent.result_text import presented, semantic_labels
 from core.errors import UserError
 from core.principal import Principal
 from core.workspace import Workspace
@@ -241,14 +243,21 @@ class ChatView:
                 await self._send(cl.Message(content=shown_once))
         elif kind == "table":
             self.tables[event.step_id] = event.table
-            await self._send(cl.Message(content=table_markdown(event.table)))
+            shown = presented(event.table, await _labels())
+            name = "_".join("".join(ch for ch in c.lower() if ch.isalnum()) for c in shown.columns)[:60] or "result"
+            download = cl.File(name=f"{name}.csv", content=csv_text(shown).encode(), mime="text/csv", display="inline")
+            await self._send(cl.Message(content=table_markdown(shown), elements=[download]))
+            if event.table.sql:
+                sql = cl.Step(name="SQL", type="tool", language="sql", default_open=False, show_input=False)
+                sql.output = pretty_sql(event.table.sql)
+                await self._send(sql)
         elif kind == "chart":
             table = self.tables.get(event.step_id)
             if table is not None:
-                fig = figure(event, table)
-                chart = PlotlyJson(name=event.title or "chart", content=json.dumps(fig, default=str),
-                                   display="inline")
-                await self._send(cl.Message(content=f"Chart: {event.title}", elements=[chart]))
+                fig = figure(event, table, await _labels())
+                title = fig["layout"]["title"]["text"]
+                chart = PlotlyJson(name=title or "chart", content=json.dumps(fig, default=str), display="inline")
+                await self._send(cl.Message(content=f"Chart: {title}", elements=[chart]))
         elif kind == "error":
             await self._send(cl.Message(content=f"**Error:** {event.message}"))
 
@@ -256,6 +265,22 @@ class ChatView:
         if self.text is not None:
             await self.text.send()
             self.text = None
+
+
+_LABELS: list[dict[str, str]] = []
+
+
+async def _labels() -> dict[str, str]:
+    """The semantic layer's labels for column headers and axes, read once."""
+    if not _LABELS:
+        from catalog.store import CatalogStore
+
+        try:
+            manifest = await asyncio.to_thread(CatalogStore(WORKSPACE).load_semantic)
+            _LABELS.append(semantic_labels(manifest))
+        except UserError:  # a broken semantic file: humanised names still read well
+            _LABELS.append({})
+    return _LABELS[0]
 
 
 # ---- following a job ------------------------------------------------------------------------
@@ -390,7 +415,7 @@ async def _await_decision(thread_id: str, plan_hash: str) -> None:
     await cl.Message(content="\n".join(lines)).send()
     for result in (state.results.values() if ran else ()):
         if result.table is not None:
-            await cl.Message(content=table_markdown(result.table)).send()
+            await cl.Message(content=table_markdown(presented(result.table, await _labels()))).send()
     if waiting is not None and decision.decision == "edited":  # the edited plan waits here too
         await send_approval(thread_id, waiting.plan, waiting.plan_hash, waiting.needs_approval, waiting.notice)
         watch_decision(thread_id, waiting.plan_hash)
