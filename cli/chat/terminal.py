@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markdown import Markdown
@@ -18,11 +18,12 @@ from rich.table import Table
 from agent.channels.edits import parse_step_edit
 from agent.channels.job_views import approve_hint, evaluation_rows, progress_line
 from agent.channels.markdown_views import SHOWN_ROWS, endpoint_markdown, plain_cell, plan_checklist
-from agent.events import Done, Event, JobProgress
 from agent.result_text import presented
-from agent.state import TableData
 from core.errors import UserError
-from catalog.results import json_value
+
+if TYPE_CHECKING:  # the agent loads while the first prompt waits (see `cli/chat/command.py`), not here
+    from agent.events import Done, Event, JobProgress
+    from agent.state import TableData
 
 Ask = Callable[[str], str]  # shows a prompt, returns the line typed; raises EOFError when input ends
 
@@ -128,6 +129,8 @@ class TerminalView:
 
 
 def rich_table(table: TableData, max_rows: int = SHOWN_ROWS) -> Table:
+    from catalog.results import json_value
+
     total = max(table.row_count, len(table.rows))
     note = f"{total:,} row{'s' if total != 1 else ''}"
     if total > max_rows:
@@ -213,6 +216,8 @@ def decide(session: Any, view: TerminalView, ask: Ask) -> Done | None:
 
 def show_alerts(session: Any, console: Console, since: float) -> float:
     """Alerts raised since `since` (due monitors run first), printed before the next prompt; the new `since`."""
+    if not getattr(session, "ready", True):  # still loading: the next prompt looks
+        return since
     try:
         alerts = session.new_alerts(since)
     except UserError as e:
@@ -233,7 +238,7 @@ def chat(session: Any, console: Console, ask: Ask, threads: Callable[[], list[An
     console.print(f"Lathe chat, thread [bold]{session.thread_id}[/]. {HELP}", highlight=False)
     since = time.time()
     try:
-        if session.pending() is not None:
+        if not getattr(session, "new", False) and session.pending() is not None:
             decide(session, view, ask)
         while True:
             since = show_alerts(session, console, since)
