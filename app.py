@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,9 +31,12 @@ from chainlit.utils import utc_now
 
 from agent.channels import chainlit_history
 from agent.channels.edits import parse_step_edit
+from agent.channels.element_files import add_route as add_element_route
 from agent.channels.job_views import progress_markdown, report_markdown
-from agent.channels.markdown_views import edit_prompt, plan_checklist, table_markdown
+from agent.channels.markdown_views import (csv_text, edit_prompt, endpoint_markdown, plan_checklist, pretty_sql,
+                                           table_markdown)
 from agent.channels.plotly_figures import figure
+from agent.result_text import presented, semantic_labels
 from core.errors import UserError
 from core.principal import Principal
 from core.workspace import Workspace
@@ -233,16 +237,27 @@ class ChatView:
                 await self.shown.message.update()
             if event.job_id:
                 start_following(self.thread_id, event.job_id)
+            if event.reveal.get("api_key"):  # in the answer, once; the history keeps it redacted
+                shown_once = endpoint_markdown(event.reveal)
+                _keep_redacted(event.reveal, shown_once)
+                await self._send(cl.Message(content=shown_once))
         elif kind == "table":
             self.tables[event.step_id] = event.table
-            await self._send(cl.Message(content=table_markdown(event.table)))
+            shown = presented(event.table, await _labels())
+            name = "_".join("".join(ch for ch in c.lower() if ch.isalnum()) for c in shown.columns)[:60] or "result"
+            download = cl.File(name=f"{name}.csv", content=csv_text(shown).encode(), mime="text/csv", display="inline")
+            await self._send(cl.Message(content=table_markdown(shown), elements=[download]))
+            if event.table.sql:
+                sql = cl.Step(name="SQL", type="tool", language="sql", default_open=False, show_input=False)
+                sql.output = pretty_sql(event.table.sql)
+                await self._send(sql)
         elif kind == "chart":
             table = self.tables.get(event.step_id)
             if table is not None:
-                fig = figure(event, table)
-                chart = PlotlyJson(name=event.title or "chart", content=json.dumps(fig, default=str),
-                                   display="inline")
-                await self._send(cl.Message(content=f"Chart: {event.title}", elements=[chart]))
+                fig = figure(event, table, await _labels())
+                title = fig["layout"]["title"]["text"]
+                chart = PlotlyJson(name=title or "chart", content=json.dumps(fig, default=str), display="inline")
+                await self._send(cl.Message(content=f"Chart: {title}", elements=[chart]))
         elif kind == "error":
             await self._send(cl.Message(content=f"**Error:** {event.message}"))
 
@@ -250,6 +265,22 @@ class ChatView:
         if self.text is not None:
             await self.text.send()
             self.text = None
+
+
+_LABELS: list[dict[str, str]] = []
+
+
+async def _labels() -> dict[str, str]:
+    """The semantic layer's labels for column headers and axes, read once."""
+    if not _LABELS:
+        from catalog.store import CatalogStore
+
+        try:
+            manifest = await asyncio.to_thread(CatalogStore(WORKSPACE).load_semantic)
+            _LABELS.append(semantic_labels(manifest))
+        except UserError:  # a broken semantic file: humanised names still read well
+            _LABELS.append({})
+    return _LABELS[0]
 
 
 # ---- following a job ------------------------------------------------------------------------
@@ -384,7 +415,7 @@ async def _await_decision(thread_id: str, plan_hash: str) -> None:
     await cl.Message(content="\n".join(lines)).send()
     for result in (state.results.values() if ran else ()):
         if result.table is not None:
-            await cl.Message(content=table_markdown(result.table)).send()
+            await cl.Message(content=table_markdown(presented(result.table, await _labels()))).send()
     if waiting is not None and decision.decision == "edited":  # the edited plan waits here too
         await send_approval(thread_id, waiting.plan, waiting.plan_hash, waiting.needs_approval, waiting.notice)
         watch_decision(thread_id, waiting.plan_hash)
@@ -392,12 +423,22 @@ async def _await_decision(thread_id: str, plan_hash: str) -> None:
 
 async def _decided(action: cl.Action, produce: Callable[[Any], Iterator[Event]]) -> None:
     thread_id = action.payload["thread_id"]
+    verb = {"approve_plan": "Approved", "reject_plan": "Rejected", "edit_plan": "Edited"}.get(action.name, "Decided")
+    about = next((t.title for t in await asyncio.to_thread(_threads) if t.thread_id == thread_id), "a plan")
+    await _name_thread(f"{verb}: {about}")
     shown: ShownPlan | None = cl.user_session.get(f"approval:{thread_id}:{action.payload['plan_hash']}")
     if shown is not None:
         await shown.message.remove_actions()
         shown.message.actions = []
     session = await _session(thread_id)
     await ChatView(thread_id, shown).show(lambda: produce(session))
+    await _mark_shown(thread_id)
+
+
+def _threads() -> list[Any]:
+    from agent.session import Session
+
+    return Session.threads(WORKSPACE)
 
 
 # ---- Chainlit hooks -------------------------------------------------------------------------
@@ -491,7 +532,48 @@ async def _principal() -> Principal:
 
 @cl.data_layer
 def chat_history() -> Any:
-    return chainlit_history.data_layer(UI_ROOT / "chat_history.sqlite")
+    layer = chainlit_history.data_layer(UI_ROOT / "chat_history.sqlite", WORKSPACE, UI_ROOT / "elements")
+    from chainlit.server import app as server
+
+    add_element_route(server, layer.storage_provider)
+    return layer
+
+
+async def _name_thread(name: str) -> None:
+    """Names this chat's thread after what started it (an upload, a button) and lists it at once; a typed first
+    message names it by itself."""
+    from chainlit.data import get_data_layer
+
+    if cl.user_session.get("thread_named"):
+        return
+    cl.user_session.set("thread_named", True)
+    layer = get_data_layer()
+    if layer is None:
+        return
+    thread_id = cl.context.session.thread_id
+    name = name if len(name) <= 80 else name[:79] + "…"
+    await layer.update_thread(thread_id, name=name, user_id=getattr(cl.context.session.user, "id", None))
+    await cl.context.emitter.emit("first_interaction", {"interaction": name, "thread_id": thread_id})
+
+
+def _keep_redacted(reveal: dict[str, str], message: str) -> None:
+    """The chat's history keeps the endpoint's message with its key redacted, and any other mention of the key."""
+    from chainlit.data import get_data_layer
+    from tools.serving import redacted
+
+    layer = get_data_layer()
+    if layer is not None and hasattr(layer, "keep_redacted"):
+        kept = redacted(reveal["api_key"]) or ""
+        layer.keep_redacted(message, endpoint_markdown(reveal, kept))
+        layer.keep_redacted(reveal["api_key"], kept)
+
+
+async def _mark_shown(thread_id: str) -> None:
+    from chainlit.data import get_data_layer
+
+    layer = get_data_layer()
+    if layer is not None and hasattr(layer, "mark_shown"):
+        await layer.mark_shown(thread_id)
 
 
 @cl.on_chat_start
@@ -544,6 +626,7 @@ async def _waiting_elsewhere(current: str) -> None:
 
 @cl.on_chat_resume
 async def resume(thread: ThreadDict) -> None:
+    cl.user_session.set("thread_named", True)
     session = await _session(thread["id"])
     view = ChatView(session.thread_id)
     await view.show(session.resume)  # finishes a run a crash cut short, if any
@@ -555,18 +638,27 @@ async def resume(thread: ThreadDict) -> None:
     # just sent: it goes into that history too (its buttons, sent separately, stay).
     thread["steps"] = [*thread.get("steps", []), *(item.to_dict() for item in view.sent)]
     watch_alerts(session.thread_id)
-    for job_id in await asyncio.to_thread(session.running_jobs):  # a reload or restart mid-job follows it again
+    try:
+        running = await asyncio.to_thread(session.running_jobs)
+    except sqlite3.ProgrammingError:  # the page went away while it resumed, and the chat's end closed the session
+        return
+    for job_id in running:  # a reload or restart mid-job follows it again
         start_following(session.thread_id, job_id, after_s=FOLLOW_INTERVAL_S)
 
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     files = [e for e in (message.elements or []) if getattr(e, "path", None)]
-    replacing = await _import_uploads(files) if files else []
     text = (message.content or "").strip()
+    if text:
+        cl.user_session.set("thread_named", True)  # Chainlit names it after the message
+    elif files:
+        await _name_thread("Upload: " + ", ".join(Path(str(f.name)).name for f in files))
+    replacing = await _import_uploads(files) if files else []
     if text:
         session = await _session()
         await ChatView(session.thread_id).show(lambda: session.send(text))
+        await _mark_shown(session.thread_id)
     if replacing:  # after the message's own question, which may be about the table as it is now
         await _ask_to_replace(replacing)
 

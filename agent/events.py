@@ -56,6 +56,8 @@ class StepFinished(_Event):
     error: str | None = None
     job_id: str | None = Field(None, description="the job this step started (a front-end may follow it)")
     job_kind: str | None = Field(None, description="that job's kind (finetune, batch): how it is followed")
+    reveal: dict[str, str] = Field(default_factory=dict, description="secrets to show once (an endpoint's API key "
+                                   "with its URL and model); the thread keeps only their redacted form")
 
 
 class TableEvent(_Event):

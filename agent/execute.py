@@ -58,7 +58,8 @@ def execute_node(state: AgentState, runtime: Runtime[AgentResources]) -> dict[st
                             started_at=started, finished_at=_now())
     job_id = started_job(result, tool.risk)
     emit(StepFinished(step_id=step.id, tool=step.tool, ok=result.ok, text=result.text, error=result.error,
-                      job_id=job_id, job_kind=result.data.get("kind") if job_id else None))
+                      job_id=job_id, job_kind=result.data.get("kind") if job_id else None,
+                      reveal=out.reveal if result.ok else {}))
     if result.ok and full is not None:
         emit(TableEvent(step_id=step.id, table=full))
         chart: ChartSpec | None = chart_for(step.id, full)

@@ -7,7 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agent.events import TextDelta
+from agent.result_text import summary_sentence
 from agent.state import AgentState, Turn
+
+REPORTED_TOOLS = ("query_metrics", "run_sql")  # their tables end the answer with a sentence on what they show
 
 if TYPE_CHECKING:
     from langgraph.runtime import Runtime
@@ -31,6 +34,8 @@ def compose(state: AgentState) -> tuple[str, str, str]:
         r = state.results.get(s.id)
         if r is None:
             lines.append(f"- not run: {s.title}")
+        elif r.ok and r.table is not None and s.tool in REPORTED_TOOLS:
+            lines.append(summary_sentence(s.title or s.tool, r.table))
         elif r.ok:
             lines.append(f"- done: {s.title}: {r.text.splitlines()[0] if r.text else 'ok'}")
         else:

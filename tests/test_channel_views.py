@@ -85,7 +85,9 @@ def test_lines_over_time_with_one_trace_per_measure():
                       rows=[["2025-01-01", 10.5, 2], ["2025-02-01", 12.0, 3]])
     fig = figure(ChartSpec(step_id="s1", kind="line", x="metric_time__month", y=["revenue", "orders"]), table)
     assert [(t["type"], t["mode"], t["name"], t["y"]) for t in fig["data"]] == [
-        ("scatter", "lines+markers", "revenue", [10.5, 12.0]), ("scatter", "lines+markers", "orders", [2, 3])]
-    assert fig["data"][0]["x"] == ["2025-01-01", "2025-02-01"] and fig["layout"]["xaxis"]["type"] == "date"
+        ("scatter", "lines+markers", "Revenue", [10.5, 12.0]), ("scatter", "lines+markers", "Orders", [2, 3])]
+    assert fig["data"][0]["x"] == ["2025-01", "2025-02"] and fig["layout"]["xaxis"]["title"]["text"] == "Month"
+    # Two measures on different scales: the second has its own axis.
+    assert fig["data"][1]["yaxis"] == "y2" and fig["layout"]["yaxis2"]["title"]["text"] == "Orders"
     with pytest.raises(ValueError, match="columns the table does not have: cost"):
         figure(ChartSpec(step_id="s1", kind="line", x="metric_time__month", y=["cost"]), table)

@@ -177,3 +177,25 @@ def test_ui_command_keeps_chainlit_files_in_the_workspace(tmp_path):
     assert cwd == tmp_path / "ws" / "ui" and cwd.is_dir()
     assert env["CHAINLIT_APP_ROOT"] == str(cwd) and env["LATHE_HOME"] == str(tmp_path / "ws")
     assert env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True" and env["HF_HUB_OFFLINE"] == "1"
+
+
+def test_the_terminal_formats_answers_like_the_ui():
+    from rich.console import Console
+
+    from agent.events import TableEvent, TextDelta
+    from agent.state import TableData
+    from cli.chat.terminal import TerminalView
+
+    console = Console(record=True, width=100)
+    view = TerminalView(console)
+    for delta in ("I read this as: metric `rev", "enue`; by `customer__region`."):  # a span across two deltas
+        view.render(TextDelta(text=delta))
+    view.render(TableEvent(step_id="s1", table=TableData(
+        columns=["customer__region", "metric_time__quarter", "revenue", "orders"], row_count=1,
+        rows=[["NA", "2026-07-01T00:00:00", 17_612_000.5, 12_345]])))
+    out = console.export_text()
+    assert "`" not in out and "I read this as: metric revenue; by customer__region." in out
+    table = out.split("customer__region.", 1)[1]
+    for shown in ("Region", "Quarter", "Revenue", "Orders", "Q3 2026", "17,612,000.50", "12,345"):
+        assert shown in table
+    assert "customer__region" not in table and "2026-07-01" not in table

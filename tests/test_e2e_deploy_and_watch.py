@@ -5,6 +5,7 @@ traffic shifts a monitor created in the chat raises a drift alert that the chat 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import uuid
 
@@ -59,7 +60,8 @@ def test_a_user_deploys_calls_batches_queues_and_sees_a_drift_alert_from_the_cha
         # Deploy as serverless; the key is shown once, in the answer.
         events = _approved(s, "deploy the approved tiny-qwen3-sft model as serverless")
         deployed = [e for e in of(events, "step_finished") if e.tool == "deploy_model"][0]
-        key = deployed.text.split("API key (shown once, keep it): ")[1].split()[0]
+        key = deployed.reveal["api_key"]
+        assert key not in deployed.text and key not in json.dumps(s.state().model_dump(mode="json"))  # kept redacted
         (endpoint,) = list_endpoints(demo)
         assert endpoint.mode == "serverless" and endpoint.status in ("running", "idle")
 

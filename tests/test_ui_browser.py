@@ -56,7 +56,7 @@ def _first_run(page, url: str, ws: Workspace, regions: list[list[str]], by_regio
     assert _rows(table) == regions
 
     ask(page, "revenue by region")  # a metric question: rows from the semantic layer and a bar chart
-    table = page.locator("table", has_text="customer__region").first
+    table = page.locator("table", has_text="Revenue").first
     shown(page, table)
     assert sorted(_rows(table)) == by_region and len(by_region) == 4
     shown(page, page.locator(".js-plotly-plot").nth(1))  # the first chart is the SQL's
@@ -106,7 +106,7 @@ def _second_run(page, url: str, llm: ScriptedLLM, thread_id: str, title: str, by
     assert _rows(table) == [["EMEA", "120"], ["NA", "95"]]
 
     ask(page, "how much revenue per region?")
-    table = page.locator("table", has_text="customer__region").first
+    table = page.locator("table", has_text="Revenue").first
     shown(page, table)
     assert sorted(_rows(table)) == by_region
     assert len(llm.requests) == 1

@@ -48,4 +48,10 @@ def test_a_job_started_from_the_chat_is_followed_to_its_report(demo_ws: Workspac
             shown(page, page.locator(f"img[alt='{job.id} curves']"), runs)
 
             ask(page, "SELECT count(*) AS jobs_seen FROM reply_preferences", runs)  # the chat is free again
-            shown(page, page.locator("table", has_text="jobs_seen").first, runs)
+            shown(page, page.locator("table", has_text="jobs seen").first, runs)
+
+            # Reopened later, the thread still shows the curves (kept as a file in the workspace's ui/ folder).
+            page.goto(url + "/")
+            click(page, page.locator(f"#thread-{thread.thread_id} a"), runs)
+            curves = shown(page, page.locator(f"img[alt='{job.id} curves']").first, runs)
+            page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=curves.element_handle())

@@ -24,6 +24,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   # The page asks for web fonts; no name resolves except loopback, so nothing leaves the machine.
                   "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"  # every browser test's last page, for a person to look at
 PAGE_STALL_S = 60.0  # the page's text, the server's log and the given files stood still this long: stuck
 
 
@@ -134,10 +135,18 @@ def ask(page: Any, text: str, *watched: Path) -> None:
     click(page, page.locator("#chat-submit"), *watched)
 
 
+def screenshot(page: Any, name: str, full_page: bool = False) -> Path:
+    """The page as `tests/artifacts/screenshots/<name>.png`."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=full_page)
+    return shot
+
+
 @contextmanager
 def evidence(page: Any, folder: Path, name: str) -> Iterator[None]:
-    """A screenshot of the page at the end beside the test's files; on a failure, named in the error with the
-    page's text."""
+    """A screenshot of the page at the end, beside the test's files and in `tests/artifacts/screenshots/`; on a
+    failure, named in the error with the page's text."""
     shot = folder / f"{name}.png"
     try:
         yield
@@ -145,6 +154,8 @@ def evidence(page: Any, folder: Path, name: str) -> Iterator[None]:
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
         page.screenshot(path=str(shot))
+        screenshot(page, f"{name}-failed")
         text = page.locator("body").inner_text()[-1500:]
         raise AssertionError(f"{e}\n--- screenshot: {shot}\n--- page text (end):\n{text}") from e
     page.screenshot(path=str(shot))
+    screenshot(page, name)

@@ -48,6 +48,8 @@ class ToolOutput(BaseModel):
     text: str
     result: QueryResult | None = None
     data: dict[str, Any] = Field(default_factory=dict, description="structured extras, plain JSON")
+    reveal: dict[str, str] = Field(default_factory=dict, description="secrets shown to the person once (an API "
+                                   "key): streamed to the front-end, never kept in the thread")
 
 
 class LatheTool(BaseTool):

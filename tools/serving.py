@@ -53,14 +53,19 @@ class DeployModel(LatheTool):
                    owner=principal_or_local(self.principal).name, **a)
         e = d.endpoint
         lines = [f"endpoint `{e.name}` is {e.status} at {e.url} ({e.mode}), serving {', '.join(e.model_ids)}"]
-        if d.api_key:
-            lines += [f"API key (shown once, keep it): {d.api_key}",
-                      f"call it with the openai client: OpenAI(base_url=\"{e.url}\", api_key=KEY)"
-                      f".chat.completions.create(model=\"{e.model_ids[0]}\", messages=[...])"]
+        reveal: dict[str, str] = {}
+        if d.api_key:  # the thread keeps a redacted key; the key itself goes to the person once
+            lines.append(f"API key {redacted(d.api_key)} (shown once in the answer, not kept)")
+            reveal = {"api_key": d.api_key, "url": e.url, "model": e.model_ids[0], "endpoint": e.name}
         else:
             lines.append("it already existed; its API key is unchanged")
-        return ToolOutput(text="\n".join(lines), data={"endpoint": e.to_json(), "api_key": d.api_key,
-                                                       "created": d.created})
+        return ToolOutput(text="\n".join(lines), data={"endpoint": e.to_json(), "api_key": redacted(d.api_key),
+                                                       "created": d.created}, reveal=reveal)
+
+
+def redacted(key: str | None) -> str | None:
+    """A key as it may be kept: enough to recognise it, not to use it."""
+    return None if not key else f"{key[:4]}…{key[-4:]}"
 
 
 class ListEndpointsArgs(ToolArgs):

@@ -16,17 +16,25 @@ _CELL_CHARS = 120
 _MARKS = {None: "[ ]", True: "[x]", False: "[!]"}
 
 
+def plain_cell(value: Any) -> str:
+    """One value as every front-end shows it: thousands separators (not on 4-digit integers such as years), two
+    decimals for fractions, JSON for structures."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 1000 or value != int(value) else f"{value:g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
 def cell_text(value: Any) -> str:
     """One cell as Markdown table text: no pipes or line breaks from the data, long text cut."""
     if value is None:
         return ""
-    if isinstance(value, float):
-        text = f"{value:,.2f}" if abs(value) >= 1000 or value != int(value) else f"{value:g}"
-    elif isinstance(value, (dict, list)):
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    else:
-        text = str(value)
-    text = " ".join(text.split())
+    text = " ".join(plain_cell(value).split())
     if len(text) > _CELL_CHARS:
         text = text[: _CELL_CHARS - 1] + "…"
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_")
@@ -76,3 +84,48 @@ def edit_prompt(plan: Plan, step_id: str) -> str:
     args = json.dumps(step.args, indent=2, ensure_ascii=False, default=str)
     return (f"Edit step `{step.id}` ({step.tool}): send the arguments to change as a JSON object; the others "
             f"stay as they are. Its arguments now:\n\n```json\n{args}\n```")
+
+
+def endpoint_markdown(reveal: dict[str, str], kept: str | None = None) -> str:
+    """A new endpoint as a person uses it: URL, model and API key, with `curl` and `openai` snippets ready to
+    paste. `kept` stands for the key in what is kept after it was shown once (its redacted form)."""
+    url, model = reveal["url"], reveal["model"]
+    key = kept if kept is not None else reveal["api_key"]
+    once = ("**Copy the key now: it is shown this once** and cannot be shown again." if kept is None
+            else "_The key was shown once, when the endpoint was made; it is not kept here._")
+    return "\n".join([
+        f"**Endpoint `{reveal.get('endpoint', '')}` is ready.** {once}", "",
+        f"- URL: `{url}`", f"- Model: `{model}`", f"- API key: `{key}`", "",
+        "```bash",
+        f"curl {url}/chat/completions -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
+        f"  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'",
+        "```", "",
+        "```python",
+        "from openai import OpenAI",
+        f"client = OpenAI(base_url=\"{url}\", api_key=\"{key}\")",
+        f"reply = client.chat.completions.create(model=\"{model}\", messages=[{{\"role\": \"user\", "
+        f"\"content\": \"Hello\"}}])",
+        "print(reply.choices[0].message.content)",
+        "```"])
+
+
+def csv_text(table: TableData) -> str:
+    """The whole table as CSV, headers as shown, values as they are (numbers unformatted)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(table.columns)
+    writer.writerows(table.rows)
+    return out.getvalue()
+
+
+def pretty_sql(sql: str) -> str:
+    """SQL laid out one clause a line (sqlglot), as it ran; unchanged where it does not parse."""
+    import sqlglot
+
+    try:
+        return ";\n".join(sqlglot.transpile(sql, read="duckdb", write="duckdb", pretty=True))
+    except sqlglot.errors.ParseError:
+        return sql

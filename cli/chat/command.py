@@ -24,15 +24,14 @@ def register(app: typer.Typer) -> None:
         """Talk to the agent in the terminal: questions, SQL, and approval of plans that change things."""
         from rich.console import Console
 
+        from cli.chat.loading import LoadingSession
         from cli.chat.terminal import chat as run_chat
-        from agent.session import Session
 
         ws = workspace()
         console = Console()
-        with Session(ws, thread) as session:
+        with LoadingSession(ws, thread) as session:  # the agent loads while the first prompt waits
             # Prompts such as "[y]es / [n]o" are plain text, not rich markup.
-            run_chat(session, console, lambda prompt: console.input(prompt, markup=False),
-                     lambda: Session.threads(ws))
+            run_chat(session, console, lambda prompt: console.input(prompt, markup=False), session.threads)
 
     @app.command("ask")
     @command

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markdown import Markdown
@@ -17,11 +17,13 @@ from rich.table import Table
 
 from agent.channels.edits import parse_step_edit
 from agent.channels.job_views import approve_hint, evaluation_rows, progress_line
-from agent.channels.markdown_views import SHOWN_ROWS, plan_checklist
-from agent.events import Done, Event, JobProgress
-from agent.state import TableData
+from agent.channels.markdown_views import SHOWN_ROWS, endpoint_markdown, plain_cell, plan_checklist
+from agent.result_text import presented
 from core.errors import UserError
-from catalog.results import json_value
+
+if TYPE_CHECKING:  # the agent loads while the first prompt waits (see `cli/chat/command.py`), not here
+    from agent.events import Done, Event, JobProgress
+    from agent.state import TableData
 
 Ask = Callable[[str], str]  # shows a prompt, returns the line typed; raises EOFError when input ends
 
@@ -37,6 +39,7 @@ class TerminalView:
     def __init__(self, console: Console):
         self.console = console
         self._in_text = False
+        self._in_code = False  # inside a `code` span of streamed text (spans may cross deltas)
         self.shown_plan = ""  # hash of the plan last drawn, so a waiting plan is not drawn twice in a row
         self.started_jobs: list[str] = []  # jobs the runs shown so far started, not yet followed
 
@@ -53,7 +56,7 @@ class TerminalView:
     def render(self, event: Event) -> None:
         kind = event.type
         if kind == "text_delta":
-            self.console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
+            self._inline(event.text)
             self._in_text = True
             return
         self._end_text()
@@ -74,13 +77,18 @@ class TerminalView:
         elif kind == "step_finished":
             if event.ok:
                 first = event.text.splitlines()[0] if event.text else "done"
-                self.console.print(f"[green]✓[/] {event.step_id}: {first}", markup=True, highlight=False)
+                self.console.print(f"[green]✓[/] {event.step_id}: ", end="", highlight=False)
+                self._inline(first)
+                self._in_code = False
+                self.console.print()
             else:
                 self.console.print(f"[red]✗[/] {event.step_id}: {event.error}", highlight=False)
             if event.job_id:
                 self.started_jobs.append(event.job_id)
+            if event.reveal.get("api_key"):  # shown this once; the thread keeps it redacted
+                self.console.print(Markdown(endpoint_markdown(event.reveal)))
         elif kind == "table":
-            self.console.print(rich_table(event.table))
+            self.console.print(rich_table(presented(event.table)))
         elif kind == "chart":
             self.console.print(f"[dim]chart: {event.title} ({event.kind}; shown in `lathe ui`)[/]", highlight=False)
         elif kind == "error":
@@ -104,13 +112,25 @@ class TerminalView:
         if p.model_version:
             self.console.print(f"  {approve_hint(p.model_version)}".replace("`", ""), markup=False, highlight=False)
 
+    def _inline(self, text: str) -> None:
+        """Streamed Markdown text with its `code` spans styled, as the UI shows them, never as backticks."""
+        for i, part in enumerate(text.split("`")):
+            if i:
+                self._in_code = not self._in_code
+            if part:
+                self.console.print(part, end="", markup=False, highlight=False, soft_wrap=True,
+                                   style="bold cyan" if self._in_code else None)
+
     def _end_text(self) -> None:
         if self._in_text:
             self.console.print()
             self._in_text = False
+            self._in_code = False
 
 
 def rich_table(table: TableData, max_rows: int = SHOWN_ROWS) -> Table:
+    from catalog.results import json_value
+
     total = max(table.row_count, len(table.rows))
     note = f"{total:,} row{'s' if total != 1 else ''}"
     if total > max_rows:
@@ -120,8 +140,13 @@ def rich_table(table: TableData, max_rows: int = SHOWN_ROWS) -> Table:
     t = Table(caption=note, show_lines=False)
     for c in table.columns:
         t.add_column(str(c), overflow="fold")
+    numeric = [bool(col) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in col)
+               for col in ([v for v in c if v is not None] for c in zip(*table.rows[:max_rows]))]
+    for i, column in enumerate(t.columns):
+        if i < len(numeric) and numeric[i]:
+            column.justify = "right"
     for row in table.rows[:max_rows]:
-        t.add_row(*["" if v is None else str(json_value(v)) for v in row])
+        t.add_row(*[plain_cell(json_value(v)) for v in row])
     return t
 
 
@@ -191,6 +216,8 @@ def decide(session: Any, view: TerminalView, ask: Ask) -> Done | None:
 
 def show_alerts(session: Any, console: Console, since: float) -> float:
     """Alerts raised since `since` (due monitors run first), printed before the next prompt; the new `since`."""
+    if not getattr(session, "ready", True):  # still loading: the next prompt looks
+        return since
     try:
         alerts = session.new_alerts(since)
     except UserError as e:
@@ -211,7 +238,7 @@ def chat(session: Any, console: Console, ask: Ask, threads: Callable[[], list[An
     console.print(f"Lathe chat, thread [bold]{session.thread_id}[/]. {HELP}", highlight=False)
     since = time.time()
     try:
-        if session.pending() is not None:
+        if not getattr(session, "new", False) and session.pending() is not None:
             decide(session, view, ask)
         while True:
             since = show_alerts(session, console, since)

@@ -1,0 +1,133 @@
+"""Results as a report reads them: column labels ("Region", "Month", the semantic layer's `label`), dates at
+their grain ("2025-03", "Q3 2026"), compact figures ("17.6 M"), and one plain sentence saying what a result shows.
+
+Pure functions of a table's columns and values; every front-end and the answer's last sentence share them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.state import TableData
+
+GRAINS = ("day", "week", "month", "quarter", "year")
+_TIME_NAMES = ("metric_time", "date", "day", "week", "month", "quarter", "year", "time")
+
+
+def grain_of(column: str) -> str | None:
+    """The time grain a column is at, from its name: `metric_time__month` → month; `order_date` → day."""
+    last = column.rsplit("__", 1)[-1].lower()
+    if last in GRAINS:
+        return last
+    return "day" if any(w in column.lower() for w in ("date", "metric_time")) else None
+
+
+def humanise(column: str) -> str:
+    """`customer__region` → "Region", `metric_time__month` → "Month", `units_sold` → "Units sold"."""
+    last = column.rsplit("__", 1)[-1]
+    if last.lower() in GRAINS and "__" in column:
+        return last.capitalize()
+    text = " ".join(last.replace("_", " ").split())
+    return (text[:1].upper() + text[1:]) if text else column
+
+
+def label(column: str, labels: dict[str, str] | None = None) -> str:
+    """The semantic layer's label for a column (by its full name, then its last part), else a humanised name."""
+    labels = labels or {}
+    return labels.get(column) or labels.get(column.rsplit("__", 1)[-1]) or humanise(column)
+
+
+def at_grain(value: Any, grain: str | None) -> Any:
+    """An ISO date or timestamp shown at its grain; any other value as it is."""
+    if grain is None or not isinstance(value, str) or len(value) < 10:
+        return value
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if grain == "year":
+        return f"{t.year}"
+    if grain == "quarter":
+        return f"Q{(t.month - 1) // 3 + 1} {t.year}"
+    if grain == "month":
+        return f"{t.year}-{t.month:02d}"
+    if t.time() == dt.time(0) or grain in ("day", "week"):
+        return t.date().isoformat()
+    return value
+
+
+def compact(value: Any) -> str:
+    """A figure for a sentence: 17,600,000 → "17.6 M", 12,345.6 → "12,346", 0.25 → "0.25"."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)
+    a = abs(value)
+    for size, unit in ((1e9, "B"), (1e6, "M")):
+        if a >= size:
+            return f"{value / size:,.1f} {unit}"
+    if a >= 100 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def presented(table: TableData, labels: dict[str, str] | None = None) -> TableData:
+    """The table with labelled columns and dates at their grain (numbers stay numbers, for charts and CSV)."""
+    grains = [grain_of(c) for c in table.columns]
+    rows = [[at_grain(v, g) for v, g in zip(r, grains)] for r in table.rows]
+    return table.model_copy(update={"columns": [label(c, labels) for c in table.columns], "rows": rows,
+                                    "masked_columns": [label(c, labels) for c in table.masked_columns]})
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def summary_sentence(title: str, table: TableData, labels: dict[str, str] | None = None) -> str:
+    """One plain sentence: what was computed and what stands out (the leader, the range, the single value)."""
+    t = presented(table, labels)
+    n = max(t.row_count, len(t.rows))
+    what = re.sub(r"\b[A-Za-z0-9_]+__[A-Za-z0-9_]+\b", lambda m: label(m.group(), labels).lower(), title)
+    what = what.strip().rstrip(".") or "The result"
+    what = what[:1].upper() + what[1:]
+    if not t.rows:
+        return f"{what}: no rows matched."
+    cols = list(range(len(t.columns)))
+    numeric = [i for i in cols if all(_is_number(r[i]) for r in t.rows if r[i] is not None)
+               and any(r[i] is not None for r in t.rows)]
+    others = [i for i in cols if i not in numeric]
+    times = [i for i in others if grain_of(table.columns[i])]
+    if n == 1 and len(t.columns) == 1:
+        return f"{what}: {t.columns[0].lower()} {compact(t.rows[0][0])}."
+    if numeric and others:
+        m = numeric[0]
+        valued = [r for r in t.rows if r[m] is not None]
+        if times and valued:
+            x = times[0]
+            first, last = valued[0], valued[-1]
+            series = {tuple(r[i] for i in others if i != x) for r in valued}
+            if len(others) == 1:
+                return (f"{what}: {len(valued):,} {t.columns[x].lower()}s from {first[x]} to {last[x]}; "
+                        f"{t.columns[m].lower()} {compact(last[m])} in {last[x]}.")
+            return f"{what}: {len(series):,} series from {first[x]} to {last[x]}."
+        if valued:
+            top = max(valued, key=lambda r: r[m])
+            who = " ".join(str(top[i]) for i in others)
+            among = f"{n:,} {t.columns[others[0]].lower()}s" if len(others) == 1 else f"{n:,} rows"
+            return f"{what}: {who} leads with {compact(top[m])} {t.columns[m].lower()} ({among})."
+    if n == 1:
+        return f"{what}: " + ", ".join(f"{c} {compact(v)}" for c, v in zip(t.columns, t.rows[0])) + "."
+    return f"{what}: {n:,} rows."
+
+
+def semantic_labels(manifest: Any) -> dict[str, str]:
+    """Labels the semantic layer gives metrics, measures and dimensions, by name."""
+    found: dict[str, str] = {}
+    for model in manifest.semantic_models:
+        for item in [*model.dimensions, *model.measures]:
+            if item.label:
+                found[item.name] = item.label
+    for metric in manifest.metrics:
+        if metric.label:
+            found[metric.name] = metric.label
+    return found
