@@ -25,7 +25,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   # The page asks for web fonts; no name resolves except loopback, so nothing leaves the machine.
                   "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"  # every browser test's last page, for a person to look at
-PAGE_STALL_S = 60.0  # the page's text, the server's log and the given files stood still this long: stuck
+PAGE_STALL_S = 60.0  # the page's text, the given files and the servers' CPU stood still this long: stuck
+# The pids of the UI servers this process runs: while one computes (a plan's warm-up, a job it started), a wait
+# on the page is progressing even when the page shows nothing new.
+_SERVERS: set[int] = set()
 
 
 def chromium() -> str | None:
@@ -68,8 +71,10 @@ def ui_server(ws_root: Path, log: Path, env: dict[str, str] | None = None) -> It
                 raise RuntimeError(f"{e}\n{log.read_text()[-3000:]}") from e
             if proc.poll() is not None:
                 raise RuntimeError(f"the UI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            _SERVERS.add(proc.pid)
             yield url
         finally:
+            _SERVERS.discard(proc.pid)
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 try:
@@ -109,7 +114,8 @@ def _by_page(page: Any, attempt: Any, watched: tuple[Path, ...], stall_s: float,
             text = page.locator("body").inner_text(timeout=5000)
         except PlaywrightError as e:  # between two pages
             text = str(e)
-        return text, files_state(*watched)
+        # In half CPU-seconds: a server that computes moves it at once, an idle one's heartbeats hardly ever do.
+        return text, files_state(*watched), int(cpu_seconds(_SERVERS) * 2)
 
     wait_for(done, progress=progress, stall_s=stall_s, poll_s=0, what=what)
 
