@@ -115,7 +115,7 @@ def _task(spec: TrainSpec, data: Labelled) -> tuple[str, str, list[str] | None]:
     if task == "regression":
         return task, why, None
     if distinct < 2:
-        raise UserError(f"the label `{spec.label.column}` has one class only ({col.iloc[0]!r} in all {len(col):,} rows): "
+        raise UserError(f"the label `{spec.label.column}` has one class only (`{col.iloc[0]}` in all {len(col):,} rows): "
                         "a classifier needs at least two")
     return task, why, sorted(str(v) for v in col.unique())
 
