@@ -1,5 +1,5 @@
 """A workspace for the tabular training tests: monthly `activity` snapshots per customer (orders and spend over
-the last 90 days) and `churn_labels` (did the customer leave the month after, with their segment), where customers
+the last 90 days) and `churn_labels` (did the customer leave the month after, their segment, what they spent the month after), where customers
 with few recent orders mostly churn; and a feature view over the snapshots. Holds no tests."""
 from __future__ import annotations
 
@@ -37,13 +37,14 @@ def build_churn_workspace(ws: Workspace, customers: int = 150, months: int = 6, 
             orders = sum(rng.random() < rate / 10 for _ in range(10))
             activity.append((cid, at, orders, round(orders * rng.uniform(20, 80), 2)))
             churned = rng.random() < (0.85 if orders <= 1 else 0.1)
-            labels.append((cid, at + dt.timedelta(days=1), int(churned), segment))
+            next_spend = round(max(0.0, orders * 30 + (40 if segment == "pro" else 0) + rng.gauss(0, 10)), 2)
+            labels.append((cid, at + dt.timedelta(days=1), int(churned), segment, next_spend))
     with connect_writer(ws) as con:
         con.execute("CREATE TABLE activity (customer_id INTEGER, as_of TIMESTAMP, orders_90d BIGINT, spend_90d DOUBLE)")
         con.executemany("INSERT INTO activity VALUES (?, ?, ?, ?)", activity)
         con.execute("CREATE TABLE churn_labels (customer_id INTEGER, label_at TIMESTAMP, churned INTEGER, "
-                    "segment VARCHAR)")
-        con.executemany("INSERT INTO churn_labels VALUES (?, ?, ?, ?)", labels)
+                    "segment VARCHAR, next_spend DOUBLE)")
+        con.executemany("INSERT INTO churn_labels VALUES (?, ?, ?, ?, ?)", labels)
     write_view(ws, ACTIVITY_VIEW)
     from runtimes.features.registry import apply
 
