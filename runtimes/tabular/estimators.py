@@ -61,7 +61,7 @@ def fit(model: Any, family: str, x: Any, y: Any, x_valid: Any = None, y_valid: A
 
         if x_valid is None:
             return model.fit(x, y)
-        return model.fit(x, y, eval_set=[(x_valid, y_valid)],
+        return model.fit(x, y, eval_X=(x_valid,), eval_y=(y_valid,),
                          callbacks=[lgb.early_stopping(30, verbose=False), *(callbacks or [])])
     if family == "xgboost":
         if x_valid is None:

@@ -11,6 +11,7 @@ from runtimes.tabular.metrics import HIGHER_IS_BETTER, score
 from runtimes.tabular.tracking import Run
 
 _REPORT_EVERY = 10  # boosting rounds between pruning checks
+_WARMUP = 50  # rounds before a trial may be pruned: a slow learning rate starts behind and catches up
 
 
 @dataclass
@@ -32,7 +33,7 @@ def tune(*, family: str, task: str, metric: str, classes: int, x_fit: Any, y_fit
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize",
                                 sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=_REPORT_EVERY))
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=_WARMUP))
 
     def objective(trial: optuna.Trial) -> float:
         params = estimators.suggest(trial, family)
