@@ -44,8 +44,7 @@ def work(run: WorkerRun) -> None:
                            "features": ",".join(p.features), "feature_views": ",".join(p.feature_views),
                            "dataset_hash": p.dataset_hash, "dataset_sql": p.dataset_sql, "split": p.split["kind"],
                            "budget_trials": p.budget.get("trials"), "budget_minutes": p.budget.get("minutes")})
-        _train(run, p, data, parent)
-        parent.finish()
+        parent.finish("FINISHED" if _train(run, p, data, parent) else "KILLED")
     except BaseException as e:
         if parent is not None:
             try:
@@ -68,7 +67,8 @@ def _reload(run: WorkerRun) -> tuple[Any, Any]:
     return p, data
 
 
-def _train(run: WorkerRun, p: Any, data: Any, parent: Any) -> None:
+def _train(run: WorkerRun, p: Any, data: Any, parent: Any) -> bool:
+    """Tune, refit, report and register; False when a stop ended the tuning (nothing registered)."""
     import joblib
 
     from runtimes.models.registry import register_version
@@ -96,7 +96,10 @@ def _train(run: WorkerRun, p: Any, data: Any, parent: Any) -> None:
                  y_valid=y[parts["valid"]], trials=p.budget.get("trials"), minutes=p.budget.get("minutes"),
                  seed=spec.seed, parent=parent, ws=run.ws, study_name=f"{job.id}-study",
                  should_stop=lambda: run.stop.requested, on_trial=on_trial)
-    run.stop.check()
+    if run.stop.requested:
+        store.set_status(job.id, "cancelled", f"stopped after {done[0]} trials; nothing was registered; "
+                         f"`lathe jobs resume {job.id}` tunes again from the start")
+        return False
     model = estimators.build(spec.family, p.task, tuned.best_params, spec.seed, n_classes, rounds=tuned.best_rounds)
     estimators.fit(model, spec.family, x.iloc[parts["train"]], y[parts["train"]])
     test = parts["test"]
@@ -138,6 +141,7 @@ def _train(run: WorkerRun, p: Any, data: Any, parent: Any) -> None:
                      f"{report['ci95'][0]:.4f}–{report['ci95'][1]:.4f}) {verdict} the baseline's "
                      f"{report['baseline']:.4f}; registered {version.name} version {version.version}, pending approval",
                      data={"model_version": f"{version.name}/{version.version}", "report": report})
+    return True
 
 
 def _where(job: Job) -> str:
