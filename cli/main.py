@@ -12,6 +12,7 @@ from cli import (batch_commands, catalog_commands, finetune_command, init_comman
 from cli.chat import command as chat_command
 from cli import slack_command, users_command
 from cli import features_command
+from cli import train_command
 from core.offline import apply_offline_env
 from cli.context import set_workspace
 
@@ -52,6 +53,7 @@ scheduler_command.register(app)
 serve_commands.register(app)
 batch_commands.register(app)
 features_command.register(app)
+train_command.register(app)
 
 if __name__ == "__main__":
     app()

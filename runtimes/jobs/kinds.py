@@ -14,7 +14,8 @@ from core.errors import UserError
 from runtimes.jobs.store import Job, Progress
 
 # kind name → the module holding its `KIND`
-_KINDS = {"finetune": "runtimes.training.jobs.finetune_kind", "batch": "runtimes.serving.batch.batch_kind"}
+_KINDS = {"finetune": "runtimes.training.jobs.finetune_kind", "batch": "runtimes.serving.batch.batch_kind",
+          "train": "runtimes.tabular.train_kind"}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,66 @@
+"""`lathe train`: train a model on a catalog table (and feature views), tuned with Optuna, as a job. It shows the
+plan (task, split, baseline, search space, budget, each with its reason), asks for approval and submits it; the
+job registers a version pending approval (`lathe models approve`)."""
+from __future__ import annotations
+
+import typer
+
+from cli.context import command, print_json, workspace
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(command(train))
+
+
+def train(
+    label: str = typer.Option(..., "--label", "-l", help="The labels: a catalog table, or one read-only SQL query."),
+    target: str = typer.Option(..., "--target", "-y", help="The label column to predict."),
+    entity: str | None = typer.Option(None, "--entity", help="The entity key column (to join feature views)."),
+    time: str | None = typer.Option(None, "--time", help="The label time column: features as of then, split by time."),
+    features: list[str] = typer.Option([], "--features", "-f", help="A feature view reference (repeatable): "
+                                       "view, view:feature, view@2."),
+    columns: list[str] = typer.Option([], "--column", "-c", help="A column of the labels used as a feature (repeatable)."),
+    task: str | None = typer.Option(None, "--task", help="classification or regression (default: from the label)."),
+    family: str = typer.Option("lightgbm", "--family", help="lightgbm, sklearn or xgboost."),
+    metric: str | None = typer.Option(None, "--metric", help="roc_auc, accuracy, f1, log_loss; rmse, mae, r2."),
+    trials: int | None = typer.Option(None, "--trials", help="Tuning budget in trials (default 20)."),
+    minutes: float | None = typer.Option(None, "--minutes", help="Tuning budget in minutes."),
+    name: str | None = typer.Option(None, "--name", help="Registered model name (default: <target>-<family>)."),
+    yes: bool = typer.Option(False, "--yes", help="Approve the plan without asking."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan with its reasons; start nothing."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the job to end and print its final status."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Train a model on tables: plan, approve, tune and register, as a job."""
+    from runtimes.jobs import lifecycle
+    from runtimes.tabular.planning import plan_train
+    from runtimes.tabular.train_kind import planned
+
+    ws = workspace()
+    spec = {"label": {"source": label, "column": target, "entity": entity, "time": time}, "features": features,
+            "columns": columns, "task": task, "family": family, "metric": metric, "trials": trials,
+            "minutes": minutes, "name": name}
+    plan = plan_train(ws, {k: v for k, v in spec.items() if v is not None})
+    if as_json and dry_run:
+        print_json(plan.model_dump(mode="json"))
+        return
+    if not as_json:
+        typer.echo(plan.explain())
+    if dry_run:
+        typer.echo("dry run: nothing was started")
+        return
+    if not yes and not typer.confirm("Approve this plan and start training?", default=False):
+        typer.echo("not approved: nothing was started")
+        raise typer.Exit(1)
+    job = lifecycle.submit(ws, "train", planned=planned(plan))
+    if wait:
+        job = lifecycle.wait(ws, job.id, timeout_s=None)
+    if as_json:
+        print_json(job.to_json())
+    else:
+        from runtimes.jobs.store import JobStore
+
+        last = JobStore(ws).events(job.id)[-1].message if wait else f"follow it with `lathe jobs events {job.id}`"
+        typer.echo(f"{job.id}: {job.status}; {last}")
+    if job.status == "failed":
+        raise typer.Exit(1)

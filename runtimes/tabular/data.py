@@ -1,0 +1,99 @@
+"""The labelled frame a model trains on: the label source read through the SQL guard (masked for the principal),
+joined point-in-time to feature views when asked, with a content hash so a job trains on the rows it was approved
+for, and the columns turned into what estimators take (categories, numbers)."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from catalog.data_source import parse_source
+from catalog.pii_masking import mask_at_source
+from catalog.query_schema import warehouse_catalog
+from catalog.sql_guard import guard, unknown_in
+from catalog.store import CatalogStore
+from catalog.warehouse import connect_reader
+from core.errors import UserError
+from core.principal import Principal
+from core.workspace import Workspace
+from runtimes.tabular.spec import TrainSpec
+
+
+@dataclass
+class Labelled:
+    frame: Any  # pandas DataFrame: label source columns and feature columns
+    features: list[str]  # the feature columns, in order
+    sql: str  # the label source's statement as read
+    feature_views: list[str]  # `view@version` of each view joined
+    content_hash: str
+
+
+def load(ws: Workspace, spec: TrainSpec, principal: Principal | None = None) -> Labelled:
+    principal = principal or Principal.local_admin()
+    frame, sql = _read_source(ws, spec.label.source, principal)
+    columns = [str(c) for c in frame.columns]
+    needed = [("label column", spec.label.column), ("entity key", spec.label.entity),
+              ("label time", spec.label.time)] + [("feature column", c) for c in spec.columns]
+    for what, name in needed:
+        if name is not None and name not in columns:
+            raise UserError(unknown_in("column", name, columns, "the label source") + f" (the {what})")
+    views: list[str] = []
+    features = list(spec.columns)
+    if spec.features:
+        from runtimes.features.offline_store import training_set
+        from runtimes.features.selection import select_features
+
+        selections = select_features(ws, spec.features)
+        views = [f"{s.version.name}@{s.version.version}" for s in selections]
+        before = set(columns)
+        frame = training_set(ws, spec.label.source, spec.features, timestamp_column=spec.label.time,
+                             principal=principal)
+        features += [str(c) for c in frame.columns if c not in before]
+    if len(frame) == 0:
+        raise UserError(f"the label source has no rows: {sql}")
+    keep = [spec.label.column] + [c for c in (spec.label.entity, spec.label.time) if c] + features
+    frame = frame[list(dict.fromkeys(keep))]
+    return Labelled(frame=frame, features=features, sql=sql, feature_views=views, content_hash=content_hash(frame))
+
+
+def _read_source(ws: Workspace, source: str, principal: Principal) -> tuple[Any, str]:
+    catalog = CatalogStore(ws).load()
+    with connect_reader(ws) as con:
+        tables = warehouse_catalog(con, catalog)
+        guarded = guard(parse_source(source, tables.tables).statement(), "duckdb", tables)
+        if guarded.query is None:
+            raise UserError("the label source must be a catalog table or one SELECT query")
+        tree = guarded.tree if principal.is_admin else mask_at_source(guarded.tree, principal, tables)
+        sql = tree.sql(dialect="duckdb")
+        try:
+            return con.execute(sql).df(), sql
+        except duckdb.Error as e:
+            raise UserError(f"the label source could not be read: {str(e).strip().splitlines()[0]}") from None
+
+
+def content_hash(frame: Any) -> str:
+    import pandas as pd
+
+    h = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+    return h.hexdigest()
+
+
+def model_inputs(frame: Any, features: list[str]) -> Any:
+    """The feature columns as estimators take them: text as categories, times as epoch seconds, flags as 0/1."""
+    import pandas as pd
+
+    out = {}
+    for c in features:
+        col = frame[c]
+        if pd.api.types.is_bool_dtype(col):
+            out[c] = col.astype("float64")
+        elif pd.api.types.is_datetime64_any_dtype(col):
+            out[c] = col.astype("int64") // 10**9
+        elif pd.api.types.is_numeric_dtype(col):
+            out[c] = col.astype("float64")
+        else:
+            out[c] = col.astype("string").astype("category")
+    return pd.DataFrame(out, index=frame.index)
