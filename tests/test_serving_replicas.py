@@ -199,6 +199,9 @@ def test_serverless_refuses_beyond_its_concurrency_and_unloads_every_weight(ws):
         refused = httpx.post(f"{url}/chat/completions", json=body, headers=headers, timeout=60)
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
         assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+        # The key is checked before the place: a caller without it learns nothing of the load and takes nothing.
+        stranger = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
+        assert stranger.status_code == 401
         st = httpx.get(f"{url}/lathe/status", headers=headers, timeout=30).json()
         assert st["this_replica"]["in_flight"] == st["queue_depth"] == 1 and st["this_replica"]["refused"] == 1
         assert st["scaling"]["max_concurrency"] == 1

@@ -37,14 +37,15 @@ def client(ws: Workspace) -> Any:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def experiment_id(ws: Workspace, c: Any | None = None) -> str:
+def experiment_id(ws: Workspace, c: Any | None = None, name: str = EXPERIMENT) -> str:
+    """The id of the workspace's experiment `name`, made on first use with its artifacts in the workspace."""
     c = c or client(ws)
-    exp = c.get_experiment_by_name(EXPERIMENT)
+    exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     artifacts = ws.root / "runs" / "mlflow-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
-    return c.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri())
+    return c.create_experiment(name, artifact_location=artifacts.as_uri())
 
 
 class JobRun:

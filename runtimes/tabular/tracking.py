@@ -7,18 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from core.workspace import Workspace
-from runtimes.models.tracking import client
+from runtimes.models.tracking import client, experiment_id
 
 EXPERIMENT = "lathe-train"
-
-
-def experiment_id(ws: Workspace, c: Any) -> str:
-    exp = c.get_experiment_by_name(EXPERIMENT)
-    if exp is not None:
-        return exp.experiment_id
-    artifacts = ws.root / "runs" / "mlflow-artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    return c.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri())
 
 
 class Run:
@@ -26,7 +17,7 @@ class Run:
         self.client = parent.client if parent else client(ws)
         if parent:
             tags = {**tags, "mlflow.parentRunId": parent.run_id}
-        self.run_id: str = self.client.create_run(experiment_id(ws, self.client), run_name=name,
+        self.run_id: str = self.client.create_run(experiment_id(ws, self.client, EXPERIMENT), run_name=name,
                                                   tags=tags).info.run_id
 
     def log(self, params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None, step: int = 0) -> None:

@@ -58,7 +58,10 @@ class EndpointSettings:
     rotation_stamp: Path | None = None  # when it changes, the keys are read again from the workspace's store
 
 
-def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
+def create_app(pool: EnginePool, settings: EndpointSettings,
+               admission: Sequence[tuple[type, dict[str, Any]]] = ()) -> FastAPI:
+    """The endpoint's app; `admission` middlewares (a load gate) run after the API key is checked and before the
+    body is read, so a caller without the key never takes a place or learns the load."""
     serving = _Serving(pool, settings)
 
     @contextlib.asynccontextmanager
@@ -75,6 +78,8 @@ def create_app(pool: EnginePool, settings: EndpointSettings) -> FastAPI:
     app = FastAPI(title=f"Lathe endpoint {settings.name}", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.add_middleware(_BodyCap, limit=MAX_BODY_BYTES)
+    for middleware, options in admission:
+        app.add_middleware(middleware, **options)
     keys = _Keys(settings)
     if settings.key_hashes:  # added last, so it runs first: an unauthenticated client's body is never read
         app.add_middleware(_ApiKeyGuard, keys=keys, owner_revoked=_owner_revoked(settings, keys))

@@ -72,13 +72,13 @@ def _build(ws: Any, store: Any, endpoint: Any) -> Any:
     else:
         pool.load_all()
     hashes = tuple(h for h in (endpoint.key_hash, endpoint.local_key_hash) if h)
+    scaling = Scaling.of(endpoint.scaling)
+    load = ReplicaLoad(scaling.max_concurrency)
     app = create_app(pool, EndpointSettings(name=endpoint.name, key_hashes=hashes, workspace=ws,
                                             capture_rate=endpoint.capture_rate, mode=endpoint.mode,
                                             owner=endpoint.owner, owner_key_hash=endpoint.key_hash,
-                                            rotation_stamp=rotation_stamp(ws, endpoint.name)))
-    scaling = Scaling.of(endpoint.scaling)
-    load = ReplicaLoad(scaling.max_concurrency)
-    app.add_middleware(LoadGate, load=load)  # outermost: a refused request costs nothing further
+                                            rotation_stamp=rotation_stamp(ws, endpoint.name)),
+                     admission=[(LoadGate, {"load": load})])
     folder = replicas_dir(endpoint_dir(ws, endpoint.name))
     started_at = time.time()
     adapters = _AdapterWatch(pool, on_event)
