@@ -148,8 +148,15 @@ def test_an_abandoned_stream_stops_while_the_others_go_on(models):
 
 
 def test_the_adapter_cap_holds_under_concurrency(models):
-    engine = _engine(models, max_adapters=1)
+    changes: list[tuple[str, str]] = []
+    engine = _engine(models, max_adapters=1, on_adapter=lambda change, model_id: changes.append((change, model_id)))
     cases = [(m, p, Sampling(max_new_tokens=12, temperature=0)) for p in PROMPTS[:3] for m in MODELS]
     fresh = _engine(models)
     assert _together(engine, cases) == _alone(fresh, cases)
     assert len(engine.loaded_adapters()) == 1
+    # Every load and eviction is reported as it happens: replayed, the reports give what is in memory.
+    held: set[str] = set()
+    for change, model_id in changes:
+        assert (model_id in held) == (change == "unloaded"), changes
+        (held.add if change == "loaded" else held.discard)(model_id)
+    assert held == set(engine.loaded_adapters()) and {m for _, m in changes} == {"a1", "a2"}, changes

@@ -81,9 +81,8 @@ def _build(ws: Any, store: Any, endpoint: Any) -> Any:
                      admission=[(LoadGate, {"load": load})])
     folder = replicas_dir(endpoint_dir(ws, endpoint.name))
     started_at = time.time()
-    adapters = _AdapterWatch(pool, on_event)
     start_writer(folder, load, lambda: {"started_at": started_at, "loaded": pool.loaded(),
-                                        "adapters": adapters.check()})
+                                        "adapters": pool.loaded_adapters()})
 
     @app.get("/v1/lathe/status")
     def status() -> dict[str, Any]:
@@ -105,24 +104,6 @@ def _build(ws: Any, store: Any, endpoint: Any) -> Any:
 
     log.info("replica %s of endpoint %s serving %s", pid, endpoint.name, ", ".join(pool.ids()))
     return app
-
-
-class _AdapterWatch:
-    """Records each adapter load and unload as an event, seen from the engines' loaded adapters (the engines
-    load them on a request's demand and drop the least recently used)."""
-
-    def __init__(self, pool: Any, on_event: Any) -> None:
-        self.pool, self.on_event, self.seen = pool, on_event, set[str]()
-
-    def check(self) -> dict[str, list[str]]:
-        now = self.pool.loaded_adapters()
-        ids = {m for models in now.values() for m in models}
-        for m in sorted(ids - self.seen):
-            self.on_event("adapter_loaded", f"adapter {m} loaded", {"model": m})
-        for m in sorted(self.seen - ids):
-            self.on_event("adapter_unloaded", f"adapter {m} unloaded", {"model": m})
-        self.seen = ids
-        return now
 
 
 def _tensor_bytes() -> int:

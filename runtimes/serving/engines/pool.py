@@ -144,6 +144,8 @@ class EnginePool:
         with self._lock:
             for slot in self._slots.values():
                 if slot.engine is not None and slot.in_flight == 0 and now - slot.last_used >= self.idle_timeout_s:
+                    for model_id in slot.engine.loaded_adapters():  # they leave memory with their engine
+                        self._adapter_changed("unloaded", model_id)
                     slot.engine = None
                     dropped.append(slot.base)
         if dropped:
@@ -152,12 +154,18 @@ class EnginePool:
                            {"bases": dropped, "loaded": self.loaded()})
         return dropped
 
+    def _adapter_changed(self, change: str, model_id: str) -> None:
+        """An adapter loaded on a request's demand or dropped (least recently used, or with its engine)."""
+        self._on_event(f"adapter_{change}", f"adapter {model_id} {change}", {"model": model_id})
+
     def _start(self, slot: _Slot) -> Any:
         options = dict(self.engine_options)
         if options.pop("backend", "transformers") == "vllm":
             from runtimes.serving.engines.vllm_engine import VllmEngine as Engine
         else:
             from runtimes.serving.engines.transformers_engine import Engine  # type: ignore[assignment]
+
+            options["on_adapter"] = self._adapter_changed
         engine = Engine(slot.base, **options)
         for s in slot.served:
             engine.register(s)

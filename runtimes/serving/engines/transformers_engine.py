@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,7 +54,8 @@ class Generation:
 
 class Engine:
     def __init__(self, base: str, *, quantize: str = "none", max_adapters: int = 4, device: str | None = None,
-                 speculation: Any = None, max_batch_size: int = 64) -> None:
+                 speculation: Any = None, max_batch_size: int = 64,
+                 on_adapter: Callable[[str, str], None] | None = None) -> None:
         import torch
 
         from runtimes.models.sources import ModelSource, load_model, load_tokenizer, resolve_model
@@ -75,6 +76,7 @@ class Engine:
         self.quantize = quantize
         self.model = model
         self.max_adapters = max_adapters
+        self._on_adapter = on_adapter or (lambda change, model_id: None)  # ("loaded" | "unloaded", model id)
         self._served: dict[str, ServedModel] = {}
         self._loaded: OrderedDict[str, str] = OrderedDict()  # adapter name → model id, oldest use first
         self._peft: Any = None
@@ -349,9 +351,10 @@ class Engine:
         else:
             self._peft.load_adapter(served.adapter, adapter_name=name)
         self._loaded[name] = served.id
+        self._on_adapter("loaded", served.id)
         while len(self._loaded) > self.max_adapters:  # the least recently used leaves first, unless in use
             old = next(n for n in self._loaded if n not in keep and n != name)
-            del self._loaded[old]
+            self._on_adapter("unloaded", self._loaded.pop(old))
             self._peft.delete_adapter(old)
 
 
