@@ -267,20 +267,14 @@ class ChatView:
             self.text = None
 
 
-_LABELS: list[dict[str, str]] = []
-
-
 async def _labels() -> dict[str, str]:
-    """The semantic layer's labels for column headers and axes, read once."""
-    if not _LABELS:
-        from catalog.store import CatalogStore
+    """The semantic layer's labels for column headers and axes (the store re-parses only changed files)."""
+    from catalog.store import CatalogStore
 
-        try:
-            manifest = await asyncio.to_thread(CatalogStore(WORKSPACE).load_semantic)
-            _LABELS.append(semantic_labels(manifest))
-        except UserError:  # a broken semantic file: humanised names still read well
-            _LABELS.append({})
-    return _LABELS[0]
+    try:
+        return semantic_labels(await asyncio.to_thread(CatalogStore(WORKSPACE).load_semantic))
+    except UserError:  # a broken semantic file: humanised names still read well
+        return {}
 
 
 # ---- following a job ------------------------------------------------------------------------
