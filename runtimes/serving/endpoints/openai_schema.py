@@ -125,7 +125,8 @@ class _Request(BaseModel):
     @classmethod
     def _token_biases(cls, v: dict[str, float] | None) -> dict[str, float] | None:
         for token, bias in (v or {}).items():
-            if not token.isdigit():
+            # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts' digits.
+            if not (token.isascii() and token.isdigit()):
                 raise ValueError(f"keys are token ids (e.g. \"50256\"), got {token!r}")
             if not -100 <= bias <= 100:
                 raise ValueError(f"biases lie between -100 and 100, got {bias} for token {token}")
