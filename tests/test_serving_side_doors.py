@@ -66,6 +66,7 @@ def _refs(ws) -> dict[str, tuple[str, str]]:
         "an unknown name": ("no-such-model", "no model `no-such-model`"),
         "an empty name with a version": ("@1", "no registered model ``"),
         "a path in the version": ("tickets-sft@../2", "is not a version"),
+        "a superscript digit as the version": ("tickets-sft@\u00b2", "is not a version"),
     }
 
 
@@ -75,7 +76,7 @@ CASES = sorted([  # the names of `_refs`, whose values need the workspace
     "a traversal through models/base", "a home path", "a bare dot-dot", "a link to a pending job's weights",
     "a link to unregistered weights", "a link out of the workspace", "a pending version",
     "the latest version, pending", "a rejected version", "a rejected model's default", "an unknown name",
-    "an empty name with a version", "a path in the version"])
+    "an empty name with a version", "a path in the version", "a superscript digit as the version"])
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -28,8 +28,8 @@ STALL_S = 600.0  # `wait` gives up when a job shows no change at all for this lo
 
 def gpu_slots() -> int:
     """One job per GPU (`LATHE_JOB_SLOTS` overrides), one on a CPU-only machine."""
-    if os.environ.get("LATHE_JOB_SLOTS", "").isdigit():
-        return max(1, int(os.environ["LATHE_JOB_SLOTS"]))
+    if (slots := os.environ.get("LATHE_JOB_SLOTS", "")).isascii() and slots.isdigit():
+        return max(1, int(slots))
     if shutil.which("nvidia-smi"):  # cheaper than importing torch just to count devices
         try:
             out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout

@@ -58,7 +58,7 @@ def resolve_served(ws: Workspace, ref: str) -> ServedModel:
         chosen = approved[-1]
     elif selector == "latest":
         chosen = versions[-1]
-    elif selector.isdigit():
+    elif selector.isascii() and selector.isdigit():
         from runtimes.models.registry import get_version
 
         chosen = get_version(ws, name, selector)

@@ -19,7 +19,7 @@ from runtimes.models.registry import ModelVersion, get_version, register_version
 def parse_ref(ref: str) -> tuple[str, str]:
     """`NAME@N` → (NAME, N)."""
     name, sep, version = ref.strip().rpartition("@")
-    if not sep or not name or not version.isdigit():
+    if not sep or not name or not (version.isascii() and version.isdigit()):
         raise UserError(f"`{ref}`: name a registered version as NAME@VERSION, e.g. tiny-qwen3-sft@2")
     return name, version
 
