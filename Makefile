@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export RAY_AUTH_MODE := disabled
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/torchinductor
 
-.PHONY: run test test-fast install fixtures mf-env clean
+.PHONY: run test test-fast install fixtures mf-env bytecode clean
 
 install: $(VENV)/.installed
 
@@ -23,8 +23,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip uv
 	# torch first, pinned: an open range pulls several GB of CUDA wheels on a CPU machine.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
-	# uv resolves chainlit's large tree in seconds where pip backtracks for many minutes.
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	# uv resolves chainlit's large tree in seconds where pip backtracks for many minutes. It writes no bytecode
+	# unless asked, and where PYTHONDONTWRITEBYTECODE is set nothing else does: every process (a job, an
+	# endpoint, a CLI call) would compile torch's, transformers' and MLflow's sources again as it imports them.
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $@
 
 # Real MetricFlow projects written by others, taken from the packages that ship them (tests read them).
@@ -46,7 +48,7 @@ MF_VENV := .venv-mf
 mf-env: $(MF_VENV)/.installed
 $(MF_VENV)/.installed: | $(VENV)/.installed
 	test -x $(MF_VENV)/bin/python || $(PYTHON) -m venv $(MF_VENV)
-	$(BIN)/uv pip install -q --python $(MF_VENV)/bin/python metricflow==0.213.0 pyyaml \
+	$(BIN)/uv pip install -q --compile-bytecode --python $(MF_VENV)/bin/python metricflow==0.213.0 pyyaml \
 		duckdb==$$($(BIN)/python -c "import duckdb; print(duckdb.__version__)")
 	touch $@
 
@@ -55,12 +57,16 @@ run: install
 	$(BIN)/lathe --workspace $(WORKSPACE) tour
 	$(BIN)/lathe --workspace $(WORKSPACE) ui --port $(PORT)
 
+# The project's own bytecode, for the same reason (the tests start several hundred processes).
+bytecode:
+	$(BIN)/python -m compileall -q -j 0 -x '/(\.venv|\.venv-mf|tests/fixtures|workspace)/' .
+
 # Two workers, a test file each at a time (module fixtures stay whole): the suite is mostly CPU-bound training.
-test: install fixtures mf-env
+test: install fixtures mf-env bytecode
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The inner loop: the same, less the tests marked `slow` (real training jobs, servers, the browser).
-test-fast: install fixtures mf-env
+test-fast: install fixtures mf-env bytecode
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 clean:
