@@ -4,6 +4,7 @@ workspace of prompt/completion rows with a tiny model for quick fine-tuning jobs
 scripted LLM server."""
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,11 @@ import pytest
 from core.offline import apply_offline_env
 
 apply_offline_env()
+# Each xdist worker, and every process it starts (jobs, endpoints, ranks), takes its share of the cores: torch's
+# and OpenMP's default of a thread per core in each of them oversubscribes the machine, and spinning threads then
+# cost about twice the CPU time for the same work.
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1)
+                                                 // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
