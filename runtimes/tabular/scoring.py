@@ -1,0 +1,149 @@
+"""A trained table model loaded for scoring, as the `train` job saves it (`model.joblib` and `inputs.json` in the
+version's folder), with the registry's lineage (entity key, feature views): records checked against its inputs
+(a bad one named by row, column and what was expected), then predicted.
+
+It reads the model folder and the registry only; it never trains or writes anything.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+
+MODEL_FILE, INPUTS_FILE = "model.joblib", "inputs.json"
+
+
+class BadRecord(UserError):
+    """One input record does not fit the model's inputs: the message names the row, the column and what fits."""
+
+
+@dataclass
+class TabularModel:
+    id: str  # `name@version` as deployed
+    estimator: Any
+    features: list[str]  # the model's input columns, in order
+    task: str  # classification or regression
+    classes: list[str] | None  # class labels (the estimator predicts their positions)
+    categories: dict[str, list[str]]  # text columns and the values seen in training
+    entity: str | None = None  # the entity key column of the training labels
+    feature_views: list[str] = field(default_factory=list)  # `view@version` joined at training, read online by key
+    training_sql: str | None = None
+
+    def frame(self, records: list[dict[str, Any]]) -> Any:
+        """The records as the estimator's input frame; `BadRecord` for the first value that does not fit."""
+        import numpy as np
+        import pandas as pd
+
+        columns: dict[str, list[Any]] = {c: [] for c in self.features}
+        for i, rec in enumerate(records):
+            if not isinstance(rec, dict):
+                raise BadRecord(f"row {i}: a record is an object of column values, not {type(rec).__name__}")
+            for c in self.features:
+                if c not in rec:
+                    raise BadRecord(f"row {i}: column `{c}` is missing; expected {self._expected(c)}")
+                columns[c].append(self._value(i, c, rec[c]))
+        out = {}
+        for c in self.features:
+            if c in self.categories:
+                out[c] = pd.Categorical(columns[c], categories=self.categories[c])
+            else:
+                out[c] = np.asarray(columns[c], dtype="float64")
+        return pd.DataFrame(out)
+
+    def _value(self, row: int, column: str, v: Any) -> Any:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None if column in self.categories else math.nan  # missing values: the trees route them
+        if column in self.categories:
+            text = str(v)
+            if text not in self.categories[column]:
+                raise BadRecord(f"row {row}: column `{column}` is {v!r}; expected {self._expected(column)}")
+            return text
+        if isinstance(v, bool):
+            return float(v)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            return float(v)
+        raise BadRecord(f"row {row}: column `{column}` is {v!r}; expected {self._expected(column)}")
+
+    def _expected(self, column: str) -> str:
+        if column in self.categories:
+            known = self.categories[column]
+            shown = ", ".join(repr(k) for k in known[:10]) + (", …" if len(known) > 10 else "")
+            return f"one of {shown} (or null)"
+        return "a finite number (or null)"
+
+    def predict(self, x: Any) -> tuple[list[Any], list[float] | None]:
+        """(predictions, scores): class labels and the positive class's probability for a binary classifier
+        (each row's top probability otherwise); numbers and no scores for a regressor."""
+        if self.task != "classification":
+            return [float(v) for v in self.estimator.predict(x)], None
+        proba = self.estimator.predict_proba(x)
+        best = proba.argmax(axis=1)
+        labels = [self.label(int(k)) for k in best]
+        scores = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+        return labels, [float(s) for s in scores]
+
+    def probabilities(self, x: Any) -> list[dict[str, float]]:
+        proba = self.estimator.predict_proba(x)
+        return [{str(self.label(k)): float(p) for k, p in enumerate(row)} for row in proba]
+
+    def label(self, position: int) -> Any:
+        """The class as the label column held it: a number where every class is one."""
+        text = (self.classes or [])[position]
+        return int(text) if all(_integer(c) for c in self.classes or []) else text
+
+
+def _integer(text: str) -> bool:
+    return text.lstrip("-").isascii() and text.lstrip("-").isdigit()
+
+
+def is_tabular(folder: str | Path) -> bool:
+    folder = Path(folder)
+    return (folder / MODEL_FILE).is_file() and (folder / INPUTS_FILE).is_file()
+
+
+def load_folder(folder: str | Path, *, id: str, entity: str | None = None, feature_views: list[str] | None = None,
+                training_sql: str | None = None) -> TabularModel:
+    import joblib
+
+    folder = Path(folder)
+    if not is_tabular(folder):
+        raise UserError(f"{folder} holds no table model ({MODEL_FILE} and {INPUTS_FILE}): train one with `lathe train`")
+    inputs = json.loads((folder / INPUTS_FILE).read_text(encoding="utf-8"))
+    return TabularModel(id=id, estimator=joblib.load(folder / MODEL_FILE), features=list(inputs["features"]),
+                        task=inputs["task"], classes=inputs.get("classes"), categories=inputs.get("categories") or {},
+                        entity=entity, feature_views=list(feature_views or []), training_sql=training_sql)
+
+
+def served_info(version: Any) -> dict[str, Any]:
+    """What an endpoint stores to serve a registered table model: its kind, entity key and feature views."""
+    dataset = version.lineage.get("dataset") or {}
+    label = dataset.get("label") if isinstance(dataset, dict) else None
+    views = version.tags.get("lathe.feature_views") or "[]"
+    try:
+        feature_views = [str(v) for v in json.loads(views)]
+    except json.JSONDecodeError:
+        feature_views = []
+    return {"kind": "tabular", "entity": (label or {}).get("entity"), "feature_views": feature_views}
+
+
+def tabular_fields(served: Any) -> dict[str, Any]:
+    """The endpoint row's extra fields for a registered table model (kind, entity key, feature views); {} else."""
+    if served.version is None or served.adapter or not is_tabular(served.base):
+        return {}
+    return served_info(served.version)
+
+
+def load_version(ws: Any, ref: str) -> TabularModel:
+    """A registered, approved table model by reference (NAME, NAME@N, NAME@approved)."""
+    from runtimes.models.refs import resolve_served
+
+    served = resolve_served(ws, ref)
+    if served.version is None or not is_tabular(served.base):
+        raise UserError(f"`{ref}` is not a table model: score tables with a version the `train` job registered")
+    info = served_info(served.version)
+    return load_folder(served.base, id=served.id, entity=info["entity"], feature_views=info["feature_views"],
+                       training_sql=served.training_sql)
