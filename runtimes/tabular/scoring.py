@@ -6,8 +6,10 @@ It reads the model folder and the registry only; it never trains or writes anyth
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,13 +35,13 @@ class TabularModel:
     feature_views: list[str] = field(default_factory=list)  # `view@version` joined at training, read online by key
     training_sql: str | None = None
 
-    def frame(self, records: list[dict[str, Any]]) -> Any:
+    def frame(self, records: list[dict[str, Any]], first_row: int = 0) -> Any:
         """The records as the estimator's input frame; `BadRecord` for the first value that does not fit."""
         import numpy as np
         import pandas as pd
 
         columns: dict[str, list[Any]] = {c: [] for c in self.features}
-        for i, rec in enumerate(records):
+        for i, rec in enumerate(records, first_row):
             if not isinstance(rec, dict):
                 raise BadRecord(f"row {i}: a record is an object of column values, not {type(rec).__name__}")
             for c in self.features:
@@ -62,10 +64,10 @@ class TabularModel:
             if text not in self.categories[column]:
                 raise BadRecord(f"row {row}: column `{column}` is {v!r}; expected {self._expected(column)}")
             return text
-        if isinstance(v, bool):
-            return float(v)
-        if isinstance(v, (int, float)) and math.isfinite(v):
-            return float(v)
+        if isinstance(v, dt.datetime):  # trained on times as epoch seconds, a naive one being UTC
+            return float(int((v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)).timestamp()))
+        if isinstance(v, numbers.Number) and not isinstance(v, complex) and math.isfinite(float(v)):
+            return float(v)  # bools, Decimals (DuckDB's DECIMAL), NumPy scalars
         raise BadRecord(f"row {row}: column `{column}` is {v!r}; expected {self._expected(column)}")
 
     def _expected(self, column: str) -> str:
@@ -94,6 +96,34 @@ class TabularModel:
         """The class as the label column held it: a number where every class is one."""
         text = (self.classes or [])[position]
         return int(text) if all(_integer(c) for c in self.classes or []) else text
+
+
+class OnlineFill:
+    """The model's features missing from records that carry the entity key, read from the online feature store by
+    that key (a value the record has wins); a key the store has nothing for is a `BadRecord`."""
+
+    def __init__(self, ws: Any, model: TabularModel) -> None:
+        self.ws, self.model, self.reader = ws, model, None
+
+    def complete(self, records: list[dict[str, Any]], first_row: int = 0) -> list[dict[str, Any]]:
+        m = self.model
+        wanting = [i for i, r in enumerate(records)
+                   if isinstance(r, dict) and m.entity and m.entity in r and any(c not in r for c in m.features)]
+        if not wanting or not m.feature_views or self.ws is None:
+            return records
+        if self.reader is None:
+            from runtimes.features.online_features import OnlineReader
+
+            self.reader = OnlineReader(self.ws, m.feature_views)
+        found = self.reader.get([records[i][m.entity] for i in wanting])
+        out = list(records)
+        for i, values in zip(wanting, found):
+            if all(v is None for v in values.values()):
+                raise BadRecord(f"row {first_row + i}: no online features for {m.entity} {records[i][m.entity]!r} "
+                                f"in {', '.join(m.feature_views)}: send the features themselves, or materialize the "
+                                "views (`lathe features materialize`)")
+            out[i] = {**{k: v for k, v in values.items() if k in m.features}, **records[i]}
+        return out
 
 
 def _integer(text: str) -> bool:

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from core.errors import UserError
-from runtimes.tabular.scoring import BadRecord, TabularModel
+from runtimes.tabular.scoring import BadRecord, OnlineFill, TabularModel
 
 log = logging.getLogger("lathe.endpoint")
 MAX_BODY_BYTES = 32 * 2**20
@@ -52,7 +52,7 @@ def create_app(model: TabularModel, settings: Any) -> FastAPI:
     keys = _Keys(settings)
     revoked = _owner_revoked(settings, keys)
     capture = RequestCapture(settings.workspace, settings.name, settings.capture_rate)
-    online = _Online(settings.workspace, model)
+    online = OnlineFill(settings.workspace, model)
 
     async def refused(request: Request) -> JSONResponse | None:
         if not settings.key_hashes:
@@ -150,7 +150,7 @@ def _split(data: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _predict(model: TabularModel, online: "_Online", records: list[dict[str, Any]],
+def _predict(model: TabularModel, online: OnlineFill, records: list[dict[str, Any]],
              with_proba: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     rows = online.complete(records)
     x = model.frame(rows)
@@ -163,33 +163,6 @@ def _predict(model: TabularModel, online: "_Online", records: list[dict[str, Any
     captured = [{"inputs": row, "prediction": labels[i], "score": scores[i] if scores else None,
                  "entity": row.get(model.entity) if model.entity else None} for i, row in enumerate(rows)]
     return {"predictions": predictions}, captured
-
-
-class _Online:
-    """Online features read by entity key for records that lack some of the model's features."""
-
-    def __init__(self, ws: Any, model: TabularModel) -> None:
-        self.ws, self.model, self.reader = ws, model, None
-
-    def complete(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        m = self.model
-        wanting = [i for i, r in enumerate(records)
-                   if isinstance(r, dict) and any(c not in r for c in m.features) and m.entity and m.entity in r]
-        if not wanting or not m.feature_views or self.ws is None:
-            return records
-        if self.reader is None:
-            from runtimes.features.online_features import OnlineReader
-
-            self.reader = OnlineReader(self.ws, m.feature_views)
-        found = self.reader.get([records[i][m.entity] for i in wanting])
-        out = list(records)
-        for i, values in zip(wanting, found):
-            if all(v is None for v in values.values()):
-                raise BadRecord(f"row {i}: no online features for {m.entity} {records[i][m.entity]!r} in "
-                                f"{', '.join(m.feature_views)}: send the features themselves, or materialize the "
-                                "views (`lathe features materialize`)")
-            out[i] = {**{k: v for k, v in values.items() if k in m.features}, **records[i]}
-        return out
 
 
 def _error(status: int, message: str, code: str = "BAD_REQUEST") -> JSONResponse:
