@@ -169,3 +169,27 @@ def test_a_bad_row_in_a_scored_query_names_it_and_writes_nothing(served):
     assert CatalogStore(ws).load().table("gold_scores") is None
     with pytest.raises(UserError, match="`activity` already exists"):
         score_table(ws, NAME, table="churn_labels", into="activity")
+
+
+# ---- the command line ---------------------------------------------------------------------------------------
+def test_the_command_line_scores_a_table_and_watches_the_endpoint(served):
+    ws, frame, d = served
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from runtimes.monitoring.monitor_store import MonitorStore
+
+    def lathe(*args):
+        return CliRunner().invoke(app, ["--workspace", str(ws.root), *args])
+
+    r = lathe("batch", NAME, "--data", "SELECT DISTINCT customer_id, segment FROM churn_labels", "--into", "cli_scores")
+    assert r.exit_code == 0, r.output
+    assert "rows with churn-lgbm@1 into table `cli_scores`" in r.output
+    r = lathe("monitors", "create", "churn-watch", "--endpoint", "churn", "--sensitive", "segment", "--rule",
+              "bias:segment", "--rule", "accuracy<0.7", "--labels", "churn_labels", "--label-time", "label_at",
+              "--label-column", "churned")
+    assert r.exit_code == 0, r.output
+    spec = MonitorStore(ws).get("churn-watch").spec
+    assert spec["kind"] == "tabular" and spec["model"] == f"{NAME}@1" and spec["labels"]["entity"] == "customer_id"
+    r = lathe("monitors", "create", "churn-no-time", "--endpoint", "churn", "--labels", "churn_labels")
+    assert r.exit_code != 0 and "--label-time" in r.output

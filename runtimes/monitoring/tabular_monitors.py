@@ -88,6 +88,32 @@ class Evaluation(BaseModel):
     kinds: dict[str, str]
 
 
+def served_model(ws: Workspace, endpoint: str) -> dict[str, Any] | None:
+    """The table model an endpoint serves (its stored row's model), None for any other endpoint or none."""
+    from runtimes.serving.endpoints.store import EndpointStore
+
+    found = EndpointStore(ws).find(endpoint)
+    models = found.models if found is not None else []
+    return models[0] if models and models[0].get("kind") == "tabular" else None
+
+
+def spec_for_endpoint(ws: Workspace, data: dict[str, Any], *, labels: str | None = None,
+                      label_time: str | None = None, label_column: str | None = None) -> TabularMonitorSpec | None:
+    """A table-model monitor of `data["endpoint"]` from the fields a person gives (None when the endpoint serves no
+    table model): the model is the one served; the labels join on its entity key."""
+    served = served_model(ws, data["endpoint"])
+    if served is None:
+        return None
+    join = None
+    if labels:
+        if not (label_time and label_column and served.get("entity")):
+            raise UserError("labels join on the entity key, the label's time and its column: give --label-time and "
+                            "--label-column" + ("" if served.get("entity") else
+                                                " (and this model was trained without an entity key)"))
+        join = {"source": labels, "entity": served["entity"], "time": label_time, "column": label_column}
+    return TabularMonitorSpec.parse({**data, "kind": "tabular", "model": served["id"], "labels": join})
+
+
 def check_spec(ws: Workspace, spec: TabularMonitorSpec) -> None:
     """At creation: the model is a table model, and the columns and rules name its features."""
     model = _model(ws, spec.model)

@@ -167,6 +167,17 @@ def tabular_fields(served: Any) -> dict[str, Any]:
     return served_info(served.version)
 
 
+def is_table_model(ws: Any, ref: str) -> bool:
+    """Whether `ref` names a registered version the `train` job made (False for anything else, or nothing)."""
+    from runtimes.models.refs import resolve_served
+
+    try:
+        served = resolve_served(ws, ref)
+    except UserError:
+        return False
+    return served.version is not None and is_tabular(served.base)
+
+
 def load_version(ws: Any, ref: str) -> TabularModel:
     """A registered, approved table model by reference (NAME, NAME@N, NAME@approved)."""
     from runtimes.models.refs import resolve_served
