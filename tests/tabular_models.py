@@ -11,19 +11,34 @@ from core.workspace import Workspace
 from tests.tabular_workspace import build_churn_workspace, churn_spec
 
 NAME = "churn-lgbm"
-_TEMPLATE: dict[str, tuple[Path, object]] = {}
 
 
 def churn_workspace(tmp_path_factory) -> tuple[Workspace, object]:
-    """A copy of a workspace with the approved `churn-lgbm@1` (made once per test process), and the frame the
-    model trained on."""
+    """A copy of a workspace with the approved `churn-lgbm@1`, and the frame the model trained on. The workspace
+    copied is made once per test session, shared by the xdist workers (the first one makes it, under a lock)."""
+    import fcntl
+    import os
+
+    import pandas as pd
+
     from tests.conftest import copy_workspace
 
-    if "ws" not in _TEMPLATE:
-        ws, frame = churn_model(tmp_path_factory.mktemp("churn-template"))
-        _TEMPLATE["ws"] = (ws.root, frame)
-    root, frame = _TEMPLATE["ws"]
-    return copy_workspace(root, tmp_path_factory.mktemp("churn")), frame
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    template = shared / "churn-template"
+    with open(shared / "churn-template.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (template / "frame.parquet").exists():
+                import shutil
+
+                shutil.rmtree(template, ignore_errors=True)  # what a worker stopped half-way left
+                template.mkdir()
+                _, frame = churn_model(template)
+                frame.to_parquet(template / "frame.parquet")  # written last: the template is whole
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return copy_workspace(template / "ws", tmp_path_factory.mktemp("churn")), pd.read_parquet(template / "frame.parquet")
 
 
 def churn_model(root: Path, customers: int = 80, months: int = 3) -> tuple[Workspace, object]:
