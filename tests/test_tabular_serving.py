@@ -103,6 +103,11 @@ def test_the_key_is_required(served):
     local = endpoints.local_key(ws, "churn")
     health = httpx.get(f"{d.endpoint.base_url}/health", headers={"Authorization": f"Bearer {local}"}).json()
     assert health["kind"] == "tabular" and health["entity"] == "customer_id"
+    from runtimes.serving.endpoints.client import lathe_status
+
+    status = lathe_status(ws, "churn")
+    assert status["status"] == "running" and status["models"] == [f"{NAME}@1"]
+    assert httpx.get(f"{d.endpoint.base_url}/v1/lathe/status").status_code == 401
 
 
 def test_answered_rows_and_refusals_are_captured(served):

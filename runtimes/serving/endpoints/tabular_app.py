@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -40,10 +41,20 @@ def build(ws: Any, store: Any, endpoint: Any) -> FastAPI:
                                 owner=endpoint.owner, owner_key_hash=endpoint.key_hash,
                                 rotation_stamp=rotation_stamp(ws, endpoint.name))
     log.info("endpoint %s serving table model %s", endpoint.name, model.id)
-    return create_app(model, settings)
+
+    def status() -> dict[str, Any]:
+        current = store.get(endpoint.name)
+        events = store.events(endpoint.name)[-20:]
+        return {"endpoint": endpoint.name, "kind": "tabular", "mode": endpoint.mode, "status": current.status,
+                "models": [model.id], "features": model.features, "entity": model.entity,
+                "feature_views": model.feature_views,
+                "events": [{"at": e.at, "kind": e.kind, "message": e.message, "data": e.data} for e in events]}
+
+    return create_app(model, settings, status=status)
 
 
-def create_app(model: TabularModel, settings: Any) -> FastAPI:
+def create_app(model: TabularModel, settings: Any, status: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+    """The app; `status` answers the authenticated `/v1/lathe/status` (the endpoint's row and events)."""
     from runtimes.serving.endpoints.openai_api import _BodyCap, _has_key, _Keys, _owner_revoked
     from runtimes.serving.endpoints.request_capture import RequestCapture
 
@@ -71,6 +82,15 @@ def create_app(model: TabularModel, settings: Any) -> FastAPI:
             return {"status": "ok"}
         return {"status": "ok", "endpoint": settings.name, "models": [model.id], "kind": "tabular",
                 "features": model.features, "entity": model.entity, "feature_views": model.feature_views}
+
+    @app.get("/v1/lathe/status")
+    async def lathe_status(request: Request) -> Any:
+        denied = await refused(request)
+        if denied is not None:
+            return denied
+        if status is None:
+            return _error(404, "no status outside a deployed endpoint", "NOT_FOUND")
+        return await asyncio.to_thread(status)
 
     @app.post("/invocations")
     async def invocations(request: Request) -> JSONResponse:
