@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -108,17 +109,16 @@ def create_app(model: TabularModel, settings: Any, status: Callable[[], dict[str
             answer, captured = await asyncio.to_thread(_predict, model, online, records, with_proba)
         except UserError as e:
             if capture.sampled():
-                capture.record(request_id=request_id, model=model.id, arrived=arrived, route="invocations",
-                               prompt=json.dumps(body, default=str)[:20000], response=str(e), prompt_tokens=0,
-                               completion_tokens=0, latency_ms=_ms(started), status=400)
+                await asyncio.to_thread(_capture, settings, model, [dict(
+                    request_id=request_id, prompt=json.dumps(body, default=str)[:20000], response=str(e),
+                    latency_ms=_ms(started), status=400)], arrived)
             return _error(400, str(e))
         latency = _ms(started)
         if capture.sampled():
-            for i, row in enumerate(captured):
-                capture.record(request_id=f"{request_id}-{i}", model=model.id, arrived=arrived, route="invocations",
-                               prompt=json.dumps(row["inputs"], default=str), response=json.dumps(row["prediction"]),
-                               prompt_tokens=0, completion_tokens=0, latency_ms=latency, status=200,
-                               metadata=json.loads(json.dumps(row, default=str)))
+            await asyncio.to_thread(_capture, settings, model, [dict(
+                request_id=f"{request_id}-{i}", prompt=json.dumps(row["inputs"], default=str),
+                response=json.dumps(row["prediction"]), latency_ms=latency, status=200, metadata=_plain(row))
+                for i, row in enumerate(captured)], arrived)
         return JSONResponse(answer)
 
     return app
@@ -183,6 +183,31 @@ def _predict(model: TabularModel, online: OnlineFill, records: list[dict[str, An
     captured = [{"inputs": row, "prediction": labels[i], "score": scores[i] if scores else None,
                  "entity": row.get(model.entity) if model.entity else None} for i, row in enumerate(rows)]
     return {"predictions": predictions}, captured
+
+
+def _capture(settings: Any, model: TabularModel, rows: list[dict[str, Any]], arrived: dt.datetime) -> None:
+    """One request's rows spooled together (one transaction); capture never fails the answer."""
+    from runtimes.monitoring.traffic import TrafficRecord, record
+
+    try:
+        record(settings.workspace, [TrafficRecord(endpoint=settings.name, model=model.id, ts=arrived,
+                                                  route="invocations", prompt_tokens=0, completion_tokens=0, **r)
+                                    for r in rows])
+    except Exception:  # a full disk or a locked spool loses these records, never the answer
+        log.exception("could not capture a request of endpoint %s", settings.name)
+
+
+def _plain(value: Any) -> Any:
+    """JSON values as the traffic store keeps them: NaN and infinities as null, other values as text."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
 
 
 def _error(status: int, message: str, code: str = "BAD_REQUEST") -> JSONResponse:
