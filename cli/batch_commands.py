@@ -54,7 +54,8 @@ def _batch_json(job: Any) -> dict[str, Any]:
     return {**job.to_json(), "rows_done": job.rows_done, "rows_total": job.rows_total}
 
 
-def _score_table(ws: Any, model: str, data: str, into: str | None, replace: bool, as_json: bool) -> bool:
+def _score_table(ws: Any, model: str, data: str, into: str | None, replace: bool, as_json: bool,
+                 dry_run: bool) -> bool:
     """A table model scores the rows at once into a scores table; False for a language model."""
     from runtimes.tabular.scoring import is_table_model
 
@@ -64,7 +65,11 @@ def _score_table(ws: Any, model: str, data: str, into: str | None, replace: bool
 
     source = data_source(ws, data)
     done = score_table(ws, model, table=getattr(source, "name", None), sql=getattr(source, "sql", None), into=into,
-                       replace=replace)
+                       replace=replace, dry_run=dry_run)
+    if dry_run:
+        typer.echo(f"{done.model} would score {done.rows:,} rows into table `{done.table.name}`\n"
+                   "dry run: nothing was written")
+        return True
     if as_json:
         print_json({"table": done.table.name, "rows": done.rows, "model": done.model})
     else:
@@ -97,7 +102,7 @@ def batch_run(
     from runtimes.serving.batch.transform import BatchSpec, plan_batch, run_batch
 
     ws = _recovered_ws()
-    if _score_table(ws, model, data, into, replace, as_json):
+    if _score_table(ws, model, data, into, replace, as_json, dry_run):
         return
     spec = BatchSpec.parse({"model": model, "source": data_source(ws, data), "prompt_column": prompt_column,
                             "key_column": key_column,

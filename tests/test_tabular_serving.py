@@ -181,13 +181,18 @@ def test_the_command_line_scores_a_table_and_watches_the_endpoint(served):
     ws, frame, d = served
     from typer.testing import CliRunner
 
+    from catalog.store import CatalogStore
     from cli.main import app
     from runtimes.monitoring.monitor_store import MonitorStore
 
     def lathe(*args):
         return CliRunner().invoke(app, ["--workspace", str(ws.root), *args])
 
-    r = lathe("batch", NAME, "--data", "SELECT DISTINCT customer_id, segment FROM churn_labels", "--into", "cli_scores")
+    sql = "SELECT DISTINCT customer_id, segment FROM churn_labels"
+    r = lathe("batch", NAME, "--data", sql, "--into", "cli_scores", "--dry-run")
+    assert r.exit_code == 0 and "dry run: nothing was written" in r.output, r.output
+    assert CatalogStore(ws).load().table("cli_scores") is None
+    r = lathe("batch", NAME, "--data", sql, "--into", "cli_scores")
     assert r.exit_code == 0, r.output
     assert "rows with churn-lgbm@1 into table `cli_scores`" in r.output
     r = lathe("monitors", "create", "churn-watch", "--endpoint", "churn", "--sensitive", "segment", "--rule",

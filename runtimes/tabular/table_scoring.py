@@ -33,9 +33,10 @@ class Scored:
 
 
 def score_table(ws: Workspace, model_ref: str, *, table: str | None = None, sql: str | None = None,
-                into: str | None = None, replace: bool = False, principal: Principal | None = None) -> Scored:
+                into: str | None = None, replace: bool = False, principal: Principal | None = None,
+                dry_run: bool = False) -> Scored:
     """Score every row of `table` (or the query `sql`) with the approved version `model_ref` into `into`
-    (default: `<table>_scores`)."""
+    (default: `<table>_scores`); `dry_run`: check every row, write nothing."""
     import pandas as pd
 
     from runtimes.serving.batch.output import check_output, when_free
@@ -69,6 +70,8 @@ def score_table(ws: Workspace, model_ref: str, *, table: str | None = None, sql:
     frame["model"], frame["scored_at"] = model.id, now
     entry = _entry(into, model, table, described, source.columns, len(frame))
     lineage = _lineage(ws, into, model, statement, described)
+    if dry_run:
+        return Scored(entry, model.id, len(frame), statement)
     when_free(lambda: _write(ws, into, frame, entry, lineage), wait_s=60.0, on_wait=None,
               gave_up="score the table again once it is free")
     return Scored(entry, model.id, len(frame), statement)
