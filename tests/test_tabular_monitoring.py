@@ -100,6 +100,7 @@ def test_shifted_rows_raise_drift_bias_and_quality_alerts(watched):
     ({"rules": [{"kind": "bias_drift", "feature": "region"}]}, ["region", "sensitive"]),
     ({"labels": None, "rules": [{"kind": "quality_below", "metric": "accuracy", "value": 0.5}]}, ["labels"]),
     ({"model": "nope@1"}, ["nope"]),
+    ({"rules": [{"kind": "data_quality"}]}, ["error_rate"]),
 ])
 def test_a_monitor_that_cannot_work_is_refused_when_made(watched, over, words):
     ws, model = watched

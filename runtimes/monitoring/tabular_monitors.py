@@ -62,6 +62,9 @@ class TabularMonitorSpec(BaseModel):
     @model_validator(mode="after")
     def _rules(self) -> "TabularMonitorSpec":
         for r in self.rules:
+            if r.kind == "data_quality":
+                raise ValueError("a table model's endpoint refuses rows that do not fit its inputs (400), so there is "
+                                 "no data-quality rule: watch error_rate>SHARE instead")
             if r.kind == "bias_drift" and r.feature not in self.sensitive:
                 raise ValueError(f"the rule `{r.text()}` needs `{r.feature}` among the sensitive columns "
                                  f"({', '.join(self.sensitive) or 'none given'})")
@@ -117,6 +120,9 @@ def spec_for_endpoint(ws: Workspace, data: dict[str, Any], *, labels: str | None
 def check_spec(ws: Workspace, spec: TabularMonitorSpec) -> None:
     """At creation: the model is a table model, and the columns and rules name its features."""
     model = _model(ws, spec.model)
+    if model.task != "classification" and any(r.kind == "quality_below" for r in spec.rules):
+        raise UserError(f"`{model.id}` is a regressor: its quality (rmse, mae) is in each run's report, and "
+                        "accuracy rules are for classifiers")
     known = [*model.features, *PREDICTED]
     for f in [*(spec.features or []), *(r.feature for r in spec.rules if r.kind == "feature_drift")]:
         if f not in known:
