@@ -54,6 +54,29 @@ def _batch_json(job: Any) -> dict[str, Any]:
     return {**job.to_json(), "rows_done": job.rows_done, "rows_total": job.rows_total}
 
 
+def _score_table(ws: Any, model: str, data: str, into: str | None, replace: bool, as_json: bool,
+                 dry_run: bool) -> bool:
+    """A table model scores the rows at once into a scores table; False for a language model."""
+    from runtimes.tabular.scoring import is_table_model
+
+    if not is_table_model(ws, model):
+        return False
+    from runtimes.tabular.table_scoring import score_table
+
+    source = data_source(ws, data)
+    done = score_table(ws, model, table=getattr(source, "name", None), sql=getattr(source, "sql", None), into=into,
+                       replace=replace, dry_run=dry_run)
+    if dry_run:
+        typer.echo(f"{done.model} would score {done.rows:,} rows into table `{done.table.name}`\n"
+                   "dry run: nothing was written")
+        return True
+    if as_json:
+        print_json({"table": done.table.name, "rows": done.rows, "model": done.model})
+    else:
+        typer.echo(f"scored {done.rows:,} rows with {done.model} into table `{done.table.name}`")
+    return True
+
+
 # ---- batch ------------------------------------------------------------------------------------------------
 @batch_app.command("run")
 @command
@@ -79,6 +102,8 @@ def batch_run(
     from runtimes.serving.batch.transform import BatchSpec, plan_batch, run_batch
 
     ws = _recovered_ws()
+    if _score_table(ws, model, data, into, replace, as_json, dry_run):
+        return
     spec = BatchSpec.parse({"model": model, "source": data_source(ws, data), "prompt_column": prompt_column,
                             "key_column": key_column,
                             "into": into, "format": fmt, "system_prompt": system, "max_new_tokens": max_tokens,

@@ -42,18 +42,31 @@ def monitors_create(
                                            "(adds the judge_score feature)."),
     judge_rubric: str = typer.Option("helpfulness", "--judge-rubric"),
     judge_api_base: str | None = typer.Option(None, "--judge-api-base"),
+    sensitive: list[str] = typer.Option([], "--sensitive", help="A table model's input column whose groups are "
+                                        "compared (repeatable; rule bias:COLUMN)."),
+    labels: str | None = typer.Option(None, "--labels", help="A table model's outcomes: a table or query with its "
+                                      "entity key, --label-time and --label-column (rule accuracy<VALUE)."),
+    label_time: str | None = typer.Option(None, "--label-time", help="When each outcome was known."),
+    label_column: str | None = typer.Option(None, "--label-column", help="The outcome column."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Create a monitor; its first run is due at once (run it with `run`, or keep `lathe scheduler` going)."""
+    """Create a monitor; its first run is due at once (run it with `run`, or keep `lathe scheduler` going). On an
+    endpoint serving a table model, it compares the served rows with the model's training set."""
     from core.principal import Principal
     from runtimes.monitoring.monitors import MonitorSpec, Rule, create_monitor
+    from runtimes.monitoring.tabular_monitors import spec_for_endpoint
 
-    spec = MonitorSpec.parse({
+    ws = workspace()
+    spec = spec_for_endpoint(ws, {
+        "name": name, "endpoint": endpoint, "features": features or None, "window": window, "every": every,
+        "min_rows": min_rows, "sensitive": sensitive,
+        "rules": [Rule.parse(r).model_dump() for r in rules] if rules else [{"kind": "dataset_drift"}]},
+        labels=labels, label_time=label_time, label_column=label_column) or MonitorSpec.parse({
         "name": name, "endpoint": endpoint, "reference": reference, "model": model, "features": features or None,
         "window": window, "every": every, "min_rows": min_rows,
         "rules": [Rule.parse(r).model_dump() for r in rules] if rules else [{"kind": "dataset_drift"}],
         "judge": {"model": judge_model, "rubric": judge_rubric, "api_base": judge_api_base} if judge_model else None})
-    row = create_monitor(workspace(), spec, created_by=Principal.local_admin().name)
+    row = create_monitor(ws, spec, created_by=Principal.local_admin().name)
     if as_json:
         print_json(row.to_json())
         return

@@ -71,6 +71,10 @@ def deploy(
     if d.api_key:
         typer.echo(f"API key (shown once, keep it): {d.api_key}")
         typer.echo(f"it belongs to {_key_owner(e)}" + (f"; disabling `{e.owner}` revokes it" if e.owner else ""))
+    if d.api_key and e.models[0].get("kind") == "tabular":  # a table model speaks MLflow's scoring protocol
+        typer.echo(f"call it:\n  curl {e.base_url}/invocations -H 'Authorization: Bearer <the key>' "
+                   "-H 'Content-Type: application/json' -d '{\"dataframe_records\": [{…}]}'")
+    elif d.api_key:
         typer.echo("call it:\n"
                    "  from openai import OpenAI\n"
                    f"  client = OpenAI(base_url=\"{e.url}\", api_key=\"<the key>\")\n"

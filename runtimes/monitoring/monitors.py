@@ -43,16 +43,16 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["feature_drift", "dataset_drift", "data_quality", "latency_p95_above", "error_rate_above",
-                  "quality_below"]
+                  "quality_below", "bias_drift"]
     feature: str | None = Field(None, description="feature_drift: the feature, e.g. response_length")
     metric: Literal["accuracy", "mean_score"] | None = Field(None, description="quality_below: the metric")
     value: float | None = Field(None, description="the limit: milliseconds, a share (0..1) or a quality value")
 
     @model_validator(mode="after")
     def _complete(self) -> "Rule":
-        if self.kind == "feature_drift":
-            if self.feature not in FEATURES:
-                raise ValueError(f"a drift rule names one feature of: {', '.join(FEATURES)} (got `{self.feature}`)")
+        if self.kind in ("feature_drift", "bias_drift"):  # the monitor checks it names a column it tests
+            if not self.feature:
+                raise ValueError(f"a {self.kind.replace('_', ' ')} rule names a column, e.g. drift:response_length")
         elif self.kind not in ("dataset_drift", "data_quality") and self.value is None:
             raise ValueError(f"the rule `{self.kind}` needs a value (the limit)")
         if self.kind == "quality_below" and self.metric is None:
@@ -70,6 +70,9 @@ class Rule(BaseModel):
             return cls(kind="dataset_drift")
         if t in ("data_quality", "dataquality"):
             return cls(kind="data_quality")
+        bias = re.fullmatch(r"bias:([a-z0-9_]+)(?:>(\d+(?:\.\d+)?))?", t)
+        if bias:  # a table model's groups: bias:segment, bias:segment>0.2
+            return cls(kind="bias_drift", feature=bias[1], value=float(bias[2]) if bias[2] else None)
         if t.startswith("drift:") or t.endswith("_drift"):
             feature = t.removeprefix("drift:").removesuffix("_drift")
             return validate_input(cls, {"kind": "feature_drift", "feature": feature}, f"rule `{text}`")
@@ -94,6 +97,8 @@ class Rule(BaseModel):
             return "dataset drift"
         if self.kind == "data_quality":
             return "data-quality violations"
+        if self.kind == "bias_drift":
+            return f"bias drift by {self.feature}"
         if self.kind == "latency_p95_above":
             return f"p95 latency above {self.value:g} ms"
         if self.kind == "error_rate_above":
@@ -160,6 +165,8 @@ class MonitorSpec(BaseModel):
                 raise ValueError("`judge_score` needs a judge (judge.model)")
         watched = self.tested_features()
         for r in self.rules:
+            if r.kind == "bias_drift":
+                raise ValueError("bias drift rules are for monitors of table models (kind: tabular)")
             if r.kind == "feature_drift" and r.feature not in watched:
                 raise ValueError(f"the rule `{r.text()}` watches `{r.feature}`, which this monitor does not test "
                                  f"({', '.join(watched)})")
@@ -216,12 +223,25 @@ class MonitorRun:
                 "summary": self.summary, "alerts": [a.to_json() for a in self.alerts], "report_dir": self.report_dir}
 
 
+def parse_spec(data: dict[str, Any]) -> Any:
+    """A stored or given monitor: of a table model's endpoint (`kind: tabular`) or of an LLM endpoint."""
+    if isinstance(data, dict) and data.get("kind") == "tabular":
+        from runtimes.monitoring.tabular_monitors import TabularMonitorSpec
+
+        return TabularMonitorSpec.parse(data)
+    return MonitorSpec.parse(data)
+
+
 # ---- creating ------------------------------------------------------------------------------------------
 def create_monitor(ws: Workspace, spec: MonitorSpec | dict[str, Any], *, created_by: str | None = None,
                    now: dt.datetime | None = None) -> MonitorRow:
     """Store a monitor; its first run is due at once. A baseline reference checks the model version exists."""
-    spec = spec if isinstance(spec, MonitorSpec) else MonitorSpec.parse(spec)
-    if spec.reference == "baseline":
+    spec = spec if isinstance(spec, BaseModel) else parse_spec(spec)
+    if getattr(spec, "kind", None) == "tabular":
+        from runtimes.monitoring.tabular_monitors import check_spec
+
+        check_spec(ws, spec)
+    elif spec.reference == "baseline":
         from runtimes.monitoring.baselines import parse_model_ref
         from runtimes.models.registry import get_version
 
@@ -269,7 +289,7 @@ def _run_monitor(ws: Workspace, monitor_id: str, now: dt.datetime | None, resche
     end = _utc(now)
     run_id = f"run-{end:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     try:
-        spec = MonitorSpec.parse(m.spec)
+        spec = parse_spec(m.spec)
     except UserError as e:  # a spec damaged on disk: the failed run says why
         store.start_run(run_id, m.id, "", end.isoformat())
         store.finish_run(run_id, m.id, "failed", None, None, [], error=str(e))
@@ -278,7 +298,12 @@ def _run_monitor(ws: Workspace, monitor_id: str, now: dt.datetime | None, resche
     store.start_run(run_id, m.id, start.isoformat(), end.isoformat())
     try:
         notes = _ingest(ws)
-        result = evaluate(ws, m.id, spec, start, end)
+        if getattr(spec, "kind", None) == "tabular":
+            from runtimes.monitoring.tabular_monitors import evaluate as evaluate_tabular
+
+            result = evaluate_tabular(ws, m.id, spec, start, end)
+        else:
+            result = evaluate(ws, m.id, spec, start, end)
         result.summary["notes"] = notes + result.summary.get("notes", [])
         fired = _fired_rules(spec, result)
         before = _previously_fired(store, m.id, run_id)
@@ -427,6 +452,10 @@ def _fired_rules(spec: MonitorSpec, result: Any) -> list[dict[str, Any]]:
                                 threshold=rule.value, message=f"error rate on `{spec.endpoint}` is {rate:.1%}, above "
                                                                f"{rule.value:.1%} ({s['traffic']['errors']:,} of "
                                                                f"{s['traffic']['requests']:,} requests)"))
+        elif rule.kind == "bias_drift":
+            from runtimes.monitoring.tabular_monitors import bias_alerts
+
+            out += bias_alerts(spec, rule, s, cur_about)
         elif rule.kind == "quality_below":
             q = s.get("quality") or {}
             value = q.get(rule.metric or "")

@@ -35,7 +35,7 @@ class TrafficRecord(BaseModel):
     endpoint: str = Field(..., min_length=1, description='endpoint name ("batch" / "async" for those paths)')
     model: str = Field(..., description='the model the request named (e.g. "tiny-qwen3-sft@2" or an adapter)')
     ts: dt.datetime = Field(..., description="when the request arrived (UTC)")
-    route: Literal["chat", "completion", "batch", "async"]
+    route: Literal["chat", "completion", "batch", "async", "invocations"]
     prompt: str = Field(..., description='the prompt text (chat: the messages rendered as "role: text" lines)')
     response: str
     prompt_tokens: int = Field(..., ge=0)
@@ -80,7 +80,7 @@ TRAFFIC_COLUMNS: tuple[tuple[str, str, str, bool], ...] = (
     ("endpoint", "VARCHAR", "endpoint that served it (`batch` / `async` for those paths)", False),
     ("model", "VARCHAR", "model or adapter the request named", False),
     ("ts", "TIMESTAMP", "when the request arrived, UTC", False),
-    ("route", "VARCHAR", "chat, completion, batch or async", False),
+    ("route", "VARCHAR", "chat, completion, batch, async or invocations (a table model)", False),
     ("prompt", "VARCHAR", "the prompt text (chat messages as `role: text` lines)", True),
     ("response", "VARCHAR", "the model's reply, or the error text for a failed request", True),
     ("prompt_tokens", "INTEGER", "tokens in the prompt", False),

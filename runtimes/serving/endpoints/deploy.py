@@ -132,6 +132,7 @@ def resolve_models(ws: Workspace, refs: Sequence[str]) -> list[dict]:
     """Each reference resolved to the files it serves and checked: approved, present, adapter fitting its base."""
     from runtimes.serving.engines.adapter_fit import check_adapter_fits
     from runtimes.models.refs import resolve_served
+    from runtimes.tabular.scoring import tabular_fields
 
     resolved: list[dict] = []
     for ref in refs:
@@ -143,7 +144,9 @@ def resolve_models(ws: Workspace, refs: Sequence[str]) -> list[dict]:
                 raise UserError(f"cannot deploy `{ref}`: {e}") from None
         if any(r["id"] == served.id for r in resolved):
             raise UserError(f"`{ref}` names `{served.id}`, which this deploy already serves: list each version once")
-        resolved.append({"ref": ref.strip(), **served.to_json()})
+        resolved.append({"ref": ref.strip(), **served.to_json(), **tabular_fields(served)})
+    if len(resolved) > 1 and any(m.get("kind") == "tabular" for m in resolved):
+        raise UserError("a table model is served alone, one per endpoint: deploy each to its own endpoint")
     return resolved
 
 

@@ -42,6 +42,10 @@ def create() -> Any:
 
 
 def _build(ws: Any, store: Any, endpoint: Any) -> Any:
+    if any(m.get("kind") == "tabular" for m in endpoint.models):
+        from runtimes.serving.endpoints import tabular_app
+
+        return tabular_app.build(ws, store, endpoint)
     from runtimes.models.refs import ServedModel
     from runtimes.serving.endpoints.deploy import endpoint_dir
     from runtimes.serving.endpoints.key_rotation import rotation_stamp
