@@ -86,18 +86,18 @@ def test_regressor_report_has_residual_plots_and_a_mean_baseline(tmp_path):
         assert_png(tmp_path / name)
 
 
-@pytest.mark.parametrize("family, task", [("lightgbm", "classification"), ("xgboost", "regression"),
-                                          ("sklearn", "classification")])
-def test_shap_ranks_the_planted_feature_first(tmp_path, family, task):
+@pytest.mark.parametrize("family, task, classes", [("lightgbm", "classification", 2), ("xgboost", "regression", 0),
+                                                   ("sklearn", "classification", 2), ("lightgbm", "classification", 3)])
+def test_shap_ranks_the_planted_feature_first(tmp_path, family, task, classes):
     from runtimes.tabular.explain import explain
 
     x, y = planted()
-    target = y if task == "classification" else 3 * x["strong"].to_numpy() + 0.1 * y
-    model = estimators.build(family, task, {}, 0, 2, rounds=60)
+    target = {2: y, 3: np.digitize(x["strong"], [-0.5, 0.5]), 0: 3 * x["strong"].to_numpy() + 0.1 * y}[classes]
+    model = estimators.build(family, task, {}, 0, classes, rounds=60)
     if family == "xgboost":
         model.set_params(early_stopping_rounds=None)
     estimators.fit(model, family, x, target)
-    out = explain(model, x.iloc[:300], x.iloc[300:], task=task, classes=["0", "1"] if task == "classification" else None,
+    out = explain(model, x.iloc[:300], x.iloc[300:], task=task, classes=[str(c) for c in range(classes)] or None,
                   folder=tmp_path, ids=[f"row-{i}" for i in range(300, 400)])
     assert [f["feature"] for f in out["top_features"]][0] == "strong"
     top = out["top_features"]
@@ -142,6 +142,32 @@ def test_a_planted_biased_label_is_flagged_and_a_fair_one_passes(tmp_path):
     assert not before_training("gender", group, fair, task="classification", classes=["0", "1"])["review"]
 
 
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_regressors_and_many_classes_are_compared_by_group_on_their_own_measures(tmp_path, task):
+    from runtimes.tabular.fairness import SPREAD_THRESHOLD, THRESHOLD, after_training, before_training
+
+    rng = np.random.default_rng(7)
+    group = pd.Series(rng.choice(["north", "south"], 400))
+    if task == "regression":
+        y = rng.normal(size=400) + np.where(group == "south", 1.0, 0.0)  # the label itself differs by group
+        predicted, classes = y + rng.normal(scale=0.3, size=400), None
+    else:
+        y = rng.integers(0, 3, 400)
+        predicted, classes = np.eye(3)[np.where(group == "south", y, (y + 1) % 3)], ["a", "b", "c"]  # wrong for north
+    kind = "regression" if task == "regression" else "classification"
+    before = before_training("region", group, y, task=kind, classes=classes)
+    after = after_training("region", group, y, predicted, task=kind, classes=classes, folder=tmp_path)
+    if task == "regression":
+        assert before["review"] and before["difference"] > SPREAD_THRESHOLD and "standard deviations" in before["verdict"]
+        assert after["mean_prediction_difference"] > SPREAD_THRESHOLD and after["review"]
+        assert {"mean_prediction", "mean_absolute_error"} <= set(after["by_group"]["north"])
+    else:
+        assert not before["review"]
+        assert after["accuracy_difference"] == pytest.approx(1.0) and after["review"] and THRESHOLD < 1
+        assert "yes/no predictions" in after["verdict"]
+    assert_png(tmp_path / after["plots"][0])
+
+
 def test_a_numeric_sensitive_column_is_compared_in_quartiles(tmp_path):
     from runtimes.tabular.fairness import after_training
 
@@ -178,3 +204,20 @@ def test_columns_tagged_sensitive_in_the_catalog_are_checked_and_unknown_ones_re
     assert named.sensitive == ["customer_id", "segment"]
     with pytest.raises(UserError, match="no column `gender`.*sensitive"):
         load(ws, TrainSpec.parse({**spec, "sensitive": ["gender"]}))
+
+
+def test_a_column_named_sensitive_on_the_command_line_is_checked_in_the_plan(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from core.workspace import Workspace
+    from tests.tabular_workspace import build_churn_workspace
+
+    ws = Workspace(tmp_path / "ws")
+    ws.create()
+    build_churn_workspace(ws, customers=40, months=3)
+    r = CliRunner().invoke(app, ["--workspace", str(ws.root), "train", "--label", "churn_labels", "--target", "churned",
+                                 "--column", "next_spend", "--sensitive", "segment", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if "bias before training" in x)
+    assert "label rate (share of `1`) differs by" in line and "groups of `segment`" in line and "threshold" in line

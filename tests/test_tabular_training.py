@@ -61,6 +61,9 @@ def test_the_report_has_its_plots_explanations_and_bias_in_the_job_folder(traine
     assert bias["is_feature"] and set(bias["after"]["by_group"]) == {"pro", "retail"}
     assert 0 <= bias["after"]["demographic_parity_difference"] <= 1
     assert "threshold of 0.1" in bias["after"]["verdict"] and "### `segment`" in document
+    # the label by group was in the plan the job was approved on, as the report says it
+    assert job.plan["bias_before"]["segment"]["verdict"] == bias["before"]["verdict"]
+    assert "the label rate (share of `1`) differs by" in bias["before"]["verdict"]
 
 
 def test_mlflow_has_one_parent_run_with_a_child_run_per_trial(trained):

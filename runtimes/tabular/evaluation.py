@@ -4,6 +4,7 @@ held-out rows), written beside the PNGs as `report.json` and `report.md`."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ def report_metrics(report: dict[str, Any]) -> dict[str, float]:
            f"baseline_{m}": report["baseline"]}
     out.update({f"test_{k}": v for k, v in report["other_metrics"].items()})
     for column, f in report["fairness"].items():
+        column = re.sub(r"[^A-Za-z0-9_.-]+", "_", column)  # a metric name takes few characters
         for key in ("demographic_parity_difference", "equalized_odds_difference", "accuracy_difference",
                     "mean_prediction_difference", "error_difference"):
             if key in f["after"]:

@@ -46,5 +46,5 @@ def log_dataset(run: Any, data: Any, digest: str) -> None:
         warnings.simplefilter("ignore", UserWarning)
         dataset = mlflow.data.from_pandas(data.frame, source=source, name=f"{'+'.join(data.tables) or 'query'} (train)",
                                           digest=digest[:16])
-    run.client.log_inputs(run.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
-                                                             tags=[InputTag("mlflow.data.context", "train")])])
+        entity = dataset._to_mlflow_entity()
+    run.client.log_inputs(run.run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", "train")])])
