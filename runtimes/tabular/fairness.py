@@ -139,9 +139,9 @@ def _small(by_group: dict[str, dict[str, Any]]) -> str:
 def _plot(column: str, by_group: Any, folder: Path) -> list[str]:
     plt = pyplot()
     written: list[str] = []
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
     by_group.plot.bar(ax=ax, rot=0)
     ax.set(title=f"By group of `{column}`, held-out rows", xlabel=column)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, frameon=False)  # below: no bar hidden
     save(fig, folder, f"fairness_{re.sub(r'[^A-Za-z0-9_]+', '_', column)}.png", written)
     return written
