@@ -81,7 +81,7 @@ def after_training(column: str, values: Any, y: Any, predicted: Any, *, task: st
         metrics = {"count": fm.count, "mean_prediction": fm.mean_prediction, "mean_absolute_error": mean_absolute_error}
         hard = p
     else:
-        hard = p.argmax(axis=1)
+        hard = (p[:, 1] >= 0.5).astype(int) if binary else p.argmax(axis=1)
         metrics = {"count": fm.count, "accuracy": accuracy_score}
         if binary:
             metrics.update(selection_rate=fm.selection_rate, true_positive_rate=fm.true_positive_rate,
@@ -96,7 +96,7 @@ def after_training(column: str, values: Any, y: Any, predicted: Any, *, task: st
         eo = float(fm.equalized_odds_difference(y, hard, sensitive_features=groups.to_numpy()))
         out.update(demographic_parity_difference=dp, equalized_odds_difference=eo,
                    accuracy_difference=float(spread["accuracy"]), threshold=THRESHOLD,
-                   decision=f"`{classes[1] if classes else 1}` when its probability is at least 0.5")
+                   decision=f"the model gives `{classes[1] if classes else 1}` a probability of at least 0.5")
         out["review"] = dp > THRESHOLD or eo > THRESHOLD
         rates = ", ".join(f"{g} {v['selection_rate']:.2f}" for g, v in out["by_group"].items())
         told = f"selection rate differs by {dp:.2f} between groups of `{column}` ({rates})"

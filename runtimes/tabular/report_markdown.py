@@ -34,6 +34,8 @@ def markdown(p: Any, r: dict[str, Any]) -> str:
         lines += [f"### `{column}` (groups: {f['before']['grouping']})", "",
                   f"- **Verdict: {'review before approving' if f['review'] else 'no difference over the threshold'}.**",
                   f"- Before training: {f['before']['verdict']}.", f"- After training: {f['after']['verdict']}."]
+        if f["after"].get("decision"):
+            lines.append(f"- A row counts as selected when {f['after']['decision']}.")
         if f["is_feature"]:
             lines.append(f"- `{column}` is itself one of the model's features.")
         after = f["after"]
