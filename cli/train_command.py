@@ -20,6 +20,8 @@ def train(
     features: list[str] = typer.Option([], "--features", "-f", help="A feature view reference (repeatable): "
                                        "view, view:feature, view@2."),
     columns: list[str] = typer.Option([], "--column", "-c", help="A column of the labels used as a feature (repeatable)."),
+    sensitive: list[str] = typer.Option([], "--sensitive", help="A column of the labels to check for bias by group "
+                                        "(repeatable), besides those tagged `sensitive` in the catalog."),
     task: str | None = typer.Option(None, "--task", help="classification or regression (default: from the label)."),
     family: str = typer.Option("lightgbm", "--family", help="lightgbm, sklearn or xgboost."),
     metric: str | None = typer.Option(None, "--metric", help="roc_auc, accuracy, f1, log_loss; rmse, mae, r2."),
@@ -39,7 +41,7 @@ def train(
     ws = workspace()
     spec = {"label": {"source": label, "column": target, "entity": entity, "time": time}, "features": features,
             "columns": columns, "task": task, "family": family, "metric": metric, "trials": trials,
-            "minutes": minutes, "name": name}
+            "minutes": minutes, "name": name, "sensitive": sensitive}
     plan = plan_train(ws, {k: v for k, v in spec.items() if v is not None})
     if as_json and dry_run:
         print_json(plan.model_dump(mode="json"))

@@ -1,6 +1,7 @@
 """Training a model on tables end to end as a job: a churn label with features from a feature view and the label
-table, LightGBM tuned for a few trials, a report that beats the baseline, MLflow parent and trial runs, and a
-version registered pending approval with its lineage."""
+table, LightGBM tuned for a few trials, a report that beats the baseline with SHAP explanations and bias for the
+column tagged sensitive in the catalog, MLflow parent and trial runs, and a version registered pending approval
+with its lineage."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runtimes.jobs import lifecycle
-from runtimes.models.registry import list_versions
+from runtimes.models.registry import get_version, list_versions
 from runtimes.models.tracking import client
 from tests.tabular_workspace import build_churn_workspace, churn_spec
 
@@ -21,6 +22,11 @@ def trained(tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("tabular") / "ws")
     ws.create()
     build_churn_workspace(ws)
+    from catalog.metadata import Column, Table
+    from catalog.store import CatalogStore
+
+    with CatalogStore(ws).transaction() as tx:
+        tx.put_table(Table(name="churn_labels", columns=[Column(name="segment", tags=["sensitive"])]))
     job = lifecycle.submit(ws, "train", churn_spec())
     return ws, lifecycle.wait(ws, job.id, timeout_s=300)
 
@@ -36,11 +42,28 @@ def test_the_job_succeeds_and_beats_the_baseline(trained):
     assert report["tuning"]["trials"] == 4
 
 
-def test_the_report_has_roc_and_precision_recall_plots(trained):
+def test_the_report_has_its_plots_explanations_and_bias_in_the_job_folder(trained):
     ws, job = trained
     folder = Path(job.record["report"]).parent
-    for name in ("roc.png", "precision_recall.png"):
+    report = json.loads((folder / "report.json").read_text())
+    assert {"roc.png", "precision_recall.png", "calibration.png", "shap_importance.png", "shap_beeswarm.png",
+            "fairness_segment.png"} <= set(report["plots"])
+    document = (folder / "report.md").read_text()
+    for name in report["plots"]:
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"![{name}]({name})" in document
+    # churn follows recent orders in the planted data
+    assert report["explanations"]["top_features"][0]["feature"] == "orders_90d"
+    assert report["explanations"]["method"].startswith("TreeExplainer")
+    assert len(report["explanations"]["individual"]) == 3
+    assert report["explanations"]["individual"][0]["id"].startswith("customer_id ")
+    bias = report["fairness"]["segment"]
+    assert bias["is_feature"] and set(bias["after"]["by_group"]) == {"pro", "retail"}
+    assert 0 <= bias["after"]["demographic_parity_difference"] <= 1
+    assert "threshold of 0.1" in bias["after"]["verdict"] and "### `segment`" in document
+    # the label by group was in the plan the job was approved on, as the report says it
+    assert job.plan["bias_before"]["segment"]["verdict"] == bias["before"]["verdict"]
+    assert "the label rate (share of `1`) differs by" in bias["before"]["verdict"]
 
 
 def test_mlflow_has_one_parent_run_with_a_child_run_per_trial(trained):
@@ -53,7 +76,11 @@ def test_mlflow_has_one_parent_run_with_a_child_run_per_trial(trained):
                              filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 4
     artifacts = {a.path for a in c.list_artifacts(parent.info.run_id, "report")}
-    assert "report/roc.png" in artifacts
+    assert {"report/roc.png", "report/shap_importance.png", "report/fairness_segment.png", "report/report.md"} <= artifacts
+    assert "fairness_segment_demographic_parity_difference" in parent.data.metrics
+    [dataset] = parent.inputs.dataset_inputs
+    assert dataset.dataset.digest == job.record["lineage"]["dataset_hash"][:16]
+    assert json.loads(dataset.dataset.source)["tables"] == ["churn_labels"]
 
 
 def test_the_version_is_registered_pending_approval_with_its_lineage(trained):
@@ -64,6 +91,11 @@ def test_the_version_is_registered_pending_approval_with_its_lineage(trained):
     assert job.model_version == f"{v.name}/{v.version}"
     assert v.lineage["job_id"] == job.id and len(v.lineage["dataset_hash"]) == 64
     assert "churn_labels" in v.lineage["dataset_sql"]
-    assert json.loads(v.tags["lathe.feature_views"]) == ["activity@1"]
-    assert json.loads(v.tags["lathe.study"])["trials"] == 4
+    assert v.lineage["feature_views"] == ["activity@1"]
+    assert v.lineage["study"]["trials"] == 4 and v.lineage["config"] == v.lineage["study"]["best_params"]
+    assert set(v.lineage["study"]["best_params"]) == {"learning_rate", "num_leaves", "min_child_samples",
+                                                      "feature_fraction", "lambda_l2"}
+    assert v.lineage["dataset"]["tables"] == ["churn_labels"] and v.lineage["dataset"]["sensitive"] == ["segment"]
+    assert "segment" in v.lineage["fairness"] and "test_roc_auc_ci95" in v.lineage["metrics"]
     assert (Path(v.source) / "model.joblib").exists()
+    assert "challenger" in get_version(ws, v.name, v.version).aliases

@@ -122,7 +122,8 @@ def _quoted(name: str) -> str:
 
 
 _LINEAGE_KEYS = ("job_id", "base_model", "technique", "recipe", "dataset_hash", "dataset_sql", "dataset", "config",
-                 "metrics", "model_uri", "merged_from")
+                 "metrics", "model_uri", "merged_from", "feature_views", "study", "fairness")
+_JSON_KEYS = ("config", "metrics", "dataset", "feature_views", "study", "fairness")
 
 
 def _version(v: Any) -> ModelVersion:
@@ -133,7 +134,7 @@ def _version(v: Any) -> ModelVersion:
         if raw is None:
             continue
         try:
-            lineage[key] = json.loads(raw) if key in ("config", "metrics", "dataset") else raw
+            lineage[key] = json.loads(raw) if key in _JSON_KEYS else raw
         except json.JSONDecodeError:
             lineage[key] = raw
     return ModelVersion(name=v.name, version=str(v.version), source=v.source, run_id=v.run_id,

@@ -4,7 +4,7 @@ for, and the columns turned into what estimators take (categories, numbers)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -28,14 +28,17 @@ class Labelled:
     sql: str  # the label source's statement as read
     feature_views: list[str]  # `view@version` of each view joined
     content_hash: str
+    sensitive: list[str] = field(default_factory=list)  # columns to check for bias: asked for, or tagged in the catalog
+    tables: list[str] = field(default_factory=list)  # the catalog tables the label source reads
 
 
 def load(ws: Workspace, spec: TrainSpec, principal: Principal | None = None) -> Labelled:
     principal = principal or Principal.local_admin()
-    frame, sql = _read_source(ws, spec.label.source, principal)
+    frame, sql, tables, tagged = _read_source(ws, spec.label.source, principal)
     columns = [str(c) for c in frame.columns]
     needed = [("label column", spec.label.column), ("entity key", spec.label.entity),
-              ("label time", spec.label.time)] + [("feature column", c) for c in spec.columns]
+              ("label time", spec.label.time)] + [("feature column", c) for c in spec.columns] \
+        + [("column to check for bias, named as sensitive", c) for c in spec.sensitive]
     for what, name in needed:
         if name is not None and name not in columns:
             raise UserError(unknown_in("column", name, columns, "the label source") + f" (the {what})")
@@ -53,12 +56,18 @@ def load(ws: Workspace, spec: TrainSpec, principal: Principal | None = None) -> 
         features += [str(c) for c in frame.columns if c not in before]
     if len(frame) == 0:
         raise UserError(f"the label source has no rows: {sql}")
-    keep = [spec.label.column] + [c for c in (spec.label.entity, spec.label.time) if c] + features
+    sensitive = list(dict.fromkeys([*spec.sensitive, *(c for c in columns if c.lower() in tagged)]))
+    keep = [spec.label.column] + [c for c in (spec.label.entity, spec.label.time) if c] + features + sensitive
     frame = frame[list(dict.fromkeys(keep))]
-    return Labelled(frame=frame, features=features, sql=sql, feature_views=views, content_hash=content_hash(frame))
+    return Labelled(frame=frame, features=features, sql=sql, feature_views=views, content_hash=content_hash(frame),
+                    sensitive=sensitive, tables=tables)
 
 
-def _read_source(ws: Workspace, source: str, principal: Principal) -> tuple[Any, str]:
+def _read_source(ws: Workspace, source: str, principal: Principal) -> tuple[Any, str, list[str], set[str]]:
+    """The rows, the statement read, the tables it reads and the (lower-case) names of their columns tagged
+    `sensitive` in the catalog."""
+    from sqlglot import exp
+
     catalog = CatalogStore(ws).load()
     with connect_reader(ws) as con:
         tables = warehouse_catalog(con, catalog)
@@ -67,8 +76,11 @@ def _read_source(ws: Workspace, source: str, principal: Principal) -> tuple[Any,
             raise UserError("the label source must be a catalog table or one SELECT query")
         tree = guarded.tree if principal.is_admin else mask_at_source(guarded.tree, principal, tables)
         sql = tree.sql(dialect="duckdb")
+        read = sorted({t.name for t in guarded.tree.find_all(exp.Table)})
+        tagged = {c.name.lower() for name in read if (t := catalog.table(name)) for c in t.columns
+                  if any(tag.lower() == "sensitive" for tag in c.tags)}
         try:
-            return con.execute(sql).df(), sql
+            return con.execute(sql).df(), sql, read, tagged
         except duckdb.Error as e:
             raise UserError(f"the label source could not be read: {str(e).strip().splitlines()[0]}") from None
 

@@ -14,6 +14,7 @@ from core.principal import Principal
 from core.workspace import Workspace
 from runtimes.tabular import estimators
 from runtimes.tabular.data import Labelled, load
+from runtimes.tabular.fairness import before_training
 from runtimes.tabular.metrics import baseline_predictions, score
 from runtimes.tabular.spec import METRICS, TrainSpec
 
@@ -39,6 +40,7 @@ class TrainPlan(BaseModel):
     budget: dict[str, Any]
     search_space: dict[str, Any]
     reasons: dict[str, str]
+    bias_before: dict[str, Any] = {}  # per sensitive column: the label by group in the training rows, with a verdict
 
     def explain(self) -> str:
         b = self.budget
@@ -57,6 +59,7 @@ class TrainPlan(BaseModel):
                                                 for k, v in self.search_space.items())]
         if self.feature_views:
             lines.append(f"  feature views: {', '.join(self.feature_views)} (joined as of `{self.spec.label.time}`)")
+        lines += [f"  bias before training: {b['verdict']}" for b in self.bias_before.values()]
         return "\n".join(lines)
 
 
@@ -73,6 +76,7 @@ def plan_train(ws: Workspace, spec: TrainSpec | dict[str, Any], principal: Princ
             if len(np.unique(y[parts[part]])) < 2:
                 raise UserError(f"the {part} split of `{spec.label.column}` holds one class only "
                                 f"({parts['kind']} split of {len(y):,} rows): add rows or widen the label's time range")
+    bias = {c: before_training(c, data.frame[c].iloc[train], y[train], task=task, classes=classes) for c in data.sensitive}
     base = baseline_predictions(task, y[train], len(test), len(classes or ()))
     baseline_value = score(metric, y[test], base)
     trials = spec.trials if spec.trials is not None else (None if spec.minutes else _DEFAULT_TRIALS)
@@ -89,7 +93,7 @@ def plan_train(ws: Workspace, spec: TrainSpec | dict[str, Any], principal: Princ
         baseline={"kind": "majority class" if task == "classification" else "training mean", "value": baseline_value},
         budget={"trials": trials, "minutes": spec.minutes}, search_space=estimators.SPACES[spec.family],
         reasons={"task": task_why, "metric": metric_why, "family": estimators.WHY[spec.family], "budget": budget_why,
-                 "split": parts["why"]})
+                 "split": parts["why"]}, bias_before=bias)
 
 
 def _task(spec: TrainSpec, data: Labelled) -> tuple[str, str, list[str] | None]:

@@ -28,6 +28,8 @@ class TrainSpec(BaseModel):
     label: LabelSpec
     features: list[str] = Field(default_factory=list, description="feature view references: view, view:feature, view@2")
     columns: list[str] = Field(default_factory=list, description="columns of the label source used as features")
+    sensitive: list[str] = Field(default_factory=list, description="columns of the label source to check for bias, "
+                                 "besides those tagged `sensitive` in the catalog")
     task: Task | None = None
     family: Family = "lightgbm"
     metric: str | None = None

@@ -1,7 +1,8 @@
 """Training a model on tables as a kind of job: at submit, `plan` reads the data and makes the plan the person
 approves (task, split, baseline, search space, budget); in the worker, `work` reads the same rows again, tunes with
 Optuna (each trial an MLflow child run), refits the best, reports on the held-out rows and registers a version
-pending approval with its lineage (data SQL and hash, feature view versions, the study)."""
+pending approval with its lineage (data SQL and hash, feature view versions, the study). The report holds SHAP
+explanations and bias per sensitive column besides the held-out metrics."""
 from __future__ import annotations
 
 import json
@@ -71,12 +72,11 @@ def _train(run: WorkerRun, p: Any, data: Any, parent: Any) -> bool:
     """Tune, refit, report and register; False when a stop ended the tuning (nothing registered)."""
     import joblib
 
-    from runtimes.models.registry import register_version
     from runtimes.tabular import estimators
     from runtimes.tabular.data import model_inputs
-    from runtimes.tabular.metrics import baseline_predictions
+    from runtimes.tabular.evaluation import evaluate, report_metrics
     from runtimes.tabular.planning import encoded_label, split_rows
-    from runtimes.tabular.report import held_out_report
+    from runtimes.tabular.registration import register
     from runtimes.tabular.tuning import tune
 
     job, store, spec = run.job, run.store, p.spec
@@ -102,17 +102,10 @@ def _train(run: WorkerRun, p: Any, data: Any, parent: Any) -> bool:
         return False
     model = estimators.build(spec.family, p.task, tuned.best_params, spec.seed, n_classes, rounds=tuned.best_rounds)
     estimators.fit(model, spec.family, x.iloc[parts["train"]], y[parts["train"]])
-    test = parts["test"]
-    x_test, y_test = x.iloc[test], y[test]
-    predicted = model.predict_proba(x_test) if p.task == "classification" else model.predict(x_test)
     folder = run.folder
-    report = held_out_report(task=p.task, metric=p.metric, y=y_test, predicted=predicted,
-                             baseline=baseline_predictions(p.task, y[parts["train"]], len(test), n_classes),
-                             seed=spec.seed, folder=folder / "report")
-    report["tuning"] = {"study": tuned.study_name, "trials": tuned.trials, "pruned": tuned.pruned,
-                        f"best_valid_{p.metric}": tuned.best_value, "best_params": tuned.best_params,
-                        "rounds": tuned.best_rounds}
-    (folder / "report" / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    tuning = {"study": tuned.study_name, "trials": tuned.trials, "pruned": tuned.pruned,
+              f"best_valid_{p.metric}": tuned.best_value, "best_params": tuned.best_params, "rounds": tuned.best_rounds}
+    report = evaluate(p, model, x, y, data.frame, parts, tuning, data.sensitive, folder / "report")
     model_dir = folder / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / "model.joblib")
@@ -121,25 +114,18 @@ def _train(run: WorkerRun, p: Any, data: Any, parent: Any) -> bool:
         "categories": {c: [str(v) for v in x[c].cat.categories] for c in x.columns if str(x[c].dtype) == "category"}},
         indent=2), encoding="utf-8")
     parent.log(params={f"best_{k}": v for k, v in tuned.best_params.items()},
-               metrics={f"test_{p.metric}": report["value"], f"test_{p.metric}_ci_low": report["ci95"][0],
-                        f"test_{p.metric}_ci_high": report["ci95"][1], f"baseline_{p.metric}": report["baseline"],
-                        "trials": tuned.trials, "pruned_trials": tuned.pruned})
+               metrics={**report_metrics(report), "trials": tuned.trials, "pruned_trials": tuned.pruned})
     parent.artifacts(folder / "report", "report")
     model_uri = parent.artifacts(model_dir, "model")
-    lineage = {"job_id": job.id, "technique": f"tabular-{p.task}", "base_model": spec.family,
-               "dataset_hash": p.dataset_hash, "dataset_sql": p.dataset_sql,
-               "dataset": {"label": spec.label.model_dump(exclude_none=True), "features": p.features,
-                           "rows": p.rows, "split": p.split},
-               "feature_views": p.feature_views, "study": report["tuning"], "config": tuned.best_params,
-               "metrics": {f"test_{p.metric}": report["value"], f"baseline_{p.metric}": report["baseline"]},
-               "model_uri": model_uri}
-    version = register_version(run.ws, p.name, str(model_dir), parent.run_id, lineage)
+    version, lineage = register(run.ws, p, data, job.id, parent, report, model_dir, model_uri)
     store.record(job.id, lineage=lineage, model_version=f"{version.name}/{version.version}",
                  report=str(folder / "report" / "report.json"))
+    review = [c for c, f in report["fairness"].items() if f["review"]]
     verdict = "beats" if report["beats_baseline"] else "does NOT beat"
     store.set_status(job.id, "succeeded", f"succeeded: {p.metric} {report['value']:.4f} (95% CI "
                      f"{report['ci95'][0]:.4f}–{report['ci95'][1]:.4f}) {verdict} the baseline's "
-                     f"{report['baseline']:.4f}; registered {version.name} version {version.version}, pending approval",
+                     f"{report['baseline']:.4f}; registered {version.name} version {version.version}, pending approval"
+                     + (f"; bias by {', '.join(review)}: review before approving" if review else ""),
                      data={"model_version": f"{version.name}/{version.version}", "report": report})
     return True
 
