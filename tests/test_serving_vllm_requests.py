@@ -67,6 +67,25 @@ def test_tool_calls_become_a_structural_tag_xgrammar_compiles(choice, takes, ref
     assert _is_grammar_accept_string(grammar, takes) and not _is_grammar_accept_string(grammar, refuses)
 
 
+CALL = '<tool_call>\n{"name": "ship", "arguments": {"id": 3}}\n</tool_call>'
+
+
+@pytest.mark.parametrize(("parallel", "choice", "takes", "refuses"), [
+    (True, "required", [CALL, CALL + "\n" + CALL], ["", CALL + " and text", "text " + CALL]),
+    (False, "required", [CALL], [CALL + "\n" + CALL]),
+    (True, "auto", ["", "text", CALL + "\n" + CALL, "a " + CALL + " b"], []),
+    (False, "auto", ["a " + CALL], ["a " + CALL + " b " + CALL, CALL + "\n" + CALL]),  # the reply ends at the call
+])
+def test_how_many_calls_a_reply_may_hold(parallel, choice, takes, refuses):
+    import xgrammar as xgr
+    from xgrammar.testing import _is_grammar_accept_string
+
+    tag = _args(tools=[TOOL], tool_choice=choice, parallel_tool_calls=parallel)["structured_outputs"]
+    grammar = xgr.Grammar.from_structural_tag(json.loads(tag["structural_tag"]))
+    assert all(_is_grammar_accept_string(grammar, t) for t in takes)
+    assert not any(_is_grammar_accept_string(grammar, t) for t in refuses)
+
+
 def test_tool_choice_none_sends_no_grammar():
     assert "structured_outputs" not in _args(tools=[TOOL], tool_choice="none")
 

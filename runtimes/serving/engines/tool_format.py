@@ -51,7 +51,7 @@ def system_prompt(functions: list[FunctionSpec]) -> str:
 
 def tool_call_tag(functions: list[FunctionSpec], mode: Mode, parallel: bool) -> dict[str, Any]:
     """An xgrammar structural tag (as JSON) for `mode`: `forced` one call of the one function; `required` calls
-    only (at least one); `auto` free text in which `<tool_call>` starts a call. Arguments are compact JSON
+    only (at least one; one at most unless `parallel`); `auto` free text in which `<tool_call>` starts a call. Arguments are compact JSON
     (no free whitespace: a small model could spend its whole budget on it) matching each function's schema."""
     import xgrammar as xgr
 
@@ -63,6 +63,10 @@ def tool_call_tag(functions: list[FunctionSpec], mode: Mode, parallel: bool) -> 
     if mode == "forced":
         (only,) = functions
         return {"type": "structural_tag", "format": tag(only)}
+    if mode == "required":  # calls only, one a line: no text around them to decode and throw away
+        return {"type": "structural_tag", "format": {
+            "type": "tags_with_separator", "tags": [tag(f) for f in functions], "separator": "\n",
+            "at_least_one": True, "stop_after_first": not parallel}}
     return {"type": "structural_tag", "format": {
         "type": "triggered_tags", "triggers": [TRIGGER], "tags": [tag(f) for f in functions],
-        "at_least_one": mode == "required", "stop_after_first": not parallel}}
+        "stop_after_first": not parallel}}
