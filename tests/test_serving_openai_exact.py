@@ -234,6 +234,20 @@ def test_json_schema_output_is_valid_json_matching_the_schema(client):
     assert "".join(pieces) == reply.choices[0].message.content  # the same first sample, streamed
 
 
+@pytest.mark.slow
+def test_json_strings_of_bounded_length_hold_no_raw_control_characters(client):
+    schema = {"type": "object", "properties": {"c": {"type": "string", "minLength": 3, "maxLength": 4}},
+              "required": ["c"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}
+    args = dict(model="tiny", messages=HELLO, max_tokens=60, temperature=1.0, seed=2, response_format=fmt)
+    reply = client.chat.completions.create(n=4, **args)
+    for choice in reply.choices:
+        jsonschema.validate(json.loads(choice.message.content), schema)  # strict JSON: controls escaped
+    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(stream=True, **args)
+              if c.choices]
+    assert "".join(pieces) == reply.choices[0].message.content
+
+
 def test_json_object_output_is_a_json_object(client):
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
               "additionalProperties": False}

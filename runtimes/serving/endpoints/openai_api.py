@@ -177,7 +177,7 @@ class _Serving:
             capture["metadata"]["cold_start_ms"] = round(cold_ms, 1)
         completion_tokens = sum(g.completion_tokens for g in gens)
         capture["metadata"]["finish_reason"] = gens[0].finish_reason
-        replies: list[tuple[Any, str]] = [(g.text, g.finish_reason) for g in gens]
+        replies: list[tuple[Any, str]] = [(_as_sent(body, g.text), g.finish_reason) for g in gens]
         plan = _calls_asked(body)
         if plan is not None:
             replies = [tool_calls.whole_reply(g.text, g.finish_reason, plan) for g in gens]
@@ -289,6 +289,7 @@ class _Serving:
                 if isinstance(item, Generation):
                     final = item
                     break
+                item = _as_sent(body, item)
                 sent.append(item)
                 if parser is not None and plan is not None:  # calls are read out of the text as it comes
                     for event in parser.feed(item):
@@ -523,6 +524,15 @@ def _as_api_error(e: BaseException) -> APIError:
 
 def _sse(obj: dict[str, Any]) -> str:
     return "data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n\n"
+
+
+def _as_sent(body: Any, text: str) -> str:
+    """A JSON-mode reply (or a piece of one) as valid JSON: see `escape_controls`."""
+    if isinstance(body, ChatCompletionRequest) and body.json_schema()[0]:
+        from runtimes.serving.engines.constrained import escape_controls
+
+        return escape_controls(text)
+    return text
 
 
 def _calls_asked(body: Any) -> Any:

@@ -7,7 +7,6 @@ is left), as vLLM's parsers answer; text after a call is not part of the reply.
 """
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,9 +14,9 @@ from typing import Any, Literal
 from runtimes.serving.endpoints.openai_schema import ChatCompletionRequest
 from runtimes.serving.endpoints.tool_specs import ToolPlan
 from runtimes.serving.engines.chat_input import ChatTurn, ToolCall
+from runtimes.serving.engines.constrained import escape_controls
 from runtimes.serving.engines.tool_format import ARGS_HEAD, CALL_END, CALL_HEAD, CALL_OPEN, TRIGGER, NAME_CHARS
 
-_CONTROL = re.compile("[\x00-\x1f]")
 Event = tuple[Literal["content", "name", "arguments"], int, str]
 
 
@@ -135,9 +134,7 @@ class ToolCallParser:
             events.append(("content", 0, body))
 
     def _arguments(self, text: str, events: list[Event]) -> None:
-        # xgrammar lets a length-bounded JSON string hold raw control characters, which JSON forbids; the
-        # arguments carry no whitespace outside strings (compact grammar), so each is escaped as JSON writes it.
-        text = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        text = escape_controls(text)  # arguments are decoded as compact JSON: see `escape_controls`
         if text:
             self.calls[-1].arguments += text
             events.append(("arguments", len(self.calls) - 1, text))

@@ -7,6 +7,7 @@ A grammar compiler per tokenizer is kept (building one reads the whole vocabular
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from core.errors import UserError
 
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
+_CONTROL = re.compile("[\x00-\x1f]")
 _compilers: dict[tuple[int, int], Any] = {}
 _lock = threading.Lock()
 
@@ -60,3 +62,11 @@ def _compiler(tokenizer: Any, vocab_size: int) -> Any:
             info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
             _compilers[key] = (tokenizer, xgr.GrammarCompiler(info))  # the tokenizer is kept so its id stays its own
         return _compilers[key][1]
+
+
+def escape_controls(text: str) -> str:
+    """JSON decoded under these grammars, with each raw control character escaped as JSON writes it (`\\u000f`).
+    xgrammar lets a length-bounded string hold raw control characters, which JSON forbids; the grammars here
+    allow no whitespace outside strings, so every control character is inside one. Character by character: a
+    stream escaped piece by piece adds up to the whole reply escaped."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
