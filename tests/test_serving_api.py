@@ -135,7 +135,7 @@ def test_completions_whole_and_streamed(client, models):
     ({"model": "tiny", "messages": [{"role": "robot", "content": "hi"}]}, 400, "'messages.0.role'"),
     ({"model": "tiny", "messages": HELLO, "max_tokens": 5000}, 400, "maximum context length is 2048 tokens"),
     ({"model": "tiny", "messages": HELLO, "stop": ["a", "b", "c", "d", "e"]}, 400, "at most 4 stop sequences"),
-    ({"model": "tiny", "messages": HELLO, "tools": [{"type": "function"}]}, 400, "tool calls are not supported"),
+    ({"model": "tiny", "messages": HELLO, "tools": [{"type": "function"}]}, 400, "tools[0]: needs a `function` object"),
     ({"model": ["tiny"], "messages": HELLO}, 400, "Invalid value for 'model'"),
     ("[1, 2", 400, "not valid JSON"),
     ([1, 2], 400, "must be a JSON object"),

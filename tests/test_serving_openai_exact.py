@@ -1,7 +1,7 @@
 """The OpenAI API, exactly: a streamed reply adds up to the whole reply (text and finish reason) whatever stop
 strings span the streamed pieces; every request field is honoured or refused with a 400 naming it (n, penalties,
-logit_bias, JSON output by constrained decoding; logprobs and tools refused). Over real HTTP on loopback with the
-official `openai` client; `lathe deploy --speculative` through the CLI."""
+logit_bias, JSON output by constrained decoding; logprobs refused; tools have their own tests). Over real HTTP on
+loopback with the official `openai` client; `lathe deploy --speculative` through the CLI."""
 from __future__ import annotations
 
 import itertools
@@ -234,6 +234,20 @@ def test_json_schema_output_is_valid_json_matching_the_schema(client):
     assert "".join(pieces) == reply.choices[0].message.content  # the same first sample, streamed
 
 
+@pytest.mark.slow
+def test_json_strings_of_bounded_length_hold_no_raw_control_characters(client):
+    schema = {"type": "object", "properties": {"c": {"type": "string", "minLength": 3, "maxLength": 4}},
+              "required": ["c"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}
+    args = dict(model="tiny", messages=HELLO, max_tokens=60, temperature=1.0, seed=2, response_format=fmt)
+    reply = client.chat.completions.create(n=4, **args)
+    for choice in reply.choices:
+        jsonschema.validate(json.loads(choice.message.content), schema)  # strict JSON: controls escaped
+    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(stream=True, **args)
+              if c.choices]
+    assert "".join(pieces) == reply.choices[0].message.content
+
+
 def test_json_object_output_is_a_json_object(client):
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
               "additionalProperties": False}
@@ -252,10 +266,11 @@ def test_json_object_output_is_a_json_object(client):
 @pytest.mark.parametrize(("route", "extra", "param", "says"), [
     ("chat", {"logprobs": True}, "logprobs", "log probabilities are not returned"),
     ("chat", {"top_logprobs": 2}, "top_logprobs", "log probabilities are not returned"),
-    ("chat", {"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "tool calls are not supported"),
-    ("chat", {"tool_choice": "auto"}, "tool_choice", "tool calls are not supported"),
-    ("chat", {"functions": [{"name": "f"}]}, "functions", "tool calls are not supported"),
-    ("chat", {"function_call": "auto"}, "function_call", "tool calls are not supported"),
+    ("chat", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "nope"}}}]}, "tools",
+     "tools[0] ('f'): `parameters` is not a valid JSON schema"),
+    ("chat", {"tool_choice": "auto"}, "tool_choice", "`tool_choice` needs `tools`"),
+    ("chat", {"functions": [{"name": "f g"}]}, "functions", "functions[0]: the function name 'f g' must be"),
+    ("chat", {"function_call": "auto"}, "function_call", "`function_call` needs `functions`"),
     ("chat", {"presence_penalty": 3}, "presence_penalty", "less than or equal to 2"),
     ("chat", {"frequency_penalty": -2.5}, "frequency_penalty", "greater than or equal to -2"),
     ("chat", {"logit_bias": {"Order": 5}}, "logit_bias", "keys are token ids"),

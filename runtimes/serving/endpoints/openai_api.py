@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import UserError
 from core.workspace import Workspace
 from runtimes.serving.endpoints import openai_schema as wire
+from runtimes.serving.endpoints import tool_calls
 from runtimes.serving.endpoints.api_keys import matches
 from runtimes.serving.engines.pool import ColdStart, EnginePool, UnknownModel, context_length
 from runtimes.serving.endpoints.openai_schema import APIError, ChatCompletionRequest, CompletionRequest
@@ -176,21 +177,25 @@ class _Serving:
             capture["metadata"]["cold_start_ms"] = round(cold_ms, 1)
         completion_tokens = sum(g.completion_tokens for g in gens)
         capture["metadata"]["finish_reason"] = gens[0].finish_reason
+        replies: list[tuple[Any, str]] = [(_as_sent(body, g.text), g.finish_reason) for g in gens]
+        plan = _calls_asked(body)
+        if plan is not None:
+            replies = [tool_calls.whole_reply(g.text, g.finish_reason, plan) for g in gens]
+            capture["metadata"]["finish_reason"] = replies[0][1]
         self._record(capture, arrived, response=gens[0].text, prompt_tokens=gens[0].prompt_tokens,
                      completion_tokens=completion_tokens)
         make = wire.chat_completion if route == "chat" else wire.text_completion
-        return JSONResponse(make(request_id, served.id, [(g.text, g.finish_reason) for g in gens],
-                                 gens[0].prompt_tokens, completion_tokens), headers=headers)
+        return JSONResponse(make(request_id, served.id, replies, gens[0].prompt_tokens, completion_tokens),
+                            headers=headers)
 
     # ---- in worker threads -------------------------------------------------------------------------
     def _prepare(self, model_id: str, body: Any, arrived: float) -> tuple[Any, ColdStart | None, Any, list[Any]]:
         engine, cold = self.pool.acquire(model_id, arrived)
         try:
             if isinstance(body, ChatCompletionRequest):
-                from runtimes.serving.engines.transformers_engine import ChatMessage
-
-                ids = engine.prompt_ids(model_id, messages=[ChatMessage(role=m.role, content=m.text())
-                                                            for m in body.messages])
+                plan = body.tool_plan()
+                with_tools = {"tools": plan.functions} if plan is not None else {}
+                ids = engine.prompt_ids(model_id, messages=tool_calls.chat_turns(body), **with_tools)
             else:
                 ids = engine.prompt_ids(model_id, prompt=body.text())
             return engine, cold, ids, [self._sampling(body, engine, int(ids.shape[1]), i)
@@ -271,6 +276,8 @@ class _Serving:
         rid, created = capture["request_id"], int(time.time())
         pieces = started.pieces
         chat = route == "chat"
+        plan = _calls_asked(body)
+        parser = tool_calls.ToolCallParser() if plan is not None else None
         sent: list[str] = []
         final: Any = None
         status, error = 200, ""
@@ -282,11 +289,20 @@ class _Serving:
                 if isinstance(item, Generation):
                     final = item
                     break
+                item = _as_sent(body, item)
                 sent.append(item)
-                yield _sse(wire.chat_chunk(rid, model_id, created, {"content": item}) if chat
-                           else wire.completion_chunk(rid, model_id, created, item))
+                if parser is not None and plan is not None:  # calls are read out of the text as it comes
+                    for event in parser.feed(item):
+                        yield _sse(wire.chat_chunk(rid, model_id, created, tool_calls.delta(event, parser, plan)))
+                else:
+                    yield _sse(wire.chat_chunk(rid, model_id, created, {"content": item}) if chat
+                               else wire.completion_chunk(rid, model_id, created, item))
                 item = await anyio.to_thread.run_sync(next, pieces, _END)
             finish = final.finish_reason if final is not None else "stop"
+            if parser is not None and plan is not None:
+                for event in parser.close():
+                    yield _sse(wire.chat_chunk(rid, model_id, created, tool_calls.delta(event, parser, plan)))
+                finish = tool_calls.finish_reason(parser, plan, finish)
             yield _sse(wire.chat_chunk(rid, model_id, created, {}, finish) if chat
                        else wire.completion_chunk(rid, model_id, created, "", finish))
             if body.wants_usage_chunk() and final is not None:
@@ -302,7 +318,8 @@ class _Serving:
             pieces.close()  # a client gone mid-stream: generation finishes in its thread and frees the engine
             started.lease.release()
             if final is not None:
-                capture["metadata"]["finish_reason"] = final.finish_reason
+                capture["metadata"]["finish_reason"] = tool_calls.finish_reason(parser, plan, final.finish_reason) \
+                    if parser is not None and plan is not None else final.finish_reason
             self._record(capture, arrived, response=error or "".join(sent), status=status,
                          prompt_tokens=final.prompt_tokens if final is not None else 0,
                          completion_tokens=final.completion_tokens if final is not None else 0)
@@ -507,6 +524,21 @@ def _as_api_error(e: BaseException) -> APIError:
 
 def _sse(obj: dict[str, Any]) -> str:
     return "data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n\n"
+
+
+def _as_sent(body: Any, text: str) -> str:
+    """A JSON-mode reply (or a piece of one) as valid JSON: see `escape_controls`."""
+    if isinstance(body, ChatCompletionRequest) and body.json_schema()[0]:
+        from runtimes.serving.engines.constrained import escape_controls
+
+        return escape_controls(text)
+    return text
+
+
+def _calls_asked(body: Any) -> Any:
+    """The tool plan of a chat request whose reply may hold calls (not with `tool_choice` "none"), else None."""
+    plan = body.tool_plan() if isinstance(body, ChatCompletionRequest) else None
+    return plan if plan is not None and plan.mode != "none" else None
 
 
 def _prompt_text(body: Any) -> str:

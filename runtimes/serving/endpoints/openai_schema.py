@@ -6,10 +6,14 @@ Pure data: it never generates, loads a model or touches HTTP; `openai_api` does.
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from runtimes.serving.endpoints.tool_specs import ToolPlan, function_specs, tool_mode
+from runtimes.serving.engines.tool_format import FunctionSpec
 
 MAX_STOP = 4  # OpenAI's own limit on stop sequences
 MAX_TOKENS = 1_000_000  # beyond any context; larger numbers are typing errors, refused before they reach torch
@@ -58,10 +62,31 @@ class ContentPart(BaseModel):
     text: str | None = None
 
 
+class RequestFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+    def text(self) -> str:
+        """The arguments as JSON text (OpenAI sends a string; an object is taken too)."""
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments, ensure_ascii=False)
+
+
+class RequestToolCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = ""
+    type: Literal["function"] = "function"
+    function: RequestFunction
+
+
 class RequestMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "user", "assistant", "tool", "developer"]
+    role: Literal["system", "user", "assistant", "tool", "function", "developer"]
     content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[RequestToolCall] | None = None
+    function_call: RequestFunction | None = None  # a legacy assistant call
+    tool_call_id: str | None = Field(None, validate_default=True)
 
     @field_validator("content")
     @classmethod
@@ -69,6 +94,15 @@ class RequestMessage(BaseModel):
         if isinstance(v, list) and any(p.type != "text" for p in v):
             kinds = sorted({p.type for p in v if p.type != "text"})
             raise ValueError(f"only text content parts are supported, not {', '.join(kinds)}")
+        return v
+
+    @field_validator("tool_call_id")
+    @classmethod
+    def _answers_a_call(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("role") == "tool" and not v:
+            raise ValueError("a `tool` message answers a call: send its `tool_call_id`")
+        if info.data.get("role") == "function" and not info.data.get("name"):
+            raise ValueError("a `function` message answers a call: send the function's `name`")
         return v
 
     def text(self) -> str:
@@ -158,14 +192,15 @@ class _Request(BaseModel):
 class ChatCompletionRequest(_Request):
     messages: list[RequestMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
-    response_format: ResponseFormat | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
-    tools: list[dict[str, Any]] | None = None
+    # Tools before `response_format`: validators of later fields see the earlier ones.
+    tools: list[Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None  # meaningful only with `tools`, which are refused
-    functions: list[dict[str, Any]] | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[Any] | None = None
     function_call: str | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
 
     @field_validator("logprobs", "top_logprobs")
     @classmethod
@@ -176,20 +211,43 @@ class ChatCompletionRequest(_Request):
 
     @field_validator("tools", "functions")
     @classmethod
-    def _no_tools(cls, v: Any, info: ValidationInfo) -> Any:
+    def _functions(cls, v: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
+        if v and info.field_name == "functions" and info.data.get("tools"):
+            raise ValueError("send `tools` or `functions`, not both (`functions` is the older form of `tools`)")
         if v:
-            raise ValueError(f"tool calls are not supported by Lathe endpoints (neither `tools` nor `functions`): "
-                             f"send the request without `{info.field_name}` (for JSON output, use `response_format` "
-                             "with a `json_schema`)")
+            function_specs(v, info.field_name)
         return v
 
     @field_validator("tool_choice", "function_call")
     @classmethod
-    def _no_tool_choice(cls, v: Any, info: ValidationInfo) -> Any:
-        if v not in (None, "none"):
-            raise ValueError(f"tool calls are not supported by Lathe endpoints: leave `{info.field_name}` out "
-                             "(or send \"none\")")
+    def _choice(cls, v: Any, info: ValidationInfo) -> Any:
+        legacy = info.field_name == "function_call"
+        raw = info.data.get("functions" if legacy else "tools")
+        tool_mode(v, function_specs(raw, "functions" if legacy else "tools", check=False) if raw else None, legacy)
         return v
+
+    @field_validator("response_format")
+    @classmethod
+    def _not_with_tools(cls, v: ResponseFormat | None, info: ValidationInfo) -> ResponseFormat | None:
+        calls = any(info.data.get(f) and info.data.get(c) != "none"
+                    for f, c in (("tools", "tool_choice"), ("functions", "function_call")))
+        if v is not None and v.type != "text" and calls:
+            raise ValueError("send `response_format` or tool calls, not both (or `tool_choice`: \"none\")")
+        return v
+
+    def tool_specs(self) -> list[FunctionSpec]:
+        raw, field = (self.tools, "tools") if self.tools else (self.functions, "functions")
+        return function_specs(raw, field, check=False) if raw else []
+
+    def tool_plan(self) -> ToolPlan | None:
+        """What the request asks of tools; None when it sends none."""
+        functions = self.tool_specs()
+        legacy = not self.tools and bool(self.functions)
+        if not functions:
+            return None
+        mode, callable_ = tool_mode(self.function_call if legacy else self.tool_choice, functions, legacy)
+        parallel = not legacy and self.parallel_tool_calls is not False
+        return ToolPlan(functions, mode, callable_, parallel, legacy)
 
     def json_schema(self) -> tuple[bool, dict[str, Any] | None]:
         """Whether the reply must be JSON, and the schema it must match (None: any JSON object)."""
@@ -238,13 +296,14 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def chat_completion(request_id: str, model: str, replies: list[tuple[str, str]], prompt_tokens: int,
+def chat_completion(request_id: str, model: str, replies: list[tuple[str | dict[str, Any], str]], prompt_tokens: int,
                     completion_tokens: int) -> dict[str, Any]:
-    """A whole chat reply: one choice per (text, finish reason)."""
+    """A whole chat reply: one choice per (text or message fields, finish reason)."""
     return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": i, "message": {"role": "assistant", "content": text, "refusal": None},
-                         "logprobs": None, "finish_reason": finish} for i, (text, finish) in enumerate(replies)],
+            "choices": [{"index": i, "message": {"role": "assistant", "refusal": None} | (
+                reply if isinstance(reply, dict) else {"content": reply}),
+                         "logprobs": None, "finish_reason": finish} for i, (reply, finish) in enumerate(replies)],
             "usage": usage(prompt_tokens, completion_tokens)}
 
 

@@ -1,6 +1,7 @@
 """The OpenAI request fields that shape decoding, as logits processors for one generation: `presence_penalty`,
-`frequency_penalty`, `logit_bias` and `response_format` (JSON by constrained decoding). A field a backend cannot
-honour is refused with a 400 naming it, never ignored.
+`frequency_penalty`, `logit_bias`, `response_format` (JSON) and tool calls (both by constrained decoding). A field
+a backend cannot honour is refused with a 400 naming it, never ignored. A backend that decodes on its own (vLLM)
+gets them as data to translate: the penalty and bias objects and a `Constraint`.
 """
 from __future__ import annotations
 
@@ -15,18 +16,23 @@ def logits_processors(body: Any, engine: Any, prompt_tokens: int) -> list[Any]:
     from runtimes.serving.engines.logit_processors import LogitBias, OpenAIPenalties
 
     wants_json, schema = body.json_schema() if isinstance(body, ChatCompletionRequest) else (False, None)
+    plan = body.tool_plan() if isinstance(body, ChatCompletionRequest) else None
+    calls = plan is not None and plan.mode != "none"
+    tools_field = "functions" if plan is not None and plan.legacy else "tools"
     asked = [name for name, on in (("presence_penalty", bool(body.presence_penalty)),
                                    ("frequency_penalty", bool(body.frequency_penalty)),
-                                   ("logit_bias", bool(body.logit_bias)), ("response_format", wants_json)) if on]
+                                   ("logit_bias", bool(body.logit_bias)), ("response_format", wants_json),
+                                   (tools_field, calls)) if on]
     if not asked:
         return []
-    if not _takes_processors(engine):
+    as_data = bool(getattr(engine, "takes_constraints", False))
+    if not as_data and not _takes_processors(engine):
         raise APIError(400, f"`{asked[0]}` is not supported by this endpoint's backend ({type(engine).__name__}): "
                        "leave it out, or deploy with the transformers backend.", param=asked[0], code="invalid_value")
     processors: list[Any] = []
     if body.presence_penalty or body.frequency_penalty:
         processors.append(OpenAIPenalties(prompt_tokens, body.presence_penalty or 0.0, body.frequency_penalty or 0.0))
-    vocab = int(engine.model.config.get_text_config().vocab_size)
+    vocab = int(getattr(engine, "vocab_size", 0) or engine.model.config.get_text_config().vocab_size)
     if body.logit_bias:
         bias = body.token_biases()
         beyond = sorted(t for t in bias if t >= vocab)
@@ -34,14 +40,17 @@ def logits_processors(body: Any, engine: Any, prompt_tokens: int) -> list[Any]:
             raise APIError(400, f"Invalid value for 'logit_bias': token id {beyond[0]} is not in this model's "
                            f"vocabulary (ids 0 to {vocab - 1}).", param="logit_bias", code="invalid_value")
         processors.append(LogitBias(bias))
-    if wants_json:
-        from runtimes.serving.engines.constrained import json_processor
+    if calls or wants_json:
+        from runtimes.serving.engines.constrained import Constraint
+        from runtimes.serving.engines.tool_format import tool_call_tag
 
+        field = tools_field if calls else "response_format"
         try:
-            processors.append(json_processor(engine.tokenizer, vocab, schema))
+            constraint = Constraint(structural_tag=tool_call_tag(plan.callable, plan.mode, plan.parallel)) \
+                if calls and plan is not None else Constraint(json_schema=schema)
+            processors.append(constraint if as_data else constraint.processor(engine.tokenizer, vocab))
         except UserError as e:
-            raise APIError(400, f"Invalid value for 'response_format': {e}.", param="response_format",
-                           code="invalid_value") from None
+            raise APIError(400, f"Invalid value for '{field}': {e}.", param=field, code="invalid_value") from None
     return processors
 
 

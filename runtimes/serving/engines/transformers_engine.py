@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from core.errors import UserError
 from runtimes.models.refs import ServedModel
-from runtimes.serving.engines.chat_input import chat_dicts
+from runtimes.serving.engines.chat_input import chat_template_input
 from runtimes.serving.engines.continuous import BASE_ROW, ContinuousBatcher, Request, batchable
 from runtimes.serving.engines.stop_strings import StopHoldBack, cut_at_stop
 
@@ -123,13 +123,13 @@ class Engine:
 
     # ---- generation -----------------------------------------------------------------------
     def prompt_ids(self, model_id: str, *, messages: Sequence[ChatMessage] | None = None,
-                   prompt: str | None = None) -> Any:
-        """Token ids of a chat (rendered with the model's chat template) or a plain prompt."""
+                   prompt: str | None = None, tools: Sequence[Any] | None = None) -> Any:
+        """Token ids of a chat (rendered with the model's chat template, `tools` too) or a plain prompt."""
         self._lookup(model_id)
         if messages is not None:
-            rendered = chat_dicts(messages)
+            rendered, extra = chat_template_input(self.tokenizer, messages, tools)
             ids = self.tokenizer.apply_chat_template(rendered, add_generation_prompt=True, return_tensors="pt",
-                                                     return_dict=True)["input_ids"]
+                                                     return_dict=True, **extra)["input_ids"]
         elif prompt is not None:
             ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
         else:
