@@ -103,7 +103,9 @@ def figure(chart: ChartSpec, table: TableData, labels: dict[str, str] | None = N
         title += f" and {label(chart.color, labels).lower()}"
     axis = {"gridcolor": FAINT, "zerolinecolor": FAINT, "linecolor": FAINT, "automargin": True}
     layout: dict[str, Any] = {
-        "title": {"text": title + cut}, "autosize": True, "margin": {"l": 70, "r": 20, "t": 80, "b": 60},
+        # Over the switch's buttons, from the plot's left edge, so a long title never runs into them.
+        "title": {"text": title + cut, "x": 0, "xref": "paper", "xanchor": "left", "y": 0.97, "yanchor": "top"},
+        "autosize": True, "margin": {"l": 70, "r": 20, "t": 80, "b": 60},
         "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)", "font": {"color": INK},
         "modebar": {"bgcolor": "rgba(0,0,0,0)", "color": INK, "activecolor": INK},
         "xaxis": {**axis, "title": {"text": x_title}, "type": "category"},  # dates at their grain
@@ -147,6 +149,6 @@ def _switch(kind: str, traces: list[dict[str, Any]], pie: bool) -> dict[str, Any
     if n == 1 and pie:
         slices = {**everything, "type": ["pie"], "labels": [traces[0]["x"]], "values": [traces[0]["y"]]}
         buttons.append({"label": "Pie", "method": "update", "args": [slices, {**hidden, "showlegend": True}]})
-    return {"type": "buttons", "direction": "right", "x": 0, "y": 1.18, "xanchor": "left", "yanchor": "top",
+    return {"type": "buttons", "direction": "right", "x": 0, "y": 1.16, "xanchor": "left", "yanchor": "top",
             "showactive": True, "active": 1 if kind == "bar" else 2, "buttons": buttons,
-            "bgcolor": "rgba(128,128,128,0.12)", "bordercolor": FAINT, "font": {"color": INK}}
+            "bgcolor": "rgba(128,128,128,0.22)", "bordercolor": FAINT, "font": {"color": INK}}
