@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from agent.charts import chart_for
 from agent.health_text import health_answer
 from agent.state import TableData
@@ -61,6 +63,7 @@ def test_no_traffic_at_all():
     assert "|" not in text  # no table of empty figures
 
 
+@pytest.mark.slow
 def test_the_report_tool_answers_with_latency_rows_to_plot(workspace):
     now = dt.datetime.now(dt.timezone.utc)
     record(workspace, requests(now - dt.timedelta(hours=30), 8, seed=3))  # spread over the 24 hours after
