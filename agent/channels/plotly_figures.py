@@ -35,7 +35,7 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def _largest(rows: list[list[Any]], key: int, measure: int, keep: int) -> tuple[list[Any], int]:
+def largest(rows: list[list[Any]], key: int, measure: int, keep: int) -> tuple[list[Any], int]:
     """The `keep` values of column `key` with the largest total of column `measure`, largest first; and how many
     values there were."""
     totals: dict[Any, float] = {}
@@ -66,7 +66,7 @@ def figure(chart: ChartSpec, table: TableData, labels: dict[str, str] | None = N
     mode = {"mode": "lines+markers"} if chart.kind == "line" else {}
     cut = ""
     if chart.kind == "bar":  # a long list: its top rows, largest first
-        keep, among = _largest(rows, idx[chart.x], idx[chart.y[0]], MAX_BARS)
+        keep, among = largest(rows, idx[chart.x], idx[chart.y[0]], MAX_BARS)
         if among > MAX_BARS:
             order = {k: i for i, k in enumerate(keep)}
             rows = sorted((r for r in rows if r[idx[chart.x]] in order), key=lambda r: order[r[idx[chart.x]]])
@@ -74,7 +74,7 @@ def figure(chart: ChartSpec, table: TableData, labels: dict[str, str] | None = N
     traces: list[dict[str, Any]] = []
     if chart.color:
         y = chart.y[0]
-        series, among = _largest(rows, idx[chart.color], idx[y], MAX_SERIES)
+        series, among = largest(rows, idx[chart.color], idx[y], MAX_SERIES)
         if among > MAX_SERIES:
             cut += f" (top {MAX_SERIES} of {among:,} {label(chart.color, labels).lower()}s)"
         kept = set(series)
