@@ -100,6 +100,15 @@ def with_unit(value: Any, unit: str | None) -> str:
     return f"{compact(value)} {unit}"
 
 
+def _plural(noun: str) -> str:
+    """"regions", "statuses", "categories", "days": enough English for the nouns a result's columns name."""
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
 def _said(column: str, labels: dict[str, str] | None, unit: str | None) -> str:
     """A column's label inside a sentence, without a unit the figure already carries."""
     text = label(column, labels)
@@ -143,13 +152,13 @@ def summary_sentence(title: str, table: TableData, labels: dict[str, str] | None
             first, last = valued[0], valued[-1]
             series = {tuple(r[i] for i in others if i != x) for r in valued}
             if len(others) == 1:
-                return (f"{what}: {len(valued):,} {name[x]}s from {first[x]} to {last[x]}; "
+                return (f"{what}: {len(valued):,} {_plural(name[x])} from {first[x]} to {last[x]}; "
                         f"{name[m]} {with_unit(last[m], unit[m])} in {last[x]}.")
             return f"{what}: {len(series):,} series from {first[x]} to {last[x]}."
         if valued:
             top = max(valued, key=lambda r: r[m])
             who = " ".join(str(top[i]) for i in others)
-            among = f"{n:,} {name[others[0]]}s" if len(others) == 1 else f"{n:,} rows"
+            among = f"{n:,} {_plural(name[others[0]])}" if len(others) == 1 else f"{n:,} rows"
             return f"{what}: {who} leads with {with_unit(top[m], unit[m])} {name[m]} ({among})."
     if n == 1:
         return f"{what}: " + ", ".join(f"{c} {with_unit(v, u)}" for c, v, u in zip(t.columns, t.rows[0], unit)) + "."

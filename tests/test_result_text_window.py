@@ -120,3 +120,16 @@ def test_units_come_from_the_semantic_layer():
         {"name": "orders", "label": "Orders", "type": "simple", "type_params": {"measure": "n"}},
     ]})
     assert semantic_units(manifest) == {"revenue": "USD", "return_rate": "percent", "resolution_time": "hours"}
+
+
+def test_typed_sql_states_its_filtered_window_and_counts_in_plain_plurals():
+    sql = ("select status, count(*) as orders from orders where ordered_at >= '2026-01-01' and ordered_at < "
+           "'2026-04-01' group by status")
+    table = TableData(columns=["status", "orders"], rows=[["completed", 402], ["returned", 31], ["open", 12]],
+                      row_count=3, sql=sql)
+    assert summary_sentence("Run the SQL as typed", table, window=window_of(sql)) == (
+        "Run the SQL as typed for Q1 2026 (2026-01-01 to 2026-03-31): completed leads with 402 orders (3 statuses).")
+    by_category = TableData(columns=["category", "units"], rows=[["toys", 3], ["games", 5]], row_count=2)
+    assert summary_sentence("units by category", by_category).endswith("(2 categories).")
+    daily = TableData(columns=["metric_time__day", "orders"], rows=[["2026-01-01", 3], ["2026-01-02", 5]], row_count=2)
+    assert summary_sentence("orders by day", daily).startswith("Orders by day: 2 days from 2026-01-01 to 2026-01-02")
