@@ -60,11 +60,12 @@ def data_span(ws: Workspace, query: MetricQuery) -> list[str] | None:
     from core.errors import UserError
 
     daily = query.model_copy(update={"group_by": ["metric_time__day"], "order_by": [], "limit": None})
-    try:
-        sql = compile_for_workspace(ws, daily).sql
-    except (UserError, ValueError):
-        return None
-    with connect_reader(ws) as con:
+    manifest = CatalogStore(ws).load_semantic()
+    with connect_reader(ws) as con:  # one connection for the time spine and the query
+        try:
+            sql = compile_query(manifest, daily, _time_spine(con)).sql
+        except (UserError, ValueError):
+            return None
         _, rows, _ = fetch_with_timeout(con, f"SELECT MIN(metric_time__day), MAX(metric_time__day) FROM ({sql})",
                                         ws.settings.sql.timeout_s)
     first, last = rows[0] if rows else (None, None)
