@@ -11,7 +11,6 @@ from agent.events import ChartSpec
 from agent.state import TableData
 
 _TIME_WORDS = ("metric_time", "date", "day", "week", "month", "quarter", "year", "_at", "time")
-MAX_CATEGORIES = 50
 
 
 def _is_number(v: Any) -> bool:
@@ -37,7 +36,7 @@ def chart_for(step_id: str, table: TableData) -> ChartSpec | None:
     time_cols = [c for c in cols if c not in numeric and values[c] and all(_is_time_value(v) for v in values[c])
                  and any(w in c.lower() for w in _TIME_WORDS)]
     categories = [c for c in cols if c not in numeric and c not in time_cols and values[c]
-                  and all(isinstance(v, str) for v in values[c]) and len(set(values[c])) <= MAX_CATEGORIES]
+                  and all(isinstance(v, str) for v in values[c])]  # a long list is drawn by its top rows
     if time_cols:
         x, kind = time_cols[0], "line"
     elif categories:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agent.events import TextDelta
+from agent.health_text import health_answer
 from agent.result_text import summary_sentence
+from agent.time_window import window_of
 from agent.state import AgentState, Turn
 
 REPORTED_TOOLS = ("query_metrics", "run_sql")  # their tables end the answer with a sentence on what they show
@@ -35,7 +37,10 @@ def compose(state: AgentState) -> tuple[str, str, str]:
         if r is None:
             lines.append(f"- not run: {s.title}")
         elif r.ok and r.table is not None and s.tool in REPORTED_TOOLS:
-            lines.append(summary_sentence(s.title or s.tool, r.table))
+            lines.append(summary_sentence(s.title or s.tool, r.table, r.data.get("labels"), units=r.data.get("units"),
+                                          window=window_of(r.table.sql, r.data.get("span"))))
+        elif r.ok and s.tool == "endpoint_report" and r.data.get("summary"):
+            lines.append(health_answer(r.data))
         elif r.ok:
             lines.append(f"- done: {s.title}: {r.text.splitlines()[0] if r.text else 'ok'}")
         else:

@@ -83,22 +83,67 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def summary_sentence(title: str, table: TableData, labels: dict[str, str] | None = None) -> str:
-    """One plain sentence: what was computed and what stands out (the leader, the range, the single value)."""
+_CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+_PERCENT = ("percent", "%", "pct")
+_UNIT_IN_LABEL = re.compile(r"\s*\(([^()]+)\)\s*$")  # "Resolution time (hours)"
+
+
+def with_unit(value: Any, unit: str | None) -> str:
+    """A compact figure with its unit: "$17.6 M", "6.1%" (the value a fraction, as ratio metrics are), "12.35 hours"."""
+    if unit is None or not _is_number(value):
+        return compact(value)
+    if unit.lower() in _PERCENT:
+        return f"{value * 100:,.1f}%"
+    sign = _CURRENCY_SIGNS.get(unit.upper()) or (unit if unit in _CURRENCY_SIGNS.values() else None)
+    if sign:
+        return ("-" if value < 0 else "") + sign + compact(abs(value))
+    return f"{compact(value)} {unit}"
+
+
+def _plural(noun: str) -> str:
+    """"regions", "statuses", "categories", "days": enough English for the nouns a result's columns name."""
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+def _said(column: str, labels: dict[str, str] | None, unit: str | None) -> str:
+    """A column's label inside a sentence, without a unit the figure already carries."""
+    text = label(column, labels)
+    found = _UNIT_IN_LABEL.search(text)
+    return text[:found.start()] if found and unit else text
+
+
+def summary_sentence(title: str, table: TableData, labels: dict[str, str] | None = None, *,
+                     window: tuple[dt.date, dt.date] | None = None, units: dict[str, str] | None = None) -> str:
+    """One plain sentence: what was computed, over which time window, and what stands out (the leader, the range,
+    the single value), figures in their metric's unit."""
+    from agent.time_window import window_phrase
+
+    units = units or {}
     t = presented(table, labels)
     n = max(t.row_count, len(t.rows))
-    what = re.sub(r"\b[A-Za-z0-9_]+__[A-Za-z0-9_]+\b", lambda m: label(m.group(), labels).lower(), title)
+    said = {c: _said(c, labels, units.get(c)) for c in table.columns}
+    named = {**{k: _said(k, labels, units.get(k)) for k in (labels or {})}, **said}
+    what = re.sub(r"\b[A-Za-z0-9_]+\b", lambda m: (named[m.group()].lower() if m.group() in named else
+                                                  label(m.group(), labels).lower() if "__" in m.group() else m.group()),
+                  title)
     what = what.strip().rstrip(".") or "The result"
     what = what[:1].upper() + what[1:]
+    what += window_phrase(window)
     if not t.rows:
         return f"{what}: no rows matched."
     cols = list(range(len(t.columns)))
+    name = [said[c].lower() for c in table.columns]
+    unit = [units.get(c) for c in table.columns]
     numeric = [i for i in cols if all(_is_number(r[i]) for r in t.rows if r[i] is not None)
                and any(r[i] is not None for r in t.rows)]
     others = [i for i in cols if i not in numeric]
     times = [i for i in others if grain_of(table.columns[i])]
     if n == 1 and len(t.columns) == 1:
-        return f"{what}: {t.columns[0].lower()} {compact(t.rows[0][0])}."
+        return f"{what}: {name[0]} {with_unit(t.rows[0][0], unit[0])}."
     if numeric and others:
         m = numeric[0]
         valued = [r for r in t.rows if r[m] is not None]
@@ -107,16 +152,16 @@ def summary_sentence(title: str, table: TableData, labels: dict[str, str] | None
             first, last = valued[0], valued[-1]
             series = {tuple(r[i] for i in others if i != x) for r in valued}
             if len(others) == 1:
-                return (f"{what}: {len(valued):,} {t.columns[x].lower()}s from {first[x]} to {last[x]}; "
-                        f"{t.columns[m].lower()} {compact(last[m])} in {last[x]}.")
+                return (f"{what}: {len(valued):,} {_plural(name[x])} from {first[x]} to {last[x]}; "
+                        f"{name[m]} {with_unit(last[m], unit[m])} in {last[x]}.")
             return f"{what}: {len(series):,} series from {first[x]} to {last[x]}."
         if valued:
             top = max(valued, key=lambda r: r[m])
             who = " ".join(str(top[i]) for i in others)
-            among = f"{n:,} {t.columns[others[0]].lower()}s" if len(others) == 1 else f"{n:,} rows"
-            return f"{what}: {who} leads with {compact(top[m])} {t.columns[m].lower()} ({among})."
+            among = f"{n:,} {_plural(name[others[0]])}" if len(others) == 1 else f"{n:,} rows"
+            return f"{what}: {who} leads with {with_unit(top[m], unit[m])} {name[m]} ({among})."
     if n == 1:
-        return f"{what}: " + ", ".join(f"{c} {compact(v)}" for c, v in zip(t.columns, t.rows[0])) + "."
+        return f"{what}: " + ", ".join(f"{c} {with_unit(v, u)}" for c, v, u in zip(t.columns, t.rows[0], unit)) + "."
     return f"{what}: {n:,} rows."
 
 
@@ -131,3 +176,8 @@ def semantic_labels(manifest: Any) -> dict[str, str]:
         if metric.label:
             found[metric.name] = metric.label
     return found
+
+
+def semantic_units(manifest: Any) -> dict[str, str]:
+    """Each metric's unit, by name, where the semantic layer gives one (currencies by code, shares as "percent")."""
+    return {m.name: m.unit for m in manifest.metrics if m.unit}

@@ -54,7 +54,7 @@ def test_a_time_series_with_a_category_is_one_line_per_category():
     assert [(t["name"], t["x"], t["y"]) for t in fig["data"]] == [
         ("NA", ["2025-01", "2025-02"], [1.0, 3.0]), ("EMEA", ["2025-01", "2025-02"], [2.0, 4.0])]
     assert fig["layout"]["xaxis"]["title"]["text"] == "Month" and fig["layout"]["yaxis"]["title"]["text"] == "Revenue"
-    assert [b["label"] for b in fig["layout"]["updatemenus"][0]["buttons"]] == ["Bar", "Line"]  # no pie of 2 series
+    assert [b["label"] for b in fig["layout"]["updatemenus"][0]["buttons"]] == ["Table", "Bar", "Line"]  # no pie of 2 series
 
 
 def test_csv_and_sql_as_shown():

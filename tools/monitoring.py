@@ -79,7 +79,7 @@ class EndpointReport(LatheTool):
         else:
             run = endpoint_report(self.workspace, endpoint or "", period=period, reference=reference, model=model)
         return ToolOutput(text=run.describe() + f"\nreport: {run.report_dir}/report.md",
-                          result=_drift_table(run.summary), data=run.to_json())
+                          result=_latency_table(run.summary), data=run.to_json())
 
 
 class ListAlertsArgs(ToolArgs):
@@ -118,12 +118,13 @@ class ListAlerts(LatheTool):
         return ToolOutput(text="\n".join(lines), result=result, data={"alerts": [a.to_json() for a in alerts]})
 
 
-def _drift_table(summary: dict[str, Any]) -> QueryResult:
-    drift = summary.get("drift") or {"columns": []}
-    changes = summary.get("drift_changes", {})
-    rows = [[c["column"], c["test_name"], c["statistic"], c["threshold"], c["drifted"], changes.get(c["column"], "")]
-            for c in drift["columns"]]
-    return QueryResult(sql="", columns=["feature", "test", "statistic", "threshold", "drifted", "change"], rows=rows)
+def _latency_table(summary: dict[str, Any]) -> QueryResult | None:
+    """The window's latency percentiles, the rows of the answer's plot; None without traffic."""
+    ops = summary.get("traffic") or {}
+    if not ops.get("requests"):
+        return None
+    return QueryResult(sql="", columns=["Percentile", "Latency (ms)"],
+                       rows=[[p, float(ops[f"latency_{p}_ms"])] for p in ("p50", "p95", "p99")])
 
 
 def run_due_monitors(ws: Any) -> int:

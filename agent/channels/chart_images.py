@@ -17,11 +17,21 @@ def chart_png(chart: ChartSpec, table: TableData) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from agent.channels.plotly_figures import MAX_BARS, MAX_SERIES, largest
+
     col = {c: i for i, c in enumerate(table.columns)}
+    rows = table.rows
+    top, among = largest(rows, col[chart.x], col[chart.y[0]], MAX_BARS)
+    if chart.kind == "bar" and among > MAX_BARS:  # a long list: its top rows, largest first, as the chat UI draws it
+        keep = {k: i for i, k in enumerate(top)}
+        rows = sorted((r for r in rows if r[col[chart.x]] in keep), key=lambda r: keep[r[col[chart.x]]])
+    if chart.color in col:
+        series = set(largest(rows, col[chart.color], col[chart.y[0]], MAX_SERIES)[0])
+        rows = [r for r in rows if r[col[chart.color]] in series]
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
     try:
         groups: dict[str, list[list]] = {}
-        for row in table.rows:
+        for row in rows:
             key = str(row[col[chart.color]]) if chart.color in col else ""
             groups.setdefault(key, []).append(row)
         for key, rows in groups.items():

@@ -52,3 +52,21 @@ def run_metric_query(ws: Workspace, query: MetricQuery, principal: Principal | N
                         "add --limit or a filter")
     return QueryResult(sql=compiled.sql, columns=compiled.columns, rows=[list(r) for r in rows],
                        truncated=cut, warnings=warnings)
+
+
+def data_span(ws: Workspace, query: MetricQuery) -> list[str] | None:
+    """The first and last day with data for the query's metrics under its filters (ISO dates), or None where its
+    metrics have no time dimension or no row passes."""
+    from core.errors import UserError
+
+    daily = query.model_copy(update={"group_by": ["metric_time__day"], "order_by": [], "limit": None})
+    manifest = CatalogStore(ws).load_semantic()
+    with connect_reader(ws) as con:  # one connection for the time spine and the query
+        try:
+            sql = compile_query(manifest, daily, _time_spine(con)).sql
+        except (UserError, ValueError):
+            return None
+        _, rows, _ = fetch_with_timeout(con, f"SELECT MIN(metric_time__day), MAX(metric_time__day) FROM ({sql})",
+                                        ws.settings.sql.timeout_s)
+    first, last = rows[0] if rows else (None, None)
+    return [first.isoformat()[:10], last.isoformat()[:10]] if first is not None and last is not None else None

@@ -259,6 +259,17 @@ class Metric(_Spec):
     _t = field_validator("type", mode="before")(_lower)
     _f = field_validator("filter", mode="before")(lambda v: [v] if isinstance(v, str) else v)
 
+    @property
+    def unit(self) -> str | None:
+        """What its figures are in: `config.meta.unit` (dbt's place) or `meta.unit` ("USD", "percent", "hours"),
+        else the label's last words in parentheses ("Resolution time (hours)")."""
+        extra = self.model_extra or {}
+        meta = (extra.get("config") or {}).get("meta") or extra.get("meta") or {}
+        if isinstance(meta, dict) and meta.get("unit"):
+            return str(meta["unit"])
+        found = re.search(r"\(([^()]+)\)\s*$", self.label or "")
+        return found.group(1) if found else None
+
     @model_validator(mode="after")
     def _check_params(self) -> "Metric":
         tp = self.type_params
