@@ -36,7 +36,12 @@ TrainChoices = create_model("TrainChoices", __base__=_Request, __module__=__name
 class Proposed(BaseModel):
     """A proposal and the plan of its spec: what the approval shows."""
     spec: TrainSpec
-    text: str
+    proposal: str  # the label in words and SQL, the features and what was left out ("" for a spec given whole)
+    plan: str  # task, family, metric, split, baseline, budget and search space, each with why
+
+    @property
+    def text(self) -> str:
+        return "\n".join(x for x in (self.proposal, self.plan) if x)
 
 
 _PLANS: dict[tuple[str, str, str, float], Any] = {}  # one plan per spec and warehouse state: planning reads every row
@@ -73,9 +78,9 @@ def proposal_of(ws: Workspace, choices: Any, principal: Any = None) -> Proposed:
         if c.horizon_days:
             ask["horizon_days"] = c.horizon_days
         proposal = propose(ws, ask)
-        spec, head = proposal.spec, proposal.explain() + "\n"
+        spec, head = proposal.spec, proposal.explain()
     plan = plan_of(ws, spec, principal)
-    return Proposed(spec=spec, text=head + plan.explain())
+    return Proposed(spec=spec, proposal=head, plan=plan.explain())
 
 
 class ProposeTraining(LatheTool):
