@@ -82,3 +82,32 @@ def test_lathe_train_with_a_request_prints_the_proposal_and_asks(demo):
     both = lathe(demo, "train", "predict churn of customers", "--label", "customers", "--target", "segment")
     assert both.exit_code != 0 and "not both" in both.output
     assert JobStore(demo).list() == []
+
+
+LAST_CHANNEL = """
+feature_views:
+  - name: last_channel
+    owner: sales-analytics
+    description: the channel of each customer's latest order
+    entity: {name: customer, join_key: customer_id}
+    source: {table: orders}
+    event_time: ordered_at
+    features:
+      - {name: channel, type: string, description: where the latest order came from}
+"""
+
+
+def test_feature_views_on_the_entity_key_are_proposed_and_joined_as_of_the_cutoff(demo):
+    from runtimes.features.registry import apply
+    from runtimes.tabular.planning import plan_train
+    from tests.features_workspace import write_view
+
+    write_view(demo, LAST_CHANNEL)
+    apply(demo)
+    p = propose(demo, {"entity": "customers", "target": "churn", "sources": ["orders"], "trials": 1})
+    assert p.spec.features == ["last_channel"] and "`last_channel@1`" in p.explain()
+    plan = plan_train(demo, p.spec)
+    assert plan.feature_views == ["last_channel@1"] and "channel" in plan.features
+    assert "joined as of `cutoff`" in plan.explain()
+    # A view over another table than the ones named is not proposed.
+    assert propose(demo, {"entity": "customers", "target": "churn", "sources": ["support_tickets"]}).spec.features == []
