@@ -94,7 +94,7 @@ def _proposed(ws: Any, request: str, overrides: dict[str, Any], quiet: bool) -> 
     if reading.problem:
         raise UserError(reading.problem)
     settings = {**reading.settings, **overrides}
-    choices = TrainChoices(goal=request, entity=reading.entity, target=reading.target, sources=reading.sources,
+    choices = TrainChoices(goal=request, entity=reading.entity, target=reading.target, sources=reading.sources, only=reading.only,
                            **settings)
     proposed = proposal_of(ws, choices)
     if not quiet:

@@ -69,6 +69,7 @@ def test_a_regression_on_a_value_summed_from_the_order_lines(demo):
     assert "regression" in text and "rmse" in text
     assert {"segment", "region", "channel"} <= set(args["columns"])
     assert "amount" not in args["columns"]  # never the label's own source
+    assert "country" not in args["columns"] and "`country`" in text  # the request named its columns: those only
 
 
 def test_a_regression_on_a_column_leaves_out_what_is_filled_in_later(demo):

@@ -25,6 +25,8 @@ class _Request(ToolArgs):
                                                  "(summed per entity row)")
     horizon_days: int | None = Field(None, ge=1, description="churn: days after each cutoff without activity (30)")
     sources: list[str] = Field(default_factory=list, description="tables to draw features from (default: all related)")
+    only: list[str] = Field(default_factory=list, description="columns of the entity and its parents the request names "
+                                                              "as features (default: every usable one)")
 
 
 # The choices are the training spec's own fields, each open until proposed or given.
@@ -74,7 +76,7 @@ def proposal_of(ws: Workspace, choices: Any, principal: Any = None) -> Proposed:
         if not c.entity or not c.target:
             raise UserError("say what to predict and for which table: e.g. entity=customers target=churn, or "
                             "entity=orders target=order_items.amount")
-        ask = {"entity": c.entity, "target": c.target, "sources": c.sources, **passed}
+        ask = {"entity": c.entity, "target": c.target, "sources": c.sources, "only": c.only, **passed}
         if c.horizon_days:
             ask["horizon_days"] = c.horizon_days
         proposal = propose(ws, ask)

@@ -39,6 +39,7 @@ class TrainReading:
     entity: str | None = None
     target: str | None = None
     sources: list[str] = field(default_factory=list)
+    only: list[str] = field(default_factory=list)  # columns named as features ("from the customer's segment")
     settings: dict[str, Any] = field(default_factory=dict)  # task, family, trials, minutes, horizon_days
     problem: str = ""
 
@@ -85,6 +86,8 @@ def read_request(text: str, tokens: list[Token], catalog: Catalog) -> TrainReadi
         return reading
     reading.entity = entity.table
     reading.sources = [s for s in reading.sources if s != entity.table]
+    if cue_at is not None:
+        reading.only = _named_columns(tokens[cue_at + 1:], catalog, catalog.tables[entity.table])
     words = {t.low for t in tokens}
     if words & CHURN_WORDS:
         reading.target = "churn"
@@ -100,6 +103,25 @@ def read_request(text: str, tokens: list[Token], catalog: Catalog) -> TrainReadi
         return reading
     reading.target = target
     return reading
+
+
+def _named_columns(tokens: list[Token], catalog: Catalog, entity: Table) -> list[str]:
+    """Columns of the entity and of the tables it refers to that the words name, in the order found."""
+    from agent.planners.intents import find_column
+
+    parents = [t for t in catalog.tables.values() if t.primary_key and t is not entity
+               and entity.column(t.primary_key[0]) is not None]
+    found: list[str] = []
+    skip: set[int] = set()
+    offset = tokens[0].index if tokens else 0
+    local = [t.__class__(t.text, t.low, t.stem, t.index - offset, t.start, t.end) for t in tokens]
+    for table in [entity, *parents]:
+        while (hit := find_column(local, catalog, table.name, skip)) is not None:
+            name, span = hit
+            skip |= span
+            if name not in table.primary_key and not name.endswith("_id"):
+                found.append(name)
+    return list(dict.fromkeys(found))
 
 
 def _numbered(tokens: list[Token], at: int) -> bool:

@@ -37,6 +37,8 @@ class TrainAsk(BaseModel):
     lookback_days: int = Field(90, ge=1, description="activity features: days before the label time")
     snapshots: int = Field(12, ge=2, description="churn: monthly cutoffs, the latest with a whole horizon after it")
     sources: list[str] = Field(default_factory=list, description="tables to draw features from (default: all related)")
+    only: list[str] = Field(default_factory=list, description="the columns of the entity and its parents to use, "
+                                                              "when the request names them (default: every usable one)")
     task: Task | None = None
     family: Family = "lightgbm"
     metric: str | None = None
@@ -287,6 +289,9 @@ class _Builder:
                 self._out("an identifier, not a property", c.name)
             elif c.name in later:
                 self._out(later[c.name], c.name)
+            elif _is_time(c) and self.ask.only and c.name not in self.ask.only:
+                if not (own and c.name == self.time):
+                    self._out("not among the columns asked for", c.name)
             elif _is_time(c):
                 if own and c.name == self.time:
                     continue
@@ -300,6 +305,8 @@ class _Builder:
                 aged.append(name)
             elif c.name in stats:
                 self._out("free text or a label per row (too many distinct values)", c.name)
+            elif self.ask.only and c.name not in self.ask.only:
+                self._out("not among the columns asked for", c.name)
             else:
                 name = self._name(c.name if own or self.entity.column(c.name) is None else f"{table.name}_{c.name}",
                                   source)

@@ -28,7 +28,7 @@ def plan(reading: Reading, context: Context) -> PlannerReply:
         return PlannerReply(text=r.problem)
     settings = dict(r.settings)
     horizon = settings.pop("horizon_days", None)
-    choices = TrainChoices(goal=context.request.text.strip(), entity=r.entity, target=r.target, sources=r.sources,
+    choices = TrainChoices(goal=context.request.text.strip(), entity=r.entity, target=r.target, sources=r.sources, only=r.only,
                            horizon_days=horizon, **settings)
     try:
         tool = context.planner.deps.tools.get("start_training")  # bound to the session's principal: data as they see it
