@@ -5,7 +5,7 @@ out and why (PII, identifiers, free text, values from after the label time, the 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -54,7 +54,6 @@ class Proposal:
     definition: str  # the label in plain words
     features: list[tuple[list[str], str]]  # (feature columns or views, why)
     left_out: list[tuple[list[str], str]]  # (columns, why)
-    notes: list[str] = field(default_factory=list)
 
     def explain(self) -> str:
         label = self.spec.label
@@ -67,7 +66,7 @@ class Proposal:
         if self.left_out:
             lines.append("left out:")
             lines += [f"  - {', '.join(f'`{n}`' for n in names)} — {why}" for names, why in self.left_out]
-        return "\n".join(lines + self.notes)
+        return "\n".join(lines)
 
 
 @dataclass
@@ -100,7 +99,7 @@ def propose(ws: Workspace, ask: TrainAsk | dict[str, Any]) -> Proposal:
         "features": build.views, "columns": build.columns, "task": ask.task, "family": ask.family,
         "metric": ask.metric, "trials": ask.trials, "minutes": ask.minutes, "name": ask.name})
     return Proposal(spec=spec, entity=entity.name, definition=build.definition, features=build.why,
-                    left_out=[(cols, why) for why, cols in build.left_out.items() if cols], notes=build.notes)
+                    left_out=[(cols, why) for why, cols in build.left_out.items() if cols])
 
 
 def _table(catalog: Catalog, name: str) -> Table:
@@ -134,6 +133,12 @@ def _fill(sql: str, names: dict[str, str], **values: Any) -> exp.Expr:
     return exp.replace_placeholders(tree, **values) if values else tree
 
 
+def _put(tree: exp.Expr, column: str, value: exp.Expr) -> exp.Expr:
+    """`tree` with every bare column named `column` (a slot of a query shape) replaced by a copy of `value`."""
+    return tree.transform(lambda n: value.copy() if isinstance(n, exp.Column) and not n.table and n.name == column
+                          else n)
+
+
 def _days(n: int) -> exp.Expr:
     return exp.Interval(this=exp.Literal.string(str(n)), unit=exp.Var(this="DAY"))
 
@@ -148,8 +153,8 @@ after AS (SELECT s.FK, s.cutoff, count(a.FK) AS n FROM snapshots AS s LEFT JOIN 
 SELECT s.FK AS KEY, s.cutoff, CASE WHEN s.n > 0 THEN 0 ELSE 1 END AS LABEL
 FROM after AS s JOIN ENTITY AS e ON e.KEY = s.FK
 """
-_OWN = "SELECT e.KEY, e.AT, e.COL AS LABEL FROM ENTITY AS e WHERE NOT e.COL IS NULL"
-_OWN_NO_TIME = "SELECT e.KEY, e.COL AS LABEL FROM ENTITY AS e WHERE NOT e.COL IS NULL"
+_OWN = "SELECT e.KEY, e.AT, LABELVALUE AS LABEL FROM ENTITY AS e WHERE NOT LABELVALUE IS NULL"
+_OWN_NO_TIME = "SELECT e.KEY, LABELVALUE AS LABEL FROM ENTITY AS e WHERE NOT LABELVALUE IS NULL"
 _SUMMED = "(SELECT sum(l.COL) FROM LINES AS l WHERE l.FK = e.KEY)"
 # One grouped join per activity table (correlated subqueries, one per feature, grow slow together).
 _ACTIVITY = """
@@ -176,7 +181,6 @@ class _Builder:
         self.views: list[str] = []
         self.why: list[tuple[list[str], str]] = []
         self.left_out: dict[str, list[str]] = {}
-        self.notes: list[str] = []
         self.label_source: tuple[str, str | None] = (entity.name, None)  # (table, column) the label is made of
 
     # ---- the label ----------------------------------------------------------------------------
@@ -218,22 +222,20 @@ class _Builder:
         at = self._time_column(self.entity, required=False)
         label = column if table == self.entity.name else f"{_noun(self.entity.name)}_{column}"
         names = {"KEY": self.key, "ENTITY": self.entity.name, "AT": at or "", "LABEL": label, "COL": column}
+        shape = _fill(_OWN if at else _OWN_NO_TIME, names)
         if table == self.entity.name:
-            col = self.entity.column(column)
-            if col is None:
+            if self.entity.column(column) is None:
                 raise UserError(unknown("column", column, [c.name for c in self.entity.columns]) +
                                 f" (of `{self.entity.name}`)")
-            self.tree = _fill(_OWN if at else _OWN_NO_TIME, names)
+            self.tree = _put(shape, "LABELVALUE", exp.column(column, "e"))
             self.definition = f"`{self.entity.name}.{column}` as recorded" + ("" if at else "; rows with it empty left out")
         else:
             lines = _table(self.catalog, table)
             if lines.column(column) is None or lines.column(self.key) is None:
                 raise UserError(f"`{table}.{column}` cannot be summed per `{self.entity.name}` row: `{table}` needs "
                                 f"columns `{column}` and `{self.key}`")
-            self.tree = _fill(_OWN if at else _OWN_NO_TIME, {**names, "COL": "__label__"})
             summed = _fill(_SUMMED, {"COL": column, "LINES": table, "FK": self.key, "KEY": self.key})
-            self.tree = self.tree.transform(lambda n: summed.copy() if isinstance(n, exp.Column) and n.name == "__label__"
-                                            else n)
+            self.tree = _put(shape, "LABELVALUE", summed)
             self.definition = f"the sum of `{table}.{column}` over each {_noun(self.entity.name)}'s rows in `{table}`"
         self.label, self.time = label, at
         self.time_expr = exp.column(at, "e") if at else None
@@ -299,9 +301,8 @@ class _Builder:
                     self._out("a time with no label time to measure it from", c.name)
                     continue
                 name = self._name(f"{c.name}_days", source)
-                self.tree = self.tree.select(_fill(_AGE, {"R": alias.this, "COL": c.name}).transform(
-                    lambda n: self.time_expr.copy() if isinstance(n, exp.Column) and n.name == "ROWAT" else n)
-                    .as_(name), append=True)
+                age = _put(_fill(_AGE, {"R": alias.this, "COL": c.name}), "ROWAT", self.time_expr)
+                self.tree = self.tree.select(age.as_(name), append=True)
                 aged.append(name)
             elif c.name in stats:
                 self._out("free text or a label per row (too many distinct values)", c.name)
