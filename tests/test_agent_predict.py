@@ -114,6 +114,8 @@ def test_an_approved_plan_trains_and_is_followed_to_its_report(demo):
     assert "test roc auc" in last.text and "baseline roc auc" in last.text
     assert last.report and last.report.endswith("report.json")
     assert s.started_jobs() == [job_id]
+    status = of(collect(s.send("how is the job doing?")), "step_finished")[0].text
+    assert f"train {job_id} is succeeded (lightgbm model of `churned`)" in status and "test_roc_auc" in status
 
 
 def test_the_llm_path_proposes_then_starts_after_approval(demo, llm):
