@@ -88,14 +88,14 @@ def _proposed(ws: Any, request: str, overrides: dict[str, Any], quiet: bool) -> 
     from agent.planners.question_words import tokenize
     from agent.planners.train_intents import read_request
     from catalog.store import CatalogStore
-    from tools.tabular_training import TrainChoices, plan_of, proposal_of
+    from tools.tabular_training import choices_of, plan_of, proposal_of
 
     reading = read_request(request, tokenize(request), CatalogStore(ws).load())
     if reading.problem:
         raise UserError(reading.problem)
     settings = {**reading.settings, **overrides}
-    choices = TrainChoices(goal=request, entity=reading.entity, target=reading.target, sources=reading.sources, only=reading.only,
-                           **settings)
+    choices = choices_of({"goal": request, "entity": reading.entity, "target": reading.target,
+                          "sources": reading.sources, "only": reading.only, **settings})
     proposed = proposal_of(ws, choices)
     if not quiet:
         typer.echo(proposed.proposal)  # the label, its SQL and the features; the plan follows

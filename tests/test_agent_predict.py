@@ -93,6 +93,11 @@ def test_a_table_that_does_not_exist_gets_a_clear_answer(demo, request_text, say
     assert says in text and "customers" in text  # what exists instead
 
 
+def test_a_budget_that_cannot_train_is_refused_in_words(demo):
+    events = collect(Session(demo, "no-budget").send("predict which customers will churn next month with 0 trials"))
+    assert of(events, "approval_needed") == [] and "at least 1 trial, not 0" in text_of(events)
+
+
 def test_forecasting_a_metric_for_a_period_is_still_declined(demo):
     events = collect(Session(demo, "metric-forecast").send("can you predict how many orders we'll get in 2027"))
     assert of(events, "approval_needed") == [] and "forecast" in text_of(events)

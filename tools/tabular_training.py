@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from core.errors import UserError
 from core.workspace import Workspace
@@ -33,6 +33,15 @@ class _Request(ToolArgs):
 TrainChoices = create_model("TrainChoices", __base__=_Request, __module__=__name__,
                             **open_choice_fields(TrainSpec, ("label", "features", "columns", "task", "family", "metric",
                                                              "trials", "minutes", "name")))
+
+
+def choices_of(data: dict[str, Any]) -> Any:
+    """`TrainChoices` from what a request said, or a `UserError` naming the field that is wrong."""
+    try:
+        return TrainChoices.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UserError(f"training request: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
 class Proposed(BaseModel):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp, parse_one
 
 from catalog.metadata import Catalog, Table
@@ -77,7 +77,12 @@ class _Source:
 
 
 def propose(ws: Workspace, ask: TrainAsk | dict[str, Any]) -> Proposal:
-    ask = ask if isinstance(ask, TrainAsk) else TrainAsk.model_validate(ask)
+    if not isinstance(ask, TrainAsk):
+        try:
+            ask = TrainAsk.model_validate(ask)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise UserError(f"training request: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     catalog = CatalogStore(ws).load()
     entity = _table(catalog, ask.entity)
     if not entity.primary_key:
@@ -94,7 +99,7 @@ def propose(ws: Workspace, ask: TrainAsk | dict[str, Any]) -> Proposal:
             build.column_target()
         build.features()
     tree = build.tree
-    spec = TrainSpec.model_validate({
+    spec = TrainSpec.parse({
         "label": {"source": tree.sql(dialect="duckdb"), "column": build.label, "entity": key, "time": build.time},
         "features": build.views, "columns": build.columns, "task": ask.task, "family": ask.family,
         "metric": ask.metric, "trials": ask.trials, "minutes": ask.minutes, "name": ask.name})
@@ -385,7 +390,7 @@ class _Builder:
 
     def _text_stats(self, t: Table) -> set[str]:
         """Text columns with so many distinct values that they describe one row (free text, names, codes)."""
-        text = [c.name for c in t.columns if str(c.type).upper().startswith("VARCHAR")]
+        text = [c.name for c in t.columns if str(c.type).upper().startswith("VARCHAR") and c.pii is None]
         if not text:
             return set()
         q = exp.select(exp.func("count", exp.Star()), *[exp.func("count", exp.Distinct(

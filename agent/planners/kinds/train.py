@@ -21,16 +21,16 @@ def match(question: Question, context: Context) -> Reading | None:
 
 
 def plan(reading: Reading, context: Context) -> PlannerReply:
-    from tools.tabular_training import TrainChoices, proposal_of
+    from tools.tabular_training import choices_of, proposal_of
 
     r = reading.data["reading"]
     if r.problem:
         return PlannerReply(text=r.problem)
     settings = dict(r.settings)
     horizon = settings.pop("horizon_days", None)
-    choices = TrainChoices(goal=context.request.text.strip(), entity=r.entity, target=r.target, sources=r.sources, only=r.only,
-                           horizon_days=horizon, **settings)
     try:
+        choices = choices_of({"goal": context.request.text.strip(), "entity": r.entity, "target": r.target,
+                              "sources": r.sources, "only": r.only, "horizon_days": horizon, **settings})
         tool = context.planner.deps.tools.get("start_training")  # bound to the session's principal: data as they see it
         proposed = proposal_of(context.planner.deps.workspace, choices, getattr(tool, "principal", None))
     except UserError as e:
