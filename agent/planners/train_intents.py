@@ -140,11 +140,12 @@ def _target(catalog: Catalog, entity: Table, said: list[Token], task: str | None
                          and key not in t.primary_key]
     for t in tables:
         for c in t.columns:
-            if c.pii is not None or c.name in t.primary_key or c.name.endswith("_id"):
-                continue
+            number = str(c.type).upper().split("(")[0] in _NUMBER_TYPES
+            if (c.pii is not None or c.name in t.primary_key or c.name.endswith("_id")
+                    or str(c.type).upper().startswith(("TIMESTAMP", "DATE")) or (t is not entity and not number)):
+                continue  # a time is no label, and only numbers sum over an entity's lines
             named = set(stems(c.name.replace("_", " "))) | {s for syn in c.synonyms for s in stems(syn)}
             hits = len(named & heard)
-            number = str(c.type).upper().split("(")[0] in _NUMBER_TYPES
             if amount and number:
                 words = set(stems(c.name.replace("_", " "))) | {w for syn in c.synonyms for w in stems(syn)} | {
                     w.strip(".,;()") for w in c.description.lower().split()}

@@ -288,31 +288,33 @@ class _Builder:
         for c in table.columns:
             if c.name in table.primary_key or c.name == self.key or (own and c.name == self.label):
                 continue
+            # a parent's column is named with its table where the entity has a column of that name
+            shown = c.name if own or self.entity.column(c.name) is None else f"{table.name}.{c.name}"
             if self.label_source == (table.name, c.name):
-                self._out("the label's own source", c.name)
+                self._out("the label's own source", shown)
             elif c.pii is not None:
-                self._out("PII: personal data is never a feature", c.name)
+                self._out("PII: personal data is never a feature", shown)
             elif c.name.endswith("_id") or any(c.name in t.primary_key for t in self.catalog.tables.values()):
-                self._out("an identifier, not a property", c.name)
+                self._out("an identifier, not a property", shown)
             elif c.name in later:
-                self._out(later[c.name], c.name)
+                self._out(later[c.name], shown)
             elif _is_time(c) and self.ask.only and c.name not in self.ask.only:
                 if not (own and c.name == self.time):
-                    self._out("not among the columns asked for", c.name)
+                    self._out("not among the columns asked for", shown)
             elif _is_time(c):
                 if own and c.name == self.time:
                     continue
                 if self.time_expr is None:
-                    self._out("a time with no label time to measure it from", c.name)
+                    self._out("a time with no label time to measure it from", shown)
                     continue
                 name = self._name(f"{c.name}_days", source)
                 age = _put(_fill(_AGE, {"R": alias.this, "COL": c.name}), "ROWAT", self.time_expr)
                 self.tree = self.tree.select(age.as_(name), append=True)
                 aged.append(name)
             elif c.name in stats:
-                self._out("free text or a label per row (too many distinct values)", c.name)
+                self._out("free text or a label per row (too many distinct values)", shown)
             elif self.ask.only and c.name not in self.ask.only:
-                self._out("not among the columns asked for", c.name)
+                self._out("not among the columns asked for", shown)
             else:
                 name = self._name(c.name if own or self.entity.column(c.name) is None else f"{table.name}_{c.name}",
                                   source)
