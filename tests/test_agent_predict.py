@@ -93,6 +93,14 @@ def test_a_table_that_does_not_exist_gets_a_clear_answer(demo, request_text, say
     assert says in text and "customers" in text  # what exists instead
 
 
+def test_a_class_column_is_a_classification_and_no_target_gets_a_question(demo):
+    text, args = _proposed(demo, "priority", "predict the priority of support tickets")
+    assert args["label"]["column"] == "priority" and "classification" in text and "log_loss" in text
+    events = collect(Session(demo, "no-target").send("which customers are likely to order next month?"))
+    assert of(events, "approval_needed") == []
+    assert "What should the model predict for each row of `customers`?" in text_of(events)
+
+
 def test_a_budget_that_cannot_train_is_refused_in_words(demo):
     events = collect(Session(demo, "no-budget").send("predict which customers will churn next month with 0 trials"))
     assert of(events, "approval_needed") == [] and "at least 1 trial, not 0" in text_of(events)
