@@ -324,6 +324,8 @@ def progress_event(data: dict[str, Any]) -> JobProgress:
     if status == "succeeded":
         evaluation = dict(data.get("evaluation") or {})
         figures = [_figure(k, evaluation[k]) for k in _FINAL_FIGURES if isinstance(evaluation.get(k), int | float)]
+        figures += [_figure(k, v) for k, v in evaluation.items()  # a tabular model's held-out metric and baseline
+                    if k.startswith(("test_", "baseline_")) and isinstance(v, int | float)]
         text = (f"{name} succeeded after {step} steps" if unit == "steps" else f"{name} succeeded: {where}") \
             + "".join(f"; {f}" for f in figures)
         if data.get("model_version"):

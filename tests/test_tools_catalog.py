@@ -31,7 +31,7 @@ def test_registry_finds_every_tool_with_its_risk():
         "stop_endpoint": Risk.deploy,
         "run_batch": Risk.compute, "batch_status": Risk.read, "submit_async": Risk.compute, "async_status": Risk.read,
         "who_owns": Risk.read, "define_term": Risk.read, "pii_columns": Risk.read, "column_lineage": Risk.read,
-            "import_files": Risk.write}
+            "import_files": Risk.write, "propose_training": Risk.read, "start_training": Risk.compute}
     with pytest.raises(UserError, match="no tool `describe_tabel`; did you mean `describe_table`"):
         reg.get("describe_tabel")
 

@@ -56,7 +56,8 @@ class JobStatus(LatheTool):
         report = None
         if job.status == "succeeded":
             evaluation = dict((job.lineage or {}).get("metrics") or {})
-            figures = {k: v for k, v in evaluation.items() if k.startswith(("eval", "base_", "tuned_", "duration"))
+            figures = {k: v for k, v in evaluation.items() if k.startswith(("eval", "base_", "tuned_", "duration",
+                                                                            "test_", "baseline_"))
                        or "win" in k or "reward" in k}
             if figures:
                 parts.append("evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -99,6 +100,8 @@ def _where(job: Any) -> str:
 
 def _what(job: Any) -> str:
     s = job.spec
+    if job.kind == "train":
+        return f"{s.get('family', 'lightgbm')} model of `{s['label']['column']}`"
     source = f"`{s['table']}`" if s.get("table") else "a query"
     if job.kind == "finetune":
         return f"{s.get('technique', 'sft')} of `{s['model']}` on {source}"

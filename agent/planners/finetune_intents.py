@@ -12,6 +12,7 @@ from typing import Any
 from core.errors import UserError
 from core.workspace import Workspace
 from agent.planners.base import PlannerReply, PlanRequest
+from agent.planners.train_intents import CHURN_WORDS, PREDICT_WORDS
 from agent.state import Plan, Step, Turn
 from runtimes.training.recipes import TECHNIQUES_IN_WORDS
 from tools.finetune import TECHNIQUES, FinetuneChoices, data_choice, dry_run, model_options, \
@@ -56,7 +57,12 @@ def plan_finetune_turn(ws: Workspace, request: PlanRequest) -> PlannerReply | No
 def wants_finetune(words: list[str]) -> bool:
     joined = " ".join(words)
     return ("finetune" in joined or "fine-tun" in joined or "fine tun" in joined
-            or ("train" in words and bool({"model", "llm", "assistant"} & set(words))))
+            or ("train" in words and bool({"model", "llm", "assistant"} & set(words))
+                and not set(words) & _TABULAR_WORDS))
+
+
+# Words of a model that predicts from tables ("train a model to predict churn"): the `train` kind's, not fine-tuning's.
+_TABULAR_WORDS = PREDICT_WORDS | CHURN_WORDS | {"classifier", "classification", "regression", "regressor"}
 
 
 def _asks_job_status(words: list[str]) -> bool:

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from core.workspace import Workspace
+from agent.planners.train_intents import CHURN_WORDS
 from agent.planners.base import PlannerReply, PlanRequest
 from agent.state import Plan, Step
 from tools.finetune import TECHNIQUES
@@ -166,9 +167,12 @@ def _invoke(ws: Workspace, raw: str, text: str, words: set[str]) -> PlannerReply
 
 
 # ---- batch and async ----------------------------------------------------------------------------
+_TRAINING_WORDS = CHURN_WORDS | {"train", "training", "classifier", "classification", "regression", "regressor"}
+
+
 def _batch(ws: Workspace, raw: str, text: str, words: set[str]) -> PlannerReply | None:
     asked = "batch" in words or ({"predict", "predictions"} & words and {"over", "on", "for"} & words)
-    if not asked:
+    if not asked or words & _TRAINING_WORDS:  # "train a classifier on … to predict": a new model, not a batch
         return None
     table = _table(ws, words)
     if table is None:
