@@ -160,19 +160,23 @@ class ChatCompletionRequest(_Request):
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     response_format: ResponseFormat | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None  # meaningful only with `tools`, which are refused
     functions: list[dict[str, Any]] | None = None
     function_call: str | dict[str, Any] | None = None
 
-    @field_validator("logprobs", "top_logprobs")
+    @field_validator("top_logprobs")
     @classmethod
-    def _no_logprobs(cls, v: Any, info: ValidationInfo) -> Any:
-        if v:
-            raise ValueError(f"log probabilities are not returned by Lathe endpoints: leave `{info.field_name}` out")
+    def _top_needs_logprobs(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and not info.data.get("logprobs"):
+            raise ValueError("`logprobs` must be true when `top_logprobs` is set")
         return v
+
+    def logprob_count(self) -> int | None:
+        """None: no log probabilities; k: each token's and the k most likely alternatives'."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     @field_validator("tools", "functions")
     @classmethod
@@ -207,7 +211,7 @@ class CompletionRequest(_Request):
     prompt: str | list[str]
     echo: bool | None = None
     best_of: int | None = None
-    logprobs: int | None = None
+    logprobs: int | None = Field(None, ge=0, le=5)
     suffix: str | None = None
 
     @field_validator("prompt")
@@ -218,7 +222,7 @@ class CompletionRequest(_Request):
                              f"got a list of {len(v)}")
         return v
 
-    @field_validator("echo", "best_of", "logprobs", "suffix")
+    @field_validator("echo", "best_of", "suffix")
     @classmethod
     def _unsupported(cls, v: Any, info: ValidationInfo) -> Any:
         if v is not None and v is not False and v != "" and not (info.field_name == "best_of" and v == 1):
@@ -227,6 +231,9 @@ class CompletionRequest(_Request):
 
     def text(self) -> str:
         return self.prompt[0] if isinstance(self.prompt, list) else self.prompt
+
+    def logprob_count(self) -> int | None:
+        return self.logprobs
 
     def token_limit(self) -> int | None:
         return self.max_tokens
@@ -239,36 +246,38 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 def chat_completion(request_id: str, model: str, replies: list[tuple[str, str]], prompt_tokens: int,
-                    completion_tokens: int) -> dict[str, Any]:
+                    completion_tokens: int, logprobs: list[Any] | None = None) -> dict[str, Any]:
     """A whole chat reply: one choice per (text, finish reason)."""
     return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
             "system_fingerprint": None,
             "choices": [{"index": i, "message": {"role": "assistant", "content": text, "refusal": None},
-                         "logprobs": None, "finish_reason": finish} for i, (text, finish) in enumerate(replies)],
+                         "logprobs": logprobs[i] if logprobs else None, "finish_reason": finish}
+                        for i, (text, finish) in enumerate(replies)],
             "usage": usage(prompt_tokens, completion_tokens)}
 
 
 def chat_chunk(request_id: str, model: str, created: int, delta: dict[str, Any],
-               finish_reason: str | None = None) -> dict[str, Any]:
+               finish_reason: str | None = None, logprobs: Any = None) -> dict[str, Any]:
     return {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]}
 
 
 def text_completion(request_id: str, model: str, replies: list[tuple[str, str]], prompt_tokens: int,
-                    completion_tokens: int) -> dict[str, Any]:
+                    completion_tokens: int, logprobs: list[Any] | None = None) -> dict[str, Any]:
     return {"id": request_id, "object": "text_completion", "created": int(time.time()), "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+            "choices": [{"index": i, "text": text, "logprobs": logprobs[i] if logprobs else None,
+                         "finish_reason": finish}
                         for i, (text, finish) in enumerate(replies)],
             "usage": usage(prompt_tokens, completion_tokens)}
 
 
 def completion_chunk(request_id: str, model: str, created: int, text: str,
-                     finish_reason: str | None = None) -> dict[str, Any]:
+                     finish_reason: str | None = None, logprobs: Any = None) -> dict[str, Any]:
     return {"id": request_id, "object": "text_completion", "created": created, "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}]}
+            "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}]}
 
 
 def usage_chunk(request_id: str, model: str, created: int, obj: str, prompt_tokens: int,

@@ -29,9 +29,11 @@ class Request:
     reserve: Callable[[set[str]], str | None]  # the row's adapter name, loading it if needed; None: wait for one
     streamer: Any = None
     processors: list[Any] = field(default_factory=list)  # this request's logits processors (penalties, grammar)
+    logprobs: int | None = None  # None: none kept; k: each chosen token's log probability and the k best
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     tokens: list[int] = field(default_factory=list)
+    scores: list[Any] = field(default_factory=list)  # a TokenLogprob per token, when `logprobs` is asked
     error: BaseException | None = None
 
 
@@ -288,8 +290,19 @@ def _picker(request: Request, device: Any) -> Callable[[Any], int]:
         ids = torch.tensor([request.tokens], dtype=request.input_ids.dtype, device=request.input_ids.device)
         return processors(torch.cat([request.input_ids, ids], dim=1), scores)
 
+    def kept(scores: Any, token: int) -> int:
+        if request.logprobs is not None:  # from the scores the token was chosen from
+            from runtimes.serving.engines.token_logprobs import score
+
+            request.scores.append(score(scores, token, request.logprobs))
+        return token
+
     if request.temperature == 0.0:
-        return lambda scores: int(processed(scores)[0].argmax())
+        def greedy(scores: Any) -> int:
+            scores = processed(scores)
+            return kept(scores, int(scores[0].argmax()))
+
+        return greedy
 
     warpers = LogitsProcessorList()
     if request.temperature != 1.0:
@@ -302,8 +315,9 @@ def _picker(request: Request, device: Any) -> Callable[[Any], int]:
         generator.manual_seed(request.seed)
 
     def pick(scores: Any) -> int:
-        probs = torch.softmax(warpers(None, processed(scores)), dim=-1)
-        return int(torch.multinomial(probs, num_samples=1, generator=generator)[0, 0])
+        scores = processed(scores)
+        probs = torch.softmax(warpers(None, scores), dim=-1)
+        return kept(scores, int(torch.multinomial(probs, num_samples=1, generator=generator)[0, 0]))
 
     return pick
 

@@ -85,6 +85,8 @@ class VllmEngine:
         from vllm.inputs import TokensPrompt
 
         served = self._lookup(model_id)
+        if sampling.logprobs is not None:
+            raise UserError("log probabilities are returned by the transformers backend only: leave `logprobs` out")
         started = time.perf_counter()
         params = SamplingParams(max_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
                                 top_p=sampling.top_p, stop=sampling.stop or None, seed=sampling.seed)
