@@ -5,6 +5,7 @@ real HTTP on loopback with the official `openai` client, on the tiny model the o
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
@@ -102,6 +103,22 @@ def test_sampled_logprobs_come_from_the_scores_after_logit_bias(client):
     seeded = [client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=8, logprobs=True,
                                              temperature=1.0, seed=3) for _ in range(2)]
     assert _entries(seeded[0].choices[0].logprobs.content) == _entries(seeded[1].choices[0].logprobs.content)
+
+
+def test_logprobs_of_requests_decoded_together_are_those_of_each_alone(client):
+    prompts = ["Order 5 ships on day", "Hi", "Where is my refund for the broken lamp?", "Ticket 7 is about"]
+
+    def ask(prompt: str) -> list[dict]:
+        r = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": prompt}],
+                                           max_tokens=12, temperature=0, logprobs=True, top_logprobs=2)
+        return _entries(r.choices[0].logprobs.content)
+
+    alone = [ask(p) for p in prompts]
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        together = list(pool.map(ask, prompts))
+    for a, b in zip(alone, together):
+        assert [e["token"] for e in a] == [e["token"] for e in b]
+        assert all(abs(x["logprob"] - y["logprob"]) < 1e-4 for x, y in zip(a, b))  # float rounding at most
 
 
 def _completion(client, stream: bool, **kw) -> tuple[str, dict]:
