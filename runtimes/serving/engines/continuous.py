@@ -136,19 +136,40 @@ class ContinuousBatcher:
         return joining
 
     def _prefill_safely(self, group: list[Request]) -> None:
-        """Prefill `group` together; if that fails, each alone, so that a failure fails its own request only."""
+        """Prefill `group` together (if that pass fails, each alone), then take each one's first token; the
+        sequences that token does not finish join the running batch together. A failure fails its requests only."""
         try:
-            self._prefill(group)
+            out, cache, mask = self._prefill(group)
         except BaseException as e:  # the batch is untouched until a prefill succeeds
             if len(group) == 1:
                 self._finish(group[0], e)
                 return
             for request in group:
                 self._prefill_safely([request])
+            return
+        logits = out.logits[:, -1, :]
+        rows, keep = [], []
+        for i, request in enumerate(group):
+            try:
+                row = _Row(request, request._adapter, int(request.input_ids.shape[1]), 0,  # type: ignore[attr-defined]
+                           _picker(request, logits.device), _stop_rule(self._tokenizer, request))
+                if request.streamer is not None:
+                    request.streamer.put(request.input_ids.cpu())  # a streamer skips the prompt it is given first
+                if not self._advance(row, logits[i:i + 1]):
+                    rows.append(row)
+                    keep.append(i)
+            except BaseException as e:  # a processor or stop string that fails fails its own request
+                self._finish(request, e)
+        if keep:
+            try:
+                self._join(rows, cache, mask, keep)
+            except BaseException as e:
+                for row in rows:
+                    self._finish(row.request, e)
 
-    def _prefill(self, group: list[Request]) -> None:
-        """The prompts' forward pass as one left-padded batch (a lone prompt: exactly one-at-a-time generation),
-        then each one's first token; the sequences that token does not finish join the running batch together."""
+    def _prefill(self, group: list[Request]) -> tuple[Any, Any, Any]:
+        """The prompts' forward pass as one left-padded batch (a lone prompt: exactly one-at-a-time generation):
+        its output, its cache and its padding mask."""
         import torch
         from transformers import DynamicCache
 
@@ -168,15 +189,7 @@ class ContinuousBatcher:
                             use_cache=True, logits_to_keep=1, **inputs)
         if any(type(layer) is not _plain_layer() for layer in cache.layers):
             raise RuntimeError("continuous batching needs a full-attention cache on every layer")
-        rows = [_Row(r, r._adapter, int(r.input_ids.shape[1]), 0,  # type: ignore[attr-defined]
-                     _picker(r, device), _stop_rule(self._tokenizer, r)) for r in group]
-        for request in group:
-            if request.streamer is not None:
-                request.streamer.put(request.input_ids.cpu())  # a streamer skips the prompt it is given first
-        logits = out.logits[:, -1, :]
-        keep = [i for i, row in enumerate(rows) if not self._advance(row, logits[i:i + 1])]
-        if keep:
-            self._join([rows[i] for i in keep], cache, mask, keep)
+        return out, cache, mask
 
     def _step(self) -> None:
         """One decode step for every row; rows that finish leave the batch."""

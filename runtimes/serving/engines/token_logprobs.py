@@ -56,7 +56,8 @@ class Recorder:
         self._pending: Any = None
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        self._settle(input_ids[0, -1]) if input_ids.shape[1] > self.prompt_tokens else None
+        if input_ids.shape[1] > self.prompt_tokens:  # the last token was chosen from the scores kept last step
+            self._settle(input_ids[0, -1])
         self._pending = scores[0].detach().clone()
         return scores
 
