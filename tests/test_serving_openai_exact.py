@@ -1,6 +1,6 @@
 """The OpenAI API, exactly: a streamed reply adds up to the whole reply (text and finish reason) whatever stop
 strings span the streamed pieces; every request field is honoured or refused with a 400 naming it (n, penalties,
-logit_bias, JSON output by constrained decoding; logprobs refused; tools have their own tests). Over real HTTP on
+logit_bias, JSON output by constrained decoding; logprobs and tools have their own tests). Over real HTTP on
 loopback with the official `openai` client; `lathe deploy --speculative` through the CLI."""
 from __future__ import annotations
 
@@ -264,8 +264,6 @@ def test_json_object_output_is_a_json_object(client):
 
 
 @pytest.mark.parametrize(("route", "extra", "param", "says"), [
-    ("chat", {"logprobs": True}, "logprobs", "log probabilities are not returned"),
-    ("chat", {"top_logprobs": 2}, "top_logprobs", "log probabilities are not returned"),
     ("chat", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "nope"}}}]}, "tools",
      "tools[0] ('f'): `parameters` is not a valid JSON schema"),
     ("chat", {"tool_choice": "auto"}, "tool_choice", "`tool_choice` needs `tools`"),
@@ -290,7 +288,6 @@ def test_json_object_output_is_a_json_object(client):
     ("chat", {"response_format": {"type": "json_schema"}}, "response_format", "needs `json_schema"),
     ("chat", {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nope"}}}},
      "response_format", "JSON schema cannot be used"),
-    ("completion", {"logprobs": 2}, "logprobs", "`logprobs` is not supported"),
     ("completion", {"echo": True}, "echo", "`echo` is not supported"),
     ("completion", {"best_of": 3}, "best_of", "`best_of` is not supported"),
     ("completion", {"suffix": "end"}, "suffix", "`suffix` is not supported"),

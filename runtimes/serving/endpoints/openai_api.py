@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import UserError
 from core.workspace import Workspace
+from runtimes.serving.endpoints import logprobs_wire
 from runtimes.serving.endpoints import openai_schema as wire
 from runtimes.serving.endpoints import tool_calls
 from runtimes.serving.endpoints.api_keys import matches
@@ -185,7 +186,9 @@ class _Serving:
         self._record(capture, arrived, response=gens[0].text, prompt_tokens=gens[0].prompt_tokens,
                      completion_tokens=completion_tokens)
         make = wire.chat_completion if route == "chat" else wire.text_completion
-        return JSONResponse(make(request_id, served.id, replies, gens[0].prompt_tokens, completion_tokens),
+        shape = logprobs_wire.chat if route == "chat" else logprobs_wire.completion
+        return JSONResponse(make(request_id, served.id, replies, gens[0].prompt_tokens, completion_tokens,
+                                 [shape(g.logprobs) for g in gens]),
                             headers=headers)
 
     # ---- in worker threads -------------------------------------------------------------------------
@@ -250,7 +253,8 @@ class _Serving:
         try:
             return Sampling(max_new_tokens=tokens, temperature=1.0 if body.temperature is None else body.temperature,
                             top_p=1.0 if body.top_p is None else body.top_p, stop=body.stops(), seed=seed,
-                            processors=logits_processors(body, engine, prompt_tokens))
+                            processors=logits_processors(body, engine, prompt_tokens),
+                            logprobs=body.logprob_count())
         except ValidationError as e:
             field = str(e.errors()[0]["loc"][0])
             raise wire.validation_error([{**e.errors()[0], "loc": (
@@ -289,14 +293,17 @@ class _Serving:
                 if isinstance(item, Generation):
                     final = item
                     break
-                item = _as_sent(body, item)
+                logprobs = None if body.logprob_count() is None else getattr(item, "logprobs", [])
+                item = _as_sent(body, str(item))
                 sent.append(item)
                 if parser is not None and plan is not None:  # calls are read out of the text as it comes
                     for event in parser.feed(item):
                         yield _sse(wire.chat_chunk(rid, model_id, created, tool_calls.delta(event, parser, plan)))
                 else:
-                    yield _sse(wire.chat_chunk(rid, model_id, created, {"content": item}) if chat
-                               else wire.completion_chunk(rid, model_id, created, item))
+                    yield _sse(wire.chat_chunk(rid, model_id, created, {"content": item}, None,
+                                               logprobs_wire.chat(logprobs)) if chat
+                               else wire.completion_chunk(rid, model_id, created, item, None,
+                                                          logprobs_wire.completion(logprobs)))
                 item = await anyio.to_thread.run_sync(next, pieces, _END)
             finish = final.finish_reason if final is not None else "stop"
             if parser is not None and plan is not None:

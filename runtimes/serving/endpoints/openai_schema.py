@@ -193,7 +193,7 @@ class ChatCompletionRequest(_Request):
     messages: list[RequestMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     # Tools before `response_format`: validators of later fields see the earlier ones.
     tools: list[Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
@@ -202,12 +202,16 @@ class ChatCompletionRequest(_Request):
     function_call: str | dict[str, Any] | None = None
     response_format: ResponseFormat | None = None
 
-    @field_validator("logprobs", "top_logprobs")
+    @field_validator("top_logprobs")
     @classmethod
-    def _no_logprobs(cls, v: Any, info: ValidationInfo) -> Any:
-        if v:
-            raise ValueError(f"log probabilities are not returned by Lathe endpoints: leave `{info.field_name}` out")
+    def _top_needs_logprobs(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and not info.data.get("logprobs"):
+            raise ValueError("`logprobs` must be true when `top_logprobs` is set")
         return v
+
+    def logprob_count(self) -> int | None:
+        """None: no log probabilities; k: each token's and the k most likely alternatives'."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     @field_validator("tools", "functions")
     @classmethod
@@ -265,7 +269,7 @@ class CompletionRequest(_Request):
     prompt: str | list[str]
     echo: bool | None = None
     best_of: int | None = None
-    logprobs: int | None = None
+    logprobs: int | None = Field(None, ge=0, le=5)
     suffix: str | None = None
 
     @field_validator("prompt")
@@ -276,7 +280,7 @@ class CompletionRequest(_Request):
                              f"got a list of {len(v)}")
         return v
 
-    @field_validator("echo", "best_of", "logprobs", "suffix")
+    @field_validator("echo", "best_of", "suffix")
     @classmethod
     def _unsupported(cls, v: Any, info: ValidationInfo) -> Any:
         if v is not None and v is not False and v != "" and not (info.field_name == "best_of" and v == 1):
@@ -285,6 +289,9 @@ class CompletionRequest(_Request):
 
     def text(self) -> str:
         return self.prompt[0] if isinstance(self.prompt, list) else self.prompt
+
+    def logprob_count(self) -> int | None:
+        return self.logprobs
 
     def token_limit(self) -> int | None:
         return self.max_tokens
@@ -297,37 +304,39 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 def chat_completion(request_id: str, model: str, replies: list[tuple[str | dict[str, Any], str]], prompt_tokens: int,
-                    completion_tokens: int) -> dict[str, Any]:
+                    completion_tokens: int, logprobs: list[Any] | None = None) -> dict[str, Any]:
     """A whole chat reply: one choice per (text or message fields, finish reason)."""
     return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
             "system_fingerprint": None,
             "choices": [{"index": i, "message": {"role": "assistant", "refusal": None} | (
                 reply if isinstance(reply, dict) else {"content": reply}),
-                         "logprobs": None, "finish_reason": finish} for i, (reply, finish) in enumerate(replies)],
+                         "logprobs": logprobs[i] if logprobs else None, "finish_reason": finish}
+                        for i, (reply, finish) in enumerate(replies)],
             "usage": usage(prompt_tokens, completion_tokens)}
 
 
 def chat_chunk(request_id: str, model: str, created: int, delta: dict[str, Any],
-               finish_reason: str | None = None) -> dict[str, Any]:
+               finish_reason: str | None = None, logprobs: Any = None) -> dict[str, Any]:
     return {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]}
 
 
 def text_completion(request_id: str, model: str, replies: list[tuple[str, str]], prompt_tokens: int,
-                    completion_tokens: int) -> dict[str, Any]:
+                    completion_tokens: int, logprobs: list[Any] | None = None) -> dict[str, Any]:
     return {"id": request_id, "object": "text_completion", "created": int(time.time()), "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+            "choices": [{"index": i, "text": text, "logprobs": logprobs[i] if logprobs else None,
+                         "finish_reason": finish}
                         for i, (text, finish) in enumerate(replies)],
             "usage": usage(prompt_tokens, completion_tokens)}
 
 
 def completion_chunk(request_id: str, model: str, created: int, text: str,
-                     finish_reason: str | None = None) -> dict[str, Any]:
+                     finish_reason: str | None = None, logprobs: Any = None) -> dict[str, Any]:
     return {"id": request_id, "object": "text_completion", "created": created, "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}]}
+            "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}]}
 
 
 def usage_chunk(request_id: str, model: str, created: int, obj: str, prompt_tokens: int,

@@ -29,9 +29,11 @@ class Request:
     reserve: Callable[[set[str]], str | None]  # the row's adapter name, loading it if needed; None: wait for one
     streamer: Any = None
     processors: list[Any] = field(default_factory=list)  # this request's logits processors (penalties, grammar)
+    logprobs: int | None = None  # None: none kept; k: each chosen token's log probability and the k best
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     tokens: list[int] = field(default_factory=list)
+    scores: list[Any] = field(default_factory=list)  # a TokenLogprob per token, when `logprobs` is asked
     error: BaseException | None = None
 
 
@@ -95,11 +97,8 @@ class ContinuousBatcher:
                         for request in self._waiting:
                             self._finish(request, e)
                         self._waiting, joining = [], []
-                for request in joining:
-                    try:
-                        self._prefill(request)
-                    except BaseException as e:  # the batch is untouched until a prefill succeeds
-                        self._finish(request, e)
+                for group in _prefill_groups(joining):
+                    self._prefill_safely(group)
                 try:
                     if self._rows:
                         self._step()
@@ -136,34 +135,61 @@ class ContinuousBatcher:
             joining.append(request)
         return joining
 
-    def _prefill(self, request: Request) -> None:
-        """The prompt's forward pass alone (the same as one-at-a-time generation), then its first token; the
-        sequence joins the batch unless that token already finishes it."""
-        import torch
-        from transformers import DynamicCache, StopStringCriteria
+    def _prefill_safely(self, group: list[Request]) -> None:
+        """Prefill `group` together (if that pass fails, each alone), then take each one's first token; the
+        sequences that token does not finish join the running batch together. A failure fails its requests only."""
+        try:
+            out, cache, mask = self._prefill(group)
+        except BaseException as e:  # the batch is untouched until a prefill succeeds
+            if len(group) == 1:
+                self._finish(group[0], e)
+                return
+            for request in group:
+                self._prefill_safely([request])
+            return
+        logits = out.logits[:, -1, :]
+        rows, keep = [], []
+        for i, request in enumerate(group):
+            try:
+                row = _Row(request, request._adapter, int(request.input_ids.shape[1]), 0,  # type: ignore[attr-defined]
+                           _picker(request, logits.device), _stop_rule(self._tokenizer, request))
+                if request.streamer is not None:
+                    request.streamer.put(request.input_ids.cpu())  # a streamer skips the prompt it is given first
+                if not self._advance(row, logits[i:i + 1]):
+                    rows.append(row)
+                    keep.append(i)
+            except BaseException as e:  # a processor or stop string that fails fails its own request
+                self._finish(request, e)
+        if keep:
+            try:
+                self._join(rows, cache, mask, keep)
+            except BaseException as e:
+                for row in rows:
+                    self._finish(row.request, e)
 
-        adapter: str = request._adapter  # type: ignore[attr-defined]
-        ids = request.input_ids
+    def _prefill(self, group: list[Request]) -> tuple[Any, Any, Any]:
+        """The prompts' forward pass as one left-padded batch (a lone prompt: exactly one-at-a-time generation):
+        its output, its cache and its padding mask."""
+        import torch
+        from transformers import DynamicCache
+
+        width = max(int(r.input_ids.shape[1]) for r in group)
+        device = group[0].input_ids.device
+        ids = torch.zeros((len(group), width), dtype=group[0].input_ids.dtype, device=device)
+        mask = torch.zeros((len(group), width), dtype=torch.long, device=device)
+        for i, request in enumerate(group):  # left padding: every prompt ends where its first token goes
+            ids[i, width - request.input_ids.shape[1]:] = request.input_ids[0]
+            mask[i, width - request.input_ids.shape[1]:] = 1
         model = self._model()
         cache = DynamicCache(config=model.config)
-        out = self._forward(model, [adapter], input_ids=ids, attention_mask=torch.ones_like(ids),
-                            cache=cache, use_cache=True, logits_to_keep=1)
-        if request.streamer is not None:
-            request.streamer.put(ids.cpu())  # a streamer skips the prompt it is given first
-        stop = StopStringCriteria(self._tokenizer, request.stop) if request.stop else None
-        prompt = ids[0].tolist()
-
-        def stopped(tokens: list[int]) -> bool:
-            if stop is None:
-                return False
-            return bool(stop(torch.tensor([prompt + tokens]), None)[0])
-
-        row = _Row(request, adapter, int(ids.shape[1]), 0, _picker(request, ids.device), stopped)
-        if self._advance(row, out.logits[:, -1, :]):
-            return
+        inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if len(group) > 1:  # positions count from each prompt's first real token, as they do alone
+            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self._forward(model, [r._adapter for r in group], cache=cache,  # type: ignore[attr-defined]
+                            use_cache=True, logits_to_keep=1, **inputs)
         if any(type(layer) is not _plain_layer() for layer in cache.layers):
             raise RuntimeError("continuous batching needs a full-attention cache on every layer")
-        self._join(row, cache)
+        return out, cache, mask
 
     def _step(self) -> None:
         """One decode step for every row; rows that finish leave the batch."""
@@ -214,25 +240,29 @@ class ContinuousBatcher:
         request.done.set()
 
     # ---- the batched cache ------------------------------------------------------------------------------
-    def _join(self, row: _Row, cache: Any) -> None:
-        """Add a prefilled sequence: both sides are left-padded to the longer cache and stacked on the batch."""
+    def _join(self, rows: list[_Row], cache: Any, mask: Any, keep: list[int]) -> None:
+        """Add prefilled sequences (rows `keep` of `cache` and its padding `mask`): both sides are left-padded to
+        the longer cache and stacked on the batch."""
         import torch
         import torch.nn.functional as F
 
-        length = row.length
-        mask = torch.ones((1, length), dtype=torch.long, device=cache.layers[0].keys.device)
+        if len(keep) < mask.shape[0]:
+            index = torch.tensor(keep, device=mask.device)
+            mask = mask[index]
+            for layer in cache.layers:
+                layer.keys, layer.values = layer.keys[index], layer.values[index]
         if not self._rows:
-            self._rows, self._cache, self._mask = [row], cache, mask
+            self._rows, self._cache, self._mask = rows, cache, mask
             return
-        width = max(self._mask.shape[1], length)
-        grow, pad = width - self._mask.shape[1], width - length
+        width = max(self._mask.shape[1], mask.shape[1])
+        grow, pad = width - self._mask.shape[1], width - mask.shape[1]
         merged = [(torch.cat([F.pad(mine.keys, (0, 0, grow, 0)), F.pad(theirs.keys, (0, 0, pad, 0))]),
                    torch.cat([F.pad(mine.values, (0, 0, grow, 0)), F.pad(theirs.values, (0, 0, pad, 0))]))
                   for mine, theirs in zip(self._cache.layers, cache.layers)]
         for layer, (keys, values) in zip(self._cache.layers, merged):  # assigned only once all are built
             layer.keys, layer.values = keys, values
         self._mask = torch.cat([F.pad(self._mask, (grow, 0)), F.pad(mask, (pad, 0))])
-        self._rows.append(row)
+        self._rows.extend(rows)
 
     def _leave(self, keep: list[int]) -> None:
         """Keep only the rows `keep`, and drop the padding columns no remaining row needs."""
@@ -273,8 +303,19 @@ def _picker(request: Request, device: Any) -> Callable[[Any], int]:
         ids = torch.tensor([request.tokens], dtype=request.input_ids.dtype, device=request.input_ids.device)
         return processors(torch.cat([request.input_ids, ids], dim=1), scores)
 
+    def kept(scores: Any, token: int) -> int:
+        if request.logprobs is not None:  # from the scores the token was chosen from
+            from runtimes.serving.engines.token_logprobs import score
+
+            request.scores.append(score(scores, token, request.logprobs))
+        return token
+
     if request.temperature == 0.0:
-        return lambda scores: int(processed(scores)[0].argmax())
+        def greedy(scores: Any) -> int:
+            scores = processed(scores)
+            return kept(scores, int(scores[0].argmax()))
+
+        return greedy
 
     warpers = LogitsProcessorList()
     if request.temperature != 1.0:
@@ -287,10 +328,45 @@ def _picker(request: Request, device: Any) -> Callable[[Any], int]:
         generator.manual_seed(request.seed)
 
     def pick(scores: Any) -> int:
-        probs = torch.softmax(warpers(None, processed(scores)), dim=-1)
-        return int(torch.multinomial(probs, num_samples=1, generator=generator)[0, 0])
+        scores = processed(scores)
+        probs = torch.softmax(warpers(None, scores), dim=-1)
+        return kept(scores, int(torch.multinomial(probs, num_samples=1, generator=generator)[0, 0]))
 
     return pick
+
+
+def _stop_rule(tokenizer: Any, request: Request) -> Callable[[list[int]], bool]:
+    """Whether the tokens decoded so far end in one of the request's stop strings (read with the prompt)."""
+    if not request.stop:
+        return lambda tokens: False
+    import torch
+    from transformers import StopStringCriteria
+
+    stop = StopStringCriteria(tokenizer, request.stop)
+    prompt = request.input_ids[0].tolist()
+    return lambda tokens: bool(stop(torch.tensor([prompt + tokens]), None)[0])
+
+
+PAD_WASTE = 1.25  # a prefill group's padded tokens over its real tokens, at most
+PREFILL_TOKENS = 8192  # padded tokens in one prefill pass, at most (a bound on its memory and on the wait it adds)
+
+
+def _prefill_groups(requests: list[Request]) -> list[list[Request]]:
+    """Requests that join together, grouped for batched prefills by prompt length: a longer prompt starts a new
+    group where padding would waste more than `PAD_WASTE` or pass `PREFILL_TOKENS`. One pass over 8 prompts costs
+    less than 8 passes (larger matrix products), so what arrives together is prefilled together."""
+    groups: list[list[Request]] = []
+    real = 0
+    for request in sorted(requests, key=lambda r: int(r.input_ids.shape[1])):
+        n = int(request.input_ids.shape[1])
+        group = groups[-1] if groups else None
+        if group is None or (len(group) + 1) * n > min(PAD_WASTE * (real + n), PREFILL_TOKENS):
+            groups.append([request])
+            real = n
+        else:
+            group.append(request)
+            real += n
+    return groups
 
 
 def _plain_layer() -> type:

@@ -22,6 +22,7 @@ from runtimes.models.refs import ServedModel
 from runtimes.serving.engines.chat_input import chat_template_input
 from runtimes.serving.engines.continuous import BASE_ROW, ContinuousBatcher, Request, batchable
 from runtimes.serving.engines.stop_strings import StopHoldBack, cut_at_stop
+from runtimes.serving.engines.token_logprobs import Recorder, ReplyToken, TokenText, reply_tokens, settled
 
 FinishReason = Literal["stop", "length"]
 
@@ -38,6 +39,7 @@ class Sampling(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     stop: list[str] = Field(default_factory=list, max_length=4)
     seed: int | None = None
+    logprobs: int | None = Field(None, ge=0, le=20)  # None: none; k: each token's log probability and the k best
     # transformers logits processors for this one request (penalties, biases, a JSON grammar); stateful, never shared
     processors: list[Any] = Field(default_factory=list, exclude=True)
 
@@ -50,6 +52,12 @@ class Generation:
     finish_reason: FinishReason
     latency_ms: float
     stats: dict[str, Any] = field(default_factory=dict)
+    logprobs: list[ReplyToken] | None = None  # the reply's tokens with their log probabilities, when asked
+
+
+class TextPiece(str):
+    """A streamed piece of text; `logprobs` are the reply tokens it completes (when they were asked)."""
+    logprobs: list[ReplyToken] = []
 
 
 class Engine:
@@ -67,6 +75,7 @@ class Engine:
         self.base = base
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer, _ = load_tokenizer(source)
+        self.token_text = TokenText(self.tokenizer)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         model = load_model(source, dtype=dtype).to(self.device).eval()
         if quantize != "none":
@@ -140,13 +149,14 @@ class Engine:
         """The whole reply to one prompt."""
         started = time.perf_counter()
         if self._batcher is not None:
-            return self._finish(_tokens(self._submit(model_id, input_ids, sampling)), input_ids, sampling, started,
-                                {})
+            request = self._submit(model_id, input_ids, sampling)
+            return self._finish(_tokens(request), input_ids, sampling, started, {}, request.scores)
+        sampling, recorder = _recording(sampling, input_ids)
         with self._lock:
             with self._active(model_id):
                 out, stats = self._generate(input_ids, sampling, streamer=None)
         new = out[0, input_ids.shape[1]:]
-        return self._finish(new, input_ids, sampling, started, stats)
+        return self._finish(new, input_ids, sampling, started, stats, _recorded(recorder, new))
 
     def generate_batch(self, model_id: str, inputs: Sequence[Any], sampling: Sampling) -> list[Generation]:
         """Replies to several prompts decoded together, one forward pass per token instead of one per token and
@@ -156,8 +166,8 @@ class Engine:
         if self._batcher is not None:
             started = time.perf_counter()
             requests = [self._submit(model_id, ids, sampling) for ids in inputs]
-            return [self._finish(_tokens(r), ids, sampling, started, {}) for r, ids in zip(requests, inputs)]
-        if self.speculation is not None or len(inputs) < 2:
+            return [self._finish(_tokens(r), ids, sampling, started, {}, r.scores) for r, ids in zip(requests, inputs)]
+        if self.speculation is not None or len(inputs) < 2 or sampling.logprobs is not None:
             return [self.generate(model_id, ids, sampling) for ids in inputs]
         import torch
 
@@ -184,16 +194,33 @@ class Engine:
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         result: dict[str, Any] = {}
         cancel = threading.Event()
+        scores: list[Any] = []  # the tokens' log probabilities as they are decoded (batched decoding only)
+        recorder = None
         if self._batcher is not None:
             request = self._submit(model_id, input_ids, sampling, streamer=streamer, cancel=cancel)
+            scores = request.scores
             worker: Any = _Waiter(request, result)
         else:
+            sampling, recorder = _recording(sampling, input_ids)
             worker = self._one_at_a_time(model_id, input_ids, sampling, streamer, cancel, result)
         held = StopHoldBack(sampling.stop)  # text that may begin a stop string waits until it is decided
+        listed, text = 0, ""  # reply tokens sent so far, text sent so far
+
+        def piece(out: str, final: list[ReplyToken] | None = None) -> TextPiece:
+            """`out` with the reply tokens it completes: those wholly sent by now, or at the end all the rest."""
+            nonlocal listed, text
+            text += out
+            shown = TextPiece(out)
+            if sampling.logprobs is not None:
+                known = final if final is not None else reply_tokens(self.token_text, list(scores))
+                upto = len(known) if final is not None else max(listed, settled(known, text))
+                shown.logprobs, listed = known[listed:upto], upto
+            return shown
+
         try:
-            for piece in streamer:
-                if out := held.feed(piece):
-                    yield out
+            for chunk in streamer:
+                if out := held.feed(chunk):
+                    yield piece(out)
                 if held.stopped:
                     break
             if held.stopped:  # drain after a stop string: the generation must finish
@@ -206,9 +233,11 @@ class Engine:
             cancel.set()
         if "error" in result:
             raise result["error"]
-        finished = self._finish(result["new"], input_ids, sampling, started, result["stats"])
-        if rest := held.rest(finished.text):
-            yield rest
+        entries = scores if recorder is None else _recorded(recorder, result["new"])
+        finished = self._finish(result["new"], input_ids, sampling, started, result["stats"], entries)
+        rest = held.rest(finished.text)
+        if rest or (finished.logprobs is not None and listed < len(finished.logprobs)):
+            yield piece(rest, finished.logprobs)
         yield finished
 
     def _submit(self, model_id: str, input_ids: Any, sampling: Sampling, streamer: Any = None,
@@ -217,7 +246,8 @@ class Engine:
         assert self._batcher is not None
         request = Request(input_ids=input_ids, max_new_tokens=sampling.max_new_tokens,
                           temperature=sampling.temperature, top_p=sampling.top_p, stop=list(sampling.stop),
-                          seed=sampling.seed, processors=list(sampling.processors), reserve=lambda in_use: self._reserve(served, in_use), streamer=streamer)
+                          seed=sampling.seed, processors=list(sampling.processors), logprobs=sampling.logprobs,
+                          reserve=lambda in_use: self._reserve(served, in_use), streamer=streamer)
         if cancel is not None:
             request.cancel = cancel
         return self._batcher.submit(request)
@@ -296,7 +326,7 @@ class Engine:
         return StoppingCriteriaList([Decoding()])
 
     def _finish(self, new: Any, input_ids: Any, sampling: Sampling, started: float,
-                stats: dict[str, Any]) -> Generation:
+                stats: dict[str, Any], scores: list[Any] | None = None) -> Generation:
         ids = [int(t) for t in (new.tolist() if hasattr(new, "tolist") else new)]
         specials = set(self.tokenizer.all_special_ids)
         ended = any(t in specials for t in ids)
@@ -305,9 +335,12 @@ class Engine:
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         cut = cut_at_stop(text, sampling.stop)
         finish: FinishReason = "stop" if ended or cut is not None or len(ids) < sampling.max_new_tokens else "length"
+        listed = None
+        if sampling.logprobs is not None:
+            listed = reply_tokens(self.token_text, list(scores or [])[:len(ids)], cut)
         return Generation(text=cut if cut is not None else text, prompt_tokens=int(input_ids.shape[1]),
                           completion_tokens=len(ids), finish_reason=finish,
-                          latency_ms=(time.perf_counter() - started) * 1000, stats=stats)
+                          latency_ms=(time.perf_counter() - started) * 1000, stats=stats, logprobs=listed)
 
     # ---- adapters -------------------------------------------------------------------------
     def _lookup(self, model_id: str) -> ServedModel:
@@ -369,6 +402,20 @@ class _Waiter:
             self.result.update(new=_tokens(self.request), stats={})
         except BaseException as e:  # re-raised in the stream's thread
             self.result["error"] = e
+
+
+def _recording(sampling: Sampling, input_ids: Any) -> tuple[Sampling, Recorder | None]:
+    """For `model.generate`: the sampling with a processor that records log probabilities, when they are asked."""
+    if sampling.logprobs is None:
+        return sampling, None
+    recorder = Recorder(int(input_ids.shape[1]), sampling.logprobs)
+    return sampling.model_copy(update={"processors": [*sampling.processors, recorder]}), recorder
+
+
+def _recorded(recorder: Recorder | None, new: Any) -> list[Any] | None:
+    if recorder is None:
+        return None
+    return recorder.finish([int(t) for t in (new.tolist() if hasattr(new, "tolist") else new)])
 
 
 def _tokens(request: Request) -> list[int]:

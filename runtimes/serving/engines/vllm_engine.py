@@ -121,6 +121,8 @@ class VllmEngine:
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         served = self._lookup(model_id)
+        if sampling.logprobs is not None:
+            raise UserError("log probabilities are returned by the transformers backend only: leave `logprobs` out")
         args = sampling_params_args(sampling)
         if "structured_outputs" in args:
             args["structured_outputs"] = StructuredOutputsParams(**args["structured_outputs"])
