@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.errors import UserError, validate_input
 from core.workspace import Workspace
@@ -34,6 +34,16 @@ def duration_s(text: str) -> float:
     if not m:
         raise ValueError(f"`{text}` is not a duration: write a number and a unit, e.g. 30m, 1h, 7d or 2w")
     return float(m[1]) * _UNITS[m[2]]
+
+
+def _a_minute_or_more(v: str) -> str:
+    if duration_s(v) < 60:
+        raise ValueError("at least one minute (1m)")
+    return v
+
+
+# A monitor's window and period: a duration of at least a minute.
+Duration = Annotated[str, AfterValidator(_a_minute_or_more)]
 
 
 class Rule(BaseModel):
@@ -124,8 +134,8 @@ class MonitorSpec(BaseModel):
         "previous_window", description="baseline: the training data of `model`; previous_window: the window before")
     model: str | None = Field(None, description="for a baseline: the registered version, NAME@VERSION")
     features: list[str] | None = Field(None, description="features to test; default: all that the reference has")
-    window: str = Field("1d", description="how much recent traffic each run looks at")
-    every: str = Field("1h", description="how often the monitor runs")
+    window: Duration = Field("1d", description="how much recent traffic each run looks at")
+    every: Duration = Field("1h", description="how often the monitor runs")
     rules: list[Rule] = Field(default_factory=lambda: [Rule(kind="dataset_drift")])
     min_rows: int = Field(30, ge=1, description="fewer answered requests than this on either side: no drift test")
     judge: JudgeSpec | None = None
@@ -135,13 +145,6 @@ class MonitorSpec(BaseModel):
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
             raise ValueError("use letters, digits, `_`, `-` and `.`, starting with a letter or digit (e.g. tickets-drift)")
-        return v
-
-    @field_validator("window", "every")
-    @classmethod
-    def _duration(cls, v: str) -> str:
-        if duration_s(v) < 60:
-            raise ValueError("at least one minute (1m)")
         return v
 
     @model_validator(mode="after")

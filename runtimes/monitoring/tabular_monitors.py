@@ -13,11 +13,11 @@ import json
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.errors import UserError, validate_input
 from core.workspace import Workspace
-from runtimes.monitoring.monitors import Rule, duration_s
+from runtimes.monitoring.monitors import Duration, Rule
 
 PREDICTED = ("prediction", "score")
 BIAS_LIMIT = 0.1  # a change in the selection-rate gap between groups above this is bias drift, by default
@@ -45,19 +45,12 @@ class TabularMonitorSpec(BaseModel):
     reference: Literal["training"] = "training"
     features: list[str] | None = Field(None, description="columns to test; default: the model's features, "
                                        "prediction and score")
-    window: str = "1d"
-    every: str = "1h"
+    window: Duration = "1d"
+    every: Duration = "1h"
     rules: list[Rule] = Field(default_factory=lambda: [Rule(kind="dataset_drift")])
     min_rows: int = Field(30, ge=1)
     labels: LabelJoin | None = None
     sensitive: list[str] = Field(default_factory=list, description="input columns whose groups are compared")
-
-    @field_validator("window", "every")
-    @classmethod
-    def _duration(cls, v: str) -> str:
-        if duration_s(v) < 60:
-            raise ValueError("at least one minute (1m)")
-        return v
 
     @model_validator(mode="after")
     def _rules(self) -> "TabularMonitorSpec":
