@@ -1,7 +1,10 @@
 """Benchmark 3: a fine-tuning job killed with SIGKILL at step k and recovered from its last checkpoint gives the
-same loss at every later step as an uninterrupted run of the same job (within 1e-5, fixed seeds).
+same loss at every later step as an uninterrupted run of the same job (within 1e-5, fixed seeds). With
+`--preempt`, every process of the job gets SIGTERM instead (a spot machine taken away): it checkpoints at the step
+in progress, goes back to the queue and continues from there. `--processes 2` runs both jobs with 2 gloo ranks.
 
 Run: .venv/bin/python bench/resume_determinism.py [--steps 40] [--kill-at 17] [--checkpoint-every 5]
+     [--processes 2] [--preempt]
 Real processes, a real workspace in a temporary folder, a tiny random-weight Qwen3 model.
 """
 from __future__ import annotations
@@ -37,11 +40,21 @@ def _losses(store: JobStore, job_id: str) -> dict[int, float]:
     return out
 
 
+def _ranks(store: JobStore, job_id: str) -> list[int]:
+    """torchrun and the ranks of the job's current attempt, once all have joined (a machine's end signals them all)."""
+    while not (ranks := [e for e in store.events(job_id) if e.kind == "ranks"]):
+        time.sleep(0.01)
+    launch = [e for e in store.events(job_id) if e.kind == "launch"][-1]
+    return [launch.data["launcher_pid"], *ranks[-1].data["pids"]]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--kill-at", type=int, default=17)
     ap.add_argument("--checkpoint-every", type=int, default=5)
+    ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--preempt", action="store_true", help="SIGTERM every process of the job instead of SIGKILL")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Path(tmp) / "ws")
@@ -53,7 +66,8 @@ def main() -> int:
                          [r["prompt"] + " " + r["completion"] for r in rows], hidden=64, layers=2, vocab_size=400)
         spec = {"model": "tiny", "table": "demos", "technique": "sft",
                 "settings": {"max_steps": a.steps, "checkpoint_every": a.checkpoint_every, "learning_rate": 1e-3,
-                             "micro_batch": 4, "max_length": 48, "seed": 7}}
+                             "micro_batch": 4, "max_length": 48, "seed": 7,
+                             "processes": a.processes, "preemptible": a.preempt, "grace_period_s": 300.0}}
         store = JobStore(ws)
 
         whole = launcher.wait(ws, launcher.submit(ws, "finetune", spec).id)
@@ -63,12 +77,18 @@ def main() -> int:
         while store.get(job.id).step < a.kill_at:
             time.sleep(0.005)
         pid = store.get(job.id).pid
-        os.kill(pid, signal.SIGKILL)
+        ranks = _ranks(store, job.id) if a.processes > 1 and a.preempt else []
+        for p in [pid, *ranks]:
+            os.kill(p, signal.SIGTERM if a.preempt else signal.SIGKILL)
         killed_at = store.get(job.id).step
         while launcher.is_worker_alive(pid, job.id):
             time.sleep(0.05)
         ckpt = store.get(job.id).checkpoint
-        recover(ws)
+        if a.preempt:
+            assert store.get(job.id).status == "queued", store.events(job.id)[-1].message
+            launcher.dispatch(ws)  # capacity returns
+        else:
+            recover(ws)
         resumed = launcher.wait(ws, job.id)
         assert resumed.status == "succeeded", resumed.error
 
@@ -77,7 +97,8 @@ def main() -> int:
         later = [s for s in sorted(ref) if s > resumed_from]
         diffs = [abs(ref[s] - got[s]) for s in later]
         worst = max(diffs)
-        print(f"steps {a.steps}; SIGKILL at step {killed_at}; resumed from checkpoint-{resumed_from}; "
+        print(f"steps {a.steps}, {a.processes} process(es); {'SIGTERM' if a.preempt else 'SIGKILL'} at step "
+              f"{killed_at}; resumed from checkpoint-{resumed_from}; "
               f"compared steps {later[0]}..{later[-1]} ({len(later)} steps)")
         print(f"max |loss difference| = {worst:.3g} (tolerance {TOLERANCE:g}); "
               f"final loss {ref[a.steps]:.6f} uninterrupted, {got[a.steps]:.6f} resumed")

@@ -40,6 +40,10 @@ def finetune(
                                          "machine (default: one per GPU; on CPU, N processes with gloo)."),
     nodes: int | None = typer.Option(None, "--nodes", min=1, help="Machines to train on (only 1 for now)."),
     gpus_per_node: int | None = typer.Option(None, "--gpus-per-node", min=1, help="GPUs to use on this machine."),
+    preemptible: bool = typer.Option(False, "--preemptible", help="Spot machines: the plan chooses the checkpoint "
+                                     "interval and shows the expected saving; SIGTERM checkpoints and requeues."),
+    grace_period: float | None = typer.Option(None, "--grace-period", min=1, help="Seconds a SIGTERM leaves to "
+                                              "checkpoint and exit (default 30)."),
 ) -> None:
     """Fine-tune a model on a catalog table or a SQL query, as a job that survives crashes."""
     from runtimes.jobs import lifecycle
@@ -55,7 +59,9 @@ def finetune(
     topology = topology_settings(nodes, gpus_per_node, processes, hardware)
     ws = workspace()
     spec = JobSpec.parse({"model": model, "technique": technique,
-                          "settings": {**parse_assignments(settings), **topology},
+                          "settings": {**parse_assignments(settings), **topology,
+                                       **({"preemptible": True} if preemptible else {}),
+                                       **({"grace_period_s": grace_period} if grace_period is not None else {})},
                           "name": name, "mapping": parse_mapping(mapping) if mapping else None,
                           "source": data_source(ws, data)})
     if dry_run:

@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,15 @@ class Stopped(Exception):
 
 
 class StopFlag:
-    """Set by SIGTERM; the work reads it at each safe point."""
+    """Set by SIGTERM; the work reads it at each safe point. `since` is when (monotonic seconds)."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.since: float | None = None
+
+    def request(self) -> None:
+        self.since = self.since or time.monotonic()
+        self.requested = True
 
     def check(self) -> None:
         if self.requested:
@@ -64,13 +70,20 @@ def main(argv: list[str] | None = None) -> int:
     apply_offline_env()
     ws = Workspace.resolve(args.workspace).require()
     stop = StopFlag()
-    signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "requested", True))
+    signal.signal(signal.SIGTERM, lambda *_: stop.request())
+    store = JobStore(ws)
     try:
-        return run_job(ws, JobStore(ws), args.job_id, stop)
+        return run_job(ws, store, args.job_id, stop)
     finally:
         from runtimes.jobs.lifecycle import dispatch
 
-        dispatch(ws)  # the next queued job starts when this one ends
+        if not preempted(store, args.job_id, stop):  # a preempted machine is going away: start nothing on it
+            dispatch(ws)  # the next queued job starts when this one ends
+
+
+def preempted(store: JobStore, job_id: str, stop: StopFlag) -> bool:
+    """A SIGTERM that no cancel asked for is the notice of a machine being taken away (spot, preemptible)."""
+    return stop.requested and not store.get(job_id).stop_requested
 
 
 def run_job(ws: Workspace, store: JobStore, job_id: str, stop: StopFlag) -> int:
@@ -90,7 +103,11 @@ def run_job(ws: Workspace, store: JobStore, job_id: str, stop: StopFlag) -> int:
         kind(job.kind).work(WorkerRun(ws, store, job, stop))
         return 0
     except Stopped:
-        store.set_status(job_id, "cancelled", "cancelled before its work began")
+        if preempted(store, job_id, stop):
+            store.set_status(job_id, "queued", "preempted before its work began; it starts again when capacity "
+                             "returns", data={"preempted": True})
+        else:
+            store.set_status(job_id, "cancelled", "cancelled before its work began")
         return 0
     except UserError as e:
         store.set_status(job_id, "failed", f"failed: {e}", error=str(e))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.errors import UserError
@@ -45,6 +45,7 @@ class FinetunePlan:
     training: TrainingPlan
     settings: dict[str, Any]
     measured: Any = None  # `duration.MeasuredDuration`: warm-up steps of the real trainer, when the plan timed them
+    preemption: Any = None  # `preemption.PreemptionPlan` of a preemptible job
 
     @property
     def hardware(self) -> Hardware:
@@ -86,6 +87,8 @@ class FinetunePlan:
             lines.append("Other settings: " + ", ".join(f"{k} = {v}" for k, v in rest.items()) + ".")
         if self.settings.get("max_steps", -1) != -1:
             lines.append(max_steps_note(int(self.settings["max_steps"]), self.training.steps))
+        if self.preemption is not None:
+            lines.append(self.preemption.describe())
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -104,7 +107,8 @@ class FinetunePlan:
                            "parts_bytes": t.estimate.parts(), "trainable_params": t.estimate.trainable_params},
                 "steps": t.steps, "tokens_per_second": t.tokens_per_second, "duration_s": self.duration_s,
                 "measured_duration": self.measured.to_json() if self.measured else None,
-                "warnings": list(t.warnings), "explanation": self.explain()}
+                "warnings": list(t.warnings), "explanation": self.explain(),
+                "preemption": asdict(self.preemption) if self.preemption is not None else None}
 
 
 def plan_finetune(ws: Workspace, spec: JobSpec, *, hardware: Hardware | None = None,
@@ -167,10 +171,29 @@ def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware
         from runtimes.training.duration import measure_duration, planned_steps
 
         timed = measure_duration(spec.technique, resolved, source, prepared, planned_steps(resolved, training.steps))
+    preemption = _preemption(training, resolved, timed, "checkpoint_every" in spec.settings)
     return FinetunePlan(spec=spec, model=source, dataset=summary,
                         dataset_description=description or _describe(prepared),
                         bad_rows=tuple(str(b) for b in prepared.bad_rows[:20]), profile=profile,
-                        measured_rows=measured, training=training, settings=resolved, measured=timed)
+                        measured_rows=measured, training=training, settings=resolved, measured=timed,
+                        preemption=preemption)
+
+
+def _preemption(training: TrainingPlan, settings: dict[str, Any], timed: Any, yours: bool) -> Any:
+    """A preemptible job's checkpoint interval, set in `settings` unless the user gave one, and its costing."""
+    if not settings.get("preemptible"):
+        return None
+    from runtimes.training.preemption import plan_preemption
+
+    est = training.estimate
+    checkpoint_bytes = (est.weights if training.config.method == "full" else est.adapters) + est.optimizer
+    steps = int(settings["max_steps"]) if settings.get("max_steps", -1) != -1 else training.steps
+    step_s = timed.step_s if timed else training.duration_s / max(1, training.steps)
+    restart = {"restart_s": timed.setup_s} if timed else {}
+    p = plan_preemption(steps, step_s, checkpoint_bytes, float(settings["grace_period_s"]),
+                        chosen_every=int(settings["checkpoint_every"]) if yours else None, **restart)
+    settings["checkpoint_every"] = p.checkpoint_every
+    return p
 
 
 def max_steps_note(max_steps: int, planned: int) -> str:

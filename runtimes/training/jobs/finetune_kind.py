@@ -17,6 +17,7 @@ from core.workspace import Workspace
 from runtimes.jobs.kinds import JobKind, Planned
 from runtimes.jobs.store import Job, Progress
 from runtimes.jobs.worker import Stopped, WorkerRun
+from runtimes.training.jobs.preemption_notice import GraceWatch, end_stopped, grace_s
 from runtimes.training.jobs.spec import JobSpec
 
 
@@ -121,11 +122,10 @@ def _train(run: WorkerRun, job: Job, settings: dict[str, Any], source: Any, prep
     run.stop.check()
     if not run.running(f"running from {Path(resume).name}" if resume else "running"):
         return
-    trainer.train(resume_from_checkpoint=resume)
+    with GraceWatch(run):
+        trainer.train(resume_from_checkpoint=resume)
     if run.stop.requested:
-        store.set_status(job.id, "cancelled", f"stopped at step {trainer.state.global_step} with a checkpoint; "
-                         "`lathe jobs resume` continues it")
-        tracking.finish("KILLED")
+        end_stopped(run, tracking, trainer.state.global_step)
         return
     if (why := signal_check.verdict()) is not None:
         raise UserError(f"{why}; nothing was registered")
@@ -153,11 +153,10 @@ def _train_ranks(run: WorkerRun, job: Job, settings: dict[str, Any], source: Any
     if not run.running(f"running {settings['processes']} ranks ({settings.get('strategy')})"
                        + (f" from {Path(job.checkpoint).name}" if job.checkpoint else "")):
         return
-    report = launch_ranks(run, prepared, int(settings["processes"]))
+    with GraceWatch(run):
+        report = launch_ranks(run, prepared, int(settings["processes"]), int(grace_s(run)))
     if report["stopped"]:
-        store.set_status(job.id, "cancelled", f"stopped at step {report['step']} with a checkpoint on every rank; "
-                         "`lathe jobs resume` continues it")
-        tracking.finish("KILLED")
+        end_stopped(run, tracking, int(report["step"]), " on every rank")
         return
     if report["verdict"] is not None:
         raise UserError(f"{report['verdict']}; nothing was registered")

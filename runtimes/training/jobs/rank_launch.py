@@ -48,9 +48,9 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         pass
 
 
-def launch_ranks(run: WorkerRun, prepared: Any, processes: int) -> dict[str, Any]:
+def launch_ranks(run: WorkerRun, prepared: Any, processes: int, grace_s: int = 30) -> dict[str, Any]:
     """Run the job's ranks to their end; returns rank 0's report (`step`, `stopped`, `verdict`). Raises
-    `RuntimeError` when a rank failed."""
+    `RuntimeError` when a rank failed. A SIGTERM to torchrun reaches the ranks, which get `grace_s` to checkpoint."""
     folder = run.folder
     with open(data_path(folder), "wb") as f:
         pickle.dump(prepared, f)  # this job's own rows, read back by its own ranks only
@@ -61,6 +61,7 @@ def launch_ranks(run: WorkerRun, prepared: Any, processes: int) -> dict[str, Any
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     env.setdefault("OMP_NUM_THREADS", str(max(1, cores // processes)))  # CPU ranks share the cores
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+           f"--shutdown-timeout={max(1, grace_s)}",
            "-m", RANK_MODULE, run.job.id, "--workspace", str(run.ws.root)]
     launcher = subprocess.Popen(cmd, cwd=_ROOT, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
     run.store.add_event(run.job.id, "launch", f"{processes} ranks started by torchrun (process {launcher.pid})",
@@ -69,7 +70,8 @@ def launch_ranks(run: WorkerRun, prepared: Any, processes: int) -> dict[str, Any
         if run.stop.requested and not stop_flag(folder).exists():
             stop_flag(folder).touch()  # every rank reads it at its next step's end and they agree to stop
         time.sleep(0.2)
-    if launcher.returncode != 0 or not result_path(folder).is_file():
-        raise RuntimeError(f"a rank of the job failed (torchrun exited with code {launcher.returncode}); its "
-                           f"traceback is in {folder / 'worker.log'}")
-    return json.loads(result_path(folder).read_text(encoding="utf-8"))
+    report = json.loads(result_path(folder).read_text(encoding="utf-8")) if result_path(folder).is_file() else None
+    if report is not None and (launcher.returncode == 0 or report["stopped"]):
+        return report  # ranks that checkpointed on a SIGTERM end well; torchrun itself exits with the signal
+    raise RuntimeError(f"a rank of the job failed (torchrun exited with code {launcher.returncode}); its "
+                       f"traceback is in {folder / 'worker.log'}")

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import pickle
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,20 @@ from runtimes.training.jobs.rank_launch import data_path, die_with_parent, resul
 
 
 class AgreedStop(TrainerCallback):
-    """At each step's end, all ranks learn whether any saw the stop flag (an all-reduce of the flag), so all of
-    them checkpoint and stop at the same step; a rank stopping alone would leave the others waiting forever."""
+    """At each step's end, all ranks learn whether any saw the stop flag or a SIGTERM of its own (an all-reduce),
+    so all of them checkpoint and stop at the same step; a rank stopping alone would leave the others waiting
+    forever."""
 
     def __init__(self, flag: Path) -> None:
         self.flag = flag
         self.stopped = False
+        self.noticed = False  # this rank got SIGTERM (torchrun forwards its own; a machine's end reaches every one)
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 (transformers' signature)
         import torch
         import torch.distributed as dist
 
-        seen = torch.tensor([1.0 if self.flag.exists() else 0.0], device=args.device)
+        seen = torch.tensor([1.0 if self.noticed or self.flag.exists() else 0.0], device=args.device)
         dist.all_reduce(seen, op=dist.ReduceOp.MAX)
         if seen.item() > 0:
             self.stopped = True
@@ -75,6 +78,7 @@ def train_rank(ws: Any, store: Any, job_id: str, rank: int) -> None:
     with open(data_path(folder), "rb") as f:
         prepared = pickle.load(f)
     stop = AgreedStop(stop_flag(folder))
+    signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "noticed", True))
     # Every rank sees the same gathered logs, so each reaches the same verdict and stops at the same step.
     signal_check = SignalCheck(float(settings.get("max_degenerate_share", DEFAULT_MAX_SHARE)))
     callbacks: list[Any] = [stop, signal_check]
