@@ -221,3 +221,16 @@ def test_a_column_named_sensitive_on_the_command_line_is_checked_in_the_plan(tmp
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if "bias before training" in x)
     assert "label rate (share of `1`) differs by" in line and "groups of `segment`" in line and "threshold" in line
+
+
+def test_the_training_rows_hash_and_order_do_not_depend_on_the_order_a_query_returned_them():
+    from runtimes.tabular.data import content_hash, in_content_order
+
+    rows, _ = planted(50)
+    shuffled = rows.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    assert not rows.equals(shuffled)
+    assert content_hash(rows) == content_hash(shuffled)
+    pd.testing.assert_frame_equal(in_content_order(rows), in_content_order(shuffled))
+    changed = rows.copy()
+    changed.loc[7, "strong"] += 1e-9
+    assert content_hash(changed) != content_hash(rows)  # a changed value is a change

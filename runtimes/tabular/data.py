@@ -58,7 +58,7 @@ def load(ws: Workspace, spec: TrainSpec, principal: Principal | None = None) -> 
         raise UserError(f"the label source has no rows: {sql}")
     sensitive = list(dict.fromkeys([*spec.sensitive, *(c for c in columns if c.lower() in tagged)]))
     keep = [spec.label.column] + [c for c in (spec.label.entity, spec.label.time) if c] + features + sensitive
-    frame = frame[list(dict.fromkeys(keep))]
+    frame = in_content_order(frame[list(dict.fromkeys(keep))])
     return Labelled(frame=frame, features=features, sql=sql, feature_views=views, content_hash=content_hash(frame),
                     sensitive=sensitive, tables=tables)
 
@@ -85,11 +85,22 @@ def _read_source(ws: Workspace, source: str, principal: Principal) -> tuple[Any,
             raise UserError(f"the label source could not be read: {str(e).strip().splitlines()[0]}") from None
 
 
+def in_content_order(frame: Any) -> Any:
+    """The rows in an order that depends on their content only: a query without ORDER BY returns them in any order
+    (DuckDB reads in parallel), and the split, the model and the hash must not change with it."""
+    import pandas as pd
+
+    order = pd.util.hash_pandas_object(frame, index=False).to_numpy().argsort(kind="stable")
+    return frame.iloc[order].reset_index(drop=True)
+
+
 def content_hash(frame: Any) -> str:
+    """The hash of the columns and the rows, whatever order the rows come in."""
+    import numpy as np
     import pandas as pd
 
     h = hashlib.sha256(",".join(map(str, frame.columns)).encode())
-    h.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+    h.update(np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy()).tobytes())
     return h.hexdigest()
 
 
