@@ -50,10 +50,11 @@ $(MF_VENV)/.installed: | $(VENV)/.installed
 		duckdb==$$($(BIN)/python -c "import duckdb; print(duckdb.__version__)")
 	touch $@
 
+# The tour is printed once, when the demo workspace is made; later starts print only where the UI is.
 run: install
-	test -f $(WORKSPACE)/lathe.toml || $(BIN)/lathe --workspace $(WORKSPACE) init --demo
-	$(BIN)/lathe --workspace $(WORKSPACE) tour
-	$(BIN)/lathe --workspace $(WORKSPACE) ui --port $(PORT)
+	@test -f $(WORKSPACE)/lathe.toml || ($(BIN)/lathe --workspace $(WORKSPACE) init --demo && \
+		$(BIN)/lathe --workspace $(WORKSPACE) tour)
+	@$(BIN)/lathe --workspace $(WORKSPACE) ui --port $(PORT)
 
 # Two workers, a test file each at a time (module fixtures stay whole): the suite is mostly CPU-bound training.
 test: install fixtures mf-env
