@@ -60,6 +60,15 @@ LOGO_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="160" height="48" vie
             '<text x="80" y="36" text-anchor="middle" font-family="sans-serif" font-size="34" font-weight="700" '
             'fill="#e8590c">Lathe</text></svg>')
 
+# Decisions (Approve, Reject, Edit, approving a version) are buttons of their own, ahead of and apart from the
+# message's copy and feedback icons; Approve is the primary one.
+LATHE_CSS = """button[id^="lathe-act-"] { order: -1; margin-right: .375rem; border: 1px solid hsl(var(--border));
+  color: hsl(var(--foreground)); }
+button[id^="lathe-act-"]:not(:has(~ button[id^="lathe-act-"])) { margin-right: 1.5rem; }
+button[id^="lathe-act-approve"] { background: hsl(var(--primary)); color: hsl(var(--primary-foreground));
+  border-color: hsl(var(--primary)); }
+"""
+
 WELCOME_MD = """# Lathe
 
 Ask about your data in plain language or in SQL. Plans that change anything wait for your approval.
@@ -105,6 +114,10 @@ def _configure() -> None:
     if not logo.exists() or logo.read_text(encoding="utf-8") != LOGO_SVG:
         logo.write_text(LOGO_SVG, encoding="utf-8")
     cl_config.ui.logo_file_url = "/public/lathe-logo.svg"
+    css = UI_ROOT / "public" / "lathe.css"
+    if not css.exists() or css.read_text(encoding="utf-8") != LATHE_CSS:
+        css.write_text(LATHE_CSS, encoding="utf-8")
+    cl_config.ui.custom_css = "/public/lathe.css"
     elements = UI_ROOT / "public" / "elements"  # the custom elements' JSX, served to the page by Chainlit
     elements.mkdir(parents=True, exist_ok=True)
     for jsx in (Path(__file__).parent / "agent" / "channels" / "elements").glob("*.jsx"):
@@ -394,8 +407,8 @@ async def _send_report(thread_id: str, progress: Any) -> None:
     actions = []
     if progress.model_version and may_approve((await _principal()).roles):
         name, _, version = progress.model_version.rpartition("/")
-        actions.append(cl.Action(name="approve_version", label=f"Approve {name} v{version}", icon="badge-check",
-                                 payload={"thread_id": thread_id, "name": name, "version": version}))
+        actions.append(decision("approve_version", {"thread_id": thread_id, "name": name, "version": version},
+                                f"Approve {name} v{version}", "badge-check"))
     await cl.Message(content=report_markdown(progress), elements=elements, actions=actions,
                      metadata={JOB_VIEW: progress.job_id, "view": "report", "final": True}).send()
 
@@ -460,6 +473,11 @@ async def post_alerts(thread_id: str, since: float) -> None:
         await asyncio.sleep(ALERTS_INTERVAL_S)
 
 
+def decision(name: str, payload: dict[str, Any], label: str, icon: str) -> cl.Action:
+    """A decision's button; its id marks it for `lathe.css`, which sets it apart from the feedback icons."""
+    return cl.Action(name=name, payload=payload, label=label, icon=icon, id=f"lathe-act-{name}-{secrets.token_hex(6)}")
+
+
 async def send_approval(thread_id: str, plan: Plan, plan_hash: str, needs: list[str], notice: str | None,
                         title: str | None = None, message: cl.Message | None = None, said: str = "",
                         shown: dict[str, Any] | None = None) -> cl.Message:
@@ -467,11 +485,10 @@ async def send_approval(thread_id: str, plan: Plan, plan_hash: str, needs: list[
     when the checklist is already on screen, in `shown` (a step of the thread's history) when a resumed thread
     shows it already, else in a new message."""
     payload = {"thread_id": thread_id, "plan_hash": plan_hash}
-    actions = [cl.Action(name="approve_plan", payload=payload, label="Approve", icon="check"),
-               cl.Action(name="reject_plan", payload=payload, label="Reject", icon="x")]
+    actions = [decision("approve_plan", payload, "Approve", "check"), decision("reject_plan", payload, "Reject", "x")]
     for sid in needs:
-        actions.append(cl.Action(name="edit_plan", payload={**payload, "step_id": sid},
-                                 label=f"Edit {sid}" if len(needs) > 1 else "Edit", icon="pencil"))
+        actions.append(decision("edit_plan", {**payload, "step_id": sid}, f"Edit {sid}" if len(needs) > 1 else "Edit",
+                                "pencil"))
     from agent.review import who_approves
     from core.principal import may_approve
 

@@ -117,3 +117,11 @@ def test_the_plan_headline_follows_an_edit():
     assert edited.summary == "I will create table `orders_per_status` from that query."
     assert edited.steps[0].title == "Create table `orders_per_status` (orders by status) (edited: replace=True)"
     assert "orders_by_status" not in plan_markdown(edited, ["s1"])
+
+
+def test_prose_arguments_read_as_text_and_names_as_code():
+    from agent.channels.plan_views import arg_text
+
+    assert arg_text("orders_by_status") == "`orders_by_status`"
+    assert arg_text("revenue by customer__region; from the question") == "“revenue by customer\\_\\_region; from the question”"
+    assert arg_text({"max_steps": 5}) == "`max_steps=5`" and arg_text(True) == "yes"

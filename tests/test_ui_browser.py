@@ -73,6 +73,10 @@ def _first_run(page, url: str, ws: Workspace, regions: list[list[str]], by_regio
     shown(page, page.get_by_text("Waiting for your approval").first)
     assert page.get_by_text("so it waits for approval").count() == 1  # the plan's summary is not said again
     shown(page, page.locator("pre", has_text="LEFT JOIN customers AS customer"))  # its SQL, formatted
+    # The decisions lead the message's buttons, ahead of its copy and feedback icons.
+    approve = page.locator("button[id^='lathe-act-approve_plan']")
+    first_in_page = page.locator(":has(> button[id^='lathe-act-approve_plan']) > button").first  # copy, by default
+    assert approve.bounding_box()["x"] < first_in_page.bounding_box()["x"]
     screenshot(page, "plan_waiting")
     assert "revenue_by_region" not in _tables(ws)
     click(page, page.get_by_role("button", name="Approve"))

@@ -66,7 +66,10 @@ def arg_text(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     text = str(value)
-    return f"`{text if len(text) <= 120 else text[:119] + '…'}`"
+    if len(text) > 40 or " " in text:  # prose (a description) reads better as text than as code
+        text = text if len(text) <= 160 else text[:159] + "…"
+        return "“" + text.replace("*", "\\*").replace("_", "\\_").replace("`", "'") + "”"
+    return f"`{text}`"
 
 
 _LEAD = re.compile(r"^([A-Z][\w ()/-]{0,40}):\s*(.*)$")  # `Memory: about 170 MiB …`
