@@ -3,8 +3,11 @@
 one progress message follows it (step of steps, times, the loss curve); the page is reloaded while the job runs and
 the thread, opened again from the thread list, follows it to `succeeded` in that same message, never a second one;
 then the evaluation report arrives with the curves as an image, the duration against the plan's estimate and a
-button approving the registered version, while the chat stays usable."""
+button approving the registered version, while the chat stays usable and answers “how is the job doing?” with its
+figures formatted by what they are."""
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -69,3 +72,10 @@ def test_a_job_started_from_the_chat_is_followed_to_its_report(demo_ws: Workspac
             curves = shown(page, page.locator(f"img[alt='{job.id} curves']").first, runs)
             assert page.get_by_text(f"Job {job.id} — ").count() == 1
             page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=curves.element_handle())
+
+            ask(page, "how is the job doing?", runs)  # in the reopened thread
+            # Each figure reads as what it is: a learning rate in scientific notation, a count of tokens whole.
+            rate = shown(page, page.locator("tr", has_text="learning_rate").first, runs)
+            assert re.fullmatch(r"\d(\.\d+)?e-\d\d", rate.locator("td").last.inner_text().strip())  # e.g. 3.3e-07
+            tokens = page.locator("tr", has_text="num_tokens").first.locator("td").last.inner_text().strip()
+            assert tokens.replace(",", "").isdigit(), tokens
