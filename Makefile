@@ -52,10 +52,11 @@ $(MF_VENV)/.installed: | $(VENV)/.installed
 		duckdb==$$($(BIN)/python -c "import duckdb; print(duckdb.__version__)")
 	touch $@
 
+# The tour is printed once, when the demo workspace is made; later starts print only where the UI is.
 run: install
-	test -f $(WORKSPACE)/lathe.toml || $(BIN)/lathe --workspace $(WORKSPACE) init --demo
-	$(BIN)/lathe --workspace $(WORKSPACE) tour
-	$(BIN)/lathe --workspace $(WORKSPACE) ui --port $(PORT)
+	@test -f $(WORKSPACE)/lathe.toml || ($(BIN)/lathe --workspace $(WORKSPACE) init --demo && \
+		$(BIN)/lathe --workspace $(WORKSPACE) tour)
+	@$(BIN)/lathe --workspace $(WORKSPACE) ui --port $(PORT)
 
 # The project's own bytecode, for the same reason (the tests start several hundred processes).
 bytecode:

@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -30,11 +31,10 @@ from chainlit.types import ThreadDict
 from chainlit.utils import utc_now
 
 from agent.channels import chainlit_history
-from agent.channels.edits import parse_step_edit
 from agent.channels.element_files import add_route as add_element_route
 from agent.channels.job_views import progress_markdown, report_markdown
-from agent.channels.markdown_views import (csv_text, edit_prompt, endpoint_markdown, plan_checklist, pretty_sql,
-                                           table_markdown)
+from agent.channels.markdown_views import csv_text, endpoint_markdown, pretty_sql, table_markdown
+from agent.channels.plan_views import explanation_markdown, form_fields, plan_markdown, read_fields
 from agent.channels.plotly_figures import figure
 from agent.result_text import presented, semantic_labels
 from core.errors import UserError
@@ -54,14 +54,20 @@ FOLLOW_INTERVAL_S = 2.0  # how often a followed job is polled
 ALERTS_INTERVAL_S = 15.0  # how often an open chat looks for new alerts (the scheduler runs the monitors)
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
-LLM_HOWTO = """To plan with an LLM, add to `lathe.toml` in the workspace and restart `lathe ui`:
-```toml
-[llm]
-model = "ollama/llama3.1"                     # Ollama on this machine
-# model = "openai/my-model", api_base = "http://127.0.0.1:8001/v1"   # an OpenAI-compatible server (vLLM, llama.cpp)
-# model = "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"        # Bedrock, with AWS credentials in the environment
-```
-or set `LATHE_MODEL` (and `LATHE_API_BASE`, `LATHE_API_KEY_ENV`) before starting it."""
+LLM_HOWTO = "to plan with one, see “To plan with an LLM” in the README"
+
+LOGO_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="160" height="48" viewBox="0 0 160 48">'
+            '<text x="80" y="36" text-anchor="middle" font-family="sans-serif" font-size="34" font-weight="700" '
+            'fill="#e8590c">Lathe</text></svg>')
+
+# Decisions (Approve, Reject, Edit, approving a version) are buttons of their own, ahead of and apart from the
+# message's copy and feedback icons; Approve is the primary one.
+LATHE_CSS = """button[id^="lathe-act-"] { order: -1; margin-right: .375rem; border: 1px solid hsl(var(--border));
+  color: hsl(var(--foreground)); }
+button[id^="lathe-act-"]:not(:has(~ button[id^="lathe-act-"])) { margin-right: 1.5rem; }
+button[id^="lathe-act-approve"] { background: hsl(var(--primary)); color: hsl(var(--primary-foreground));
+  border-color: hsl(var(--primary)); }
+"""
 
 WELCOME_MD = """# Lathe
 
@@ -81,8 +87,15 @@ def _auth_secret(root: Path) -> str:
     return path.read_text().strip()
 
 
+QUIET_LOGGERS = ("chainlit", "apscheduler", "bm25s", "httpx", "mlflow", "alembic", "urllib3")  # chatty at INFO
+
+
 def _configure() -> None:
     """Chainlit settings Lathe needs, set in code so the repository holds no generated config."""
+    for name in QUIET_LOGGERS:  # the start-up says where the UI is (`lathe ui`); libraries speak up on trouble only
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Renamed arguments inside transformers itself (a plan's warm-up steps load it): nothing a user can change.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     os.environ.setdefault("CHAINLIT_AUTH_SECRET", _auth_secret(UI_ROOT))
     cl_config.ui.name = "Lathe"
     cl_config.ui.description = "Ask your data; review and approve plans."
@@ -95,9 +108,50 @@ def _configure() -> None:
         upload.accept = {"text/csv": [".csv", ".tsv"], "application/octet-stream": [".parquet", ".pq"]}
         upload.max_files = 5
         upload.max_size_mb = 500
-    readme = UI_ROOT / "chainlit.md"
-    if not readme.exists() or readme.read_text(encoding="utf-8").startswith("# Welcome to Chainlit!"):
-        readme.write_text(WELCOME_MD, encoding="utf-8")
+    _set_footer()
+    logo = UI_ROOT / "public" / "lathe-logo.svg"  # the empty chat's heading names Lathe, not the framework
+    logo.parent.mkdir(parents=True, exist_ok=True)
+    if not logo.exists() or logo.read_text(encoding="utf-8") != LOGO_SVG:
+        logo.write_text(LOGO_SVG, encoding="utf-8")
+    cl_config.ui.logo_file_url = "/public/lathe-logo.svg"
+    css = UI_ROOT / "public" / "lathe.css"
+    if not css.exists() or css.read_text(encoding="utf-8") != LATHE_CSS:
+        css.write_text(LATHE_CSS, encoding="utf-8")
+    cl_config.ui.custom_css = "/public/lathe.css"
+    elements = UI_ROOT / "public" / "elements"  # the custom elements' JSX, served to the page by Chainlit
+    elements.mkdir(parents=True, exist_ok=True)
+    for jsx in (Path(__file__).parent / "agent" / "channels" / "elements").glob("*.jsx"):
+        if not (elements / jsx.name).exists() or (elements / jsx.name).read_bytes() != jsx.read_bytes():
+            shutil.copyfile(jsx, elements / jsx.name)
+    for readme in (UI_ROOT / "chainlit.md", UI_ROOT / "chainlit_en-US.md"):  # the second, so none is looked for
+        if not readme.exists() or readme.read_text(encoding="utf-8").startswith("# Welcome to Chainlit!"):
+            readme.write_text(WELCOME_MD, encoding="utf-8")
+
+
+def _set_footer() -> None:
+    """The message box and the line under it say who answers: the LLM's usual caution only where an LLM plans,
+    and where none does, that the offline planner answers (the box says it on the empty chat already)."""
+    from chainlit.config import TRANSLATIONS_DIR, config_translation_dir
+
+    from agent.llm import llm_settings
+
+    settings = llm_settings(WORKSPACE)
+    for path in Path(config_translation_dir).glob("*.json"):
+        text = json.loads(path.read_text(encoding="utf-8"))
+        library = Path(TRANSLATIONS_DIR) / path.name
+        chat = json.loads(library.read_text(encoding="utf-8"))["chat"] if library.exists() else {}
+        if settings.configured:
+            watermark = f"Planning with the LLM {settings.model}. {chat.get('watermark', '')}".strip()
+            placeholder = "Ask about your data, or type SQL"
+        else:
+            watermark = (f"No LLM is configured: the offline planner answers ({LLM_HOWTO}). "
+                         "Plans that change anything wait for approval.")
+            placeholder = "Ask about your data, or type SQL (no LLM is configured: the offline planner answers)"
+        ours = text.setdefault("chat", {})
+        if (ours.get("watermark"), ours.get("input", {}).get("placeholder")) != (watermark, placeholder):
+            ours["watermark"] = watermark
+            ours.setdefault("input", {})["placeholder"] = placeholder
+            path.write_text(json.dumps(text, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 _configure()
@@ -164,6 +218,7 @@ class ShownPlan(NamedTuple):
     plan: Plan
     plan_hash: str
     needs: list[str]
+    said: str = ""  # the answer's text shown just before it
 
 
 class ChatView:
@@ -172,6 +227,7 @@ class ChatView:
     def __init__(self, thread_id: str, shown: ShownPlan | None = None):
         self.thread_id = thread_id
         self.text: cl.Message | None = None
+        self.said: cl.Message | None = None  # the text message last shown, which a plan's summary may repeat
         # The checklist ticked as steps finish: this run's plan, or the one whose approval started the run.
         self.shown = shown
         self.finished: dict[str, bool] = {}
@@ -207,14 +263,23 @@ class ChatView:
             return
         await self._close_text()
         if kind == "plan_proposed":
-            msg = cl.Message(content=plan_checklist(event.plan, event.needs_approval))
-            self.shown, self.finished = ShownPlan(msg, event.plan, event.plan_hash, event.needs_approval), {}
+            said = ""
+            if self.said is not None:  # the planner's explanation, laid out as a list
+                said = self.said.content
+                tidy = explanation_markdown(said)
+                if tidy != said:
+                    self.said.content = tidy
+                    await self.said.update()
+            msg = cl.Message(content=plan_markdown(event.plan, event.needs_approval, said=said),
+                             metadata={"lathe_plan": event.plan_hash})
+            self.shown, self.finished = ShownPlan(msg, event.plan, event.plan_hash, event.needs_approval, said), {}
             await self._send(msg)
         elif kind == "approval_needed":
             # The checklist just shown becomes the approval request, so the plan is not drawn twice.
             same = self.shown if self.shown is not None and self.shown.plan_hash == event.plan_hash else None
             msg = await send_approval(self.thread_id, event.plan, event.plan_hash, event.needs_approval,
-                                      event.notice, message=same.message if same is not None else None)
+                                      event.notice, message=same.message if same is not None else None,
+                                      said=same.said if same is not None else "")
             if same is None:
                 self.sent.append(msg)
             watch_decision(self.thread_id, event.plan_hash)
@@ -233,7 +298,8 @@ class ChatView:
                 step.end = utc_now()
                 await step.update()
             if self.shown is not None:
-                self.shown.message.content = plan_checklist(self.shown.plan, self.shown.needs, self.finished)
+                self.shown.message.content = plan_markdown(self.shown.plan, self.shown.needs, self.finished,
+                                                           said=self.shown.said)
                 await self.shown.message.update()
             if event.job_id:
                 start_following(self.thread_id, event.job_id)
@@ -264,7 +330,7 @@ class ChatView:
     async def _close_text(self) -> None:
         if self.text is not None:
             await self.text.send()
-            self.text = None
+            self.said, self.text = self.text, None
 
 
 async def _labels() -> dict[str, str]:
@@ -278,43 +344,112 @@ async def _labels() -> dict[str, str]:
 
 
 # ---- following a job ------------------------------------------------------------------------
-def start_following(thread_id: str, job_id: str, after_s: float = 0.0) -> None:
+JOB_VIEW = "lathe_job"  # a job's messages carry {JOB_VIEW: job id, "view": "progress" | "report", "final": bool}
+
+
+def start_following(thread_id: str, job_id: str, after_s: float = 0.0, shown: dict[str, Any] | None = None) -> None:
     """Follow the job in a background task, so the chat stays free while it trains; `after_s` delays the first
-    message (a resumed thread is redrawn right after its hook, which would drop one sent before)."""
+    message (a resumed thread is redrawn right after its hook, which would drop one sent before); `shown` is the
+    job's progress message already in the thread, updated in place rather than sent again."""
     tasks: set[asyncio.Task[None]] = cl.user_session.get("followed_jobs") or set()
-    task = asyncio.create_task(follow_job(thread_id, job_id, after_s))  # the Chainlit context is copied into it
+    task = asyncio.create_task(follow_job(thread_id, job_id, after_s, shown))  # the Chainlit context is copied
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     cl.user_session.set("followed_jobs", tasks)
 
 
-async def follow_job(thread_id: str, job_id: str, after_s: float = 0.0) -> None:
+def _job_message(job_id: str, content: str, shown: dict[str, Any] | None) -> cl.Message:
+    """The job's progress message: the one the thread already shows (same id and place), or a new one."""
+    meta = {JOB_VIEW: job_id, "view": "progress", "final": False}
+    if shown is None:
+        return cl.Message(content=content, metadata=meta)
+    return cl.Message(content=shown.get("output") or content, id=shown["id"], metadata=meta,
+                      created_at=shown.get("createdAt"))
+
+
+async def follow_job(thread_id: str, job_id: str, after_s: float = 0.0, shown: dict[str, Any] | None = None) -> None:
     """One progress message rewritten as the job moves; at its end the evaluation report with the curves.
 
     `Session.follow_job`'s loop, with the wait between looks in the event loop: a worker thread is held only
     for each look, never for the hours a job may take."""
     await asyncio.sleep(after_s)
     session = await _session(thread_id)
-    message = cl.Message(content=f"**Job `{job_id}`** — following it until it ends.")
-    await message.send()
+    message = _job_message(job_id, f"**Job `{job_id}`** — following it until it ends.", shown)
+    if shown is None:
+        await message.send()
     while True:
         try:
             progress = await asyncio.to_thread(session.job_progress, job_id)
         except UserError as e:
             message.content = f"**Cannot follow job `{job_id}`:** {e}"
+            message.metadata = {**(message.metadata or {}), "final": True}
             await message.update()
             return
-        shown = progress_markdown(progress)
-        if shown != message.content:  # only a change is sent to the page
-            message.content = shown
+        text = progress_markdown(progress)
+        if text != message.content or progress.final:  # only a change is sent to the page
+            message.content = text
+            message.metadata = {**(message.metadata or {}), "final": progress.final}
             await message.update()
         if progress.final:
             break
         await asyncio.sleep(FOLLOW_INTERVAL_S)
     if progress.status == "succeeded" and progress.kind == "finetune":  # a batch's last line names its table
-        curves = progress.curves
-        elements = [cl.Image(path=curves, name=f"{job_id} curves", display="inline")] if curves else []
-        await cl.Message(content=report_markdown(progress), elements=elements).send()
+        await _send_report(thread_id, progress)
+
+
+async def _send_report(thread_id: str, progress: Any) -> None:
+    """The evaluation report with its curves, and an Approve button for the new version where this chat's user
+    may approve it."""
+    from core.principal import may_approve
+
+    curves = progress.curves
+    elements = [cl.Image(path=curves, name=f"{progress.job_id} curves", display="inline")] if curves else []
+    actions = []
+    if progress.model_version and may_approve((await _principal()).roles):
+        name, _, version = progress.model_version.rpartition("/")
+        actions.append(decision("approve_version", {"thread_id": thread_id, "name": name, "version": version},
+                                f"Approve {name} v{version}", "badge-check"))
+    await cl.Message(content=report_markdown(progress), elements=elements, actions=actions,
+                     metadata={JOB_VIEW: progress.job_id, "view": "report", "final": True}).send()
+
+
+def _metadata(step: dict[str, Any]) -> dict[str, Any]:
+    """A history step's metadata (stored as JSON text by the data layer)."""
+    meta = step.get("metadata") or {}
+    return json.loads(meta) if isinstance(meta, str) else meta
+
+
+def _shown_jobs(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The job views a thread's history shows: job id -> its progress message (the last one), and whether its
+    report was posted (under "report")."""
+    found: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        meta = _metadata(step)
+        job_id = meta.get(JOB_VIEW)
+        if job_id:
+            seen = found.setdefault(job_id, {})
+            if meta.get("view") == "report":
+                seen["report"] = True
+            else:
+                seen.update(step=step, final=bool(meta.get("final")))
+    return found
+
+
+@cl.action_callback("approve_version")
+async def approve_version(action: cl.Action) -> None:
+    """The model version a report names, approved through the `approve_model_version` tool as this chat's user."""
+    session = await _session(action.payload["thread_id"])
+    tool = session.resources.tools.get("approve_model_version")
+    args = {"name": action.payload["name"], "version": action.payload["version"]}
+    try:
+        if tool is None:
+            raise UserError("approving a model version needs the `approve_model_version` tool")
+        out = await asyncio.to_thread(tool.run_validated, tool.schema().model_validate(args))
+    except UserError as e:
+        await cl.Message(content=f"**Not approved:** {e}").send()
+        return
+    await action.remove()
+    await cl.Message(content=f"**Approved:** {out.text}; it is now the champion version served by default.").send()
 
 
 # ---- alerts ---------------------------------------------------------------------------------
@@ -338,16 +473,22 @@ async def post_alerts(thread_id: str, since: float) -> None:
         await asyncio.sleep(ALERTS_INTERVAL_S)
 
 
+def decision(name: str, payload: dict[str, Any], label: str, icon: str) -> cl.Action:
+    """A decision's button; its id marks it for `lathe.css`, which sets it apart from the feedback icons."""
+    return cl.Action(name=name, payload=payload, label=label, icon=icon, id=f"lathe-act-{name}-{secrets.token_hex(6)}")
+
+
 async def send_approval(thread_id: str, plan: Plan, plan_hash: str, needs: list[str], notice: str | None,
-                        title: str | None = None, message: cl.Message | None = None) -> cl.Message:
-    """The plan as a checklist with Approve / Reject / Edit buttons bound to this plan of this thread
-    (in `message` when the checklist is already on screen)."""
+                        title: str | None = None, message: cl.Message | None = None, said: str = "",
+                        shown: dict[str, Any] | None = None) -> cl.Message:
+    """The plan as a checklist with Approve / Reject / Edit buttons bound to this plan of this thread: in `message`
+    when the checklist is already on screen, in `shown` (a step of the thread's history) when a resumed thread
+    shows it already, else in a new message."""
     payload = {"thread_id": thread_id, "plan_hash": plan_hash}
-    actions = [cl.Action(name="approve_plan", payload=payload, label="Approve", icon="check"),
-               cl.Action(name="reject_plan", payload=payload, label="Reject", icon="x")]
+    actions = [decision("approve_plan", payload, "Approve", "check"), decision("reject_plan", payload, "Reject", "x")]
     for sid in needs:
-        actions.append(cl.Action(name="edit_plan", payload={**payload, "step_id": sid},
-                                 label=f"Edit {sid}" if len(needs) > 1 else "Edit", icon="pencil"))
+        actions.append(decision("edit_plan", {**payload, "step_id": sid}, f"Edit {sid}" if len(needs) > 1 else "Edit",
+                                "pencil"))
     from agent.review import who_approves
     from core.principal import may_approve
 
@@ -355,16 +496,19 @@ async def send_approval(thread_id: str, plan: Plan, plan_hash: str, needs: list[
     whose = ("your approval" if may_approve((await _principal()).roles)
              else f"approval by {await asyncio.to_thread(who_approves, WORKSPACE)}")
     body = [f"**Waiting for {whose}**{where}: " + ", ".join(f"`{s}`" for s in needs), "",
-            plan_checklist(plan, needs)]
+            plan_markdown(plan, needs, said=said)]
     if notice:
         body += ["", f"_Note: {notice}_"]
+    meta = {"lathe_plan": plan_hash}
+    if message is None and shown is not None:  # the same message, in its place, with its buttons again
+        message = cl.Message(content="", id=shown["id"], created_at=shown.get("createdAt"), metadata=meta)
     if message is None:
-        message = cl.Message(content="\n".join(body), actions=actions)
+        message = cl.Message(content="\n".join(body), actions=actions, metadata=meta)
         await message.send()
     else:
-        message.content, message.actions = "\n".join(body), actions
+        message.content, message.actions, message.metadata = "\n".join(body), actions, meta
         await message.update()
-    cl.user_session.set(f"approval:{thread_id}:{plan_hash}", ShownPlan(message, plan, plan_hash, needs))
+    cl.user_session.set(f"approval:{thread_id}:{plan_hash}", ShownPlan(message, plan, plan_hash, needs, said))
     return message
 
 
@@ -440,6 +584,11 @@ def _warm_up() -> None:
     """Loads the agent (LangGraph, tools, the catalog's search index) once, with no thread touched."""
     from agent.session import Session
 
+    try:
+        import bm25s  # noqa: F401 - the catalog's search index; it sets its own logger to DEBUG when imported
+    except ImportError:
+        pass
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
     with Session(WORKSPACE, "ui-warm-up", LOCAL) as s:
         s.resources.catalog.search  # noqa: B018 - built or loaded here, not on the first question
 
@@ -570,26 +719,20 @@ async def _mark_shown(thread_id: str) -> None:
         await layer.mark_shown(thread_id)
 
 
+@cl.set_starters
+async def starter_questions(user: cl.User | None = None) -> list[cl.Starter]:
+    """The empty chat's suggestions, drawn from this workspace's metrics, tables and models."""
+    from agent.channels.starters import starters
+    from catalog.store import CatalogStore
+
+    found = await asyncio.to_thread(lambda: starters(WORKSPACE, CatalogStore(WORKSPACE).load()))
+    return [cl.Starter(label=s.label, message=s.message) for s in found]
+
+
 @cl.on_chat_start
 async def start() -> None:
-    from agent.llm import llm_settings
-
+    # Nothing is said here, so the empty chat shows its starters; the footer says who plans.
     session = await _session()
-    settings = llm_settings(WORKSPACE)
-    planner = getattr(session.resources.planner, "name", "")
-    if settings.configured:
-        who = f"Planning with the LLM `{settings.model}`" + (f" at {settings.api_base}." if settings.api_base else ".")
-        how = ""
-    else:
-        who = ("No LLM is configured: the built-in offline planner answers catalog and metric questions and SQL. "
-               "The demo's local models are for trying the pipeline, not for quality answers.")
-        if planner == "fallback":
-            who = ("No LLM is configured: type SQL (for example `SELECT region, count(*) FROM customers GROUP BY "
-                   "region`). The demo's local models are for trying the pipeline, not for quality answers.")
-        how = "\n\n" + LLM_HOWTO
-    await cl.Message(content=f"Lathe on workspace `{WORKSPACE.root.name}`. {who} Try “revenue by region last "
-                             f"quarter”, or SQL. Plans that change anything wait for your approval; drop a CSV "
-                             f"or Parquet file here to add it as a table.{how}").send()
     await _waiting_elsewhere(session.thread_id)
     watch_alerts(session.thread_id)
 
@@ -625,9 +768,13 @@ async def resume(thread: ThreadDict) -> None:
     view = ChatView(session.thread_id)
     await view.show(session.resume)  # finishes a run a crash cut short, if any
     waiting = await asyncio.to_thread(session.pending)
-    if waiting is not None:
-        view.sent.append(await send_approval(session.thread_id, waiting.plan, waiting.plan_hash,
-                                             waiting.needs_approval, waiting.notice))
+    if waiting is not None:  # its buttons on the plan the history shows, or the plan anew where it shows none
+        shown_plan = next((step for step in reversed(thread.get("steps") or [])
+                           if _metadata(step).get("lathe_plan") == waiting.plan_hash), None)
+        message = await send_approval(session.thread_id, waiting.plan, waiting.plan_hash, waiting.needs_approval,
+                                      waiting.notice, shown=shown_plan)
+        if shown_plan is None:
+            view.sent.append(message)
     # Chainlit redraws the resumed thread from `thread` right after this hook, which would drop what was
     # just sent: it goes into that history too (its buttons, sent separately, stay).
     thread["steps"] = [*thread.get("steps", []), *(item.to_dict() for item in view.sent)]
@@ -636,8 +783,12 @@ async def resume(thread: ThreadDict) -> None:
         running = await asyncio.to_thread(session.running_jobs)
     except sqlite3.ProgrammingError:  # the page went away while it resumed, and the chat's end closed the session
         return
-    for job_id in running:  # a reload or restart mid-job follows it again
-        start_following(session.thread_id, job_id, after_s=FOLLOW_INTERVAL_S)
+    shown = _shown_jobs(thread.get("steps") or [])
+    for job_id in running:  # a reload or restart mid-job follows it again, in the progress message it shows
+        start_following(session.thread_id, job_id, after_s=FOLLOW_INTERVAL_S, shown=shown.get(job_id, {}).get("step"))
+    for job_id, seen in shown.items():  # one that ended while no page was open: its last state and its report
+        if job_id not in running and "step" in seen and not seen["final"] and not seen.get("report"):
+            start_following(session.thread_id, job_id, after_s=FOLLOW_INTERVAL_S, shown=seen["step"])
 
 
 @cl.on_message
@@ -712,17 +863,24 @@ async def edit_plan(action: cl.Action) -> None:
         await cl.Message(content="That plan no longer waits for a decision.").send()
         return
     step_id = action.payload["step_id"]
-    answer = await cl.AskUserMessage(content=edit_prompt(waiting.plan, step_id), timeout=600).send()
-    if answer is None:
-        await cl.Message(content="No edit came, so the plan still waits as it was.").send()
+    step = waiting.plan.step(step_id)
+    form = cl.CustomElement(name="StepEdit", props={"fields": form_fields(step)}, display="inline")
+    answer = await cl.AskElementMessage(content=f"Edit step `{step_id}` ({step.tool}): change what you need and "
+                                                "save; the plan is checked again and waits for approval.",
+                                        element=form, timeout=600).send()
+    if not answer or not answer.get("submitted"):
+        await cl.Message(content="No edit was saved, so the plan still waits as it was.").send()
         return
     try:
-        edits = parse_step_edit(answer.get("output") or "", step_id)
-    except UserError as e:
+        changed = read_fields(step, {k: str(v) for k, v in (answer.get("fields") or {}).items()})
+    except ValueError as e:
         await cl.Message(content=f"**Not changed:** {e}").send()
         return
+    if not changed:
+        await cl.Message(content="Nothing was changed, so the plan still waits as it was.").send()
+        return
     plan_hash = action.payload["plan_hash"]
-    await _decided(action, lambda s: s.edit(edits, plan_hash=plan_hash))
+    await _decided(action, lambda s: s.edit({step_id: changed}, plan_hash=plan_hash))
 
 
 async def _import_uploads(files: list[Any]) -> list[tuple[Any, str, str]]:

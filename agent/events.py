@@ -103,6 +103,10 @@ class JobProgress(_Event):
     model_version: str | None = Field(None, description="at the end: the registered version, `name/version`")
     output_table: str | None = Field(None, description="at the end of a batch: its predictions table")
     error: str | None = None
+    elapsed_s: float | None = Field(None, description="seconds since it started (to its end, once it has ended)")
+    estimated_s: float | None = Field(None, description="the plan's estimate of its duration, in seconds")
+    step_s: float | None = Field(None, description="seconds per step so far, from the first logged step on")
+    loss_curve: list[tuple[int, float]] = Field(default_factory=list, description="(step, loss), thinned")
 
 
 class Done(_Event):

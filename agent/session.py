@@ -347,12 +347,21 @@ def progress_event(data: dict[str, Any]) -> JobProgress:
                        report=report, curves=curves if curves and Path(curves).exists() else None,
                        model_version=data.get("model_version") if final else None,
                        output_table=data.get("output_table") if final else None,
-                       error=data.get("error") if status == "failed" else None)
+                       error=data.get("error") if status == "failed" else None,
+                       elapsed_s=_elapsed(data), estimated_s=data.get("estimated_duration_s"), step_s=data.get("step_s"),
+                       loss_curve=[(int(st), float(v)) for st, v in data.get("loss_curve") or ()])
+
+
+def _elapsed(data: dict[str, Any]) -> float | None:
+    started = data.get("started_at")
+    return None if started is None else max(0.0, float(data.get("finished_at") or time.time()) - float(started))
 
 
 def _figure(name: str, value: float) -> str:
+    from tools.job_figures import figure_text
+
     if name == "tokens_per_s":
         return f"{value:,.0f} tokens/s"
     if name == "win_rate":
         return f"win rate of tuned over base {value:.0%}"
-    return f"{name.replace('_', ' ')} {value:.4g}"
+    return f"{name.replace('_', ' ')} {figure_text(name, value)}"

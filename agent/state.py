@@ -119,19 +119,27 @@ class Plan(BaseModel):
         """A copy with some steps' arguments changed (merged over the old ones), validated again."""
         if not edits:
             raise PlanError("an edit must change at least one step's arguments, e.g. {\"s1\": {\"limit\": 10}}")
-        steps = []
+        steps, summary = [], self.summary
         for s in self.steps:
             change = edits.get(s.id)
             if change:
-                # The planner's title described the old arguments; say what the edit changed.
-                said = ", ".join(f"{k}={v!r}" for k, v in change.items())
-                title = f"{s.title or s.tool} (edited: {said[:120]})"
+                # The planner's title and summary described the old arguments: a name they quote follows the edit;
+                # what they cannot show is said after the title.
+                title, unsaid = s.title or s.tool, []
+                for k, v in change.items():
+                    old = s.args.get(k)
+                    if isinstance(old, str) and isinstance(v, str) and len(old) > 2 and old in title:
+                        title, summary = title.replace(old, v), summary.replace(old, v)
+                    else:
+                        unsaid.append(f"{k}={v!r}")
+                if unsaid:
+                    title = f"{title} (edited: {', '.join(unsaid)[:120]})"
                 steps.append(s.model_copy(update={"args": {**s.args, **change}, "title": title}))
             else:
                 steps.append(s)
         for sid in edits:
             self.step(sid)  # names an unknown step clearly
-        return Plan(steps=steps, summary=self.summary).validated(registry)
+        return Plan(steps=steps, summary=summary).validated(registry)
 
 
 def _arg_error(err: Any) -> str:

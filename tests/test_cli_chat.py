@@ -199,3 +199,24 @@ def test_the_terminal_formats_answers_like_the_ui():
     for shown in ("Region", "Quarter", "Revenue", "Orders", "Q3 2026", "17,612,000.50", "12,345"):
         assert shown in table
     assert "customer__region" not in table and "2026-07-01" not in table
+
+
+def test_a_followed_job_is_one_progress_bar_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from agent.session import progress_event
+    from cli.chat.terminal import JobBar
+
+    out = io.StringIO()
+    bar = JobBar(Console(file=out, force_terminal=True, width=120, color_system=None))
+    for step in (1, 3):
+        bar.update(progress_event({"job_id": "job-1", "status": "running", "step": step, "max_steps": 4,
+                                   "latest_metrics": {"loss": 2.0 - step / 10}, "started_at": None,
+                                   "step_s": 10.0}))
+    bar.stop()
+    drawn = out.getvalue()
+    assert "━" in drawn and "\r" in drawn  # a bar, redrawn in place rather than a line per change
+    last = drawn.rsplit("\r", 1)[-1]
+    assert "job job-1 running" in last and "3/4" in last and "75%" in last and "~10 s left · loss 1.7" in last

@@ -1,9 +1,10 @@
 """The chat UI in a real browser: `app.py` under Chainlit (as `lathe ui` runs it) on a demo workspace, driven by
 Debian's Chromium through Playwright.
 
-Asks SQL and a metric question and sees the rows and a chart; asks for a derived table, clicks Approve and
-sees it made; drops a CSV whose table exists and approves its replacement; restarts the app, finds the
-thread, its history and the plan still waiting, edits it and approves it; drops a CSV into the chat and
+Starts on an empty chat offering starters drawn from the workspace, with a footer that says no LLM plans; asks SQL
+and a metric question and sees the rows and a chart; asks for a derived table, sees its plan once with its SQL as a
+code block, clicks Approve and sees it made; drops a CSV whose table exists and approves its replacement; restarts the app, finds the
+thread, its history and the plan still waiting (once), edits its name in the step's form and approves it; drops a CSV into the chat and
 queries the table it became.
 The first run has no LLM (the offline planner); the restarted one plans with the scripted LLM, a real
 OpenAI-compatible server.
@@ -23,7 +24,7 @@ from catalog.store import CatalogStore
 from catalog.warehouse import connect_reader
 from core.workspace import Workspace
 from tests.scripted_llm import ScriptedLLM, call
-from tests.ui_server import ask, browser, chromium, click, evidence, shown, ui_server
+from tests.ui_server import ask, browser, chromium, click, evidence, screenshot, shown, ui_server
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(chromium() is None, reason="Debian's `chromium` is not installed "
@@ -48,11 +49,17 @@ def _count(ws: Workspace, table: str) -> int:
 
 def _first_run(page, url: str, ws: Workspace, regions: list[list[str]], by_region: list[list[str]]) -> None:
     page.goto(url + "/")
-    shown(page, page.get_by_text("No LLM is configured"))
+    shown(page, page.get_by_placeholder("no LLM is configured", exact=False))  # the message box says who plans
+    for starter in ("Revenue by region", "Who owns order_items?", "Save revenue by region as a table",
+                    "Fine-tune tiny-llama on reply_preferences"):
+        shown(page, page.get_by_text(starter, exact=True))
+    screenshot(page, "empty_chat_starters")
 
     ask(page, REGIONS_SQL)  # SQL typed directly runs on the safe path
     table = page.locator("table", has_text="customers").first
     shown(page, table)
+    shown(page, page.get_by_text("No LLM is configured: the offline planner answers"))  # the footer says it too
+    assert page.get_by_text("LLMs can make mistakes").count() == 0
     assert _rows(table) == regions
 
     ask(page, "revenue by region")  # a metric question: rows from the semantic layer and a bar chart
@@ -64,6 +71,13 @@ def _first_run(page, url: str, ws: Workspace, regions: list[list[str]], by_regio
     # A write waits for approval; Approve runs it and the answer says so.
     ask(page, "create a table of revenue by region named revenue_by_region")
     shown(page, page.get_by_text("Waiting for your approval").first)
+    assert page.get_by_text("so it waits for approval").count() == 1  # the plan's summary is not said again
+    shown(page, page.locator("pre", has_text="LEFT JOIN customers AS customer"))  # its SQL, formatted
+    # The decisions lead the message's buttons, ahead of its copy and feedback icons.
+    approve = page.locator("button[id^='lathe-act-approve_plan']")
+    first_in_page = page.locator(":has(> button[id^='lathe-act-approve_plan']) > button").first  # copy, by default
+    assert approve.bounding_box()["x"] < first_in_page.bounding_box()["x"]
+    screenshot(page, "plan_waiting")
     assert "revenue_by_region" not in _tables(ws)
     click(page, page.get_by_role("button", name="Approve"))
     shown(page, page.get_by_text("created table revenue_by_region").filter(visible=True).first)
@@ -113,10 +127,14 @@ def _second_run(page, url: str, llm: ScriptedLLM, thread_id: str, title: str, by
 
     click(page, page.locator(f"#thread-{thread_id} a"))  # from the thread list, as a person would
     shown(page, page.get_by_text("revenue by region", exact=True).first)
+    assert page.get_by_text("Waiting for your approval").count() == 1  # the resumed plan, once, with its buttons
     click(page, page.get_by_role("button", name="Edit").first)
-    shown(page, page.get_by_text("Edit step s1 (create_derived_table)"))
-    ask(page, '{"name": "orders_per_status"}')
+    name = shown(page, page.locator("input[name='name']"))  # a form of the step's arguments
+    name.fill("orders_per_status")
+    screenshot(page, "plan_edit_form")
+    click(page, page.get_by_role("button", name="Save the edit"))
     shown(page, page.get_by_text("creates table orders_per_status").first)
+    shown(page, page.get_by_text("Create table orders_per_status").first)  # the step's headline follows the edit
     click(page, page.get_by_role("button", name="Approve").first)
     shown(page, page.get_by_text("created table orders_per_status").filter(visible=True).first)
 

@@ -13,9 +13,11 @@ from pydantic import BaseModel, Field
 from catalog.results import QueryResult
 from core.errors import UserError
 from tools.base import LatheTool, ToolArgs, ToolOutput
+from tools.job_figures import figure_text
 from tools.risk import Risk
 
 _NOUNS = {"finetune": "fine-tuning job", "batch": "batch job"}
+CURVE_POINTS = 40  # the loss curve a progress view draws is thinned to about this many points
 
 
 class JobStatusArgs(ToolArgs):
@@ -50,8 +52,9 @@ class JobStatus(LatheTool):
         rows: list[list[Any]] = [["kind", job.kind], ["status", job.status], [unit, job.progress.done]]
         shown = {k: latest[k] for k in ("loss", "reward", "grad_norm", "tokens_per_s") if k in latest}
         if shown:
-            parts.append("latest: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
-        rows += [[k, v] for k, v in latest.items()]
+            parts.append("latest: " + ", ".join(f"{k} {figure_text(k, v)}" for k, v in shown.items()))
+        # Each figure as text formatted by what it is: a table cell would give every float two decimals.
+        rows += [[k, figure_text(k, v)] for k, v in latest.items()]
         evaluation: dict[str, Any] = {}
         report = None
         if job.status == "succeeded":
@@ -60,8 +63,7 @@ class JobStatus(LatheTool):
                                                                             "test_", "baseline_"))
                        or "win" in k or "reward" in k}
             if figures:
-                parts.append("evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                        for k, v in figures.items()))
+                parts.append("evaluation: " + ", ".join(f"{k} {figure_text(k, v)}" for k, v in figures.items()))
             path = self.workspace.root / "runs" / job.id / "report"
             report = str(path / "report.json") if (path / "report.json").exists() else None
             if report:
@@ -71,7 +73,7 @@ class JobStatus(LatheTool):
                 parts.append(f"registered {job.model_version} (pending approval)")
             if job.output_table:
                 parts.append(f"predictions in table `{job.output_table}`")
-            rows += [[f"final {k}", v] for k, v in evaluation.items()]
+            rows += [[f"final {k}", figure_text(k, v)] for k, v in evaluation.items()]
         elif job.status == "failed" and job.error:
             parts.append(f"error: {job.error}")
         progress = {"done": job.progress.done, "total": job.progress.total, "unit": job.progress.unit}
@@ -81,7 +83,10 @@ class JobStatus(LatheTool):
                                 "rows_done": job.rows_done, "rows_total": job.rows_total,
                                 "latest_metrics": latest, "evaluation": evaluation, "report": report,
                                 "model_version": job.model_version, "output_table": job.output_table,
-                                "error": job.error})
+                                "error": job.error, "started_at": job.started_at, "finished_at": job.finished_at,
+                                "estimated_duration_s": (job.plan or {}).get("estimated_duration_s"),
+                                "loss_curve": _thinned([(step, v) for _, step, _, v in store.metrics(job.id, "loss")]),
+                                "step_s": _pace(store.metric_times(job.id, "loss"))})
 
 
 class BatchStatus(JobStatus):
@@ -89,6 +94,23 @@ class BatchStatus(JobStatus):
     description: str = ("A batch inference job's status, rows done of all, its predictions table once it has "
                         "succeeded, or its error. Without a job id: the latest batch.")
     default_kind: str | None = "batch"
+
+
+def _pace(times: list[tuple[int, float]]) -> float | None:
+    """Seconds per step between the first and the last logged step, so that loading and preparing before the
+    first step do not count."""
+    if len(times) < 2 or times[-1][0] <= times[0][0]:
+        return None
+    (first_step, first_at), (last_step, last_at) = times[0], times[-1]
+    return (last_at - first_at) / (last_step - first_step)
+
+
+def _thinned(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """At most about `CURVE_POINTS` of the points, evenly spread, the last one always kept."""
+    if len(points) <= CURVE_POINTS:
+        return points
+    kept = points[::-(-len(points) // CURVE_POINTS)]
+    return kept if kept[-1] == points[-1] else [*kept, points[-1]]
 
 
 def _where(job: Any) -> str:

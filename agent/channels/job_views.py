@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tools.job_figures import duration_text, figure_text
+
 if TYPE_CHECKING:  # only for hints: the chat UI imports this before the agent has loaded
     from agent.events import JobProgress
 
 _BAR_CELLS = 20
+_SPARKS = "▁▂▃▄▅▆▇█"
+_DURATIONS = ("duration_estimated_s", "duration_actual_s", "duration_ratio")  # said in a sentence, not as rows
 # The evaluation figures a report shows first, with their names in words; the rest follow as they are.
 FIGURE_NAMES = {
     "base_heldout_loss": "held-out loss, base", "tuned_heldout_loss": "held-out loss, tuned",
@@ -34,32 +38,90 @@ def progress_line(p: JobProgress) -> str:
 
 
 def progress_bar(step: int, total: int | None) -> str:
-    """`[██████░░░░] 3/5` when the last step is known; just the step otherwise."""
+    """`[██████░░░░] step 3 of 5` when the last step is known; just the step otherwise."""
     if not total:
-        return f"step {step}"
+        return f"step {step:,}"
     done = min(_BAR_CELLS, round(_BAR_CELLS * step / total))
-    return f"`[{'█' * done}{'░' * (_BAR_CELLS - done)}]` {step}/{total}"
+    return f"`[{'█' * done}{'░' * (_BAR_CELLS - done)}]` step {step:,} of {total:,}"
 
 
 def progress_markdown(p: JobProgress) -> str:
-    """The chat UI's progress message, rewritten in place as the job moves."""
-    lines = [f"**Job `{p.job_id}`** — {p.status} · {progress_bar(p.step, p.max_steps)}"]
-    shown = [f"{name.replace('_', ' ')} {_value(name, v)}" for name, v in p.metrics.items()
-             if name in ("loss", "reward", "grad_norm", "tokens_per_s")]
+    """The chat UI's progress message, rewritten in place as the job moves: where it stands, its time spent and
+    left, its last figures and a small loss curve."""
+    where = progress_bar(p.step, p.max_steps) + (f" · {p.step / p.max_steps:.0%}" if p.max_steps else "")
+    lines = [f"**Job `{p.job_id}`** — {p.status} · {where}"]
+    if p.final:
+        lines.append(duration_sentence(p) or "")
+    elif (times := time_line(p)):
+        lines.append(times)
+    shown = [f"{_FIGURE_WORDS.get(name, name.replace('_', ' '))} {figure_text(name, v)}"
+             for name, v in p.metrics.items() if name in _FIGURE_WORDS]
     if shown and not p.final:
         lines.append("latest: " + " · ".join(shown))
+    if len(p.loss_curve) > 1:
+        lines.append(f"loss curve {sparkline([v for _, v in p.loss_curve])} "
+                     f"(steps {p.loss_curve[0][0]}–{p.loss_curve[-1][0]})")
     if p.error:
         lines.append(f"**Error:** {p.error}")
     if p.timed_out:
         lines.append("_Stopped following; the job goes on. Ask “how is the job doing?” to see it again._")
-    return "\n\n".join(lines)
+    return "\n\n".join(line for line in lines if line)
+
+
+_FIGURE_WORDS = {"loss": "loss", "reward": "reward", "grad_norm": "gradient norm", "tokens_per_s": "tokens/s"}
+
+
+def remaining_s(p: JobProgress) -> float | None:
+    """Seconds left: at the pace of the steps so far once two are logged (loading the model before them does not
+    count), else what the plan's estimate leaves."""
+    if p.step_s is not None and p.max_steps:
+        return p.step_s * max(0, p.max_steps - p.step)
+    if p.elapsed_s is None:
+        return None
+    if p.estimated_s:
+        return max(0.0, p.estimated_s - p.elapsed_s)
+    return None
+
+
+def time_line(p: JobProgress) -> str:
+    """`elapsed 12 s · about 48 s left · the plan estimated 1 min 05 s` (what is known of it)."""
+    parts = []
+    if p.elapsed_s is not None:
+        parts.append(f"elapsed {duration_text(p.elapsed_s)}")
+    if (left := remaining_s(p)) is not None:
+        parts.append(f"about {duration_text(left)} left")
+    if p.estimated_s:
+        parts.append(f"the plan estimated {duration_text(p.estimated_s)}")
+    return " · ".join(parts)
+
+
+def duration_sentence(p: JobProgress) -> str | None:
+    """An ended job's time against the plan's estimate: `Took 1 min 12 s; the plan estimated 1 min 30 s (0.80×).`
+    The job's own measure (training and evaluation) where it recorded one, else its time from start to end."""
+    actual = p.evaluation.get("duration_actual_s", p.elapsed_s)
+    estimated = p.evaluation.get("duration_estimated_s", p.estimated_s)
+    if actual is None:
+        return None
+    if not estimated:
+        return f"Took {duration_text(actual)}."
+    return (f"Took {duration_text(actual)}; the plan estimated {duration_text(estimated)} "
+            f"(actual/estimated {actual / estimated:.2f}).")
+
+
+def sparkline(values: list[float]) -> str:
+    """`▇▆▅▃▂▁`: the values' shape in one line of block characters, lowest to highest."""
+    low, high = min(values), max(values)
+    span = high - low or 1.0
+    return "".join(_SPARKS[round((v - low) / span * (len(_SPARKS) - 1))] for v in values)
 
 
 def report_markdown(p: JobProgress) -> str:
     """The evaluation report posted when a followed job has succeeded: figures, files, the registered version
     and how to approve it."""
     lines = [f"**Evaluation of job `{p.job_id}`** ({p.step} steps)", "", "| figure | value |", "| --- | --- |"]
-    lines += [f"| {name} | {value} |" for name, value in evaluation_rows(p.evaluation)]
+    lines += [f"| {name} | {value} |" for name, value in evaluation_rows(p.evaluation) if name not in _DURATION_WORDS]
+    if (took := duration_sentence(p)):
+        lines += ["", took]
     if p.report:
         lines += ["", f"Report: `{p.report}`" + (" (the curves are drawn below)" if p.curves else "")]
     if p.model_version:
@@ -81,12 +143,7 @@ def approve_hint(model_version: str) -> str:
 
 
 def _value(name: str, value: Any) -> str:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return str(value)
-    if name == "win_rate":
-        return f"{value:.0%}"
-    if name == "tokens_per_s":
-        return f"{value:,.0f}"
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:.4g}"
+    return figure_text(name, value)
+
+
+_DURATION_WORDS = {FIGURE_NAMES[k] for k in _DURATIONS}

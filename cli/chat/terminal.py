@@ -1,6 +1,7 @@
 """The terminal chat: renders a session's events with rich (streamed text, plan checklists, tables), asks
 for decisions on waiting plans (approve, reject with a reason, edit a step's arguments as JSON), and follows a
-job a run started with a progress line per change until it ends (Ctrl-C stops following, never the job).
+job a run started until it ends, with a progress bar on a terminal and a line per change elsewhere (Ctrl-C stops
+following, never the job).
 
 It reads and writes the terminal only; plans, approvals and runs all go through `agent.Session`.
 """
@@ -16,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.channels.edits import parse_step_edit
-from agent.channels.job_views import approve_hint, evaluation_rows, progress_line
+from agent.channels.job_views import approve_hint, evaluation_rows, progress_line, remaining_s
 from agent.channels.markdown_views import SHOWN_ROWS, endpoint_markdown, plain_cell, plan_checklist
 from agent.result_text import presented
 from core.errors import UserError
@@ -163,16 +164,61 @@ def follow(session: Any, view: TerminalView, job_id: str, interval: float = FOLL
     view.console.print(f"[dim]Following job {job_id} until it ends (Ctrl-C stops following; the job goes on).[/]",
                        highlight=False)
     last = None
+    bar = JobBar(view.console) if view.console.is_terminal else None
     try:
         for progress in session.follow_job(job_id, interval=interval):
-            view.render(progress)
+            if bar is not None and not progress.final:
+                bar.update(progress)
+            else:
+                view.render(progress)
             last = progress
+            if progress.final and bar is not None:
+                bar.stop()
+                view.render(progress)
     except KeyboardInterrupt:
         view.console.print(f"Stopped following job {job_id}; the job keeps running. Ask “how is the job doing?” "
                            f"or run `lathe jobs show {job_id}`.", markup=False, highlight=False)
     except UserError as e:
         view.console.print(f"[bold red]error:[/] cannot follow job {job_id}: {e}", highlight=False)
+    finally:
+        if bar is not None:
+            bar.stop()
     return last
+
+
+class JobBar:
+    """A running job as one rich progress bar, redrawn in place: step of steps, percentage, elapsed and remaining
+    time, the last loss."""
+
+    def __init__(self, console: Console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TaskProgressColumn(), TextColumn("{task.fields[times]}"), console=console,
+                                 transient=False, auto_refresh=False)
+        self.task: Any = None
+
+    def update(self, p: JobProgress) -> None:
+        from tools.job_figures import duration_text
+
+        times = [f"elapsed {duration_text(p.elapsed_s)}"] if p.elapsed_s is not None else []
+        if (left := remaining_s(p)) is not None:
+            times.append(f"~{duration_text(left)} left")
+        if "loss" in p.metrics:
+            times.append(f"loss {p.metrics['loss']:.4g}")
+        fields = {"description": f"job {p.job_id} {p.status}", "completed": p.step, "total": p.max_steps,
+                  "times": " · ".join(times)}
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task(**fields)
+        else:
+            self.progress.update(self.task, **fields)
+        self.progress.refresh()
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+            self.task = None
 
 
 def decide(session: Any, view: TerminalView, ask: Ask) -> Done | None:

@@ -269,6 +269,12 @@ class JobStore:
                 q, args = q + " AND name = ?", (job_id, name)
             return [tuple(r) for r in db.execute(q + " ORDER BY rowid", args).fetchall()]
 
+    def metric_times(self, job_id: str, name: str) -> list[tuple[int, float]]:
+        """(step, UNIX time it was written) of one metric, in the order written: a job's pace in steps."""
+        with self._db() as db:
+            return [tuple(r) for r in db.execute("SELECT step, at FROM job_metrics WHERE job_id = ? AND name = ? "
+                                                 "ORDER BY rowid", (job_id, name)).fetchall()]
+
     def latest_metrics(self, job_id: str) -> dict[str, tuple[int, float]]:
         """Each metric's value at its last step (a resumed job's rerun steps override the first attempt's)."""
         out: dict[str, tuple[int, float]] = {}
