@@ -79,3 +79,5 @@ def test_a_job_started_from_the_chat_is_followed_to_its_report(demo_ws: Workspac
             assert re.fullmatch(r"\d(\.\d+)?e-\d\d", rate.locator("td").last.inner_text().strip())  # e.g. 3.3e-07
             tokens = page.locator("tr", has_text="num_tokens").first.locator("td").last.inner_text().strip()
             assert tokens.replace(",", "").isdigit(), tokens
+            # The answer reads the version's approval from the registry: approved above, not "pending" as when it ended.
+            shown(page, page.get_by_text("registered tiny-qwen3-dpo/1 (approved)").first, runs)

@@ -70,7 +70,7 @@ class JobStatus(LatheTool):
                 beside = " (curves.png beside it)" if (path / "curves.png").exists() else ""
                 parts.append(f"report: {report}{beside}")
             if job.model_version:
-                parts.append(f"registered {job.model_version} (pending approval)")
+                parts.append(f"registered {job.model_version} ({_approval(self.workspace, job.model_version)})")
             if job.output_table:
                 parts.append(f"predictions in table `{job.output_table}`")
             rows += [[f"final {k}", figure_text(k, v)] for k, v in evaluation.items()]
@@ -129,3 +129,15 @@ def _what(job: Any) -> str:
         return f"{s.get('technique', 'sft')} of `{s['model']}` on {source}"
     model = (job.plan or {}).get("model_id") or s.get("model")
     return f"`{model}` over {source}"
+
+
+def _approval(ws: Any, ref: str) -> str:
+    """A version's approval as the registry has it now: it may have been decided since its job ended."""
+    from runtimes.models.registry import get_version
+
+    name, _, version = ref.rpartition("/")
+    try:
+        state = get_version(ws, name, version).approval
+    except UserError:
+        return "no longer in the registry"
+    return "pending approval" if state == "pending" else state
