@@ -40,7 +40,7 @@ def test_a_deployment_shows_its_key_once(demo_ws: Workspace, tmp_path):
             page = b.new_page(viewport={"width": 1300, "height": 1100})
             with evidence(page, tmp_path, "deploy_key_after_reload"):
                 page.goto(url + "/")
-                shown(page, page.get_by_text("No LLM is configured"))
+                shown(page, page.get_by_placeholder("Ask about your data", exact=False))  # the chat is ready
                 ask(page, "deploy the approved tiny-qwen3-sft model as serverless")
                 shown(page, page.get_by_text("Waiting for your approval").first)
                 click(page, page.get_by_role("button", name="Approve", exact=True))

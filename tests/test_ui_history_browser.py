@@ -24,14 +24,16 @@ def test_reopened_threads_show_charts_uploads_and_terminal_turns(demo_ws: Worksp
         page = b.new_page(viewport={"width": 1300, "height": 1000})
         with evidence(page, tmp_path, "history_reopened"):
             page.goto(url + "/")
-            shown(page, page.get_by_text("No LLM is configured"))
+            shown(page, page.get_by_placeholder("Ask about your data", exact=False))  # the chat is ready
             ask(page, "revenue by region")
             shown(page, page.locator(".js-plotly-plot").first)
             (charted,) = Session.threads(ws)
 
-            # A file sent with no text starts a thread named after it, in the list at once.
+            # A file sent with no text starts a thread named after it, in the list at once. The message box shows
+            # before the chat's session is connected, and a file uploaded before that is refused: the page's
+            # requests settle first (its session connects through them).
             page.goto(url + "/")
-            shown(page, page.get_by_text("No LLM is configured"))
+            page.wait_for_load_state("networkidle")
             page.locator("#upload-button-input").set_input_files(str(upload))
             click(page, page.locator("#chat-submit"))
             shown(page, page.get_by_text("table regional_targets: created").first)

@@ -26,7 +26,7 @@ def _sign_in(b, url: str, name: str, log: Path):
     shown(page, page.locator("#email"), log).fill(name)
     page.locator("#password").fill(PASSWORD)
     click(page, page.get_by_role("button", name="Sign In"), log)
-    shown(page, page.get_by_text("Lathe on workspace").first, log)
+    shown(page, page.get_by_placeholder("Ask about your data", exact=False), log)  # signed in, the chat is ready
     return page
 
 
