@@ -127,6 +127,7 @@ def _second_run(page, url: str, llm: ScriptedLLM, thread_id: str, title: str, by
 
     click(page, page.locator(f"#thread-{thread_id} a"))  # from the thread list, as a person would
     shown(page, page.get_by_text("revenue by region", exact=True).first)
+    shown(page, page.get_by_text("Waiting for your approval").first)  # the resumed plan is drawn after the thread
     assert page.get_by_text("Waiting for your approval").count() == 1  # the resumed plan, once, with its buttons
     click(page, page.get_by_role("button", name="Edit").first)
     name = shown(page, page.locator("input[name='name']"))  # a form of the step's arguments

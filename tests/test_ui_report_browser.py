@@ -33,6 +33,7 @@ def test_results_read_like_a_report(demo_ws: Workspace, tmp_path):
         page = b.new_page(viewport={"width": 1300, "height": 1400}, accept_downloads=True)
         with evidence(page, tmp_path, "report_time_series"):
             page.goto(url + "/")
+            page.wait_for_load_state("networkidle")  # the box shows before the session connects
             shown(page, page.get_by_placeholder("Ask about your data", exact=False))  # the chat is ready
             ask(page, "revenue by region")
             table = shown(page, page.locator("table", has_text="Region").first)
