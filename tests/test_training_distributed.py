@@ -10,8 +10,9 @@ import random
 import signal
 from dataclasses import replace
 
-import psutil
 import pytest
+
+from tests.rank_processes import alive, rank_pids
 
 from core.errors import UserError
 from runtimes.training.auto_config import DataProfile, auto_configure
@@ -124,22 +125,6 @@ def _spec(**settings):
             "settings": {"micro_batch": 2, "max_length": 32, "learning_rate": 1e-3, **settings}}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _rank_pids(store, job_id: str, attempt: int) -> list[int]:
-    """The ranks of one attempt (rank 0 records them once all have joined), with the torchrun that started them."""
-    ranks = [e for e in store.events(job_id) if e.kind == "ranks"]
-    launches = [e for e in store.events(job_id) if e.kind == "launch"]
-    if len(ranks) < attempt or len(launches) < attempt:
-        return []
-    return [*ranks[attempt - 1].data["pids"], launches[attempt - 1].data["launcher_pid"]]
-
-
 @pytest.mark.slow
 def test_cancel_stops_every_rank_at_one_step_a_crash_leaves_no_rank_and_resume_finishes(ws):
     from pathlib import Path
@@ -150,7 +135,7 @@ def test_cancel_stops_every_rank_at_one_step_a_crash_leaves_no_rank_and_resume_f
 
     store = JobStore(ws)
     job = lifecycle.submit(ws, "finetune", _spec(max_steps=30, checkpoint_every=5, processes=2))
-    pids = until(lambda: store.get(job.id).step >= 2 and _rank_pids(store, job.id, 1), ws)
+    pids = until(lambda: store.get(job.id).step >= 2 and rank_pids(store, job.id, 1), ws)
     lifecycle.cancel(ws, job.id)
     stopped = lifecycle.wait(ws, job.id, timeout_s=JOB_STALL_S)
     assert stopped.status == "cancelled", stopped.error
@@ -158,18 +143,18 @@ def test_cancel_stops_every_rank_at_one_step_a_crash_leaves_no_rank_and_resume_f
     assert 2 <= step < 30 and f"stopped at step {step} with a checkpoint on every rank" in store.events(job.id)[-1].message
     assert {p.name for p in Path(stopped.checkpoint).glob("rng_state_*.pth")} == {"rng_state_0.pth",
                                                                                  "rng_state_1.pth"}
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
 
     # Resumed, then the worker is killed: torchrun and both ranks go with it; recovery continues from a checkpoint.
     lifecycle.resume(ws, job.id)
-    second = until(lambda: (j := store.get(job.id)).step >= step + 2 and _rank_pids(store, job.id, 2) and j, ws)
-    pids = _rank_pids(store, job.id, 2)
+    second = until(lambda: (j := store.get(job.id)).step >= step + 2 and rank_pids(store, job.id, 2) and j, ws)
+    pids = rank_pids(store, job.id, 2)
     os.kill(second.pid, signal.SIGKILL)
-    until(lambda: not any(_alive(p) for p in [second.pid, *pids]), ws)
+    until(lambda: not any(alive(p) for p in [second.pid, *pids]), ws)
     assert lifecycle.recover(ws) == [job.id]
     done = lifecycle.wait(ws, job.id, timeout_s=JOB_STALL_S)
     assert done.status == "succeeded", done.error
     losses = store.metrics(job.id, "loss")
     attempts = [{s for a, s, _, _ in losses if a == n} for n in (1, 2, 3)]
     assert min(attempts[1]) == step + 1 and max(attempts[2]) == 30  # continued, not restarted
-    assert not any(_alive(p) for p in _rank_pids(store, job.id, 3))
+    assert not any(alive(p) for p in rank_pids(store, job.id, 3))

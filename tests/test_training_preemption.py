@@ -9,8 +9,9 @@ import os
 import signal
 from pathlib import Path
 
-import psutil
 import pytest
+
+from tests.rank_processes import alive, rank_pids
 
 from core.errors import UserError
 from runtimes.training.preemption import (NOTICELESS_MEAN_S, PREEMPTION_MEAN_S, SPOT_DISCOUNT, WRITE_BYTES_PER_S,
@@ -80,22 +81,6 @@ def test_a_preemptible_plan_shows_its_interval_and_saving_and_bad_settings_are_r
 LOSS_TOLERANCE = 1e-4  # the same examples per step; only the order of float additions differs between 1 and 2 ranks
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _rank_pids(store, job_id: str, attempt: int) -> list[int]:
-    """The ranks of one attempt (rank 0 records them once all have joined), with the torchrun that started them."""
-    ranks = [e for e in store.events(job_id) if e.kind == "ranks"]
-    launches = [e for e in store.events(job_id) if e.kind == "launch"]
-    if len(ranks) < attempt or len(launches) < attempt:
-        return []
-    return [*ranks[attempt - 1].data["pids"], launches[attempt - 1].data["launcher_pid"]]
-
-
 @pytest.mark.slow
 def test_two_gloo_ranks_follow_one_process_and_a_preempted_job_resumes_on_the_same_curve(ws):
     from runtimes.jobs import lifecycle
@@ -112,11 +97,11 @@ def test_two_gloo_ranks_follow_one_process_and_a_preempted_job_resumes_on_the_sa
     assert "Preemptible: checkpoint every" in two.plan["explanation"]
 
     # The machine is taken away: every process of the job gets the notice at once, as at a shutdown.
-    pids = until(lambda: store.get(two.id).step >= 2 and _rank_pids(store, two.id, 1), ws)
+    pids = until(lambda: store.get(two.id).step >= 2 and rank_pids(store, two.id, 1), ws)
     worker = store.get(two.id).pid
     for pid in [worker, *pids]:
         os.kill(pid, signal.SIGTERM)
-    until(lambda: not any(_alive(p) for p in [worker, *pids]), ws)
+    until(lambda: not any(alive(p) for p in [worker, *pids]), ws)
     preempted = store.get(two.id)
     assert preempted.status == "queued" and not preempted.stop_requested, store.events(two.id)[-3:]
     step = int(Path(preempted.checkpoint).name.split("-")[1])
@@ -140,4 +125,4 @@ def test_two_gloo_ranks_follow_one_process_and_a_preempted_job_resumes_on_the_sa
     assert gap < LOSS_TOLERANCE, curves
     assert [e.kind for e in store.events(two.id)].count("ranks") == 2  # one per attempt
     assert done.model_version and done.lineage["metrics"]["steps"] == steps  # evaluated, registered from rank 0's save
-    assert not any(_alive(p) for p in _rank_pids(store, two.id, 2))
+    assert not any(alive(p) for p in rank_pids(store, two.id, 2))
