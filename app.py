@@ -775,6 +775,8 @@ async def resume(thread: ThreadDict) -> None:
                                       waiting.notice, shown=shown_plan)
         if shown_plan is None:
             view.sent.append(message)
+        else:  # the redraw below would put back the plan as stored, without its "Waiting for …" header
+            shown_plan["output"] = message.content
     # Chainlit redraws the resumed thread from `thread` right after this hook, which would drop what was
     # just sent: it goes into that history too (its buttons, sent separately, stay).
     thread["steps"] = [*thread.get("steps", []), *(item.to_dict() for item in view.sent)]
