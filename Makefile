@@ -64,11 +64,11 @@ bytecode:
 
 # Two workers, a test file each at a time (module fixtures stay whole): the suite is mostly CPU-bound training.
 test: install fixtures mf-env bytecode
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The inner loop: the same, less the tests marked `slow` (real training jobs, servers, the browser).
 test-fast: install fixtures mf-env bytecode
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
 
 clean:
 	rm -rf $(VENV) $(MF_VENV) $(FIXTURES) .cache

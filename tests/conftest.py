@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 EXTERNAL = FIXTURES / "external"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+pytest_plugins = ["tests.file_order"]
 
 
 @pytest.fixture

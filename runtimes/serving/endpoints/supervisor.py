@@ -6,14 +6,16 @@ on request; this adds the scaling rule (`scaling.decide` on what the replicas re
 from __future__ import annotations
 
 import logging
+import pickle
 import shutil
 import socket
 import time
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
 from uvicorn.config import STARTUP_FAILURE, Config
-from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors import Multiprocess, multiprocess
 
 from runtimes.serving.endpoints.replica_load import read_all
 from runtimes.serving.endpoints.scaling import Load, Scaling, decide
@@ -22,9 +24,27 @@ log = logging.getLogger("lathe.endpoint")
 TICK_S = 0.5  # uvicorn's own supervision interval
 
 
+class Replica(multiprocess.Process):
+    """uvicorn's worker process, whose health check ends when the process does."""
+
+    def _healthcheck(self, timeout: float) -> bool | None:
+        # uvicorn waits for the pong for the whole timeout, even when the replica dies meanwhile: the supervisor
+        # holds the child's end of the pipe too, so no end-of-file comes. A replica that failed to load would
+        # hold its endpoint's start for the full health-check time (a minute).
+        try:
+            self.parent_conn.send(b"ping")
+            if self.parent_conn in wait([self.parent_conn, self.process.sentinel], timeout):
+                started: bool = self.parent_conn.recv()
+                return started
+            return None
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return None
+
+
 class Supervisor(Multiprocess):
     def __init__(self, config: Config, sock: socket.socket, store: Any, name: str, mode: str, scaling: Scaling,
                  folder: Path) -> None:
+        multiprocess.Process = Replica  # type: ignore[misc]  # uvicorn builds every worker from this name
         super().__init__(config, [sock])  # queues SIGTERM/SIGINT: a stop ends the loop and stops the replicas
         self.store, self.name, self.mode, self.scaling, self.folder = store, name, mode, scaling, folder
         self.ready: set[int] = set()
