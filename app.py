@@ -36,7 +36,7 @@ from agent.channels.job_views import progress_markdown, report_markdown
 from agent.channels.markdown_views import csv_text, endpoint_markdown, pretty_sql, table_markdown
 from agent.channels.plan_views import explanation_markdown, form_fields, plan_markdown, read_fields
 from agent.channels.plotly_figures import figure
-from agent.result_text import presented, readable, semantic_labels
+from agent.result_text import presented, readable, said_names, semantic_labels
 from core.errors import UserError
 from core.principal import Principal
 from core.workspace import Workspace
@@ -294,7 +294,7 @@ class ChatView:
                 self.sent.append(msg)
             watch_decision(self.thread_id, event.plan_hash)
         elif kind == "step_started":
-            step = cl.Step(name=event.title, type="tool", default_open=False)
+            step = cl.Step(name=said_names(event.title).replace("`", ""), type="tool", default_open=False)
             step.input = event.tool
             step.start = utc_now()
             self.steps[event.step_id] = step

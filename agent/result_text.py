@@ -39,6 +39,15 @@ def label(column: str, labels: dict[str, str] | None = None) -> str:
     return labels.get(column) or labels.get(column.rsplit("__", 1)[-1]) or humanise(column)
 
 
+_SEMANTIC_NAME = re.compile(r"\b[A-Za-z0-9_]+__[A-Za-z0-9_]+\b")  # `customer__region`, `metric_time__month`
+
+
+def said_names(text: str, labels: dict[str, str] | None = None) -> str:
+    """A title with the semantic layer's names said as their labels: "revenue by customer__region" → "revenue by
+    region"; other words (a table's name) stay."""
+    return _SEMANTIC_NAME.sub(lambda m: label(m.group(), labels).lower(), text)
+
+
 def at_grain(value: Any, grain: str | None) -> Any:
     """An ISO date or timestamp shown at its grain; any other value as it is."""
     if grain is None or not isinstance(value, str) or len(value) < 10:

@@ -65,3 +65,17 @@ def test_two_axes_each_carry_their_unit():
     assert fig["layout"]["yaxis"]["title"]["text"] == "Revenue (USD)"
     assert fig["layout"]["yaxis2"]["title"]["text"] == "Return rate"
     assert fig["layout"]["yaxis2"]["tickformat"] == ".1%" and "tickformat" not in fig["layout"]["yaxis"]
+
+
+def test_titles_say_semantic_names_as_labels():
+    from agent.channels.plan_views import plan_markdown
+    from agent.result_text import said_names
+    from agent.state import Plan, Step
+
+    assert said_names("revenue by customer__region and metric_time__month") == "revenue by region and month"
+    assert said_names("Create table `rbr` (revenue by customer__region)") == "Create table `rbr` (revenue by region)"
+    assert said_names("Count the rows of order_items") == "Count the rows of order_items"  # a table name stays
+    plan = Plan(steps=[Step(id="s1", tool="query_metrics", title="revenue by customer__region",
+                            args={"metrics": ["revenue"], "group_by": ["customer__region"]})])
+    text = plan_markdown(plan, [])
+    assert "**revenue by region**" in text and "group by `customer__region`" in text  # the arguments as they run

@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from agent.channels.markdown_views import pretty_sql
+from agent.result_text import said_names
 
 if TYPE_CHECKING:  # only for hints: the chat UI imports this before the agent has loaded
     from agent.state import Plan, Step
@@ -35,7 +36,7 @@ def plan_markdown(plan: Plan, needs_approval: list[str], finished: dict[str, boo
 
 def step_lines(s: Step, waits: bool, done: bool | None = None) -> list[str]:
     """One step: its mark, title, risk and cost on one line; its SQL in a code block; its other arguments."""
-    label = s.title if s.title and not s.title.startswith(f"{s.tool}(") else s.tool
+    label = said_names(s.title) if s.title and not s.title.startswith(f"{s.tool}(") else s.tool
     about = " · ".join([s.risk.value, *cost_parts(s.estimated_cost)])
     lines = [f"- {_MARKS[done]} `{s.id}` **{label}** — _{about}_" + (" · **needs approval**" if waits else "")]
     others = []

@@ -22,7 +22,7 @@ from agent.channels.job_views import approve_hint, evaluation_rows, progress_lin
 from agent.channels.markdown_views import SHOWN_ROWS, endpoint_markdown, plain_cell
 from agent.channels.plan_views import explanation_markdown, plan_markdown
 from agent.channels.plotly_figures import chart_title
-from agent.result_text import readable
+from agent.result_text import readable, said_names
 from core.errors import UserError
 
 if TYPE_CHECKING:  # the agent loads while the first prompt waits (see `cli/chat/command.py`), not here
@@ -79,7 +79,8 @@ class TerminalView:
             self.console.print(f"[bold yellow]Waiting for approval[/] (plan {event.plan_hash}): steps {steps}",
                                highlight=False)
         elif kind == "step_started":
-            self.console.print(f"[dim]→ {event.step_id}: {event.title} ({event.tool})…[/]", highlight=False)
+            title = escape(said_names(event.title).replace("`", ""))
+            self.console.print(f"[dim]→ {event.step_id}: {title} ({event.tool})…[/]", highlight=False)
         elif kind == "step_finished":
             if event.ok:
                 first = event.text.splitlines()[0] if event.text else "done"
