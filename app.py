@@ -783,10 +783,13 @@ async def resume(thread: ThreadDict) -> None:
     await view.show(session.resume)  # finishes a run a crash cut short, if any
     waiting = await asyncio.to_thread(session.pending)
     if waiting is not None:  # its buttons on the plan the history shows, or the plan anew where it shows none
-        shown_plan = next((step for step in reversed(thread.get("steps") or [])
-                           if _metadata(step).get("lathe_plan") == waiting.plan_hash), None)
+        steps = thread.get("steps") or []
+        shown_plan = next((step for step in reversed(steps) if _metadata(step).get("lathe_plan") == waiting.plan_hash),
+                          None)
+        # What the thread said before the plan, so its summary is not read again in the plan's header.
+        said = "\n".join(str(s.get("output") or "") for s in steps[:steps.index(shown_plan)]) if shown_plan else ""
         message = await send_approval(session.thread_id, waiting.plan, waiting.plan_hash, waiting.needs_approval,
-                                      waiting.notice, shown=shown_plan)
+                                      waiting.notice, said=said, shown=shown_plan)
         if shown_plan is None:
             view.sent.append(message)
         else:  # the redraw below would put back the plan as stored, without its "Waiting for …" header

@@ -25,10 +25,11 @@ _KINDS = {bool: "true or false", int: "a whole number", float: "a number", dict:
 def plan_markdown(plan: Plan, needs_approval: list[str], finished: dict[str, bool] | None = None,
                   said: str = "") -> str:
     """The plan as a checklist, ticked as steps finish; its summary is left out when `said` (the answer's text just
-    shown) already says it, so a plan is never read twice."""
+    shown, as it was streamed or as its explanation was laid out) already says it, so a plan is never read twice."""
     finished = finished or {}
     summary = plan.summary.strip()
-    lines = ["**Plan**" + (f" — {summary}" if summary and summary not in said else ""), ""]
+    told = summary in said or explanation_markdown(summary) in said
+    lines = ["**Plan**" + (f" — {summary}" if summary and not told else ""), ""]
     for s in plan.order():
         lines += step_lines(s, s.id in needs_approval and s.id not in finished, finished.get(s.id))
     return "\n".join(lines)
