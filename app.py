@@ -36,14 +36,15 @@ from agent.channels.job_views import progress_markdown, report_markdown
 from agent.channels.markdown_views import csv_text, endpoint_markdown, pretty_sql, table_markdown
 from agent.channels.plan_views import explanation_markdown, form_fields, plan_markdown, read_fields
 from agent.channels.plotly_figures import figure
-from agent.result_text import presented, semantic_labels
+from agent.result_text import presented, readable, said_names, semantic_labels
 from core.errors import UserError
 from core.principal import Principal
 from core.workspace import Workspace
 
 if TYPE_CHECKING:  # the agent (LangChain, LangGraph) loads in the background after start-up, not here
     from agent.events import Event
-    from agent.state import Plan, TableData
+    from agent.events import TableEvent
+    from agent.state import Plan
 
 WORKSPACE = Workspace.resolve(None).require()  # LATHE_HOME, set by `lathe ui`
 UI_ROOT = Path(cl_config.root)
@@ -67,6 +68,15 @@ LATHE_CSS = """button[id^="lathe-act-"] { order: -1; margin-right: .375rem; bord
 button[id^="lathe-act-"]:not(:has(~ button[id^="lathe-act-"])) { margin-right: 1.5rem; }
 button[id^="lathe-act-approve"] { background: hsl(var(--primary)); color: hsl(var(--primary-foreground));
   border-color: hsl(var(--primary)); }
+/* A chart's chosen Table / Bar / Line / Pie button: Plotly fills it inline with a fixed near-white (#F4FAFF), faint on
+   a light page, so it takes the theme's primary colour; Plotly uses that fill on hover too, so hover has its own. */
+.js-plotly-plot .updatemenu-button rect.updatemenu-item-rect[style*="244, 250, 255"] {
+  fill: hsl(var(--primary)) !important; }
+.js-plotly-plot .updatemenu-button:has(rect[style*="244, 250, 255"]) text.updatemenu-item-text {
+  fill: hsl(var(--primary-foreground)) !important; font-weight: 600; }
+.js-plotly-plot .updatemenu-button:hover rect.updatemenu-item-rect[style] { fill: hsl(var(--accent)) !important; }
+.js-plotly-plot .updatemenu-button:hover:has(rect) text.updatemenu-item-text[style] {
+  fill: hsl(var(--accent-foreground)) !important; }
 """
 
 WELCOME_MD = """# Lathe
@@ -232,7 +242,7 @@ class ChatView:
         self.shown = shown
         self.finished: dict[str, bool] = {}
         self.steps: dict[str, cl.Step] = {}
-        self.tables: dict[str, TableData] = {}
+        self.tables: dict[str, TableEvent] = {}
         self.sent: list[Any] = []  # messages and steps this view sent, in order
 
     async def _send(self, item: Any) -> None:
@@ -284,7 +294,7 @@ class ChatView:
                 self.sent.append(msg)
             watch_decision(self.thread_id, event.plan_hash)
         elif kind == "step_started":
-            step = cl.Step(name=event.title, type="tool", default_open=False)
+            step = cl.Step(name=said_names(event.title).replace("`", ""), type="tool", default_open=False)
             step.input = event.tool
             step.start = utc_now()
             self.steps[event.step_id] = step
@@ -308,19 +318,22 @@ class ChatView:
                 _keep_redacted(event.reveal, shown_once)
                 await self._send(cl.Message(content=shown_once))
         elif kind == "table":
-            self.tables[event.step_id] = event.table
-            shown = presented(event.table, await _labels())
-            name = "_".join("".join(ch for ch in c.lower() if ch.isalnum()) for c in shown.columns)[:60] or "result"
+            self.tables[event.step_id] = event
+            labels = {**await _labels(), **event.labels}
+            shown = presented(event.table, labels, event.units)  # the CSV keeps raw numbers
+            name = "_".join("".join(ch for ch in c.lower() if ch.isalnum()) for c in
+                            presented(event.table, labels).columns)[:60] or "result"
             download = cl.File(name=f"{name}.csv", content=csv_text(shown).encode(), mime="text/csv", display="inline")
-            await self._send(cl.Message(content=table_markdown(shown), elements=[download]))
+            await self._send(cl.Message(content=table_markdown(readable(event.table, labels, event.units)),
+                                        elements=[download]))
             if event.table.sql:
                 sql = cl.Step(name="SQL", type="tool", language="sql", default_open=False, show_input=False)
                 sql.output = pretty_sql(event.table.sql)
                 await self._send(sql)
         elif kind == "chart":
-            table = self.tables.get(event.step_id)
-            if table is not None:
-                fig = figure(event, table, await _labels())
+            shown_table = self.tables.get(event.step_id)
+            if shown_table is not None:
+                fig = figure(event, shown_table.table, {**await _labels(), **shown_table.labels}, shown_table.units)
                 title = fig["layout"]["title"]["text"]
                 chart = PlotlyJson(name=title or "chart", content=json.dumps(fig, default=str), display="inline")
                 await self._send(cl.Message(content=f"Chart: {title}", elements=[chart]))
@@ -553,7 +566,8 @@ async def _await_decision(thread_id: str, plan_hash: str) -> None:
     await cl.Message(content="\n".join(lines)).send()
     for result in (state.results.values() if ran else ()):
         if result.table is not None:
-            await cl.Message(content=table_markdown(presented(result.table, await _labels()))).send()
+            labels = {**await _labels(), **(result.data.get("labels") or {})}
+            await cl.Message(content=table_markdown(readable(result.table, labels, result.data.get("units")))).send()
     if waiting is not None and decision.decision == "edited":  # the edited plan waits here too
         await send_approval(thread_id, waiting.plan, waiting.plan_hash, waiting.needs_approval, waiting.notice)
         watch_decision(thread_id, waiting.plan_hash)
@@ -769,10 +783,13 @@ async def resume(thread: ThreadDict) -> None:
     await view.show(session.resume)  # finishes a run a crash cut short, if any
     waiting = await asyncio.to_thread(session.pending)
     if waiting is not None:  # its buttons on the plan the history shows, or the plan anew where it shows none
-        shown_plan = next((step for step in reversed(thread.get("steps") or [])
-                           if _metadata(step).get("lathe_plan") == waiting.plan_hash), None)
+        steps = thread.get("steps") or []
+        shown_plan = next((step for step in reversed(steps) if _metadata(step).get("lathe_plan") == waiting.plan_hash),
+                          None)
+        # What the thread said before the plan, so its summary is not read again in the plan's header.
+        said = "\n".join(str(s.get("output") or "") for s in steps[:steps.index(shown_plan)]) if shown_plan else ""
         message = await send_approval(session.thread_id, waiting.plan, waiting.plan_hash, waiting.needs_approval,
-                                      waiting.notice, shown=shown_plan)
+                                      waiting.notice, said=said, shown=shown_plan)
         if shown_plan is None:
             view.sent.append(message)
         else:  # the redraw below would put back the plan as stored, without its "Waiting for …" header

@@ -64,6 +64,8 @@ class TableEvent(_Event):
     type: Literal["table"] = "table"
     step_id: str
     table: TableData
+    labels: dict[str, str] = Field(default_factory=dict, description="the semantic layer's labels of its columns")
+    units: dict[str, str] = Field(default_factory=dict, description="its metrics' units, by column (USD, percent)")
 
 
 class ChartSpec(_Event):
@@ -75,6 +77,8 @@ class ChartSpec(_Event):
     y: list[str]
     color: str | None = None
     title: str = ""
+    pie: bool = Field(False, description="the rows are parts of a whole (one additive measure over a few "
+                      "categories), which a pie may show")
 
 
 class ErrorEvent(_Event):

@@ -61,7 +61,8 @@ def execute_node(state: AgentState, runtime: Runtime[AgentResources]) -> dict[st
                       job_id=job_id, job_kind=result.data.get("kind") if job_id else None,
                       reveal=out.reveal if result.ok else {}))
     if result.ok and full is not None:
-        emit(TableEvent(step_id=step.id, table=full))
+        emit(TableEvent(step_id=step.id, table=full, labels=result.data.get("labels") or {},
+                        units=result.data.get("units") or {}))
         chart: ChartSpec | None = chart_for(step.id, full)
         if chart is not None:
             emit(chart)

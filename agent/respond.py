@@ -42,7 +42,8 @@ def compose(state: AgentState) -> tuple[str, str, str]:
         elif r.ok and s.tool == "endpoint_report" and r.data.get("summary"):
             lines.append(health_answer(r.data))
         elif r.ok:
-            lines.append(f"- done: {s.title}: {r.text.splitlines()[0] if r.text else 'ok'}")
+            said = f"{s.title}: {r.text.splitlines()[0].strip() if r.text.strip() else 'done'}".rstrip(":")
+            lines.append(said + ("" if said.endswith((".", "?", "!")) else "."))  # a sentence, not a log line
         else:
             lines.append(f"- failed: {s.title}: {r.error}")
     rest = "\n".join(lines)

@@ -39,6 +39,15 @@ def label(column: str, labels: dict[str, str] | None = None) -> str:
     return labels.get(column) or labels.get(column.rsplit("__", 1)[-1]) or humanise(column)
 
 
+_SEMANTIC_NAME = re.compile(r"\b[A-Za-z0-9_]+__[A-Za-z0-9_]+\b")  # `customer__region`, `metric_time__month`
+
+
+def said_names(text: str, labels: dict[str, str] | None = None) -> str:
+    """A title with the semantic layer's names said as their labels: "revenue by customer__region" → "revenue by
+    region"; other words (a table's name) stay."""
+    return _SEMANTIC_NAME.sub(lambda m: label(m.group(), labels).lower(), text)
+
+
 def at_grain(value: Any, grain: str | None) -> Any:
     """An ISO date or timestamp shown at its grain; any other value as it is."""
     if grain is None or not isinstance(value, str) or len(value) < 10:
@@ -71,14 +80,6 @@ def compact(value: Any) -> str:
     return f"{value:,.2f}"
 
 
-def presented(table: TableData, labels: dict[str, str] | None = None) -> TableData:
-    """The table with labelled columns and dates at their grain (numbers stay numbers, for charts and CSV)."""
-    grains = [grain_of(c) for c in table.columns]
-    rows = [[at_grain(v, g) for v, g in zip(r, grains)] for r in table.rows]
-    return table.model_copy(update={"columns": [label(c, labels) for c in table.columns], "rows": rows,
-                                    "masked_columns": [label(c, labels) for c in table.masked_columns]})
-
-
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -88,11 +89,49 @@ _PERCENT = ("percent", "%", "pct")
 _UNIT_IN_LABEL = re.compile(r"\s*\(([^()]+)\)\s*$")  # "Resolution time (hours)"
 
 
+def is_percent(unit: str | None) -> bool:
+    """A share: its values are fractions (0.125), read as "12.5%"."""
+    return unit is not None and unit.lower() in _PERCENT
+
+
+def unit_label(text: str, unit: str | None) -> str:
+    """A column's label with its unit, as a header or an axis names it: "Revenue (USD)"; a label that names its
+    unit already keeps it once, and a share says its unit in its values ("12.5%"), not in its header."""
+    if not unit or is_percent(unit) or _UNIT_IN_LABEL.search(text):
+        return text
+    return f"{text} ({unit})"
+
+
+def presented(table: TableData, labels: dict[str, str] | None = None,
+              units: dict[str, str] | None = None) -> TableData:
+    """The table with labelled columns (with their metric's unit) and dates at their grain; numbers stay numbers,
+    for charts and CSV."""
+    units = units or {}
+    grains = [grain_of(c) for c in table.columns]
+    rows = [[at_grain(v, g) for v, g in zip(r, grains)] for r in table.rows]
+    named = {c: unit_label(label(c, labels), units.get(c)) for c in [*table.columns, *table.masked_columns]}
+    return table.model_copy(update={"columns": [named[c] for c in table.columns], "rows": rows,
+                                    "masked_columns": [named[c] for c in table.masked_columns]})
+
+
+def readable(table: TableData, labels: dict[str, str] | None = None,
+             units: dict[str, str] | None = None) -> TableData:
+    """The table as a person reads it in a message: `presented`, with shares written as percentages ("12.5%");
+    other figures stay numbers for the front-end's own formatting (thousands separators)."""
+    shown = presented(table, labels, units)
+    shares = [i for i, c in enumerate(table.columns) if is_percent((units or {}).get(c))]
+    if not shares:
+        return shown
+    rows = [[with_unit(v, "percent") if i in shares and _is_number(v) else v for i, v in enumerate(r)]
+            for r in shown.rows]
+    return shown.model_copy(update={"rows": rows})
+
+
 def with_unit(value: Any, unit: str | None) -> str:
     """A compact figure with its unit: "$17.6 M", "6.1%" (the value a fraction, as ratio metrics are), "12.35 hours"."""
     if unit is None or not _is_number(value):
         return compact(value)
-    if unit.lower() in _PERCENT:
+    if is_percent(unit):
         return f"{value * 100:,.1f}%"
     sign = _CURRENCY_SIGNS.get(unit.upper()) or (unit if unit in _CURRENCY_SIGNS.values() else None)
     if sign:

@@ -1,16 +1,15 @@
-"""What the front-ends draw from events: Markdown tables (data never breaks the layout), plan checklists,
+"""What the front-ends draw from events: Markdown tables (data never breaks the layout),
 Plotly figures from chart specs, and a person's JSON edit of a step read with clear errors."""
 from __future__ import annotations
 
 import pytest
 
 from agent.channels.edits import parse_step_edit
-from agent.channels.markdown_views import cell_text, edit_prompt, plan_checklist, table_markdown
+from agent.channels.markdown_views import cell_text, table_markdown
 from agent.channels.plotly_figures import figure
 from agent.events import ChartSpec
-from agent.state import Plan, Step, TableData
+from agent.state import TableData
 from core.errors import UserError
-from tools.risk import Risk
 
 
 def test_cells_from_data_cannot_break_the_table():
@@ -30,33 +29,6 @@ def test_a_table_shows_its_first_rows_and_says_what_it_left_out():
                       "rows limited to 10,000_")
     assert table_markdown(TableData(columns=["a"], rows=[])).splitlines()[-1] == "_no rows_"
     assert table_markdown(TableData(columns=["a"], rows=[[1]], row_count=1)).splitlines()[-1] == "_1 row_"
-
-
-def _plan() -> Plan:
-    return Plan(summary="Two steps.", steps=[
-        Step(id="s1", tool="run_sql", args={"sql": "SELECT 1"}, title="Count", risk=Risk.read),
-        Step(id="s2", tool="create_derived_table", args={"name": "t", "select_sql": "SELECT 1"},
-             title='create_derived_table(name="t")', risk=Risk.write, estimated_cost="creates table `t`",
-             depends_on=["s1"])])
-
-
-def test_a_plan_checklist_ticks_finished_steps_and_marks_what_waits():
-    lines = plan_checklist(_plan(), ["s2"]).splitlines()
-    assert lines[0] == "**Plan** — Two steps."
-    assert lines[2] == "- [ ] `s1` Count — _read_\\"
-    assert lines[4] == "- [ ] `s2` create_derived_table — _write · creates table `t`_ · **needs approval**\\"
-    assert lines[5] == '  `create_derived_table(name="t", select_sql="SELECT 1")`'
-    done = plan_checklist(_plan(), ["s2"], {"s1": True, "s2": False}).splitlines()
-    assert done[2].startswith("- [x] `s1`")
-    assert done[4] == "- [!] `s2` create_derived_table — _write · creates table `t`_\\"
-
-
-def test_the_edit_prompt_shows_the_step_arguments_as_json():
-    text = edit_prompt(_plan(), "s2")
-    assert text.startswith("Edit step `s2` (create_derived_table)")
-    assert '```json\n{\n  "name": "t",\n  "select_sql": "SELECT 1"\n}\n```' in text
-    with pytest.raises(UserError, match="the plan has no step `s9`"):
-        edit_prompt(_plan(), "s9")
 
 
 def test_a_typed_edit_becomes_the_session_edit_or_a_clear_error():

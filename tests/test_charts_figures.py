@@ -4,7 +4,7 @@ to its top rows (the table keeps them all)."""
 from __future__ import annotations
 
 from agent.channels.plotly_figures import MAX_BARS, MAX_SERIES, figure
-from agent.charts import chart_for
+from agent.charts import MAX_SLICES, additive_columns, chart_for
 from agent.events import ChartSpec
 from agent.state import TableData
 
@@ -18,7 +18,7 @@ def _buttons(fig):
 
 def test_the_switch_offers_a_table_of_every_column():
     table = TableData(columns=["customer__region", "revenue"], row_count=2, rows=[["NA", 1234.5], ["EMEA", 99.0]])
-    fig = figure(ChartSpec(step_id="s1", kind="bar", x="customer__region", y=["revenue"]), table)
+    fig = figure(ChartSpec(step_id="s1", kind="bar", x="customer__region", y=["revenue"], pie=True), table)
     buttons = _buttons(fig)
     assert list(buttons) == ["Table", "Bar", "Line", "Pie"]
     assert fig["layout"]["updatemenus"][0]["active"] == 1  # the chart opens as bars
@@ -109,3 +109,65 @@ def test_many_series_keep_the_largest():
 def test_no_chart_of_one_row_or_of_no_measure():
     assert chart_for("s1", TableData(columns=["r", "v"], rows=[["NA", 1.0]], row_count=1)) is None
     assert chart_for("s1", TableData(columns=["a", "b"], rows=[["x", "y"], ["z", "w"]], row_count=2)) is None
+
+
+SUM_BY_REGION = ("SELECT customer.region AS customer__region, SUM(order_items.amount) AS revenue FROM order_items "
+                 "LEFT JOIN customers AS customer ON order_items.customer_id = customer.customer_id GROUP BY 1")
+# As the semantic layer compiles several metrics: each measure in a CTE, joined and renamed in the outer query.
+COMPILED = """WITH n0 AS (SELECT customer.region AS customer__region, SUM(order_items.amount) AS revenue_amount
+  FROM order_items LEFT JOIN customers AS customer ON order_items.customer_id = customer.customer_id GROUP BY 1),
+n1 AS (SELECT customer.region AS customer__region, COUNT(orders.order_id) AS order_count,
+  COUNT(orders.order_id) FILTER (WHERE orders.status = 'returned') AS returned,
+  COUNT(DISTINCT orders.customer_id) AS buyers, AVG(orders.total) AS average_total
+  FROM orders LEFT JOIN customers AS customer ON orders.customer_id = customer.customer_id GROUP BY 1)
+SELECT COALESCE(n0.customer__region, n1.customer__region) AS customer__region, n0.revenue_amount AS revenue,
+  n1.order_count AS orders, n1.returned AS returned_orders, n1.buyers AS customers_with_orders,
+  n1.average_total AS average_order_value,
+  CAST(n1.returned AS DOUBLE) / CAST(NULLIF(n1.order_count, 0) AS DOUBLE) AS return_rate
+FROM n0 FULL OUTER JOIN n1 ON n0.customer__region IS NOT DISTINCT FROM n1.customer__region"""
+
+
+def test_additive_columns_are_sums_and_counts_traced_through_the_query():
+    assert additive_columns(SUM_BY_REGION) == {"revenue"}
+    assert additive_columns(COMPILED) == {"revenue", "orders", "returned_orders"}
+    assert additive_columns("select status, count(*) as n from orders group by 1") == {"n"}
+    assert additive_columns("select s, n from (select status as s, sum(qty) as n from orders group by 1) t") == {"n"}
+    assert additive_columns("select region, sum(amount)::double as revenue from o group by 1") == {"revenue"}
+    for sql in ("select region, avg(amount) as a from o group by 1",
+                "select region, median(ms) as p50 from o group by 1",
+                "select region, sum(a) / count(*) as mean from o group by 1",
+                "select region, max(amount) as top from o group by 1",
+                "select region, amount from o",
+                "select region, sum(a) as s from o group by 1 union all select 'x', 1",
+                "", "this is not sql ("):
+        assert additive_columns(sql) == set(), sql
+
+
+def _pie(chart) -> bool:
+    return "Pie" in _buttons(figure(chart, TABLES[chart.step_id]))
+
+
+TABLES = {
+    "sum": TableData(columns=["customer__region", "revenue"], sql=SUM_BY_REGION, row_count=4,
+                     rows=[["NA", 9.8], ["EMEA", 9.4], ["APAC", 5.6], ["LATAM", 2.9]]),
+    "avg": TableData(columns=["customer__region", "revenue"], sql=SUM_BY_REGION.replace("SUM(", "AVG("), row_count=2,
+                     rows=[["NA", 9.8], ["EMEA", 9.4]]),
+    "no_sql": TableData(columns=["Percentile", "Latency (ms)"], row_count=3,
+                        rows=[["p50", 278.3], ["p95", 331.3], ["p99", 331.8]]),
+    "negative": TableData(columns=["customer__region", "revenue"], sql=SUM_BY_REGION, row_count=2,
+                          rows=[["NA", 9.8], ["EMEA", -1.0]]),
+    "many": TableData(columns=["customer__region", "revenue"], sql=SUM_BY_REGION, row_count=MAX_SLICES + 1,
+                      rows=[[f"r{i}", float(i + 1)] for i in range(MAX_SLICES + 1)]),
+    "time": TableData(columns=["metric_time__month", "revenue"], row_count=2,
+                      sql=SUM_BY_REGION.replace("customer.region", "DATE_TRUNC('MONTH', ordered_at)"),
+                      rows=[["2026-01-01", 9.8], ["2026-02-01", 9.4]]),
+    "two": TableData(columns=["customer__region", "revenue", "orders"], row_count=2, rows=[["NA", 9.8, 3], ["EMEA", 9.4, 2]],
+                     sql=SUM_BY_REGION.replace(" AS revenue", " AS revenue, COUNT(*) AS orders")),
+}
+
+
+def test_a_pie_is_offered_only_for_parts_of_a_whole():
+    charts = {k: chart_for(k, t) for k, t in TABLES.items()}
+    assert charts["sum"].pie and _pie(charts["sum"])  # one additive measure by a few categories
+    for kind in ("avg", "no_sql", "negative", "many", "time", "two"):
+        assert not charts[kind].pie and not _pie(charts[kind]), kind

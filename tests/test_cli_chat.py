@@ -220,3 +220,59 @@ def test_a_followed_job_is_one_progress_bar_on_a_terminal():
     assert "━" in drawn and "\r" in drawn  # a bar, redrawn in place rather than a line per change
     last = drawn.rsplit("\r", 1)[-1]
     assert "job job-1 running" in last and "3/4" in last and "75%" in last and "~10 s left · loss 1.7" in last
+
+
+def test_the_terminal_shows_units_in_headers_and_shares_in_cells():
+    from rich.console import Console
+
+    from agent.events import TableEvent
+    from agent.state import TableData
+    from cli.chat.terminal import TerminalView
+
+    console = Console(record=True, width=120)
+    TerminalView(console).render(TableEvent(
+        step_id="s1", labels={"revenue": "Revenue", "return_rate": "Return rate"},
+        units={"revenue": "USD", "return_rate": "percent"},
+        table=TableData(columns=["customer__region", "revenue", "return_rate"], row_count=1,
+                        rows=[["NA", 17_612_000.5, 0.125]])))
+    lines = [" ".join(line.replace("│", " ").replace("┃", " ").split()) for line in console.export_text().splitlines()]
+    assert "Region Revenue (USD) Return rate" in lines and "NA 17,612,000.50 12.5%" in lines
+
+
+FINETUNE_SAID = ("Noted: technique dpo.\n\nThe plan:\nModel: tiny-llama (llama3).\n"
+                 "Memory: about 553 MiB at its peak, of 19.1 GiB free:\n  - model weights: 4 MiB\n"
+                 "  - gradients: 2 MiB\n  Trainable parameters: 551,552.\nSettings (any can be changed by name):\n"
+                 "  - method = full: small enough.\n\n"
+                 "Starting the job spends compute, so it waits for your approval.")
+
+
+def test_the_terminal_shows_a_plan_once_as_the_ui_does():
+    from rich.console import Console
+
+    from agent.events import ApprovalNeeded, PlanProposed, TextDelta
+    from agent.state import Plan, Step
+    from cli.chat.terminal import TerminalView
+
+    plan = Plan(summary=FINETUNE_SAID, steps=[
+        Step(id="s1", tool="start_finetune", title="Fine-tune tiny-llama with dpo on reply_preferences",
+             risk="compute", args={"table": "reply_preferences", "model": "tiny-llama", "technique": "dpo"},
+             estimated_cost="Memory: about 553 MiB at its peak, of 19.1 GiB free:; Duration: about 27 min"),
+        Step(id="s2", tool="create_derived_table", title="Create table `emea_customers`", risk="write",
+             args={"name": "emea_customers", "select_sql": "select * from customers where region = 'EMEA'"})])
+    console = Console(record=True, width=120)
+    view = TerminalView(console)
+    for part in (FINETUNE_SAID[:40], FINETUNE_SAID[40:]):  # streamed in pieces, as a planner says it
+        view.render(TextDelta(text=part))
+    view.render(PlanProposed(plan=plan, plan_hash="h1", needs_approval=["s1", "s2"]))
+    view.render(ApprovalNeeded(thread_id="t", plan=plan, plan_hash="h1", needs_approval=["s1", "s2"]))
+    out = console.export_text()
+    lines = [line.strip() for line in out.splitlines()]
+    assert out.count("Noted: technique dpo.") == 1 and out.count("Starting the job spends compute") == 1
+    assert out.count("needs approval") == 2 and out.count("Plan") == 1  # the checklist, once
+    # The explanation as a clean list: each labelled line an item, indented lines nested under it.
+    assert "• The plan:" in lines and "• Model: tiny-llama (llama3)." in lines
+    assert "• model weights: 4 MiB" in lines and "• Trainable parameters: 551,552." in lines
+    # No empty fields in the step's cost, its SQL laid out as code, not a call's text.
+    assert "free:;" not in out and "of 19.1 GiB free · Duration: about 27 min" in " ".join(out.split())
+    assert "SELECT" in lines and "FROM customers" in lines and "WHERE" in lines
+    assert "select_sql=" not in out and "create_derived_table(" not in out and "`" not in out

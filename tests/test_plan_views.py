@@ -26,6 +26,9 @@ def test_a_plan_reads_once_with_its_sql_as_a_code_block():
     # Said just before in the answer's text: the headline does not say it again.
     said = plan_markdown(_plan(), ["s2"], said="Running your SQL on the warehouse (read-only).")
     assert said.startswith("**Plan**\n") and "Running your SQL" not in said
+    # Said as a list (a fine-tune's explanation is laid out so in the message before it): not said again either.
+    steps = Plan(summary="Noted: dpo.\nMemory: 1 MiB:\n  - weights: 1 MiB\n\nIt waits.", steps=_plan().steps)
+    assert "Noted" not in plan_markdown(steps, [], said="History…\n" + explanation_markdown(steps.summary))
     lines = text.splitlines()
     assert "- [ ] `s1` **Run the SQL as typed** — _read · reads at most 10,000 rows_" in lines
     assert lines.count("  ```sql") == 2 and "  SELECT" in lines and "  GROUP BY" in lines  # formatted, indented

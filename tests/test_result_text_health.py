@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from agent.channels.plotly_figures import figure
 from agent.charts import chart_for
 from agent.health_text import health_answer
 from agent.state import TableData
@@ -74,5 +75,8 @@ def test_the_report_tool_answers_with_latency_rows_to_plot(workspace):
     assert all(isinstance(r[1], float) and r[1] > 0 for r in table.rows)
     chart = chart_for("s1", table)
     assert chart is not None and (chart.kind, chart.x) == ("bar", "Percentile")
+    # Percentiles are not parts of a whole: no pie is offered for them.
+    assert not chart.pie
+    assert "Pie" not in [b["label"] for b in figure(chart, table)["layout"]["updatemenus"][0]["buttons"]]
     text = health_answer(out.data)
     assert _cells(text)[2][0] == "8" and "Too little traffic for a drift test: 8 requests" in text

@@ -129,6 +129,7 @@ def _second_run(page, url: str, llm: ScriptedLLM, thread_id: str, title: str, by
     shown(page, page.get_by_text("revenue by region", exact=True).first)
     shown(page, page.get_by_text("Waiting for your approval").first)  # the resumed plan is drawn after the thread
     assert page.get_by_text("Waiting for your approval").count() == 1  # the resumed plan, once, with its buttons
+    assert page.get_by_text("create table orders_by_status from that query").count() == 1  # its summary, once
     click(page, page.get_by_role("button", name="Edit").first)
     name = shown(page, page.locator("input[name='name']"))  # a form of the step's arguments
     name.fill("orders_per_status")

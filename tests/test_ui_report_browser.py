@@ -37,16 +37,16 @@ def test_results_read_like_a_report(demo_ws: Workspace, tmp_path):
             shown(page, page.get_by_placeholder("Ask about your data", exact=False))  # the chat is ready
             ask(page, "revenue by region")
             table = shown(page, page.locator("table", has_text="Region").first)
-            assert [h.inner_text().strip() for h in table.locator("th").all()] == ["Region", "Revenue"]
+            assert [h.inner_text().strip() for h in table.locator("th").all()] == ["Region", "Revenue (USD)"]
             shown(page, page.get_by_text(f"{leader} leads with").first)  # the closing sentence
             assert "columns:" not in page.locator("body").inner_text()
 
-            # The rows as CSV, headers as shown.
+            # The rows as CSV, headers as shown, numbers raw.
             with page.expect_download() as got:
                 click(page, page.get_by_text("region_revenue.csv").first)
             rows = list(csv.reader(io.StringIO(got.value.path().read_text())))
-            assert rows[0] == ["Region", "Revenue"] and sorted(r[0] for r in rows[1:]) == sorted(
-                r[0] for r in revenue["rows"])
+            assert rows[0] == ["Region", "Revenue (USD)"]
+            assert sorted((r[0], float(r[1])) for r in rows[1:]) == sorted((r[0], r[1]) for r in revenue["rows"])
 
             # The SQL, one click away, one clause a line.
             click(page, page.locator("button", has_text="SQL").last)

@@ -63,3 +63,20 @@ def test_csv_and_sql_as_shown():
     assert pretty_sql("select a, count(*) from t group by a").splitlines() == [
         "SELECT", "  a,", "  COUNT(*)", "FROM t", "GROUP BY", "  a"]
     assert pretty_sql("this is not sql (") == "this is not sql ("
+
+
+def test_an_answer_ends_with_what_was_done_in_a_plain_sentence():
+    from agent.respond import compose
+    from agent.state import AgentState, Plan, Step, StepResult
+
+    plan = Plan(steps=[Step(id="s1", tool="deploy_model", title="Deploy tiny-qwen3-sft (serverless)"),
+                       Step(id="s2", tool="create_derived_table", title="Create table `t`", depends_on=["s1"])])
+    state = AgentState(plan=plan, results={
+        "s1": StepResult(step_id="s1", tool="deploy_model", ok=True,
+                         text="endpoint `tiny-qwen3-sft` is idle at http://127.0.0.1:1/v1 (serverless)\nmore"),
+        "s2": StepResult(step_id="s2", tool="create_derived_table", ok=True, text="")})
+    _, rest, outcome = compose(state)
+    assert outcome == "answered" and "done:" not in rest
+    assert rest.splitlines() == [
+        "Deploy tiny-qwen3-sft (serverless): endpoint `tiny-qwen3-sft` is idle at http://127.0.0.1:1/v1 (serverless).",
+        "Create table `t`: done."]

@@ -1,4 +1,4 @@
-"""Markdown for what a session shows people: a plan as a checklist, a result table, the edit form text.
+"""Markdown for what a session shows people: a result table, a new endpoint with its snippets, CSV and SQL text.
 
 Pure functions of events and plans, shared by every front-end that speaks Markdown; they never run or
 decide anything, and they escape cell text so data can never change the layout around it.
@@ -9,11 +9,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only for hints: the chat UI imports this before the agent has loaded
-    from agent.state import Plan, TableData
+    from agent.state import TableData
 
 SHOWN_ROWS = 50  # rows of a result shown in a chat message; the rest are counted, not drawn
 _CELL_CHARS = 120
-_MARKS = {None: "[ ]", True: "[x]", False: "[!]"}
 
 
 def plain_cell(value: Any) -> str:
@@ -61,29 +60,6 @@ def table_markdown(table: TableData, max_rows: int = SHOWN_ROWS) -> str:
         notes.append("masked (PII): " + ", ".join(table.masked_columns))
     notes += table.warnings
     return "\n".join([head, rule, *body, "", "_" + "; ".join(notes) + "_"])
-
-
-def plan_checklist(plan: Plan, needs_approval: list[str], finished: dict[str, bool] | None = None) -> str:
-    """The plan as a Markdown checklist: one line per step, ticked when done, marked when it failed."""
-    finished = finished or {}
-    lines = [f"**Plan** — {plan.summary}" if plan.summary else "**Plan**", ""]
-    for s in plan.order():
-        mark = _MARKS[finished.get(s.id)]
-        wait = " · **needs approval**" if s.id in needs_approval and s.id not in finished else ""
-        cost = f" · {s.estimated_cost}" if s.estimated_cost else ""
-        # A title that only repeats the call (as LLM plans have) gives way to the tool's name.
-        label = s.title if s.title and not s.title.startswith(f"{s.tool}(") else s.tool
-        lines.append(f"- {mark} `{s.id}` {label} — _{s.risk.value}{cost}_{wait}\\")  # a hard line break
-        lines.append(f"  `{s.call_text()}`")
-    return "\n".join(lines)
-
-
-def edit_prompt(plan: Plan, step_id: str) -> str:
-    """What a person sees when editing a step: its arguments as JSON to change and send back."""
-    step = plan.step(step_id)
-    args = json.dumps(step.args, indent=2, ensure_ascii=False, default=str)
-    return (f"Edit step `{step.id}` ({step.tool}): send the arguments to change as a JSON object; the others "
-            f"stay as they are. Its arguments now:\n\n```json\n{args}\n```")
 
 
 def endpoint_markdown(reveal: dict[str, str], kept: str | None = None) -> str:

@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from agent.channels.markdown_views import pretty_sql
+from agent.result_text import said_names
 
 if TYPE_CHECKING:  # only for hints: the chat UI imports this before the agent has loaded
     from agent.state import Plan, Step
@@ -24,10 +25,11 @@ _KINDS = {bool: "true or false", int: "a whole number", float: "a number", dict:
 def plan_markdown(plan: Plan, needs_approval: list[str], finished: dict[str, bool] | None = None,
                   said: str = "") -> str:
     """The plan as a checklist, ticked as steps finish; its summary is left out when `said` (the answer's text just
-    shown) already says it, so a plan is never read twice."""
+    shown, as it was streamed or as its explanation was laid out) already says it, so a plan is never read twice."""
     finished = finished or {}
     summary = plan.summary.strip()
-    lines = ["**Plan**" + (f" — {summary}" if summary and summary not in said else ""), ""]
+    told = summary in said or explanation_markdown(summary) in said
+    lines = ["**Plan**" + (f" — {summary}" if summary and not told else ""), ""]
     for s in plan.order():
         lines += step_lines(s, s.id in needs_approval and s.id not in finished, finished.get(s.id))
     return "\n".join(lines)
@@ -35,7 +37,7 @@ def plan_markdown(plan: Plan, needs_approval: list[str], finished: dict[str, boo
 
 def step_lines(s: Step, waits: bool, done: bool | None = None) -> list[str]:
     """One step: its mark, title, risk and cost on one line; its SQL in a code block; its other arguments."""
-    label = s.title if s.title and not s.title.startswith(f"{s.tool}(") else s.tool
+    label = said_names(s.title) if s.title and not s.title.startswith(f"{s.tool}(") else s.tool
     about = " · ".join([s.risk.value, *cost_parts(s.estimated_cost)])
     lines = [f"- {_MARKS[done]} `{s.id}` **{label}** — _{about}_" + (" · **needs approval**" if waits else "")]
     others = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agent.result_text import label, presented
+from agent.result_text import is_percent, label, presented, readable, unit_label
 
 if TYPE_CHECKING:  # only for hints: the chat UI imports this before the agent has loaded
     from agent.events import ChartSpec
@@ -52,10 +52,22 @@ def _axes(chart: ChartSpec, rows: list[list[Any]], idx: dict[str, int]) -> list[
     return ["y" if max(s, size[0]) / min(s, size[0]) <= SCALE_RATIO else "y2" for s in size]
 
 
-def figure(chart: ChartSpec, table: TableData, labels: dict[str, str] | None = None) -> dict[str, Any]:
+def chart_title(chart: ChartSpec, labels: dict[str, str] | None = None) -> str:
+    """What a chart shows, in labels: "Revenue by region", "Revenue by month and region"."""
+    title = " and ".join(label(y, labels) for y in chart.y) + f" by {label(chart.x, labels).lower()}"
+    return title + (f" and {label(chart.color, labels).lower()}" if chart.color else "")
+
+
+def figure(chart: ChartSpec, table: TableData, labels: dict[str, str] | None = None,
+           units: dict[str, str] | None = None) -> dict[str, Any]:
     """`{"data": [...traces], "layout": {...}, "config": {...}}` for plotly.js; one trace per measure, or per colour
-    value; axes labelled, dates at their grain, with buttons that switch between a table, bars, lines and (one
-    series) a pie."""
+    value; axes labelled with their units, dates at their grain, with buttons that switch between a table, bars,
+    lines and (for parts of a whole) a pie."""
+    units = units or {}
+
+    def titled(y: str) -> str:
+        return unit_label(label(y, labels), units.get(y))
+
     idx = {c: i for i, c in enumerate(table.columns)}
     missing = [c for c in [chart.x, *chart.y, *([chart.color] if chart.color else [])] if c not in idx]
     if missing:
@@ -91,16 +103,19 @@ def figure(chart: ChartSpec, table: TableData, labels: dict[str, str] | None = N
         xs = [r[idx[chart.x]] for r in rows]
         traces = [{"type": trace_type, "name": label(y, labels), "x": xs, "y": [r[idx[y]] for r in rows], **mode}
                   for y in chart.y]
+    for t, y in zip(traces, [chart.y[0]] * len(traces) if chart.color else chart.y):  # hovers read "12.5%"
+        if is_percent(units.get(y)):
+            t["yhoverformat"] = ".1%"
     # What the Table button shows rides on the first trace (ignored while it is drawn as bars or lines).
-    traces[0]["header"] = {"values": shown.columns, "fill": {"color": FAINT}, "line": {"color": FAINT},
+    read = readable(table.model_copy(update={"rows": table.rows[:MAX_POINTS]}), labels, units)
+    traces[0]["header"] = {"values": read.columns, "fill": {"color": FAINT}, "line": {"color": FAINT},
                            "font": {"color": INK}, "align": "left"}
-    traces[0]["cells"] = {"values": [[_cell(r[i]) for r in shown.rows] for i in range(len(shown.columns))],
+    traces[0]["cells"] = {"values": [[_cell(r[i]) for r in read.rows] for i in range(len(read.columns))],
                           "fill": {"color": "rgba(0,0,0,0)"}, "line": {"color": FAINT}, "font": {"color": INK},
                           "align": "left"}
-    x_title, y_title = label(chart.x, labels), label(chart.y[0], labels) if len(chart.y) == 1 else ""
-    title = " and ".join(label(y, labels) for y in chart.y) + f" by {x_title.lower()}"
-    if chart.color:
-        title += f" and {label(chart.color, labels).lower()}"
+    x_title = label(chart.x, labels)
+    y_title = titled(chart.y[0]) if len(chart.y) == 1 else ""
+    title = chart_title(chart, labels)
     axis = {"gridcolor": FAINT, "zerolinecolor": FAINT, "linecolor": FAINT, "automargin": True}
     layout: dict[str, Any] = {
         # Over the switch's buttons, from the plot's left edge, so a long title never runs into them.
@@ -118,21 +133,25 @@ def figure(chart: ChartSpec, table: TableData, labels: dict[str, str] | None = N
     if "y2" in sides:  # two scales: the larger measures on the left, the others on a right-hand axis
         for t, side in zip(traces, sides):
             t["yaxis"] = side
-        layout["yaxis"]["title"]["text"] = ", ".join(label(y, labels) for y, s in zip(chart.y, sides) if s == "y")
-        layout["yaxis2"] = {**axis, "title": {"text": ", ".join(label(y, labels) for y, s in zip(chart.y, sides)
+        layout["yaxis"]["title"]["text"] = ", ".join(titled(y) for y, s in zip(chart.y, sides) if s == "y")
+        layout["yaxis2"] = {**axis, "title": {"text": ", ".join(titled(y) for y, s in zip(chart.y, sides)
                                                                  if s == "y2")},
                             "overlaying": "y", "side": "right", "separatethousands": True, "showgrid": False}
         layout["margin"]["r"] = 70
+    for axis_name, side in (("yaxis", "y"), ("yaxis2", "y2")):  # ticks of shares read "12.5%"
+        on_it = [y for y, s in zip(chart.y, sides) if s == side]
+        if axis_name in layout and on_it and all(is_percent(units.get(y)) for y in on_it):
+            layout[axis_name]["tickformat"] = ".1%"
     if len(traces) > 1:
         layout["barmode"] = "group"
         for i, t in enumerate(traces):
             t["offsetgroup"] = str(i)  # bars on two axes stand side by side, not over each other
-    layout["updatemenus"] = [_switch(chart.kind, traces, pie=not cut and len(rows) <= MAX_BARS)]
+    layout["updatemenus"] = [_switch(chart.kind, traces, pie=chart.pie and not cut)]
     return {"data": traces, "layout": layout, "config": CONFIG}
 
 
 def _switch(kind: str, traces: list[dict[str, Any]], pie: bool) -> dict[str, Any]:
-    """Buttons that show the rows as a table, or redraw them as bars, lines or (one short series) a pie."""
+    """Buttons that show the rows as a table, or redraw them as bars, lines or (parts of a whole) a pie."""
     n = len(traces)
     others = [t["type"] for t in traces[1:]]
     axes = {"xaxis.visible": True, "yaxis.visible": True, "showlegend": n > 1}

@@ -15,6 +15,14 @@ EXIT_FAILED = 1
 EXIT_WAITING = 3
 
 
+def _quiet() -> None:
+    """Renamed arguments inside transformers itself (a fine-tune plan's warm-up steps load it) warn on every plan:
+    nothing a user can change, so the conversation does not show them (as the chat UI does not)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("chat")
     @command
@@ -28,6 +36,7 @@ def register(app: typer.Typer) -> None:
         from cli.chat.terminal import chat as run_chat
 
         ws = workspace()
+        _quiet()
         console = Console()
         with LoadingSession(ws, thread) as session:  # the agent loads while the first prompt waits
             # Prompts such as "[y]es / [n]o" are plain text, not rich markup.
@@ -54,6 +63,7 @@ def register(app: typer.Typer) -> None:
             raise UserError("give a question or SQL, e.g. lathe ask \"SELECT count(*) FROM orders\"; or approve a "
                             "waiting plan with lathe ask --thread ID --approve")
         ws = workspace()
+        _quiet()
         view = None
         if not as_json:
             from rich.console import Console

@@ -1,4 +1,5 @@
-"""The terminal chat: renders a session's events with rich (streamed text, plan checklists, tables), asks
+"""The terminal chat: renders a session's events with rich (streamed Markdown text, plans as the chat UI shows them,
+tables with their units), asks
 for decisions on waiting plans (approve, reject with a reason, edit a step's arguments as JSON), and follows a
 job a run started until it ends, with a progress bar on a terminal and a line per change elsewhere (Ctrl-C stops
 following, never the job).
@@ -18,8 +19,10 @@ from rich.table import Table
 
 from agent.channels.edits import parse_step_edit
 from agent.channels.job_views import approve_hint, evaluation_rows, progress_line, remaining_s
-from agent.channels.markdown_views import SHOWN_ROWS, endpoint_markdown, plain_cell, plan_checklist
-from agent.result_text import presented
+from agent.channels.markdown_views import SHOWN_ROWS, endpoint_markdown, plain_cell
+from agent.channels.plan_views import explanation_markdown, plan_markdown
+from agent.channels.plotly_figures import chart_title
+from agent.result_text import readable, said_names
 from core.errors import UserError
 
 if TYPE_CHECKING:  # the agent loads while the first prompt waits (see `cli/chat/command.py`), not here
@@ -35,14 +38,17 @@ FOLLOW_INTERVAL_S = 1.0  # how often a followed job is polled
 
 
 class TerminalView:
-    """Draws events as they come: text streams inline, everything else on its own lines."""
+    """Draws events as they come: a block of text as Markdown (streamed in place on a terminal), everything else on
+    its own lines; a plan once, as the chat UI shows it."""
 
     def __init__(self, console: Console):
         self.console = console
-        self._in_text = False
-        self._in_code = False  # inside a `code` span of streamed text (spans may cross deltas)
+        self._text = ""  # the block of text being streamed, drawn as Markdown when it ends
+        self._live: Any = None  # on a terminal, that block drawn as it comes (rich Live, erased when it ends)
+        self.said = ""  # the last block of text shown, which a plan's summary may repeat
         self.shown_plan = ""  # hash of the plan last drawn, so a waiting plan is not drawn twice in a row
         self.started_jobs: list[str] = []  # jobs the runs shown so far started, not yet followed
+        self.tables: dict[str, Any] = {}  # the tables shown, by step, for their charts' titles
 
     def show(self, events: Iterable[Event]) -> Done | None:
         """Render every event; the closing `Done` is returned."""
@@ -57,30 +63,29 @@ class TerminalView:
     def render(self, event: Event) -> None:
         kind = event.type
         if kind == "text_delta":
-            self._inline(event.text)
-            self._in_text = True
+            self._stream(event.text)
             return
-        self._end_text()
+        self._end_text(tidy=kind == "plan_proposed")
         if kind == "plan_proposed":
             self.shown_plan = event.plan_hash
-            self.console.print(Markdown(plan_checklist(event.plan, event.needs_approval)))
+            self.console.print(Markdown(plan_markdown(event.plan, event.needs_approval, said=self.said)))
         elif kind == "approval_needed":
             if event.plan_hash != self.shown_plan:
                 self.shown_plan = event.plan_hash
-                self.console.print(Markdown(plan_checklist(event.plan, event.needs_approval)))
+                self.console.print(Markdown(plan_markdown(event.plan, event.needs_approval)))
             if event.notice:
                 self.console.print(f"[yellow]note:[/] {event.notice}", highlight=False)
-            steps = ", ".join(f"`{s}`" for s in event.needs_approval)
+            steps = ", ".join(event.needs_approval)
             self.console.print(f"[bold yellow]Waiting for approval[/] (plan {event.plan_hash}): steps {steps}",
                                highlight=False)
         elif kind == "step_started":
-            self.console.print(f"[dim]→ {event.step_id}: {event.title} ({event.tool})…[/]", highlight=False)
+            title = escape(said_names(event.title).replace("`", ""))
+            self.console.print(f"[dim]→ {event.step_id}: {title} ({event.tool})…[/]", highlight=False)
         elif kind == "step_finished":
             if event.ok:
                 first = event.text.splitlines()[0] if event.text else "done"
                 self.console.print(f"[green]✓[/] {event.step_id}: ", end="", highlight=False)
                 self._inline(first)
-                self._in_code = False
                 self.console.print()
             else:
                 self.console.print(f"[red]✗[/] {event.step_id}: {event.error}", highlight=False)
@@ -89,9 +94,13 @@ class TerminalView:
             if event.reveal.get("api_key"):  # shown this once; the thread keeps it redacted
                 self.console.print(Markdown(endpoint_markdown(event.reveal)))
         elif kind == "table":
-            self.console.print(rich_table(presented(event.table)))
+            self.tables[event.step_id] = event
+            self.console.print(rich_table(readable(event.table, event.labels, event.units)))
         elif kind == "chart":
-            self.console.print(f"[dim]chart: {event.title} ({event.kind}; shown in `lathe ui`)[/]", highlight=False)
+            shown = self.tables.get(event.step_id)
+            title = chart_title(event, shown.labels if shown is not None else None)
+            self.console.print(f"[dim]chart: {escape(title)} ({event.kind}; drawn in the chat UI, lathe ui)[/]",
+                               highlight=False)
         elif kind == "error":
             self.console.print(f"[bold red]error:[/] {event.message}", highlight=False)
         elif kind == "job_progress":
@@ -114,19 +123,34 @@ class TerminalView:
             self.console.print(f"  {approve_hint(p.model_version)}".replace("`", ""), markup=False, highlight=False)
 
     def _inline(self, text: str) -> None:
-        """Streamed Markdown text with its `code` spans styled, as the UI shows them, never as backticks."""
+        """One line of Markdown text with its `code` spans styled, as the UI shows them, never as backticks."""
         for i, part in enumerate(text.split("`")):
-            if i:
-                self._in_code = not self._in_code
             if part:
                 self.console.print(part, end="", markup=False, highlight=False, soft_wrap=True,
-                                   style="bold cyan" if self._in_code else None)
+                                   style="bold cyan" if i % 2 else None)
 
-    def _end_text(self) -> None:
-        if self._in_text:
-            self.console.print()
-            self._in_text = False
-            self._in_code = False
+    def _stream(self, text: str) -> None:
+        """A piece of the text block: kept, and on a terminal drawn in place as Markdown so far."""
+        self._text += text
+        if not self.console.is_terminal:
+            return
+        if self._live is None:
+            from rich.live import Live
+
+            self._live = Live(console=self.console, transient=True, auto_refresh=False)
+            self._live.start()
+        self._live.update(Markdown(self._text), refresh=True)
+
+    def _end_text(self, tidy: bool = False) -> None:
+        """The text block, drawn for good as Markdown; a planner's explanation (`tidy`: a plan follows) laid out as
+        the chat UI lays it out, a clean list."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        if self._text:
+            text, self._text = self._text, ""
+            self.said = text
+            self.console.print(Markdown(explanation_markdown(text) if tidy else text))
 
 
 def rich_table(table: TableData, max_rows: int = SHOWN_ROWS) -> Table:
@@ -226,7 +250,7 @@ def decide(session: Any, view: TerminalView, ask: Ask) -> Done | None:
     while (waiting := session.pending()) is not None:
         if waiting.plan_hash != view.shown_plan:  # e.g. a plan that waited before this chat began
             view.shown_plan = waiting.plan_hash
-            view.console.print(Markdown(plan_checklist(waiting.plan, waiting.needs_approval)))
+            view.console.print(Markdown(plan_markdown(waiting.plan, waiting.needs_approval)))
             if waiting.notice:
                 view.console.print(f"[yellow]note:[/] {waiting.notice}", highlight=False)
         answer = ask("Approve this plan? [y]es / [n]o / [e]dit / [l]ater: ").strip().lower()
@@ -241,7 +265,7 @@ def decide(session: Any, view: TerminalView, ask: Ask) -> Done | None:
                 if len(waiting.needs_approval) > 1:
                     step_id = ask(f"Which step ({', '.join(waiting.needs_approval)})? ").strip() or step_id
                 step = waiting.plan.step(step_id)
-                view.console.print(f"Arguments of `{step.id}` now: {json.dumps(step.args, ensure_ascii=False)}",
+                view.console.print(f"Arguments of {step.id} now: {json.dumps(step.args, ensure_ascii=False)}",
                                    markup=False, highlight=False)
                 edits = parse_step_edit(ask("Arguments to change, as one line of JSON: "), step.id)
                 done = view.show(session.edit(edits, plan_hash=waiting.plan_hash))
