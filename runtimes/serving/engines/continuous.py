@@ -43,7 +43,7 @@ class _Row:
     adapter: str
     length: int  # tokens of this sequence in the cache (its next position)
     next_token: int
-    pick: Callable[[Any], int] | None  # None: plain greedy, the batch's argmax for this row
+    pick: Callable[[Any], int]
     stopped: Callable[[list[int]], bool]
 
 
@@ -206,25 +206,17 @@ class ContinuousBatcher:
         for r in self._rows:
             r.length += 1
         logits = out.logits[:, -1, :]
-        # One argmax over the batch for plain greedy rows (the same token as each row's own argmax), rather than a
-        # few small tensor operations per row in Python at every step.
-        best = logits.argmax(dim=-1).tolist() if any(r.pick is None for r in self._rows) else None
-        keep = [i for i, row in enumerate(self._rows)
-                if not self._advance(row, logits[i:i + 1], best[i] if row.pick is None else None)]
+        keep = [i for i, row in enumerate(self._rows) if not self._advance(row, logits[i:i + 1])]
         if len(keep) < len(self._rows):
             self._leave(keep)
 
-    def _advance(self, row: _Row, logits: Any, best: int | None = None) -> bool:
-        """Take the row's next token (from its logits, or `best`, the batch's argmax for it); True when the request
-        is over (and answered)."""
+    def _advance(self, row: _Row, logits: Any) -> bool:
+        """Take the row's next token from its logits; True when the request is over (and answered)."""
         request = row.request
         if request.cancel.is_set():  # its reader is gone: nothing more is decoded for it
             self._finish(request)
             return True
-        if row.pick is not None:
-            token = row.pick(logits.float())
-        else:
-            token = best if best is not None else int(logits[0].argmax())
+        token = row.pick(logits.float())
         request.tokens.append(token)
         row.next_token = token
         self._count(1)
@@ -295,15 +287,12 @@ class ContinuousBatcher:
         return model(**inputs)
 
 
-def _picker(request: Request, device: Any) -> Callable[[Any], int] | None:
-    """The row's decoding rule: None for plain greedy (no processors, no log probabilities: the argmax), else argmax
-    after the request's processors when greedy, else `generate`'s temperature and top-p warpers then a draw
+def _picker(request: Request, device: Any) -> Callable[[Any], int]:
+    """The row's decoding rule: argmax when greedy, else `generate`'s temperature and top-p warpers then a draw
     from the request's own generator (seeded: the same reply whatever else is in the batch)."""
     import torch
     from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-    if request.temperature == 0.0 and not request.processors and request.logprobs is None:
-        return None
     processors = LogitsProcessorList(request.processors)
 
     def processed(scores: Any) -> Any:
