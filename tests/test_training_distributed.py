@@ -53,7 +53,7 @@ def test_one_process_on_cpu_unless_asked_and_two_cpu_processes_run_ddp_with_half
     assert c.micro_batch * c.gradient_accumulation * 2 == c.effective_batch == 16  # the same global batch
     assert two.budget_bytes == cpu().ram_available_bytes // 2  # the ranks share the machine's RAM
     assert "2 CPU processes (gloo)" in two.decision("strategy").reason
-    assert "only on GPUs" in two.decision("strategy").reason
+    assert "a whole copy fits on each of the 2 CPU processes (gloo)" in two.decision("strategy").reason
     text = explain(two)
     assert "on each of 2 ranks (DDP)" in text and "DDP keeps a whole copy of the model on each of 2 ranks" in text
     assert "strategy = ddp" in text and "processes = 2 [yours]" in text
@@ -87,7 +87,6 @@ def test_a_named_strategy_is_kept_or_refused_clearly(shape):
     assert fsdp.estimate.weights < auto_configure(shape, lengths(), gpus(2, 40 * GIB), "sft").estimate.weights
     cases = [
         (cpu(), {"strategy": "zero3", "processes": 2}, "needs DeepSpeed, which is not installed"),
-        (cpu(), {"strategy": "fsdp", "processes": 2}, "accelerate does not shard across CPU processes"),
         (cpu(), {"strategy": "ddp"}, "set `processes` to 2 or more"),
         (gpus(2, 40 * GIB), {"strategy": "single"}, "strategy `single` runs one process"),
         (cpu(cores=2), {"processes": 3}, "more than the 2 CPU cores"),
