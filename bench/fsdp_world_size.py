@@ -71,7 +71,8 @@ def main() -> None:
     two, one = (json.loads((folder / f"losses-{n}.json").read_text()) for n in (2, 1))
     after = [s for s in one if int(s) > a.steps // 2]
     gap = max(abs(two[s] - one[s]) for s in after)
-    print(f"checkpoint at step {a.steps // 2} written by 2 ranks: {sorted(p.name for p in (middle / 'pytorch_model_fsdp_0').iterdir())}")
+    shards = sorted(p.name for p in (middle / "pytorch_model_fsdp_0").iterdir())
+    print(f"checkpoint at step {a.steps // 2} written by 2 ranks: {shards}")
     print("steps " + ", ".join(after) + f" on 2 ranks: {[round(two[s], 6) for s in after]}")
     print("steps " + ", ".join(after) + f" resumed on 1 rank: {[round(one[s], 6) for s in after]}")
     print(f"largest loss difference: {gap:.2e}")

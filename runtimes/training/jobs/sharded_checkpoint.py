@@ -72,8 +72,8 @@ def resume_accumulation(checkpoint: Path, strategy: str, world_size: int, micro_
         return gradient_accumulation  # written before topologies were recorded: resumed as it is
     written = Topology.model_validate(json.loads(path.read_text(encoding="utf-8")))
     if sharded != (strategy == "fsdp"):
-        how = "sharded by FSDP (one DCP file per rank)" if sharded else f"whole, by {written.strategy}"
-        raise UserError(f"checkpoint {checkpoint} was written {how} and this run uses strategy `{strategy}`: "
+        how = "sharded by FSDP (one DCP file per rank)" if sharded else f"whole by {written.strategy}"
+        raise UserError(f"checkpoint {checkpoint} was written {how}, and this run uses strategy `{strategy}`: "
                         f"resume it with strategy `{written.strategy}`")
     if world_size == written.world_size:
         return gradient_accumulation
