@@ -1,14 +1,16 @@
 """Distributed fine-tuning on one machine: the plan chooses one device, DDP or FSDP from the device count and the
-sharded memory estimate and says why; impossible topologies are refused clearly; a job with 2 CPU ranks (gloo,
-launched by torchrun) stops every rank at the same step with a checkpoint when cancelled, leaves no rank behind
-after a cancel or a crash, and resumes. That 2 ranks give the loss curve of one process with the same global
-batch is checked with a preempted job in test_training_preemption.py (one torchrun start serves both)."""
+sharded memory estimate and says why; impossible topologies are refused clearly; an FSDP job with 2 CPU ranks
+(gloo, launched by torchrun) stops every rank at the same step with a sharded (DCP) checkpoint when cancelled,
+leaves no rank behind after a cancel or a crash, resumes on the loss curve of one uninterrupted process with the
+same global batch, and records its topology in MLflow. That 2 DDP ranks give that curve too is checked with a
+preempted job in test_training_preemption.py (one torchrun start serves both)."""
 from __future__ import annotations
 
 import os
 import random
 import signal
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,7 @@ from runtimes.training.memory_estimate import TrainingShape, estimate_memory
 from runtimes.training.plan_explanation import explain
 
 GIB = 2**30
+LOSS_TOLERANCE = 1e-4  # the same examples per step; only the order of float additions differs
 
 
 def cpu(cores: int = 2, ram_gib: float = 16) -> Hardware:
@@ -53,7 +56,7 @@ def test_one_process_on_cpu_unless_asked_and_two_cpu_processes_run_ddp_with_half
     assert c.micro_batch * c.gradient_accumulation * 2 == c.effective_batch == 16  # the same global batch
     assert two.budget_bytes == cpu().ram_available_bytes // 2  # the ranks share the machine's RAM
     assert "2 CPU processes (gloo)" in two.decision("strategy").reason
-    assert "only on GPUs" in two.decision("strategy").reason
+    assert "a whole copy fits on each of the 2 CPU processes (gloo)" in two.decision("strategy").reason
     text = explain(two)
     assert "on each of 2 ranks (DDP)" in text and "DDP keeps a whole copy of the model on each of 2 ranks" in text
     assert "strategy = ddp" in text and "processes = 2 [yours]" in text
@@ -87,7 +90,6 @@ def test_a_named_strategy_is_kept_or_refused_clearly(shape):
     assert fsdp.estimate.weights < auto_configure(shape, lengths(), gpus(2, 40 * GIB), "sft").estimate.weights
     cases = [
         (cpu(), {"strategy": "zero3", "processes": 2}, "needs DeepSpeed, which is not installed"),
-        (cpu(), {"strategy": "fsdp", "processes": 2}, "accelerate does not shard across CPU processes"),
         (cpu(), {"strategy": "ddp"}, "set `processes` to 2 or more"),
         (gpus(2, 40 * GIB), {"strategy": "single"}, "strategy `single` runs one process"),
         (cpu(cores=2), {"processes": 3}, "more than the 2 CPU cores"),
@@ -126,15 +128,14 @@ def _spec(**settings):
 
 
 @pytest.mark.slow
-def test_cancel_stops_every_rank_at_one_step_a_crash_leaves_no_rank_and_resume_finishes(ws):
-    from pathlib import Path
-
+def test_an_fsdp_job_cancelled_stops_every_rank_with_sharded_checkpoints_survives_a_crash_and_keeps_the_curve(ws):
     from runtimes.jobs import lifecycle
     from runtimes.jobs.store import JobStore
+    from runtimes.models.tracking import JobRun
     from tests.waiting import JOB_STALL_S, until
 
     store = JobStore(ws)
-    job = lifecycle.submit(ws, "finetune", _spec(max_steps=30, checkpoint_every=5, processes=2))
+    job = lifecycle.submit(ws, "finetune", _spec(max_steps=30, checkpoint_every=5, processes=2, strategy="fsdp"))
     pids = until(lambda: store.get(job.id).step >= 2 and rank_pids(store, job.id, 1), ws)
     lifecycle.cancel(ws, job.id)
     stopped = lifecycle.wait(ws, job.id, timeout_s=JOB_STALL_S)
@@ -143,6 +144,9 @@ def test_cancel_stops_every_rank_at_one_step_a_crash_leaves_no_rank_and_resume_f
     assert 2 <= step < 30 and f"stopped at step {step} with a checkpoint on every rank" in store.events(job.id)[-1].message
     assert {p.name for p in Path(stopped.checkpoint).glob("rng_state_*.pth")} == {"rng_state_0.pth",
                                                                                  "rng_state_1.pth"}
+    for part in ("pytorch_model_fsdp_0", "optimizer_0"):  # sharded: one DCP file per rank and DCP's index
+        assert {p.name for p in (Path(stopped.checkpoint) / part).iterdir()} == {"__0_0.distcp", "__1_0.distcp",
+                                                                                 ".metadata"}
     assert not any(alive(p) for p in pids)
 
     # Resumed, then the worker is killed: torchrun and both ranks go with it; recovery continues from a checkpoint.
@@ -158,3 +162,30 @@ def test_cancel_stops_every_rank_at_one_step_a_crash_leaves_no_rank_and_resume_f
     attempts = [{s for a, s, _, _ in losses if a == n} for n in (1, 2, 3)]
     assert min(attempts[1]) == step + 1 and max(attempts[2]) == 30  # continued, not restarted
     assert not any(alive(p) for p in rank_pids(store, job.id, 3))
+    curve = {s: v for _, s, _, v in losses}  # the last attempt's where a recovery repeated steps
+    reference = one_process_losses(ws, done.plan["settings"])
+    assert sorted(curve) == sorted(reference) == list(range(1, 31))
+    gap = max(abs(curve[s] - reference[s]) for s in curve)
+    print(f"cancelled at step {step}; largest loss gap to one uninterrupted process {gap:.2e}")
+    assert gap < LOSS_TOLERANCE, (curve, reference)
+    params = JobRun(ws, job.id, done.mlflow_run_id).client.get_run(done.mlflow_run_id).data.params
+    assert {k: params[k] for k in ("strategy", "processes", "world_size", "backend")} == {
+        "strategy": "fsdp", "processes": "2", "world_size": "2", "backend": "gloo"}
+
+
+def one_process_losses(ws, settings: dict) -> dict[int, float]:
+    """The loss at each step of the same training in this process, uninterrupted, with the same global batch."""
+    import tempfile
+
+    from runtimes.models.sources import resolve_model
+    from runtimes.training.datasets.preparation import DatasetSpec, prepare_dataset
+    from runtimes.training.jobs.trainer_factory import build_trainer
+
+    prepared = prepare_dataset(ws, DatasetSpec(table="demos", technique="sft", eval_fraction=0.1,
+                                               seed=settings["seed"]))
+    one = {**settings, "processes": 1, "strategy": "single",
+           "gradient_accumulation": settings["gradient_accumulation"] * settings["processes"]}
+    with tempfile.TemporaryDirectory() as out:
+        trainer = build_trainer("sft", one, resolve_model("tiny", ws), prepared, Path(out), [])
+        trainer.train()
+    return {e["step"]: e["loss"] for e in trainer.state.log_history if "loss" in e}

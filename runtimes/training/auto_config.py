@@ -412,12 +412,6 @@ def _choose_strategy(shape: ModelShape, base: TrainingShape, budget: int, target
         whole = _choose_memory_layout(shape, base, budget, target, fixed)
     except UserError as e:
         refusal = e
-    if base.device == "cpu":
-        if whole is None:
-            raise refusal  # type: ignore[misc]
-        return "ddp", (*whole[:4], {**whole[4], "strategy": (
-            f"{where}: a whole copy of the model fits on each ({gib(whole[3].total)} of {gib(budget)}); DDP averages "
-            "their gradients each step (accelerate shards with FSDP only on GPUs)")})
     try:
         sharded = _choose_memory_layout(shape, replace(base, sharded=True), budget, target, fixed)
     except UserError:
@@ -428,10 +422,11 @@ def _choose_strategy(shape: ModelShape, base: TrainingShape, budget: int, target
             f"a whole copy fits on each of the {where} ({gib(whole[3].total)} of {gib(budget)}): DDP only "
             "all-reduces gradients, less traffic than sharding")})
     assert sharded is not None
-    why = (f"a whole copy does not fit on one GPU ({gib(budget)} to plan with); sharded over {where} it does "
+    one = "GPU" if base.device == "cuda" else "rank"
+    why = (f"a whole copy does not fit on one {one} ({gib(budget)} to plan with); sharded over {where} it does "
            f"({gib(sharded[3].total)} per rank)" if whole is None else
            f"sharding over {where} lets {sharded[0]} fine-tuning fit ({gib(sharded[3].total)} per rank), where a "
-           f"whole copy per GPU allows only {whole[0]}")
+           f"whole copy per rank allows only {whole[0]}")
     return "fsdp", (*sharded[:4], {**sharded[4], "strategy": why + " (FSDP2 through accelerate)"})
 
 

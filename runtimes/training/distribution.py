@@ -1,6 +1,7 @@
 """How one training job spreads over this machine: how many processes (ranks) it runs, the memory each may fill,
 and which strategies this machine can run (DDP: a whole copy per rank; FSDP: weights, gradients and optimizer states
-sharded; ZeRO-3 only with DeepSpeed installed); the topology a user asks for is checked here with clear refusals.
+sharded, over GPUs or CPU processes; ZeRO-3 on GPUs with DeepSpeed installed); the topology a user asks for is
+checked here with clear refusals.
 
 Pure: it reads the hardware description it is given; it never starts a process or touches a device.
 """
@@ -63,10 +64,10 @@ def check_strategy(strategy: str, processes: int, device: str) -> None:
     if strategy == "zero3" and importlib.util.find_spec("deepspeed") is None:
         raise UserError("strategy `zero3` needs DeepSpeed, which is not installed (`pip install deepspeed`); "
                         "`fsdp` shards weights, gradients and optimizer states the same way with PyTorch alone")
-    if strategy in SHARDED and device == "cpu":
-        # accelerate enables its FSDP plugin only for GPU-type distributed runs; on CPU ranks it would run DDP.
-        raise UserError(f"strategy `{strategy}` shards over GPUs: accelerate does not shard across CPU processes "
-                        "(it would silently run DDP); use `ddp` on this machine")
+    if strategy == "zero3" and device == "cpu":
+        # accelerate turns DeepSpeed on only for GPU ranks; FSDP2 shards CPU ranks too (`enable_cpu_fsdp`).
+        raise UserError("strategy `zero3` shards over GPUs: DeepSpeed does not train on CPU processes; `fsdp` "
+                        "shards the same states over CPU processes (gloo)")
 
 
 def topology_settings(nodes: int | None, gpus_per_node: int | None, processes: int | None,

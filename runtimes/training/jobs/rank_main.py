@@ -67,6 +67,8 @@ def train_rank(ws: Any, store: Any, job_id: str, rank: int) -> None:
     from runtimes.models.sources import resolve_model
     from runtimes.models.tracking import JobRun
     from runtimes.training.jobs.progress import ProgressCallback
+    from runtimes.training.jobs.sharded_checkpoint import (Topology, TopologyRecord, resume_accumulation,
+                                                           save_full_model)
     from runtimes.training.jobs.signal_check import DEFAULT_MAX_SHARE, SignalCheck
     from runtimes.training.jobs.spec import JobSpec
     from runtimes.training.jobs.trainer_factory import build_trainer
@@ -77,11 +79,20 @@ def train_rank(ws: Any, store: Any, job_id: str, rank: int) -> None:
     settings = dict(job.plan["settings"])
     with open(data_path(folder), "rb") as f:
         prepared = pickle.load(f)
+    resume = job.checkpoint if job.checkpoint and Path(job.checkpoint).is_dir() else None
+    world_size = int(os.environ["WORLD_SIZE"])
+    if resume:  # a checkpoint of another world size continues with the global batch it was written with
+        settings["gradient_accumulation"] = resume_accumulation(
+            Path(resume), settings.get("strategy", "ddp"), world_size, int(settings["micro_batch"]),
+            int(settings["gradient_accumulation"]))
+    topology = Topology(strategy=settings.get("strategy", "ddp"), world_size=world_size,
+                        micro_batch=int(settings["micro_batch"]),
+                        gradient_accumulation=int(settings["gradient_accumulation"]))
     stop = AgreedStop(stop_flag(folder))
     signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "noticed", True))
     # Every rank sees the same gathered logs, so each reaches the same verdict and stops at the same step.
     signal_check = SignalCheck(float(settings.get("max_degenerate_share", DEFAULT_MAX_SHARE)))
-    callbacks: list[Any] = [stop, signal_check]
+    callbacks: list[Any] = [stop, signal_check, TopologyRecord(topology)]
     if rank == 0:
         tracking = JobRun(ws, job.id, job.mlflow_run_id)
         callbacks.insert(0, ProgressCallback(store, job.id, job.attempt, tracking, lambda: False))
@@ -92,11 +103,13 @@ def train_rank(ws: Any, store: Any, job_id: str, rank: int) -> None:
     if rank == 0:
         store.add_event(job.id, "ranks", f"{len(pids)} ranks ({settings.get('strategy')}) in processes "
                         + ", ".join(map(str, pids)), {"pids": pids, "strategy": settings.get("strategy")})
-    resume = job.checkpoint if job.checkpoint and Path(job.checkpoint).is_dir() else None
+        tracking.log_params({"world_size": world_size, "backend": dist.get_backend()})  # the topology it ran on
     trainer.train(resume_from_checkpoint=resume)
     verdict = signal_check.verdict()
-    if not stop.stopped and verdict is None:
-        trainer.save_model(str(folder / "model"))  # every rank takes part (FSDP gathers the shards); rank 0 writes
+    if not stop.stopped and verdict is None and trainer.is_fsdp_enabled:
+        save_full_model(trainer, folder / "model", rank)  # every rank takes part in the gather; rank 0 writes
+    elif not stop.stopped and verdict is None:
+        trainer.save_model(str(folder / "model"))
         if rank == 0:
             trainer.processing_class.save_pretrained(str(folder / "model"))
     if rank == 0:

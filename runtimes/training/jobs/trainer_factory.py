@@ -129,8 +129,15 @@ def build_trainer(technique: str, settings: dict[str, Any], model_source: Any, p
     """The technique's recipe trainer, checkpointing into `output_dir` every `checkpoint_every` steps."""
     from runtimes.training.recipes import recipe
 
+    from runtimes.training.recipes.trainer_setup import cuda_available
+
     config = recipe_config(technique, settings)
-    return recipe(technique).build_trainer(config, model_source, prepared, output_dir, callbacks)
+    trainer = recipe(technique).build_trainer(config, model_source, prepared, output_dir, callbacks)
+    if config.strategy == "fsdp" and not cuda_available():
+        from runtimes.training.jobs.sharded_checkpoint import enable_cpu_fsdp
+
+        enable_cpu_fsdp(trainer)
+    return trainer
 
 
 def _coerce_plan_only(key: str, raw: Any) -> Any:

@@ -65,8 +65,9 @@ def distributed_arguments(strategy: str, *, cuda: bool) -> dict[str, Any]:
         return {}
     args: dict[str, Any] = {"ddp_backend": "nccl" if cuda else "gloo", "ddp_find_unused_parameters": False}
     if strategy == "fsdp":
+        # Checkpoints stay sharded (DCP, one file per rank, reshardable); the final model is gathered whole.
         args.update(fsdp=True, fsdp_config={"version": 2, "reshard_after_forward": True,
-                                            "state_dict_type": "FULL_STATE_DICT"})
+                                            "state_dict_type": "SHARDED_STATE_DICT"})
     elif strategy == "zero3":
         # Every size left to the Trainer ("auto"), which fills them from its own arguments.
         args["deepspeed"] = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": "auto",
