@@ -106,7 +106,7 @@ def test_a_ray_job_reports_from_rank_0_and_a_cancel_stops_every_rank_at_one_step
     def ranks() -> list[int]:
         return next((e.data["pids"] for e in store.events(job.id) if e.kind == "ranks"), [])
 
-    pids = until(lambda: store.get(job.id).step >= 2 and ranks(), ws)
+    pids = until(lambda: store.get(job.id).step >= 2 and ranks(), ws, poll_s=0.2)
     launch = next(e for e in store.events(job.id) if e.kind == "launch")
     assert launch.data["launcher"] == "ray" and launch.data["address"] == cluster
     assert "2 ranks on the Ray cluster" in launch.message and len(set(pids)) == 2
@@ -120,4 +120,5 @@ def test_a_ray_job_reports_from_rank_0_and_a_cancel_stops_every_rank_at_one_step
     assert {p.name for p in Path(stopped.checkpoint).glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
     losses = store.metrics(job.id, "loss")
     assert sorted(s for _, s, _, _ in losses) == list(range(1, step + 1))  # one report per step: rank 0's alone
-    until(lambda: not any(alive(p) for p in [worker, *pids]), ws)
+    until(lambda: not any(alive(p) for p in [worker, *pids]), ws, poll_s=0.2)
+

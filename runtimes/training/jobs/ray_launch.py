@@ -52,7 +52,7 @@ def launch_on_ray(run: Any, prepared: Any, processes: int, nodes: int = 1) -> di
         pickle.dump(prepared, f)  # this job's own rows, read back by its own ranks only
     for stale in (stop_flag(folder), result_path(folder)):
         stale.unlink(missing_ok=True)
-    _connect(ray, address, nodes)
+    _connect(ray, address)
     gpus = ray.cluster_resources().get("GPU", 0) > 0
     trainer = TorchTrainer(
         _rank, train_loop_config={"workspace": str(run.ws.root), "job_id": run.job.id},
@@ -82,8 +82,8 @@ def launch_on_ray(run: Any, prepared: Any, processes: int, nodes: int = 1) -> di
     return report
 
 
-def _connect(ray: Any, address: str | None, nodes: int) -> None:
-    """Join the configured cluster, or the one running on this machine; several machines need a cluster."""
+def _connect(ray: Any, address: str | None) -> None:
+    """Join the configured cluster, or else the one running on this machine (`ray start --head`)."""
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
     from core.offline import OFFLINE_ENV
 
@@ -91,8 +91,8 @@ def _connect(ray: Any, address: str | None, nodes: int) -> None:
     runtime_env = {"env_vars": {**OFFLINE_ENV, **env, "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}}
     on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
-        ray.init(address=address or ("auto" if nodes > 1 else None), runtime_env=runtime_env,
-                 include_dashboard=False, logging_level="WARNING", configure_logging=False)
+        ray.init(address=address or "auto", runtime_env=runtime_env, logging_level="WARNING",
+                 configure_logging=False)
     except ConnectionError as e:
         raise UserError(f"no Ray cluster to run on ({e}): start one with `ray start --head` and set "
                         "`[cluster] ray_address` in lathe.toml") from None
