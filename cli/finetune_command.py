@@ -38,8 +38,9 @@ def finetune(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     processes: int | None = typer.Option(None, "--processes", min=1, help="Ranks training together on this "
                                          "machine (default: one per GPU; on CPU, N processes with gloo)."),
-    nodes: int | None = typer.Option(None, "--nodes", min=1, help="Machines to train on (only 1 for now)."),
-    gpus_per_node: int | None = typer.Option(None, "--gpus-per-node", min=1, help="GPUs to use on this machine."),
+    nodes: int | None = typer.Option(None, "--nodes", min=1, help="Machines to train on; more than 1 runs on a Ray "
+                                     "cluster (`[cluster] ray_address` in lathe.toml; `pip install lathe-ml[ray]`)."),
+    gpus_per_node: int | None = typer.Option(None, "--gpus-per-node", min=1, help="GPUs to use on each machine."),
     preemptible: bool = typer.Option(False, "--preemptible", help="Spot machines: the plan chooses the checkpoint "
                                      "interval and shows the expected saving; SIGTERM checkpoints and requeues."),
     grace_period: float | None = typer.Option(None, "--grace-period", min=1, help="Seconds a SIGTERM leaves to "

@@ -25,12 +25,19 @@ class SearchSettings(BaseModel):
     embedding_api_base: str | None = None
 
 
+class ClusterSettings(BaseModel):
+    ray_address: str | None = Field(
+        None, description="a Ray cluster (`ray://head:10001`, or `head:6379` from a node of it) that runs "
+                          "fine-tuning jobs with several workers; none means torchrun on this machine")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = "workspace"
     sql: SqlSettings = Field(default_factory=SqlSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
 
 DEFAULT_TOML = """\
@@ -52,6 +59,10 @@ memory_limit = "4GB"
 # api_base = "http://127.0.0.1:8000/v1"
 # model = "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"
 # api_key_env = "OPENAI_API_KEY"                     # the variable that holds the key, if one is needed
+
+# [cluster]
+# Fine-tuning jobs with several workers run on this Ray cluster (`pip install lathe-ml[ray]`).
+# ray_address = "ray://head:10001"
 
 # [review]
 # Steps of these risks wait for an approver; write, compute and deploy always do.

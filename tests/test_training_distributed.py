@@ -107,8 +107,6 @@ def test_the_command_lines_topology_flags():
     assert topology_settings(None, None, 2) == {"processes": 2}
     assert topology_settings(1, 2, None, gpus(2, 40 * GIB)) == {"processes": 2}
     assert topology_settings(None, None, None) == {}
-    with pytest.raises(UserError, match="--nodes 2: training across several machines needs a cluster launcher"):
-        topology_settings(2, 8, None, gpus(8, 40 * GIB))
     with pytest.raises(UserError, match="this machine has no GPU; ask for CPU processes with --processes N"):
         topology_settings(None, 2, None, cpu())
     with pytest.raises(UserError, match="--processes 4 and --gpus-per-node 2 disagree"):

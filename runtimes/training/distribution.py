@@ -72,12 +72,15 @@ def check_strategy(strategy: str, processes: int, device: str) -> None:
 
 def topology_settings(nodes: int | None, gpus_per_node: int | None, processes: int | None,
                       hardware: Hardware | None = None) -> dict[str, int]:
-    """The `processes` setting for `--nodes`, `--gpus-per-node` and `--processes`; several machines are refused
-    until a cluster launcher exists."""
+    """The `processes` (ranks per machine) and `nodes` settings for `--nodes`, `--gpus-per-node` and `--processes`;
+    several machines run on a Ray cluster, planned with this machine standing for each of them."""
     if nodes is not None and nodes != 1:
-        raise UserError(f"--nodes {nodes}: training across several machines needs a cluster launcher (Ray), which "
-                        "Lathe does not have yet; --nodes 1 trains on this machine's GPUs (or `--processes N` CPU "
-                        "processes)")
+        from runtimes.training.jobs.ray_launch import require_ray
+
+        require_ray(f"--nodes {nodes}: training across several machines runs on a Ray cluster")
+        if gpus_per_node is None and processes is None:
+            raise UserError(f"--nodes {nodes}: say how many ranks each machine runs with --gpus-per-node N (or "
+                            "--processes N for CPU processes)")
     if gpus_per_node is not None:
         if hardware is None or not hardware.gpus:
             raise UserError(f"--gpus-per-node {gpus_per_node}: this machine has no GPU; ask for CPU processes with "
@@ -86,4 +89,5 @@ def topology_settings(nodes: int | None, gpus_per_node: int | None, processes: i
             raise UserError(f"--processes {processes} and --gpus-per-node {gpus_per_node} disagree: on one machine "
                             "they are the same number; give one of them")
         processes = gpus_per_node
-    return {} if processes is None else {"processes": processes}
+    return {**({} if processes is None else {"processes": processes}),
+            **({"nodes": nodes} if nodes is not None and nodes != 1 else {})}

@@ -56,7 +56,7 @@ def work(run: WorkerRun) -> None:
         tracking.log_params({"base_model": job.spec["model"], "technique": _spec(job).technique,
                              "dataset_hash": prepared.content_hash, "dataset_sql": prepared.sql, **settings})
         tracking.log_dataset(prepared)
-        train = _train_ranks if int(settings.get("processes", 1)) > 1 else _train
+        train = _train_ranks if int(settings.get("processes", 1)) * int(settings.get("nodes", 1)) > 1 else _train
         train(run, store.get(job.id), settings, source, prepared, tracking, started=time.perf_counter())
     except BaseException as e:
         _finish(tracking, "KILLED" if isinstance(e, Stopped) else "FAILED")
@@ -147,14 +147,17 @@ def _train_ranks(run: WorkerRun, job: Job, settings: dict[str, Any], source: Any
     rank 0 saved, as after training in one process."""
     from runtimes.models.sources import load_tokenizer
     from runtimes.training.jobs.rank_launch import launch_ranks
+    from runtimes.training.jobs.ray_launch import launch_on_ray, runs_on_ray
 
     store = run.store
     run.stop.check()
-    if not run.running(f"running {settings['processes']} ranks ({settings.get('strategy')})"
+    nodes = int(settings.get("nodes", 1))
+    if not run.running(f"running {settings['processes'] * nodes} ranks ({settings.get('strategy')})"
                        + (f" from {Path(job.checkpoint).name}" if job.checkpoint else "")):
         return
     with GraceWatch(run):
-        report = launch_ranks(run, prepared, int(settings["processes"]), int(grace_s(run)))
+        report = (launch_on_ray(run, prepared, int(settings["processes"]), nodes) if runs_on_ray(run.ws, settings)
+                  else launch_ranks(run, prepared, int(settings["processes"]), int(grace_s(run))))
     if report["stopped"]:
         end_stopped(run, tracking, int(report["step"]), " on every rank")
         return

@@ -13,6 +13,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,8 @@ def train_rank(ws: Any, store: Any, job_id: str, rank: int) -> None:
                         micro_batch=int(settings["micro_batch"]),
                         gradient_accumulation=int(settings["gradient_accumulation"]))
     stop = AgreedStop(stop_flag(folder))
-    signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "noticed", True))
+    if threading.current_thread() is threading.main_thread():  # Ray Train runs a rank in a thread of its worker
+        signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "noticed", True))
     # Every rank sees the same gathered logs, so each reaches the same verdict and stops at the same step.
     signal_check = SignalCheck(float(settings.get("max_degenerate_share", DEFAULT_MAX_SHARE)))
     callbacks: list[Any] = [stop, signal_check, TopologyRecord(topology)]
