@@ -153,6 +153,8 @@ def _train_ranks(run: WorkerRun, job: Job, settings: dict[str, Any], source: Any
     if not run.running(f"running {settings['processes']} ranks ({settings.get('strategy')})"
                        + (f" from {Path(job.checkpoint).name}" if job.checkpoint else "")):
         return
+    if settings.get("recovery") == "peer":  # torchft replica groups: a lost rank is healed from a peer
+        from runtimes.training.jobs.peer_recovery import launch_replicas as launch_ranks
     with GraceWatch(run):
         report = launch_ranks(run, prepared, int(settings["processes"]), int(grace_s(run)))
     if report["stopped"]:
