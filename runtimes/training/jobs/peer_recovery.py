@@ -88,9 +88,10 @@ def launch_replicas(run: WorkerRun, prepared: Any, processes: int, grace_s: int 
                 ranks[rank] = start(rank, True)
                 replacements += 1
                 replaced[rank] = time.time()
-                store.add_event(job_id, "rank_lost", f"rank {rank} (process {p.pid}) {why}; ranks "
-                                + ", ".join(map(str, living)) + f" train on; replacement process {ranks[rank].pid} "
-                                "started, to receive model and optimizer state from a peer",
+                others = (f"rank {living[0]} trains" if len(living) == 1 else
+                          "ranks " + ", ".join(map(str, living)) + " train")
+                store.add_event(job_id, "rank_lost", f"rank {rank} (process {p.pid}) {why}; {others} on; replacement "
+                                f"process {ranks[rank].pid} started, to receive model and optimizer state from a peer",
                                 {"rank": rank, "pid": p.pid, "returncode": p.returncode,
                                  "replacement_pid": ranks[rank].pid, "living": living, "t": replaced[rank]})
             _report_healed(run, replaced, reported)

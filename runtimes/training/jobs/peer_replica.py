@@ -66,7 +66,8 @@ class PeerStep(TrainerCallback):
         self.healed_bytes = sum(t.numel() * t.element_size() for t in sd["model"].values())
 
     # --- the Trainer's hooks ----------------------------------------------------------------------------------
-    def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):  # noqa: ANN001
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None,  # noqa: ANN001
+                       **kwargs):
         import torch
         from torch.distributed import TCPStore
         from torchft import Manager, ProcessGroupGloo, ProcessGroupNCCL
@@ -112,15 +113,17 @@ class PeerStep(TrainerCallback):
             else torch.zeros(1, device=grads[0].device)
         flat = _flatten_dense_tensors([*[g.float() for g in grads], stop])  # one all-reduce for the step
         self.manager.allreduce(flat).wait()  # the average over this step's quorum; a dead peer: no commit
+        if not self.manager.should_commit():  # the average may be garbage: this step changes nothing
+            self.uncommitted += 1
+            self._stop_agreed = bool(stop.item())
+            for p in params:
+                p.grad = None
+            return
         for g, averaged in zip(grads, _unflatten_dense_tensors(flat[:-1], grads), strict=True):
             g.copy_(averaged)
         self._stop_agreed = bool(flat[-1] > 0) or bool(stop.item())
         if self.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-        if not self.manager.should_commit():
-            self.uncommitted += 1
-            for p in params:
-                p.grad = None
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
         if self._stop_agreed:
