@@ -158,7 +158,8 @@ def _train_ranks(run: WorkerRun, job: Job, settings: dict[str, Any], source: Any
     with GraceWatch(run):
         report = launch_ranks(run, prepared, int(settings["processes"]), int(grace_s(run)))
     if report["stopped"]:
-        end_stopped(run, tracking, int(report["step"]), " on every rank")
+        end_stopped(run, tracking, int(report["step"]),  # peer ranks share one state: rank 0 saves it
+                    "" if settings.get("recovery") == "peer" else " on every rank")
         return
     if report["verdict"] is not None:
         raise UserError(f"{report['verdict']}; nothing was registered")
