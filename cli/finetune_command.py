@@ -45,6 +45,9 @@ def finetune(
                                      "interval and shows the expected saving; SIGTERM checkpoints and requeues."),
     grace_period: float | None = typer.Option(None, "--grace-period", min=1, help="Seconds a SIGTERM leaves to "
                                               "checkpoint and exit (default 30)."),
+    recovery: str | None = typer.Option(None, "--recovery", help="A lost rank of several: disk (restart every rank "
+                                        "from the last checkpoint, the default) or peer (healed from a live rank, "
+                                        "torchft)."),
 ) -> None:
     """Fine-tune a model on a catalog table or a SQL query, as a job that survives crashes."""
     from runtimes.jobs import lifecycle
@@ -62,7 +65,8 @@ def finetune(
     spec = JobSpec.parse({"model": model, "technique": technique,
                           "settings": {**parse_assignments(settings), **topology,
                                        **({"preemptible": True} if preemptible else {}),
-                                       **({"grace_period_s": grace_period} if grace_period is not None else {})},
+                                       **({"grace_period_s": grace_period} if grace_period is not None else {}),
+                                       **({"recovery": recovery} if recovery else {})},
                           "name": name, "mapping": parse_mapping(mapping) if mapping else None,
                           "source": data_source(ws, data)})
     if dry_run:

@@ -19,6 +19,7 @@ from runtimes.training.jobs.spec import JobSpec
 from runtimes.training.memory_estimate import ModelShape, gib
 from runtimes.models.sources import ModelSource
 from runtimes.training.plan_explanation import explain as explain_training
+from runtimes.training.recovery import check_recovery, describe_recovery
 
 # Rows whose lengths are measured; beyond this a seeded sample stands for the whole dataset.
 MEASURE_SAMPLE = 2000
@@ -89,6 +90,8 @@ class FinetunePlan:
             lines.append(max_steps_note(int(self.settings["max_steps"]), self.training.steps))
         if self.preemption is not None:
             lines.append(self.preemption.describe())
+        if (recovery := describe_recovery(self.settings)) is not None:
+            lines.append(recovery)
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -165,6 +168,7 @@ def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware
     resolved = {**settings, **chosen, **{k: settings[k] for k in spec.settings}}  # the user's values win
     resolved.pop("effective_batch", None)  # micro_batch × gradient_accumulation says it
     recipe_config(spec.technique, resolved)  # the combination must be one the recipe accepts
+    check_recovery(spec.technique, resolved)
     summary = prepared.summary()
     timed = None
     if measure_speed and resolved["processes"] == 1:  # a warm-up in one process cannot time several ranks

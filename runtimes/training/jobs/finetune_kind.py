@@ -155,11 +155,14 @@ def _train_ranks(run: WorkerRun, job: Job, settings: dict[str, Any], source: Any
     if not run.running(f"running {settings['processes'] * nodes} ranks ({settings.get('strategy')})"
                        + (f" from {Path(job.checkpoint).name}" if job.checkpoint else "")):
         return
+    if settings.get("recovery") == "peer":  # torchft replica groups: a lost rank is healed from a peer
+        from runtimes.training.jobs.peer_recovery import launch_replicas as launch_ranks
     with GraceWatch(run):
         report = (launch_on_ray(run, prepared, int(settings["processes"]), nodes) if runs_on_ray(run.ws, settings)
                   else launch_ranks(run, prepared, int(settings["processes"]), int(grace_s(run))))
     if report["stopped"]:
-        end_stopped(run, tracking, int(report["step"]), " on every rank")
+        end_stopped(run, tracking, int(report["step"]),  # peer ranks share one state: rank 0 saves it
+                    "" if settings.get("recovery") == "peer" else " on every rank")
         return
     if report["verdict"] is not None:
         raise UserError(f"{report['verdict']}; nothing was registered")

@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "nodes": 1,                # machines, each running `processes` ranks (more than 1: on a Ray cluster)
     "preemptible": False,      # spot machines: the plan chooses `checkpoint_every` for them and costs the saving
     "grace_period_s": 30.0,    # after SIGTERM, the time to checkpoint and exit before the machine is taken
+    "recovery": "disk",        # a lost rank: the job restarts from its last checkpoint (disk), or is healed from a peer
+    "min_ranks": 1,            # recovery = peer: ranks a step needs (1: survivors train on; more: they wait for one)
 }
 # The range each setting must lie in (inclusive; learning_rate excludes both ends): a value outside is refused
 # at plan time with the range, before it can overflow a seed or exhaust memory.
@@ -38,11 +40,12 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_steps": (1, 10_000_000), "epochs": (0.01, 100), "learning_rate": (0, 1), "micro_batch": (1, 4096),
     "gradient_accumulation": (1, 4096), "max_length": (8, 1_048_576), "checkpoint_every": (1, 10_000_000),
     "seed": (0, 2**32 - 1), "max_degenerate_share": (0, 1), "effective_batch": (1, 1_048_576),
-    "processes": (1, 1024), "nodes": (1, 1024), "grace_period_s": (1, 3600)}
+    "processes": (1, 1024), "nodes": (1, 1024), "grace_period_s": (1, 3600), "min_ranks": (1, 1024)}
 # Settings the automatic configuration takes that no recipe does (it turns them into recipe knobs).
 PLAN_ONLY: dict[str, type] = {"effective_batch": int}
 # Settings of the job itself that no recipe takes.
-JOB_ONLY = frozenset({"max_degenerate_share", "processes", "nodes", "preemptible", "grace_period_s"})
+JOB_ONLY = frozenset({"max_degenerate_share", "processes", "nodes", "preemptible", "grace_period_s", "recovery",
+                      "min_ranks"})
 
 
 def resolve_settings(overrides: Mapping[str, Any], technique: str = "sft") -> dict[str, Any]:
