@@ -81,8 +81,9 @@ def ws(module_demo):
 @pytest.mark.slow
 def test_lathe_finetune_rlvr_on_two_ranks_trains_reports_rewards_from_rank_0_evaluates_and_registers(ws):
     from cli.main import app
+    from runtimes.jobs import lifecycle
     from runtimes.jobs.store import JobStore
-    from tests.waiting import wait_for_job
+    from tests.waiting import JOB_STALL_S
 
     runner = CliRunner()
     args = ["--workspace", str(ws.root), "finetune", "--model", "tiny-qwen3", "--technique", "rlvr", "--data",
@@ -97,7 +98,7 @@ def test_lathe_finetune_rlvr_on_two_ranks_trains_reports_rewards_from_rank_0_eva
     run = runner.invoke(app, [*args, "--set", "num_generations=4", "--set", "max_steps=2", "--set",
                               "max_completion_length=8", "--set", "max_length=128", "--set", f"rewards={rewards}"])
     assert run.exit_code == 0, run.output
-    job = wait_for_job(ws, run.output.split(":")[0].strip())
+    job = lifecycle.wait(ws, run.output.split(":")[0].strip(), timeout_s=JOB_STALL_S, poll_s=0.5)
     store = JobStore(ws)
     events = store.events(job.id)
     assert job.status == "succeeded", (job.error, [e.message for e in events][-3:])
