@@ -92,6 +92,12 @@ def test_lathe_finetune_rlvr_on_two_ranks_trains_reports_rewards_from_rank_0_eva
     bad = runner.invoke(app, [*args, "--set", "num_generations=3", "--dry-run"])
     assert bad.exit_code != 0 and "micro_batch × grad_accum × processes (2 × 1 × 2 = 4) must be a multiple of " \
                                   "num_generations (3)" in bad.output
+    # 3 rows, one held out: 2 prompts to train on, and a step would take 4.
+    short = runner.invoke(app, [*[a.replace("LIMIT 24", "LIMIT 3") for a in args], "--set", "gradient_accumulation=4",
+                                "--set", "num_generations=4", "--dry-run"])
+    assert short.exit_code != 0 and ("each GRPO step takes 4 prompts (micro_batch × gradient_accumulation × processes "
+                                     "/ num_generations = 2 × 4 × 2 / 4), more than the 2 rows to train on, so no "
+                                     "step would run") in short.output, short.output
 
     # A random model never gets GSM8K's number right; the weighted regex reward (a digit anywhere) has spread.
     rewards = '[{"name": "numeric_answer", "weight": 2}, {"name": "regex", "pattern": "\\\\d", "weight": 1}]'

@@ -63,3 +63,16 @@ def generation_split(micro_batch: int, accumulation: int, processes: int, genera
             "gradient_accumulation) on its own device with transformers' generate, and the rewards of all ranks are "
             f"gathered before each prompt's group is compared, so a group may span ranks{lockstep}. Hence "
             "micro_batch × gradient_accumulation × processes must be a multiple of num_generations.")
+
+
+def too_few_prompts(micro_batch: int, accumulation: int, processes: int, generations: int, rows: int) -> str | None:
+    """Why `rows` prompts cannot make one step (TRL drops a generation batch short of whole prompts, so it would
+    train no step at all), or None when they can."""
+    prompts = micro_batch * accumulation * processes // generations
+    if prompts <= rows:
+        return None
+    ranks, times = (" × processes", f" × {processes}") if processes > 1 else ("", "")
+    return (f"each GRPO step takes {prompts} prompts (micro_batch × gradient_accumulation{ranks} / num_generations = "
+            f"{micro_batch} × {accumulation}{times} / {generations}), more than the {rows} rows to train on, so no "
+            "step would run: lower gradient_accumulation or micro_batch" + (", use fewer processes" if processes > 1
+                                                                           else "") + ", or train on more rows")
