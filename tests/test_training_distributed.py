@@ -99,8 +99,6 @@ def test_a_named_strategy_is_kept_or_refused_clearly(shape):
     for hardware, overrides, message in cases:
         with pytest.raises(UserError, match=message):
             auto_configure(shape, lengths(), hardware, "sft", overrides)
-    with pytest.raises(UserError, match="distributed rlvr .* is not supported yet"):
-        auto_configure(shape, DataProfile.from_lengths([50] * 100, [30] * 100), cpu(), "rlvr", {"processes": 2})
 
 
 def test_the_command_lines_topology_flags():

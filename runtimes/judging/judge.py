@@ -140,6 +140,8 @@ class Judge:
     _cache: dict[str, float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        # The ranks of a distributed run share these files: each line is one write to a file opened for appending,
+        # which the kernel appends whole, so lines of different ranks never interleave.
         self.folder = Path(self.run_dir) / "judge"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.cache_path = self.folder / "cache.jsonl"

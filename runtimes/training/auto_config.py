@@ -175,8 +175,8 @@ def auto_configure(shape: ModelShape, data: DataProfile, hardware: Hardware, rec
     rank_default = 8 if data.size < 1000 else 16 if data.size < 20000 else 32
     rank = fixed.get("lora_rank", rank_default)
     base = TrainingShape(precision=precision, seq_len=seq, lora_rank=rank, device=device, recipe=recipe,
-                         completion_len=completion_len or 0, generation_batch=effective_batch if rl else 0,
-                         ranks=processes)
+                         completion_len=completion_len or 0,
+                         generation_batch=math.ceil(effective_batch / processes) if rl else 0, ranks=processes)
     strategy, (method, micro, checkpointing, est, why) = _choose_strategy(
         shape, base, budget, math.ceil(effective_batch / processes), fixed)
     strategy = decide("strategy", strategy, why["strategy"])
@@ -197,7 +197,7 @@ def auto_configure(shape: ModelShape, data: DataProfile, hardware: Hardware, rec
                           f"{effective_batch} examples per step in micro-batches of {micro}{on_ranks}")
     if rl:
         micro, accumulation, num_generations = _fit_groups(micro, accumulation, _usual_generations(device), fixed,
-                                                           decisions, decide)
+                                                           decisions, decide, processes)
     if micro * accumulation * processes != effective_batch and "effective_batch" not in fixed:
         aimed = decisions["effective_batch"]
         effective_batch = micro * accumulation * processes
@@ -222,7 +222,8 @@ def auto_configure(shape: ModelShape, data: DataProfile, hardware: Hardware, rec
                     seq_len=config.max_length + (config.max_completion_length or 0),
                     lora_rank=config.lora_rank or 1, gradient_checkpointing=config.gradient_checkpointing,
                     completion_len=config.max_completion_length or 0,
-                    generation_batch=config.effective_batch if rl else 0, sharded=config.strategy in SHARDED)
+                    generation_batch=config.micro_batch * config.gradient_accumulation if rl else 0,  # one rank's
+                    sharded=config.strategy in SHARDED)
     estimate = estimate_memory(shape, final)
     if estimate.total > rank_bytes:
         warnings.append(f"the estimate ({gib(estimate.total)}) exceeds the free memory "
@@ -265,18 +266,19 @@ def _usual_generations(device: str) -> int:
 
 
 def _fit_groups(micro: int, accumulation: int, usual: int, fixed: dict[str, Any], decisions: dict[str, Decision],
-                decide) -> tuple[int, int, int]:
-    """(micro-batch, accumulation, num_generations) whose completions per step hold whole groups: the group size
-    follows the batch unless the user set it; then an accumulation or micro-batch the user left open follows the
-    group size; only values the user set for all three that do not fit are refused, naming ones that would."""
-    batch = micro * accumulation
+                decide, processes: int = 1) -> tuple[int, int, int]:
+    """(micro-batch, accumulation, num_generations) whose completions per step, over all ranks, hold whole groups:
+    the group size follows the batch unless the user set it; then an accumulation or micro-batch the user left open
+    follows the group size; only values the user set for all that do not fit are refused, naming ones that would."""
+    batch = micro * accumulation * processes  # TRL's generation batch: every rank's completions of one step
+    ranks = f" × processes {processes}" if processes > 1 else ""
     if "num_generations" not in fixed:
         n = fitting_generations(batch, usual)
         if n is None:
             raise UserError(f"GRPO compares at least {MIN_GENERATIONS} completions of each prompt, and micro_batch "
                             f"{micro} × gradient_accumulation {accumulation} makes 1 per step: set "
                             f"gradient_accumulation={accumulation_for(micro, usual)} (or micro_batch={usual})")
-        why = f"micro_batch {micro} × gradient_accumulation {accumulation} = {batch} completions per step"
+        why = f"micro_batch {micro} × gradient_accumulation {accumulation}{ranks} = {batch} completions per step"
         reason = (f"completions per prompt that GRPO compares (fewer on CPU, where each is slow); {why} hold "
                   f"{batch // n} prompts' groups" if n == usual else
                   f"{why}: a group size that fits whole, the nearest to the usual {usual}, which does not divide "
@@ -285,20 +287,21 @@ def _fit_groups(micro: int, accumulation: int, usual: int, fixed: dict[str, Any]
     n = fixed["num_generations"]
     if batch % n:
         if "gradient_accumulation" not in fixed:
-            accumulation = accumulation_for(micro, n, at_least=accumulation)
+            accumulation = accumulation_for(micro, n, at_least=accumulation, processes=processes)
             decisions["gradient_accumulation"] = Decision(
-                "gradient_accumulation", accumulation, f"micro_batch {micro} × {accumulation} = "
-                f"{micro * accumulation} completions per step, the nearest that holds whole groups of your "
-                f"num_generations {n}")
+                "gradient_accumulation", accumulation, f"micro_batch {micro} × {accumulation}{ranks} = "
+                f"{micro * accumulation * processes} completions per step, the nearest that holds whole groups of "
+                f"your num_generations {n}")
         elif "micro_batch" not in fixed:
-            step = n // math.gcd(accumulation, n)
+            step = n // math.gcd(accumulation * processes, n)
             micro = max(step, micro // step * step)
             decisions["micro_batch"] = replace(decisions["micro_batch"], value=micro, reason=(
-                f"{micro} × your gradient_accumulation {accumulation} holds whole groups of your num_generations {n}"
-                f" (memory alone allowed {decisions['micro_batch'].value})"))
+                f"{micro} × your gradient_accumulation {accumulation}{ranks} holds whole groups of your "
+                f"num_generations {n} (memory alone allowed {decisions['micro_batch'].value})"))
         else:
-            raise UserError(group_advice(micro, accumulation, n, "gradient_accumulation"))
-    return micro, accumulation, decide("num_generations", fitting_generations(micro * accumulation, usual) or usual,
+            raise UserError(group_advice(micro, accumulation, n, "gradient_accumulation", processes=processes))
+    return micro, accumulation, decide("num_generations",
+                                       fitting_generations(micro * accumulation * processes, usual) or usual,
                                        "completions per prompt that GRPO compares")
 
 
@@ -524,12 +527,13 @@ def optimizer_steps(rows: int, config: TrainingConfig, recipe: Recipe) -> int:
     """The optimizer steps TRL takes on `rows` training rows (one process), counted as its trainers count them.
 
     SFT and DPO: a last, partial batch is still a step. GRPO (rlvr, rlaif) draws prompts in generation batches of
-    micro_batch × gradient_accumulation completions (TRL's default `steps_per_generation` is the accumulation), so
-    each batch holds that many completions / num_generations prompts, and a last partial batch is dropped."""
+    micro_batch × gradient_accumulation × processes completions (TRL's default `steps_per_generation` is the
+    accumulation), so each batch holds that many completions / num_generations prompts, and a last partial batch is
+    dropped."""
     # Each rank reads its own micro-batches: one step takes micro_batch × processes rows per accumulation.
     per_epoch = math.ceil(math.ceil(rows / (config.micro_batch * config.processes)) / config.gradient_accumulation)
     if recipe in RL_RECIPES:
-        prompts = config.micro_batch * config.gradient_accumulation // (config.num_generations or 1)
+        prompts = config.micro_batch * config.gradient_accumulation * config.processes // (config.num_generations or 1)
         per_epoch = rows // max(1, prompts)
     # The Trainer counts at least one step an epoch, and rounds a fraction of epochs up to a whole step.
     return max(1, math.ceil(config.epochs * max(1, per_epoch)))

@@ -16,7 +16,6 @@ from runtimes.training.hardware import Hardware
 Strategy = Literal["single", "ddp", "fsdp", "zero3"]
 STRATEGIES: tuple[str, ...] = ("single", "ddp", "fsdp", "zero3")
 SHARDED = ("fsdp", "zero3")
-GRPO = ("rlvr", "rlaif")
 
 
 def default_processes(hardware: Hardware) -> tuple[int, str]:
@@ -29,14 +28,12 @@ def default_processes(hardware: Hardware) -> tuple[int, str]:
 
 
 def check_processes(hardware: Hardware, processes: int, recipe: str) -> None:
-    """More ranks than this machine has devices (or cores), or a recipe not yet distributed, is refused."""
+    """More ranks than this machine has devices (or cores) is refused. Every recipe runs on several ranks (GRPO's
+    groups must then fit the ranks' batch: `generation_groups`)."""
     if processes < 1:
         raise UserError(f"setting `processes` = {processes}: it takes 1 or more")
     if processes == 1:
         return
-    if recipe in GRPO:
-        raise UserError(f"distributed {recipe} (GRPO, with generation on each rank) is not supported yet: use "
-                        "`processes` = 1, or sft or dpo for several processes")
     if hardware.gpus and processes > len(hardware.gpus):
         raise UserError(f"setting `processes` = {processes} is more than the {len(hardware.gpus)} GPU(s) of this "
                         f"machine: one rank per GPU, so at most {len(hardware.gpus)}")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from core.errors import UserError
 from catalog.suggestions import unknown
 from runtimes.training.memory_estimate import gib
+from runtimes.training.recipes.generation_groups import generation_split
 
 if TYPE_CHECKING:
     from runtimes.training.auto_config import TrainingPlan
@@ -65,6 +66,9 @@ def explain(plan: TrainingPlan) -> str:
     for d in plan.decisions:
         mark = " [yours]" if d.overridden else ""
         lines.append(f"  - {d.field} = {_fmt(d.value)}{mark}: {d.reason}.")
+    if cfg.num_generations:
+        lines.append(generation_split(cfg.micro_batch, cfg.gradient_accumulation, cfg.processes, cfg.num_generations,
+                                      cfg.strategy))
     lines.append(f"Duration: about {_duration(plan.duration_s)} for {plan.steps} optimizer steps at roughly "
                  f"{plan.tokens_per_second:,.0f} tokens/s (a rough figure from a compute model, not a measurement).")
     lines.extend(f"Warning: {w}." for w in plan.warnings)

@@ -20,6 +20,7 @@ from runtimes.training.memory_estimate import ModelShape, gib
 from runtimes.models.sources import ModelSource
 from runtimes.training.plan_explanation import explain as explain_training
 from runtimes.training.recovery import check_recovery, describe_recovery
+from runtimes.training.recipes.generation_groups import too_few_prompts
 
 # Rows whose lengths are measured; beyond this a seeded sample stands for the whole dataset.
 MEASURE_SAMPLE = 2000
@@ -169,6 +170,10 @@ def plan_prepared(spec: JobSpec, source: ModelSource, prepared: Any, *, hardware
     resolved.pop("effective_batch", None)  # micro_batch × gradient_accumulation says it
     recipe_config(spec.technique, resolved)  # the combination must be one the recipe accepts
     check_recovery(spec.technique, resolved)
+    if spec.technique in RL_RECIPES and (short := too_few_prompts(
+            resolved["micro_batch"], resolved["gradient_accumulation"], resolved["processes"],
+            resolved["num_generations"], len(prepared.train))):
+        raise UserError(short)
     summary = prepared.summary()
     timed = None
     if measure_speed and resolved["processes"] == 1:  # a warm-up in one process cannot time several ranks

@@ -168,7 +168,20 @@ def _train_ranks(run: WorkerRun, job: Job, settings: dict[str, Any], source: Any
         raise UserError(f"{report['verdict']}; nothing was registered")
     tokenizer, _ = load_tokenizer(source)
     model = _load_saved(source, run.folder / "model")
-    _complete(run, store.get(job.id), Trained(model, tokenizer, int(report["step"])), prepared, tracking, started)
+    _complete(run, store.get(job.id), Trained(model, tokenizer, int(report["step"]), _judge(run, job, settings)),
+              prepared, tracking, started)
+
+
+def _judge(run: WorkerRun, job: Job, settings: dict[str, Any]) -> Any:
+    """RLAIF's judge for evaluation in this one process (the ranks' own judges ended with them), or None."""
+    if _spec(job).technique != "rlaif":
+        return None
+    from runtimes.judging.judge import local_judge_settings
+    from runtimes.training.jobs.trainer_factory import recipe_config
+    from runtimes.training.recipes.rlaif_recipe import build_judge
+
+    config = recipe_config("rlaif", local_judge_settings(run.ws, settings))
+    return build_judge(config, run.folder / "checkpoints", ranks=1)
 
 
 def _load_saved(source: Any, model_dir: Path) -> Any:

@@ -65,6 +65,7 @@ def train_rank(ws: Any, store: Any, job_id: str, rank: int) -> None:
     import torch.distributed as dist
 
     from runtimes.jobs.lifecycle import job_dir
+    from runtimes.judging.judge import local_judge_settings
     from runtimes.models.sources import resolve_model
     from runtimes.models.tracking import JobRun
     from runtimes.training.jobs.progress import ProgressCallback
@@ -98,8 +99,8 @@ def train_rank(ws: Any, store: Any, job_id: str, rank: int) -> None:
     if rank == 0:
         tracking = JobRun(ws, job.id, job.mlflow_run_id)
         callbacks.insert(0, ProgressCallback(store, job.id, job.attempt, tracking, lambda: False))
-    trainer = build_trainer(spec.technique, settings, resolve_model(spec.model, ws), prepared,
-                            folder / "checkpoints", callbacks)
+    trainer = build_trainer(spec.technique, local_judge_settings(ws, settings), resolve_model(spec.model, ws),
+                            prepared, folder / "checkpoints", callbacks)
     pids: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(pids, os.getpid())
     if rank == 0:

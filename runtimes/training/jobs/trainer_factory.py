@@ -106,9 +106,11 @@ def _recipe_knobs(technique: str) -> set[str]:
 
 
 def recipe_config(technique: str, settings: dict[str, Any]) -> Any:
-    from runtimes.training.recipes import parse_config
+    from runtimes.training.recipes import parse_config, recipe
 
-    knobs = {_TO_RECIPE.get(k, k): v for k, v in settings.items() if k not in PLAN_ONLY and k not in JOB_ONLY}
+    takes = recipe(technique).Config.model_fields  # a job setting a recipe also takes (GRPO: processes) passes on
+    knobs = {_TO_RECIPE.get(k, k): v for k, v in settings.items()
+             if k not in PLAN_ONLY and (k not in JOB_ONLY or k in takes)}
     if knobs.get("max_steps") == -1:
         knobs["max_steps"] = None
     return parse_config(technique, {**knobs, "logging_steps": 1})

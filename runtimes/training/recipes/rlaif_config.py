@@ -19,7 +19,9 @@ class RlaifRecipeConfig(GrpoRecipeConfig):
                                                    "tone_policy), a .jinja file, or Jinja text")
     policy: str | None = Field(None, description="tone_policy: the policy replies must follow")
     max_score: float = Field(10.0, gt=0, description="the top of the rubric's score scale")
-    judge_concurrency: int = Field(4, ge=1, le=64, description="judge calls in flight at once")
-    judge_requests_per_second: float = Field(5.0, gt=0, description="rate limit of judge calls")
+    judge_concurrency: int = Field(4, ge=1, le=64, description="judge calls in flight at once (the job's, "
+                                                                 "shared by its ranks)")
+    judge_requests_per_second: float = Field(5.0, gt=0, description="rate limit of judge calls (the job's, shared "
+                                                                    "by its ranks)")
     judge_retries: int = Field(2, ge=0, le=10, description="retries of a failed judge call (with backoff)")
     judge_timeout_s: float = Field(60.0, gt=0, description="time limit of one judge call")

@@ -1,5 +1,6 @@
 """Reinforcement learning from AI feedback: GRPO whose reward is an LLM judge scoring each completion
-with a rubric (see `rewards.judge`). Judge failures are recorded in the run folder and skipped.
+with a rubric (see `judging.judge`). Judge failures are recorded in the run folder and skipped. On several ranks
+every rank calls the same judge for its own completions, within its share of the job's limits.
 
 It builds the trainer and never calls `train()`; the job runner does.
 """
@@ -20,7 +21,11 @@ TECHNIQUE = "rlaif"
 Config = RlaifRecipeConfig
 
 
-def build_judge(config: RlaifRecipeConfig, run_dir: Path) -> Judge:
+def build_judge(config: RlaifRecipeConfig, run_dir: Path, ranks: int | None = None) -> Judge:
+    """The judge one process calls. The ranks of a distributed run share one judge server, each asking it about
+    its own completions: each takes its share (`ranks`, default `processes`) of the job's rate limit and calls in
+    flight, at least one."""
+    ranks = config.processes if ranks is None else ranks
     api_key = None
     if config.judge_api_key_env:
         api_key = os.environ.get(config.judge_api_key_env)
@@ -28,7 +33,8 @@ def build_judge(config: RlaifRecipeConfig, run_dir: Path) -> Judge:
             raise UserError(f"the judge's API key variable `{config.judge_api_key_env}` is not set")
     return Judge(model=config.judge_model, rubric=load_rubric(config.rubric, max_score=config.max_score),
                  run_dir=run_dir, api_base=config.judge_api_base, api_key=api_key, policy=config.policy,
-                 concurrency=config.judge_concurrency, requests_per_second=config.judge_requests_per_second,
+                 concurrency=max(1, config.judge_concurrency // ranks),
+                 requests_per_second=config.judge_requests_per_second / ranks,
                  retries=config.judge_retries, timeout_s=config.judge_timeout_s)
 
 

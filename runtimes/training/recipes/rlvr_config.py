@@ -23,10 +23,12 @@ class GrpoRecipeConfig(RecipeConfig):
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the completions")
     kl_beta: float = Field(0.0, ge=0, description="KL penalty towards the base model (0: none, no reference copy)")
     scale_rewards: bool = Field(True, description="divide each group's advantages by its reward spread")
+    processes: int = Field(1, ge=1, description="ranks generating together: each step's completions are "
+                                                "micro_batch × grad_accum × processes, in whole groups")
 
     @model_validator(mode="after")
     def _groups_fit(self) -> "GrpoRecipeConfig":
-        batch = self.micro_batch * self.grad_accum
+        batch = self.micro_batch * self.grad_accum * self.processes  # TRL's generation batch, over all ranks
         if batch % self.num_generations == 0:
             return self
         if "num_generations" not in self.model_fields_set:  # not the user's: the group size follows the batch
@@ -35,10 +37,11 @@ class GrpoRecipeConfig(RecipeConfig):
                 self.num_generations = fitting
                 return self
             if "grad_accum" not in self.model_fields_set:  # a batch of one: accumulate whole groups instead
-                self.grad_accum = accumulation_for(self.micro_batch, self.num_generations)
+                self.grad_accum = accumulation_for(self.micro_batch, self.num_generations,
+                                                   processes=self.processes)
                 return self
         raise ValueError(group_advice(self.micro_batch, self.grad_accum, self.num_generations, "grad_accum",
-                                      "gradient_accumulation"))
+                                      "gradient_accumulation", self.processes))
 
 
 class RlvrRecipeConfig(GrpoRecipeConfig):
