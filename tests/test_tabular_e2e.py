@@ -1,0 +1,82 @@
+"""Classic ML end to end on the demo company, through the command line a user types: `lathe train "predict which
+customers will churn…"` proposes a churn label with features from orders and support tickets and trains LightGBM
+tuned for a few trials (a real job process) into a report with SHAP and bias figures; the version is approved,
+deployed (a real endpoint process), scored in batch over its customers (a real `score` job), and a monitor
+raises a drift alert once the endpoint is sent shifted inputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from core.workspace import Workspace
+from runtimes.jobs.store import JobStore
+
+pytestmark = pytest.mark.slow
+NAME = "churned-lightgbm"
+
+
+def lathe(ws: Workspace, *args: str):
+    r = CliRunner().invoke(app, ["--workspace", str(ws.root), *args])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_predict_churn_then_approve_deploy_score_and_watch(module_demo: Workspace):
+    from catalog.warehouse import connect_reader
+    from runtimes.monitoring.monitor_store import MonitorStore
+    from runtimes.serving.endpoints import deploy as endpoints
+
+    ws = module_demo
+    out = lathe(ws, "train", "predict which customers will churn next month from their orders and tickets",
+                "--trials", "3", "--sensitive", "segment", "--yes", "--wait")
+    assert "label: `churned`" in out and "no order in the 30 days after" in out
+    [job] = JobStore(ws).list(kind="train")
+    assert job.status == "succeeded" and job.model_version == f"{NAME}/1", job.error
+    features = job.plan["features"]
+    assert {"orders_90d", "days_since_orders", "support_tickets_90d"} <= set(features)  # from two tables
+    report = json.loads(Path(job.record["report"]).read_text())
+    assert report["tuning"]["trials"] == 3 and report["metric"] == "roc_auc"
+    low, high = report["ci95"]
+    assert report["beats_baseline"] and low > report["baseline"] and report["value"] > 0.7, report["value"]
+    folder = Path(job.record["report"]).parent
+    for plot in ("shap_importance.png", "shap_beeswarm.png", "fairness_segment.png", "roc.png"):
+        assert plot in report["plots"] and (folder / plot).read_bytes()[:4] == b"\x89PNG"
+    assert report["fairness"]["segment"]["after"]["verdict"]
+
+    out = lathe(ws, "models", "approve", NAME, "1")
+    out = lathe(ws, "deploy", NAME)
+    try:
+        # Every customer and cutoff of the label query, scored in batch by a `score` job into a new table.
+        label_sql = job.plan["dataset_sql"]
+        out = lathe(ws, "batch", NAME, "--data", label_sql, "--into", "churn_scores", "--chunk-rows", "1000")
+        assert f"rows scored with {NAME}@1 in table `churn_scores`" in out
+        with connect_reader(ws) as con:
+            cur = con.execute(label_sql)
+            rows = [dict(zip([d[0] for d in cur.description], r)) for r in cur.fetchall()]
+            scored = con.execute("SELECT count(*), count(DISTINCT (customer_id, cutoff)), min(score), max(score) "
+                                 "FROM churn_scores").fetchone()
+        assert scored[:2] == (len(rows), len(rows)) and 0 <= scored[2] < scored[3] <= 1
+        [score_job] = JobStore(ws).list(kind="score")
+        assert score_job.status == "succeeded" and score_job.lineage["model"] == f"{NAME}@1"
+
+        # The endpoint is sent customers unlike those it learnt from: far more orders and tickets.
+        key = endpoints.local_key(ws, NAME)
+        url = [e for e in endpoints.list_endpoints(ws) if e.name == NAME][0].base_url
+        shifted = [{**{c: r[c] for c in features}, "orders_90d": 30 + i % 7, "support_tickets_90d": 5 + i % 3,
+                    "days_since_orders": 0} for i, r in enumerate(rows[:60])]
+        for at in range(0, len(shifted), 20):
+            r = httpx.post(f"{url}/invocations", json={"dataframe_records": shifted[at:at + 20]},
+                           headers={"Authorization": f"Bearer {key}"}, timeout=60)
+            assert r.status_code == 200, r.text
+        lathe(ws, "monitors", "create", "churn-watch", "--endpoint", NAME, "--rule", "drift:orders_90d",
+              "--rule", "dataset_drift", "--sensitive", "segment")
+        lathe(ws, "monitors", "run", "churn-watch")
+        alerts = {a.rule for a in MonitorStore(ws).alerts(endpoint=NAME)}
+        assert "drift of orders_90d" in alerts, alerts
+    finally:
+        endpoints.delete(ws, NAME)
