@@ -28,6 +28,7 @@ def lathe(ws: Workspace, *args: str):
 
 def test_predict_churn_then_approve_deploy_score_and_watch(module_demo: Workspace):
     from catalog.warehouse import connect_reader
+    from runtimes.models.registry import list_versions
     from runtimes.monitoring.monitor_store import MonitorStore
     from runtimes.serving.endpoints import deploy as endpoints
 
@@ -35,6 +36,7 @@ def test_predict_churn_then_approve_deploy_score_and_watch(module_demo: Workspac
     out = lathe(ws, "train", "predict which customers will churn next month from their orders and tickets",
                 "--trials", "3", "--sensitive", "segment", "--yes", "--wait")
     assert "label: `churned`" in out and "no order in the 30 days after" in out
+    assert "succeeded" in out and "pending approval" in out
     [job] = JobStore(ws).list(kind="train")
     assert job.status == "succeeded" and job.model_version == f"{NAME}/1", job.error
     features = job.plan["features"]
@@ -48,8 +50,9 @@ def test_predict_churn_then_approve_deploy_score_and_watch(module_demo: Workspac
         assert plot in report["plots"] and (folder / plot).read_bytes()[:4] == b"\x89PNG"
     assert report["fairness"]["segment"]["after"]["verdict"]
 
-    out = lathe(ws, "models", "approve", NAME, "1")
-    out = lathe(ws, "deploy", NAME)
+    lathe(ws, "models", "approve", NAME, "1")
+    assert [v.approval for v in list_versions(ws, NAME)] == ["approved"]
+    lathe(ws, "deploy", NAME)
     try:
         # Every customer and cutoff of the label query, scored in batch by a `score` job into a new table.
         label_sql = job.plan["dataset_sql"]
