@@ -129,6 +129,27 @@ def test_answered_rows_and_refusals_are_captured(served):
     assert fetched and fetched[-1]["prediction"] in (0, 1) and 0 <= fetched[-1]["score"] <= 1
 
 
+# ---- batch scoring over a catalog table (the job itself runs in test_tabular_e2e.py) ---------------------------
+def test_a_row_that_does_not_fit_is_refused_before_a_scoring_job_exists(served):
+    ws, frame, d = served
+    from catalog.store import CatalogStore
+    from core.errors import UserError
+    from runtimes.jobs.store import JobStore
+    from runtimes.tabular.table_scoring import plan_score
+
+    sql = ("SELECT customer_id, CASE WHEN customer_id = 4 THEN 'gold' ELSE segment END AS segment, 1 AS orders_90d, "
+           "2.5 AS spend_90d FROM churn_labels ORDER BY customer_id, label_at")
+    with pytest.raises(UserError, match=r"row 9: column `segment` is 'gold'; expected one of 'pro', 'retail'"):
+        plan_score(ws, {"model": NAME, "sql": sql, "into": "gold_scores"})
+    with pytest.raises(UserError, match="`activity` already exists"):
+        plan_score(ws, {"model": NAME, "sql": "SELECT customer_id, segment FROM churn_labels", "into": "activity"})
+    with pytest.raises(UserError, match="prediction"):
+        plan_score(ws, {"model": NAME, "sql": "SELECT customer_id, segment, 1 AS prediction FROM churn_labels"})
+    plan = plan_score(ws, {"model": NAME, "sql": "SELECT customer_id, segment FROM churn_labels", "into": "s"})
+    assert plan.rows == len(frame) and plan.model_id == f"{NAME}@1"  # features read online by the entity key
+    assert JobStore(ws).list(kind="score") == [] and CatalogStore(ws).load().table("gold_scores") is None
+
+
 # ---- the command line ---------------------------------------------------------------------------------------
 def test_the_command_line_plans_scoring_a_table_and_watches_the_endpoint(served):
     ws, frame, d = served
