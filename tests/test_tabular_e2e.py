@@ -33,14 +33,13 @@ def lathe(ws: Workspace, *args: str):
 
 
 def _mid_way(ws: Workspace, job_id: str) -> int:
-    """Freeze the job's worker once it has scored some rows but not all; returns its pid."""
+    """The pid of the job's worker once it has scored some rows, with many chunks still to go."""
     store = JobStore(ws)
     deadline = time.monotonic() + 300  # a guard against a hang only
     while time.monotonic() < deadline:
         job = store.get(job_id)
         if job.status == "running" and job.rows_done > 0 and job.pid:
-            os.kill(job.pid, signal.SIGSTOP)
-            assert store.get(job_id).status == "running" and job.rows_done < job.rows_total
+            assert job.rows_done < job.rows_total / 4, job.rows_done
             return job.pid
         assert job.status in ("queued", "validating", "running"), (job.status, job.error)
         time.sleep(0.01)
@@ -91,9 +90,8 @@ def test_predict_churn_then_approve_deploy_score_and_watch(module_demo: Workspac
         label_sql = job.plan["dataset_sql"]
         lathe(ws, "batch", NAME, "--data", label_sql, "--into", "churn_scores", "--chunk-rows", "20", "--detach")
         [score] = JobStore(ws).list(kind="score")
-        pid = _mid_way(ws, score.id)
-        lathe(ws, "batch", "cancel", score.id)  # SIGTERM, taken when the worker runs again
-        os.kill(pid, signal.SIGCONT)
+        _mid_way(ws, score.id)
+        lathe(ws, "batch", "cancel", score.id)  # SIGTERM: it stops after the chunk in hand
         cancelled = lifecycle.wait(ws, score.id, timeout_s=300)
         assert cancelled.status == "cancelled" and 0 < cancelled.rows_done < cancelled.rows_total, cancelled.error
         assert CatalogStore(ws).load().table("churn_scores") is None  # nothing published half-way
