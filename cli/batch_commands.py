@@ -54,27 +54,21 @@ def _batch_json(job: Any) -> dict[str, Any]:
     return {**job.to_json(), "rows_done": job.rows_done, "rows_total": job.rows_total}
 
 
-def _score_table(ws: Any, model: str, data: str, into: str | None, replace: bool, as_json: bool,
-                 dry_run: bool) -> bool:
-    """A table model scores the rows at once into a scores table; False for a language model."""
-    from runtimes.tabular.scoring import is_table_model
-
-    if not is_table_model(ws, model):
-        return False
-    from runtimes.tabular.table_scoring import score_table
+def _score_table(ws: Any, model: str, data: str, into: str | None, replace: bool, chunk_rows: int,
+                 dry_run: bool) -> str | None:
+    """A table model's scoring job over the rows (its id; None for a dry run); not for a language model."""
+    from runtimes.jobs.lifecycle import submit
+    from runtimes.tabular.score_kind import planned
+    from runtimes.tabular.table_scoring import plan_score
 
     source = data_source(ws, data)
-    done = score_table(ws, model, table=getattr(source, "name", None), sql=getattr(source, "sql", None), into=into,
-                       replace=replace, dry_run=dry_run)
+    plan = plan_score(ws, {"model": model, "source": source, "into": into, "replace": replace,
+                           "chunk_rows": chunk_rows})
+    typer.echo(plan.explain(), err=True)
     if dry_run:
-        typer.echo(f"{done.model} would score {done.rows:,} rows into table `{done.table.name}`\n"
-                   "dry run: nothing was written")
-        return True
-    if as_json:
-        print_json({"table": done.table.name, "rows": done.rows, "model": done.model})
-    else:
-        typer.echo(f"scored {done.rows:,} rows with {done.model} into table `{done.table.name}`")
-    return True
+        typer.echo("dry run: nothing was started")
+        return None
+    return submit(ws, "score", planned=planned(plan)).id
 
 
 # ---- batch ------------------------------------------------------------------------------------------------
@@ -93,6 +87,7 @@ def batch_run(
     max_tokens: int = typer.Option(64, "--max-tokens", help="New tokens per row at most."),
     temperature: float = typer.Option(0.0, "--temperature", help="0 (default) is greedy."),
     micro_batch: int = typer.Option(16, "--micro-batch", help="Rows per committed chunk."),
+    chunk_rows: int = typer.Option(10_000, "--chunk-rows", help="Table models: rows scored and saved together."),
     replace: bool = typer.Option(False, "--replace", help="Replace a predictions table an earlier batch made."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check everything and print the plan; start nothing."),
     detach: bool = typer.Option(False, "--detach", help="Start the job and return (no progress bar)."),
@@ -101,8 +96,13 @@ def batch_run(
     """Run a model over a table or query and write a predictions table (a resumable job with a progress bar)."""
     from runtimes.serving.batch.transform import BatchSpec, plan_batch, run_batch
 
+    from runtimes.tabular.scoring import is_table_model
+
     ws = _recovered_ws()
-    if _score_table(ws, model, data, into, replace, as_json, dry_run):
+    if is_table_model(ws, model):
+        if (job_id := _score_table(ws, model, data, into, replace, chunk_rows, dry_run)) is not None:
+            typer.echo(f"{job_id}: started", err=True)
+            _follow(ws, job_id, detach, as_json)
         return
     spec = BatchSpec.parse({"model": model, "source": data_source(ws, data), "prompt_column": prompt_column,
                             "key_column": key_column,
@@ -143,7 +143,8 @@ def batch_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """All batch jobs, oldest first (`lathe jobs list` shows every kind)."""
     from runtimes.jobs.store import JobStore
 
-    found = JobStore(_recovered_ws()).list(kind="batch")
+    store = JobStore(_recovered_ws())
+    found = sorted(store.list(kind="batch") + store.list(kind="score"), key=lambda j: j.created_at)
     if as_json:
         print_json([_batch_json(j) for j in found])
         return
@@ -217,7 +218,8 @@ def _follow(ws: Any, job_id: str, detach: bool, as_json: bool) -> None:
     elif detach:
         typer.echo(f"{job.id}: {job.status}; follow it with `lathe batch status {job.id}`")
     elif job.status == "succeeded":
-        typer.echo(f"{job.id}: succeeded, {job.rows_done:,} predictions in table `{job.output_table}`")
+        what = f"rows scored with {job.plan.get('model_id')}" if job.kind == "score" else "predictions"
+        typer.echo(f"{job.id}: succeeded, {job.rows_done:,} {what} in table `{job.output_table}`")
     else:
         typer.echo(f"{job.id}: {job.status}" + (f" ({job.error})" if job.error else "")
                    + f"; `lathe batch resume {job.id}` continues it")

@@ -1,5 +1,5 @@
-"""`lathe train` shows the plan with its reasons, starts nothing on a dry run or a refused approval, and submits the
-approved plan as a job that registers a version."""
+"""`lathe train` shows the plan with its reasons and starts nothing on a dry run, a refused approval or a bad request
+(an approved plan trained through the command line is in test_tabular_e2e.py)."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +7,6 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from runtimes.jobs.store import JobStore
-from runtimes.models.registry import list_versions
 from tests.tabular_workspace import build_churn_workspace
 
 ARGS = ["train", "--label", "churn_labels", "--target", "churned", "--entity", "customer_id", "--time", "label_at",
@@ -47,12 +46,3 @@ def test_a_bad_request_is_one_line_and_starts_nothing(ws):
     r = lathe(ws, *ARGS[:-1], "0", "--yes")
     assert r.exit_code != 0 and "at least 1 trial, not 0" in r.output
     assert JobStore(ws).list() == []
-
-
-def test_an_approved_plan_trains_and_registers_a_version(ws):
-    r = lathe(ws, *ARGS, "--name", "churn-cli", "--wait", input="y\n")
-    assert r.exit_code == 0, r.output
-    assert "succeeded" in r.output and "pending approval" in r.output
-    [job] = JobStore(ws).list()
-    assert job.kind == "train" and job.model_version == "churn-cli/1"
-    assert [v.approval for v in list_versions(ws, "churn-cli")] == ["pending"]

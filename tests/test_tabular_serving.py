@@ -129,55 +129,29 @@ def test_answered_rows_and_refusals_are_captured(served):
     assert fetched and fetched[-1]["prediction"] in (0, 1) and 0 <= fetched[-1]["score"] <= 1
 
 
-# ---- batch scoring over a catalog table ---------------------------------------------------------------------
-def test_a_table_is_scored_into_a_new_table_with_its_lineage(served):
-    ws, frame, d = served
-    from catalog.store import CatalogStore
-    from catalog.warehouse import connect_reader
-    from runtimes.features.online_features import get_online_features
-    from runtimes.tabular.table_scoring import score_table
-
-    done = score_table(ws, NAME, table="churn_labels", into="churn_scores")
-    assert done.rows == len(frame) and done.model == f"{NAME}@1"
-    with connect_reader(ws) as con:
-        got = con.execute("SELECT customer_id, segment, prediction, score, model FROM churn_scores "
-                          "ORDER BY customer_id, label_at").fetchall()
-    model = load_version(ws, NAME)
-    firsts = {}
-    for cid, segment, *_ in got:
-        firsts.setdefault(cid, segment)
-    keys = sorted(firsts)[:5]
-    online = get_online_features(ws, ["activity"], keys)
-    expected, scores = model.predict(model.frame([{**o, "segment": firsts[k]} for k, o in zip(keys, online)]))
-    first_rows = {r[0]: r for r in reversed(got)}
-    assert [first_rows[k][2] for k in keys] == expected
-    assert [first_rows[k][3] for k in keys] == pytest.approx(scores)
-    assert {r[4] for r in got} == {f"{NAME}@1"}
-    catalog = CatalogStore(ws).load()
-    entry = catalog.table("churn_scores")
-    assert entry is not None and entry.row_count == len(frame) and entry.primary_key == ["customer_id"]
-    lineage = {x.column: set(x.sources) for x in catalog.lineage if x.table == "churn_scores"}
-    assert {"activity.orders_90d", "activity.spend_90d", "churn_labels.segment"} <= lineage["prediction"]
-    assert lineage["segment"] == {"churn_labels.segment"}
-
-
-def test_a_bad_row_in_a_scored_query_names_it_and_writes_nothing(served):
+# ---- batch scoring over a catalog table (the job itself runs in test_tabular_e2e.py) ---------------------------
+def test_a_row_that_does_not_fit_is_refused_before_a_scoring_job_exists(served):
     ws, frame, d = served
     from catalog.store import CatalogStore
     from core.errors import UserError
-    from runtimes.tabular.table_scoring import score_table
+    from runtimes.jobs.store import JobStore
+    from runtimes.tabular.table_scoring import plan_score
 
     sql = ("SELECT customer_id, CASE WHEN customer_id = 4 THEN 'gold' ELSE segment END AS segment, 1 AS orders_90d, "
            "2.5 AS spend_90d FROM churn_labels ORDER BY customer_id, label_at")
     with pytest.raises(UserError, match=r"row 9: column `segment` is 'gold'; expected one of 'pro', 'retail'"):
-        score_table(ws, NAME, sql=sql, into="gold_scores")
-    assert CatalogStore(ws).load().table("gold_scores") is None
+        plan_score(ws, {"model": NAME, "sql": sql, "into": "gold_scores"})
     with pytest.raises(UserError, match="`activity` already exists"):
-        score_table(ws, NAME, table="churn_labels", into="activity")
+        plan_score(ws, {"model": NAME, "sql": "SELECT customer_id, segment FROM churn_labels", "into": "activity"})
+    with pytest.raises(UserError, match="prediction"):
+        plan_score(ws, {"model": NAME, "sql": "SELECT customer_id, segment, 1 AS prediction FROM churn_labels"})
+    plan = plan_score(ws, {"model": NAME, "sql": "SELECT customer_id, segment FROM churn_labels", "into": "s"})
+    assert plan.rows == len(frame) and plan.model_id == f"{NAME}@1"  # features read online by the entity key
+    assert JobStore(ws).list(kind="score") == [] and CatalogStore(ws).load().table("gold_scores") is None
 
 
 # ---- the command line ---------------------------------------------------------------------------------------
-def test_the_command_line_scores_a_table_and_watches_the_endpoint(served):
+def test_the_command_line_plans_scoring_a_table_and_watches_the_endpoint(served):
     ws, frame, d = served
     from typer.testing import CliRunner
 
@@ -190,11 +164,9 @@ def test_the_command_line_scores_a_table_and_watches_the_endpoint(served):
 
     sql = "SELECT DISTINCT customer_id, segment FROM churn_labels"
     r = lathe("batch", NAME, "--data", sql, "--into", "cli_scores", "--dry-run")
-    assert r.exit_code == 0 and "dry run: nothing was written" in r.output, r.output
+    assert r.exit_code == 0 and "dry run: nothing was started" in r.output, r.output
+    assert "rows: 80 from query" in r.output and "model: `churn-lgbm@1`" in r.output
     assert CatalogStore(ws).load().table("cli_scores") is None
-    r = lathe("batch", NAME, "--data", sql, "--into", "cli_scores")
-    assert r.exit_code == 0, r.output
-    assert "rows with churn-lgbm@1 into table `cli_scores`" in r.output
     r = lathe("monitors", "create", "churn-watch", "--endpoint", "churn", "--sensitive", "segment", "--rule",
               "bias:segment", "--rule", "accuracy<0.7", "--labels", "churn_labels", "--label-time", "label_at",
               "--label-column", "churned")

@@ -113,6 +113,31 @@ FROM p
 ORDER BY customer_id
 """
 
+# Each customer's habits, never stored in a table: how much they order (`weight`: one in twenty is a regular who
+# orders 55 times as often as the rest) and the day they stop ordering (`leave_day`). Frequent buyers and patient
+# customers stay longer; nobody leaves in their first 60 days (counted from the start of the two years for those who
+# signed up before). Weights are integers so their running sums, which orders pick customers by, are exact on any
+# thread count.
+_TRAITS = """
+CREATE OR REPLACE TEMP TABLE _traits AS
+WITH t AS (
+    SELECT customer_id, segment, greatest(0, date_diff('day', DATE '2024-11-01', signup_date)) AS start_day,
+        gauss(customer_id, 'activity') AS g_activity, gauss(customer_id, 'patience') AS g_patience
+    FROM customers
+), w AS (
+    SELECT customer_id,
+        CAST(round(1000 * exp(0.8 * g_activity) * CASE WHEN rnd(customer_id, 'regular') < 0.05 THEN 55 ELSE 1 END)
+            AS BIGINT) AS weight,
+        CAST(start_day + 60 + floor(-ln(1 - rnd(customer_id, 'tenure')) * 320
+            * exp(0.5 * g_activity + 0.6 * g_patience)) AS INTEGER) AS leave_day
+    FROM t
+)
+SELECT customer_id, weight, leave_day,
+    sum(weight) OVER (ORDER BY customer_id) - weight AS cum_lo, sum(weight) OVER (ORDER BY customer_id) AS cum_hi,
+    CAST(leave_day AS BIGINT) * 10000 + customer_id AS leave_key
+FROM w
+"""
+
 # Products 1-160 were on sale before the two years; 161-200 launch during them, one every 18 days.
 _PRODUCTS = """
 CREATE OR REPLACE TABLE products AS
@@ -147,29 +172,45 @@ FROM range(40) CROSS JOIN _names n
 ORDER BY agent_id
 """
 
-# Order ids follow time, as a real shop's would; customers order from the day they sign up.
+# Order ids follow time, as a real shop's would; customers order from the day they sign up until the day they leave,
+# the frequent ones more often. Each order draws up to four customers by weight among those signed up by then and
+# takes the first who has not left (else one who signed up in the last 60 days, who cannot have). In the 45 days
+# before leaving, orders go wrong more often (returned, cancelled): what drives a customer away shows in the data.
 _ORDERS = """
 CREATE OR REPLACE TABLE orders AS
 WITH s AS (
     SELECT range AS seq, rnd(range, 'order_day') AS u_day FROM range($n_orders)
 ), d AS (
     SELECT s.seq, _days.day_no, _days.day FROM s ASOF JOIN _days ON s.u_day >= _days.cum_lo
+), k AS (
+    SELECT seq, day_no, day, unnest(range(4)) AS try, CAST(signed_up_by(day_no) AS INTEGER) AS n_signed FROM d
+), c AS (
+    SELECT k.*, tr.cum_hi * rnd(seq * 4 + try, 'customer') AS target FROM k JOIN _traits tr ON tr.customer_id = k.n_signed
+), p AS (
+    SELECT c.seq, c.day_no, c.day, c.try, c.n_signed, x.customer_id, x.leave_day
+    FROM c ASOF JOIN _traits x ON c.target >= x.cum_lo
+), f AS (
+    SELECT seq, day_no, day, n_signed, arg_min(customer_id, try) FILTER (WHERE leave_day > day_no) AS customer_id
+    FROM p GROUP BY seq, day_no, day, n_signed
 ), t AS (
-    SELECT seq,
+    SELECT seq, day_no,
         CAST(day AS TIMESTAMP) + to_seconds(CAST(
             CASE WHEN rnd(seq, 'daytime') < 0.85 THEN 25200 + floor(rnd(seq, 'second') * 57600)
                  ELSE floor(rnd(seq, 'second') * 86400) END AS BIGINT)) AS ordered_at,
-        CAST(1 + floor(rnd(seq, 'customer') * signed_up_by(day_no)) AS INTEGER) AS customer_id
-    FROM d
+        coalesce(customer_id, CAST(n_signed - floor(rnd(seq, 'newcomer')
+            * (n_signed - signed_up_by(greatest(day_no - 59, 0)) + 1)) AS INTEGER)) AS customer_id
+    FROM f
 ), o AS (
-    SELECT t.*, c.segment, rnd(seq, 'status') AS u_status, rnd(seq, 'channel') AS u_channel
-    FROM t JOIN customers c USING (customer_id)
+    SELECT t.*, c.segment, rnd(seq, 'status') AS u_status, rnd(seq, 'channel') AS u_channel,
+        t.day_no BETWEEN tr.leave_day - 45 AND tr.leave_day AS leaving
+    FROM t JOIN customers c USING (customer_id) JOIN _traits tr USING (customer_id)
 )
 SELECT CAST(row_number() OVER (ORDER BY ordered_at, seq) AS BIGINT) AS order_id,
     customer_id,
     ordered_at,
-    CASE WHEN u_status < CASE WHEN month(ordered_at) IN (11, 12, 1) THEN 0.10 ELSE 0.06 END THEN 'returned'
-         WHEN u_status >= 0.95 THEN 'cancelled' ELSE 'completed' END AS status,
+    CASE WHEN u_status < CASE WHEN leaving THEN 0.30 WHEN month(ordered_at) IN (11, 12, 1) THEN 0.10 ELSE 0.06 END
+             THEN 'returned'
+         WHEN u_status >= CASE WHEN leaving THEN 0.88 ELSE 0.95 END THEN 'cancelled' ELSE 'completed' END AS status,
     CASE segment
         WHEN 'consumer' THEN CASE WHEN u_channel < 0.45 THEN 'web' WHEN u_channel < 0.85 THEN 'mobile' ELSE 'store' END
         WHEN 'smb' THEN CASE WHEN u_channel < 0.50 THEN 'web' WHEN u_channel < 0.75 THEN 'mobile'
@@ -247,12 +288,20 @@ FROM r
 ORDER BY order_item_id
 """
 
+# Tickets pick their order by weight within its status: an order from the 45 days before its customer leaves is
+# eight times as likely to draw one (what went wrong is written down before a customer goes).
 _ORDERS_BY_STATUS = """
 CREATE OR REPLACE TEMP TABLE _orders_by_status AS
+WITH w AS (
+    SELECT o.order_id, o.customer_id, o.ordered_at, o.status,
+        CASE WHEN date_diff('day', DATE '2024-11-01', CAST(o.ordered_at AS DATE))
+                  BETWEEN tr.leave_day - 45 AND tr.leave_day THEN 8 ELSE 1 END AS weight
+    FROM orders o JOIN _traits tr USING (customer_id)
+)
 SELECT order_id, customer_id, ordered_at, status,
-    row_number() OVER (PARTITION BY status ORDER BY order_id) AS rn,
-    count(*) OVER (PARTITION BY status) AS n
-FROM orders
+    sum(weight) OVER (PARTITION BY status ORDER BY order_id) - weight AS cum_lo,
+    sum(weight) OVER (PARTITION BY status) AS n
+FROM w
 """
 
 # Tickets follow orders: returned orders draw most of them (as returns tickets), cancelled orders
@@ -270,11 +319,18 @@ WITH t AS (
 ), linked AS (
     SELECT t.ticket_id, o.order_id, o.customer_id, o.ordered_at, o.status AS order_status
     FROM t LEFT JOIN n ON n.status = t.want
-    LEFT JOIN _orders_by_status o ON o.status = t.want AND o.rn = 1 + CAST(floor(rnd(t.ticket_id, 'order') * n.n) AS BIGINT)
+    ASOF LEFT JOIN _orders_by_status o ON o.status = t.want AND rnd(t.ticket_id, 'order') * n.n >= o.cum_lo
 ), loose AS (
     SELECT l.ticket_id, d.day_no, d.day
     FROM (SELECT ticket_id, rnd(ticket_id, 'open_day') AS u FROM linked WHERE order_id IS NULL) l
     ASOF JOIN _days d ON l.u >= d.cum_lo
+), leaver AS (
+    -- Most tickets with no order come from customers about to leave (closing accounts, disputing charges).
+    SELECT q.ticket_id, x.customer_id
+    FROM (SELECT ticket_id, day_no, CAST(day_no + floor(rnd(ticket_id, 'leaver_day') * 45) AS BIGINT) * 10000 AS target
+          FROM loose WHERE rnd(ticket_id, 'leaver') < 0.7) q
+    ASOF JOIN _traits x ON q.target <= x.leave_key
+    WHERE x.customer_id <= signed_up_by(q.day_no)
 ), first_item AS (
     -- The product a ticket is about: the order's first physical item, else its first item.
     SELECT i.order_id, arg_min(i.product_id, CASE WHEN pr.category IN ('hardware', 'accessories') THEN 0 ELSE 1 END
@@ -289,7 +345,8 @@ WITH t AS (
     FROM linked l LEFT JOIN first_item fi USING (order_id) LEFT JOIN products pr USING (product_id)
 ), c AS (
     SELECT l.ticket_id, l.order_id, l.ordered_at, l.product_id, l.product_kind,
-        coalesce(l.customer_id, CAST(1 + floor(rnd(l.ticket_id, 'customer') * signed_up_by(lo.day_no)) AS INTEGER)) AS customer_id,
+        coalesce(l.customer_id, lv.customer_id,
+                 CAST(1 + floor(rnd(l.ticket_id, 'customer') * signed_up_by(lo.day_no)) AS INTEGER)) AS customer_id,
         CASE l.order_status
             WHEN 'returned' THEN CASE WHEN rnd(l.ticket_id, 'category') < 0.85 THEN 'returns' ELSE 'billing' END
             WHEN 'cancelled' THEN CASE WHEN rnd(l.ticket_id, 'category') < 0.60 OR l.product_kind <> 'physical'
@@ -302,9 +359,9 @@ WITH t AS (
         CASE WHEN l.order_id IS NULL
             THEN CAST(lo.day AS TIMESTAMP) + to_seconds(CAST(floor(rnd(l.ticket_id, 'open_second') * 86400) AS BIGINT))
         END AS loose_opened_at
-    FROM c0 l LEFT JOIN loose lo USING (ticket_id)
+    FROM c0 l LEFT JOIN loose lo USING (ticket_id) LEFT JOIN leaver lv USING (ticket_id)
 ), o AS (
-    SELECT c.*, cu.segment, cu.full_name,
+    SELECT c.*, cu.segment, cu.full_name, tr.leave_day,
         coalesce(loose_opened_at, ordered_at + to_seconds(CAST(floor(least(
             86400 * CASE category WHEN 'shipping' THEN 2 + 10 * rnd(ticket_id, 'delay')
                                   WHEN 'product' THEN 5 + 55 * rnd(ticket_id, 'delay')
@@ -313,20 +370,25 @@ WITH t AS (
             (epoch(demo_end()) - epoch(ordered_at)) * rnd(ticket_id, 'delay_cap'))) AS BIGINT))) AS opened_at,
         pow(rnd(ticket_id, 'priority'), CASE WHEN cu.segment = 'enterprise' THEN 0.6
                                               WHEN category IN ('billing', 'returns') THEN 0.8 ELSE 1.0 END) AS u_priority
-    FROM c JOIN customers cu USING (customer_id)
+    FROM c JOIN customers cu USING (customer_id) JOIN _traits tr USING (customer_id)
 ), p AS (
-    SELECT o.*,
-        CASE WHEN u_priority < 0.30 THEN 'low' WHEN u_priority < 0.70 THEN 'medium'
-             WHEN u_priority < 0.92 THEN 'high' ELSE 'urgent' END AS priority
+    -- A customer about to leave writes more urgent tickets.
+    SELECT o.*, pow(u_priority, CASE WHEN date_diff('day', TIMESTAMP '2024-11-01', opened_at)
+                                          BETWEEN leave_day - 60 AND leave_day THEN 0.5 ELSE 1.0 END) AS u_severity
     FROM o
-), h AS (
+), p2 AS (
     SELECT p.*,
+        CASE WHEN u_severity < 0.30 THEN 'low' WHEN u_severity < 0.70 THEN 'medium'
+             WHEN u_severity < 0.92 THEN 'high' ELSE 'urgent' END AS priority
+    FROM p
+), h AS (
+    SELECT p2.*,
         CAST(CASE WHEN category = 'billing' THEN 33 + floor(rnd(ticket_id, 'agent') * 8)
                   WHEN priority = 'urgent' OR (priority = 'high' AND category = 'product') THEN 21 + floor(rnd(ticket_id, 'agent') * 12)
                   ELSE 1 + floor(rnd(ticket_id, 'agent') * 20) END AS INTEGER) AS agent_id,
         CASE priority WHEN 'urgent' THEN 4 WHEN 'high' THEN 12 WHEN 'medium' THEN 36 ELSE 72 END
             + CASE WHEN category = 'returns' THEN 24 ELSE 0 END AS target_hours
-    FROM p
+    FROM p2
 ), s AS (
     SELECT h.*,
         60 * CAST(greatest(15, floor(target_hours * 60 * exp(0.8 * gauss(ticket_id, 'hours')))) AS BIGINT) AS resolve_s
@@ -435,7 +497,7 @@ ORDER BY pair_id
 _CLEANUP = [
     "DROP TABLE IF EXISTS _days", "DROP TABLE IF EXISTS _orders_by_status", "DROP TABLE IF EXISTS _tickets",
     "DROP TABLE IF EXISTS _names", "DROP TABLE IF EXISTS _regions", "DROP TABLE IF EXISTS _lines",
-    "DROP TABLE IF EXISTS _text", "DROP TABLE IF EXISTS _product_lists",
+    "DROP TABLE IF EXISTS _text", "DROP TABLE IF EXISTS _product_lists", "DROP TABLE IF EXISTS _traits",
 ]
 
 
@@ -481,7 +543,7 @@ def generate(con: duckdb.DuckDBPyConnection, scale: float = 1.0, seed: int = DEF
         con.execute(sql)
     _load_pools(con)
     steps: list[tuple[str, dict[str, int]]] = [
-        (_DAYS, {}), (_CUSTOMERS, {}), (_PRODUCTS, {}), (_AGENTS, {}),
+        (_DAYS, {}), (_CUSTOMERS, {}), (_TRAITS, {}), (_PRODUCTS, {}), (_AGENTS, {}),
         (_ORDERS, {"n_orders": sizes["n_orders"]}), (_PRODUCT_LISTS, {}), (_ORDER_ITEMS, {}), (_ORDERS_BY_STATUS, {}),
         (_TICKETS, {"n_tickets": sizes["n_tickets"]}), (_SUPPORT_TICKETS, {}), (_REPLIES, {}),
         (_PREFERENCES, {"n_pairs": min(sizes["n_pairs"], sizes["n_tickets"])}),

@@ -15,7 +15,7 @@ from runtimes.jobs.store import Job, Progress
 
 # kind name → the module holding its `KIND`
 _KINDS = {"finetune": "runtimes.training.jobs.finetune_kind", "batch": "runtimes.serving.batch.batch_kind",
-          "train": "runtimes.tabular.train_kind"}
+          "train": "runtimes.tabular.train_kind", "score": "runtimes.tabular.score_kind"}
 
 
 @dataclass(frozen=True)
