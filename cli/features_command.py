@@ -56,7 +56,7 @@ def features_list(as_json: bool = typer.Option(False, "--json")) -> None:
     for vv in latest(ws).values():
         v = vv.view
         rows.append({"view": v.name, "version": vv.version, "versions": len(versions(ws, v.name)),
-                     "entity": f"{v.entity.name} ({v.entity.join_key})", "features": len(v.features),
+                     "entity": f"{v.entity.name} ({', '.join(v.entity.keys)})", "features": len(v.features),
                      "ttl": v.ttl or "", "owner": v.owner, "materialized_to": watermark(ws, vv) or ""})
     if as_json:
         print_json(rows)
@@ -125,15 +125,29 @@ def features_materialize(
 @command
 def features_get(
     features: list[str] = typer.Argument(..., help="view, view:feature or view@VERSION:feature (several)."),
-    keys: list[str] = typer.Option(..., "--key", "-k", help="An entity key (repeatable)."),
+    keys: list[str] = typer.Option(..., "--key", "-k", help="An entity key (repeatable); for a view keyed by "
+                                   "several columns, column=value pairs: driver_id=1001,customer_id=5."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Online values by entity key (empty where none is stored or the value is older than the view's TTL)."""
     from runtimes.features.online_features import get_online_features
 
-    rows = get_online_features(workspace(), features, keys)
+    rows = get_online_features(workspace(), features, [_key(k) for k in keys])
     if as_json:
         print_json([{"key": k, **r} for k, r in zip(keys, rows)])
         return
     names = list(rows[0]) if rows else []
     print_table(["key", *names], [[k, *r.values()] for k, r in zip(keys, rows)])
+
+
+def _key(text: str) -> str | dict[str, str]:
+    """`1001`, or `driver_id=1001,customer_id=5` for a key of several columns."""
+    if "=" not in text:
+        return text
+    pairs = [p.split("=", 1) for p in text.split(",")]
+    if any(len(p) != 2 or not p[0].strip() for p in pairs):
+        from core.errors import UserError
+
+        raise UserError(f"--key `{text}` mixes forms: give one value, or column=value pairs joined by commas "
+                        "(driver_id=1001,customer_id=5)")
+    return {c.strip(): v.strip() for c, v in pairs}

@@ -12,11 +12,12 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from core.errors import UserError
 from core.workspace import Workspace
 
+T = TypeVar("T")
 Row = tuple[float, list[Any]]  # (event time as epoch seconds, feature values in the view's order)
 
 
@@ -53,6 +54,12 @@ def epoch(v: dt.datetime | dt.date) -> float:
     if v.tzinfo is None:
         v = v.replace(tzinfo=dt.timezone.utc)
     return v.timestamp()
+
+
+def online_key(parts: Sequence[Any]) -> str:
+    """The stored key of one entity: its key value as text, or its key columns' values joined by a unit
+    separator (a character no key text holds)."""
+    return str(parts[0]) if len(parts) == 1 else "\x1f".join(str(p) for p in parts)
 
 
 def _q(name: str) -> str:
@@ -120,7 +127,11 @@ class SqliteOnlineStore:
 
 
 class RedisOnlineStore:
-    """One Redis hash per entity key (`<prefix><table>:<key>`), the field `_ts` and one field per feature."""
+    """One Redis hash per entity key (`<prefix><table>:<key>`: the field `_ts` and one JSON value per feature), and
+    the set `<prefix>_tables` of the tables written. The prefix is `lathe:<workspace name>:`, so workspaces sharing
+    one Redis need distinct names (or databases, the URL's `/N`)."""
+
+    _BATCH = 1000  # keys per write script call: bounds the time Redis spends in one script
 
     def __init__(self, url: str, prefix: str):
         try:
@@ -129,36 +140,82 @@ class RedisOnlineStore:
             raise UserError(f"the online store is set to Redis ({url}) but the `redis` package is not installed: "
                             "`pip install redis`, or remove `[features] online_store` from lathe.toml to use the "
                             "embedded store") from None
-        self.client = redis.Redis.from_url(url)
-        self.prefix = prefix
+        self.url, self.prefix, self._errors = url, prefix, redis.RedisError
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        self._write = self.client.register_script(_WRITE_NEWER)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except self._errors as e:
+            raise UserError(f"the Redis online store ({self.url}) failed while {what}: {e}; check that it is running "
+                            "and reachable, or remove `[features] online_store` from lathe.toml") from None
+
+    def _tables(self) -> str:
+        return f"{self.prefix}_tables"  # table names start with a letter: no table's keys can be named this
 
     def has(self, table: str) -> bool:
-        return bool(self.client.exists(f"{self.prefix}{table}:_tables"))
+        return bool(self._call("checking a table", lambda: self.client.sismember(self._tables(), table)))
 
     def write(self, table: str, columns: list[str], rows: list[tuple]) -> None:
-        # Read-compare-write per key in a pipeline: the older row loses, as in the embedded store.
-        keys = [f"{self.prefix}{table}:{r[0]}" for r in rows]
-        pipe = self.client.pipeline()
-        for k in keys:
-            pipe.hget(k, "_ts")
-        stored = pipe.execute()
-        pipe = self.client.pipeline()
-        for k, r, old in zip(keys, rows, stored):
-            if old is None or float(old) <= r[1]:
-                pipe.hset(k, mapping={"_ts": r[1], **{c: json.dumps(v) for c, v in zip(columns, r[2:])}})
-        pipe.set(f"{self.prefix}{table}:_tables", 1)
-        pipe.execute()
+        """Set `(key, epoch, *values)` rows, each only where no newer row is stored for its key (checked inside
+        Redis, in one script per batch, so concurrent runs cannot interleave a check and its write)."""
+        names = [str(len(columns)), *columns]
+        for at in range(0, len(rows), self._BATCH):
+            batch = rows[at:at + self._BATCH]
+            args = [*names, *(x for r in batch for x in (repr(float(r[1])), *(json.dumps(v) for v in r[2:])))]
+            self._call("writing", lambda: self._write(keys=[f"{self.prefix}{table}:{r[0]}" for r in batch],
+                                                      args=args))
+        self._call("writing", lambda: self.client.sadd(self._tables(), table))
 
     def read(self, table: str, columns: list[str], keys: Sequence[str]) -> dict[str, Row]:
-        pipe = self.client.pipeline()
-        for k in keys:
-            pipe.hmget(f"{self.prefix}{table}:{k}", ["_ts", *columns])
-        out = {}
-        for k, got in zip(keys, pipe.execute()):
-            if got[0] is not None:
-                out[k] = (float(got[0]), [json.loads(v) if v is not None else None for v in got[1:]])
-        return out
+        fields = ["_ts", *columns]
+        if len(keys) == 1:  # one round trip without a pipeline's overhead
+            got = [self._call("reading", lambda: self.client.hmget(f"{self.prefix}{table}:{keys[0]}", fields))]
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for k in keys:
+                pipe.hmget(f"{self.prefix}{table}:{k}", fields)
+            got = self._call("reading", pipe.execute)
+        return {k: (float(g[0]), [json.loads(v) if v is not None else None for v in g[1:]])
+                for k, g in zip(keys, got) if g[0] is not None}
 
     def drop(self, table: str) -> None:
-        for k in self.client.scan_iter(f"{self.prefix}{table}:*"):
-            self.client.delete(k)
+        pattern = _glob_escape(f"{self.prefix}{table}:") + "*"
+
+        def _drop() -> None:
+            batch = []
+            for k in self.client.scan_iter(match=pattern, count=1000):
+                batch.append(k)
+                if len(batch) >= 1000:
+                    self.client.unlink(*batch)
+                    batch = []
+            if batch:
+                self.client.unlink(*batch)
+            self.client.srem(self._tables(), table)
+
+        self._call("dropping a table", _drop)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+# KEYS: the hashes; ARGV: the field count n, the n field names, then per key its epoch and n JSON values.
+_WRITE_NEWER = """
+local n = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local base = 1 + n + (i - 1) * (n + 1)
+  local ts = ARGV[base + 1]
+  local old = redis.call('HGET', key, '_ts')
+  if (not old) or tonumber(old) <= tonumber(ts) then
+    local args = {'_ts', ts}
+    for j = 1, n do
+      args[#args + 1] = ARGV[1 + j]
+      args[#args + 1] = ARGV[base + 1 + j]
+    end
+    redis.call('HSET', key, unpack(args))
+  end
+end
+return #KEYS
+"""
