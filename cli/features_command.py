@@ -1,5 +1,5 @@
 """`lathe features …`: apply feature view YAML from the catalog, list and describe the versions, materialize
-them into the online store, and get online values by entity key.
+them into the online store, get online values by entity key, and import a Feast feature repository's views.
 
 The feature store is imported only when a command runs, so `lathe --help` stays fast.
 """
@@ -12,7 +12,7 @@ import typer
 
 from cli.context import command, print_json, print_table, workspace
 
-features_app = typer.Typer(help="Feature views: apply, list, describe, materialize, get.", no_args_is_help=True)
+features_app = typer.Typer(help="Feature views: apply, list, describe, materialize, get, import.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -138,6 +138,38 @@ def features_get(
         return
     names = list(rows[0]) if rows else []
     print_table(["key", *names], [[k, *r.values()] for k, r in zip(keys, rows)])
+
+
+
+@features_app.command("import")
+@command
+def features_import(
+    repo: Path = typer.Argument(..., help="A Feast feature repository (the folder with feature_store.yaml)."),
+    owner: str | None = typer.Option(None, "--owner", help="Owner of views that name none; default: you."),
+    skip_unsupported: bool = typer.Option(False, "--skip-unsupported", help="Leave out, and list, what has no "
+                                          "Lathe equivalent (on-demand views, non-file sources) instead of stopping."),
+    out: Path | None = typer.Option(None, "--out", help="The YAML file to write; default: "
+                                    "catalog/features/<repository>.yml."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Read a Feast repository's definitions (without running its code) and write them as feature view YAML."""
+    from core.principal import Principal
+    from runtimes.features.feast_import import import_feast_repo
+
+    ws = workspace()
+    target, got = import_feast_repo(ws, repo, owner=owner or Principal.local_admin().name,
+                                    skip_unsupported=skip_unsupported, out=out)
+    if as_json:
+        print_json({"file": str(target), "views": [v.name for v in got.views], "skipped": got.skipped,
+                    "tables": got.files})
+        return
+    typer.echo(f"wrote {len(got.views)} feature views to {target}: {', '.join(v.name for v in got.views)}")
+    for s in got.skipped:
+        typer.echo(f"  not imported: {s}")
+    typer.echo("The views read these warehouse tables; load any not there yet (`lathe catalog import FILE`):")
+    for table, path in got.files.items():  # Feast reads a relative path from the repository's folder
+        typer.echo(f"  {table}: from {path if '://' in path or Path(path).is_absolute() else repo / path}")
+    typer.echo("Then `lathe features apply` checks them against the warehouse and records them.")
 
 
 def _key(text: str) -> str | dict[str, str]:
