@@ -53,11 +53,14 @@ class OnlineReader:
         now = time.time() if now is None else now
         out: list[dict[str, Any]] = [{} for _ in keys]
         stored: dict[tuple[str, ...], list[str]] = {}
-        for table, columns, names, ttl, key_cols, ref in self._plan:
+        asks = []
+        for table, columns, _, _, key_cols, ref in self._plan:
             skeys = stored.get(key_cols)
             if skeys is None:
                 skeys = stored[key_cols] = [_stored_key(k, key_cols, ref) for k in keys]
-            found = self.store.read(table, columns, skeys)
+            asks.append((table, columns, skeys))
+        for (table, columns, names, ttl, _, _), (_, _, skeys), found in zip(self._plan, asks,
+                                                                         self.store.read_views(asks)):
             for row, k in zip(out, skeys):
                 hit = found.get(k)
                 valid = hit is not None and (ttl is None or hit[0] >= now - ttl)

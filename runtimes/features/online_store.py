@@ -26,6 +26,7 @@ class OnlineStore(Protocol):
     def write(self, table: str, columns: list[str], rows: list[tuple]) -> None: ...
     def read(self, table: str, columns: list[str], keys: Sequence[str]) -> dict[str, Row]: ...
     def drop(self, table: str) -> None: ...
+    def read_views(self, asks: Sequence[tuple[str, list[str], Sequence[str]]]) -> list[dict[str, Row]]: ...
 
 
 def open_online_store(ws: Workspace) -> OnlineStore:
@@ -122,16 +123,20 @@ class SqliteOnlineStore:
             raise
         return {r[0]: (r[1], list(r[2:])) for r in rows}
 
+    def read_views(self, asks: Sequence[tuple[str, list[str], Sequence[str]]]) -> list[dict[str, Row]]:
+        return [self.read(table, columns, keys) for table, columns, keys in asks]
+
     def drop(self, table: str) -> None:
         self._db().execute(f"DROP TABLE IF EXISTS {_q(table)}")
 
 
 class RedisOnlineStore:
-    """One Redis hash per entity key (`<prefix><table>:<key>`: the field `_ts` and one JSON value per feature), and
-    the set `<prefix>_tables` of the tables written. The prefix is `lathe:<workspace name>:`, so workspaces sharing
-    one Redis need distinct names (or databases, the URL's `/N`)."""
+    """One Redis hash per view version (`<prefix><table>`), a field per entity key holding `<epoch>|<JSON list of
+    the values>`, so a batch of keys is one HMGET; and the hash `<prefix>_tables` of the tables written, each with
+    its columns in the order stored (a table of no rows has no hash of its own). The prefix is `lathe:<workspace name>:`, so workspaces sharing one Redis need distinct
+    names (or databases, the URL's `/N`)."""
 
-    _BATCH = 1000  # keys per write script call: bounds the time Redis spends in one script
+    _BATCH = 2000  # keys per write script call: bounds the time Redis spends in one script
 
     def __init__(self, url: str, prefix: str):
         try:
@@ -143,6 +148,7 @@ class RedisOnlineStore:
         self.url, self.prefix, self._errors = url, prefix, redis.RedisError
         self.client = redis.Redis.from_url(url, socket_connect_timeout=5)
         self._write = self.client.register_script(_WRITE_NEWER)
+        self._columns: dict[str, list[str]] = {}  # table → its stored column order, once read
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -152,70 +158,70 @@ class RedisOnlineStore:
                             "and reachable, or remove `[features] online_store` from lathe.toml") from None
 
     def _tables(self) -> str:
-        return f"{self.prefix}_tables"  # table names start with a letter: no table's keys can be named this
+        return f"{self.prefix}_tables"  # table names start with a letter: no table is named this
 
     def has(self, table: str) -> bool:
-        return bool(self._call("checking a table", lambda: self.client.sismember(self._tables(), table)))
+        return bool(self._call("checking a table", lambda: self.client.hexists(self._tables(), table)))
 
     def write(self, table: str, columns: list[str], rows: list[tuple]) -> None:
         """Set `(key, epoch, *values)` rows, each only where no newer row is stored for its key (checked inside
         Redis, in one script per batch, so concurrent runs cannot interleave a check and its write)."""
-        names = [str(len(columns)), *columns]
         for at in range(0, len(rows), self._BATCH):
-            batch = rows[at:at + self._BATCH]
-            args = [*names, *(x for r in batch for x in (repr(float(r[1])), *(json.dumps(v) for v in r[2:])))]
-            self._call("writing", lambda: self._write(keys=[f"{self.prefix}{table}:{r[0]}" for r in batch],
-                                                      args=args))
-        self._call("writing", lambda: self.client.sadd(self._tables(), table))
+            args = [x for r in rows[at:at + self._BATCH]
+                    for x in (r[0], repr(float(r[1])), f"{float(r[1])!r}|{json.dumps(list(r[2:]))}")]
+            self._call("writing", lambda: self._write(keys=[self.prefix + table], args=args))
+        self._call("writing", lambda: self.client.hset(self._tables(), table, json.dumps(columns)))
+        self._columns[table] = list(columns)
 
     def read(self, table: str, columns: list[str], keys: Sequence[str]) -> dict[str, Row]:
-        fields = ["_ts", *columns]
-        if len(keys) == 1:  # one round trip without a pipeline's overhead
-            got = [self._call("reading", lambda: self.client.hmget(f"{self.prefix}{table}:{keys[0]}", fields))]
+        (got,) = self.read_views([(table, columns, keys)])
+        return got
+
+    def read_views(self, asks: Sequence[tuple[str, list[str], Sequence[str]]]) -> list[dict[str, Row]]:
+        """Several tables' keys in one round trip (one HMGET each)."""
+        if len(asks) == 1:
+            table, _, keys = asks[0]
+            got = [self._call("reading", lambda: self.client.hmget(self.prefix + table, list(keys)))]
         else:
             pipe = self.client.pipeline(transaction=False)
-            for k in keys:
-                pipe.hmget(f"{self.prefix}{table}:{k}", fields)
+            for table, _, keys in asks:
+                pipe.hmget(self.prefix + table, list(keys))
             got = self._call("reading", pipe.execute)
-        return {k: (float(g[0]), [json.loads(v) if v is not None else None for v in g[1:]])
-                for k, g in zip(keys, got) if g[0] is not None}
+        out = []
+        for (table, columns, keys), values in zip(asks, got):
+            stored = self._stored_columns(table)
+            found: dict[str, Row] = {}
+            out.append(found)
+            if not stored:  # never written, or dropped: no values
+                continue
+            at = [stored.index(c) for c in columns]
+            for k, v in zip(keys, values):
+                if v is not None:
+                    ts, _, packed = v.partition(b"|")
+                    row = json.loads(packed)
+                    found[k] = (float(ts), [row[i] for i in at])
+        return out
+
+    def _stored_columns(self, table: str) -> list[str]:
+        cols = self._columns.get(table)
+        if cols is None:
+            got = self._call("reading", lambda: self.client.hget(self._tables(), table))
+            cols = self._columns[table] = json.loads(got) if got else []
+        return cols
 
     def drop(self, table: str) -> None:
-        pattern = _glob_escape(f"{self.prefix}{table}:") + "*"
-
-        def _drop() -> None:
-            batch = []
-            for k in self.client.scan_iter(match=pattern, count=1000):
-                batch.append(k)
-                if len(batch) >= 1000:
-                    self.client.unlink(*batch)
-                    batch = []
-            if batch:
-                self.client.unlink(*batch)
-            self.client.srem(self._tables(), table)
-
-        self._call("dropping a table", _drop)
+        self._call("dropping a table", lambda: self.client.pipeline().unlink(self.prefix + table)
+                   .hdel(self._tables(), table).execute())
+        self._columns.pop(table, None)
 
 
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-# KEYS: the hashes; ARGV: the field count n, the n field names, then per key its epoch and n JSON values.
+# KEYS[1]: the table's hash; ARGV: per entity key its key, its epoch and its stored text (`<epoch>|<values>`).
 _WRITE_NEWER = """
-local n = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local base = 1 + n + (i - 1) * (n + 1)
-  local ts = ARGV[base + 1]
-  local old = redis.call('HGET', key, '_ts')
-  if (not old) or tonumber(old) <= tonumber(ts) then
-    local args = {'_ts', ts}
-    for j = 1, n do
-      args[#args + 1] = ARGV[1 + j]
-      args[#args + 1] = ARGV[base + 1 + j]
-    end
-    redis.call('HSET', key, unpack(args))
+for i = 1, #ARGV, 3 do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if (not old) or tonumber(string.match(old, '^[^|]*')) <= tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
   end
 end
-return #KEYS
+return #ARGV / 3
 """
