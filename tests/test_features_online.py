@@ -157,6 +157,22 @@ def test_a_new_version_is_materialized_from_the_start_into_its_own_table(ws):
         get_online_features(ws, ["signals@1:score", "signals@2:score"], [2])
 
 
+def test_workspaces_of_one_name_keep_their_values_apart_in_one_redis(redis_server, tmp_path):
+    url, _ = redis_server
+    spaces = []
+    for n, score in ((1, 10.0), (2, 20.0)):
+        ws = Workspace(tmp_path / str(n) / "shop")
+        ws.create()
+        assert ws.settings.name == "shop"
+        make_signals(ws, [(1, at(1), score)])
+        signals_view(ws)
+        apply(ws)
+        spaces.append(use_store(ws, url))
+    for ws in spaces:
+        materialize(ws, until=at(5).replace(tzinfo=UTC))
+    assert [get_online_features(ws, ["signals:score"], [1]) for ws in spaces] == [[{"score": 10.0}], [{"score": 20.0}]]
+
+
 TRIPS_VIEW = """
 feature_views:
   - name: trips

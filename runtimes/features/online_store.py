@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Protocol, TypeVar
@@ -36,9 +38,26 @@ def open_online_store(ws: Workspace) -> OnlineStore:
     if url in (None, "", "sqlite"):
         return SqliteOnlineStore(ws.root / "features" / "online.sqlite")
     if isinstance(url, str) and url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisOnlineStore(url, prefix=f"lathe:{ws.settings.name}:")
+        return RedisOnlineStore(url, prefix=f"lathe:{ws.settings.name}:{_store_id(ws)}:")
     raise UserError(f"{ws.settings_path}: `[features] online_store = {url!r}` is not a store: write \"sqlite\" (the "
                     "default) or a Redis URL such as \"redis://localhost:6379/0\"")
+
+
+def _store_id(ws: Workspace) -> str:
+    """This workspace's own id in a shared store, made once: two workspaces of one name (and their own records of
+    what they materialized) must never read or overwrite each other's values."""
+    path = ws.root / "features" / "store_id"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_name(f".store_id.{uuid.uuid4().hex}")
+        tmp.write_text(uuid.uuid4().hex[:16], encoding="utf-8")
+        try:
+            os.link(tmp, path)  # whole or not at all; of two first runs, one id wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text(encoding="utf-8").strip()
 
 
 def value(v: Any) -> Any:
@@ -133,8 +152,8 @@ class SqliteOnlineStore:
 class RedisOnlineStore:
     """One Redis hash per view version (`<prefix><table>`), a field per entity key holding `<epoch>|<JSON list of
     the values>`, so a batch of keys is one HMGET; and the hash `<prefix>_tables` of the tables written, each with
-    its columns in the order stored (a table of no rows has no hash of its own). The prefix is `lathe:<workspace name>:`, so workspaces sharing one Redis need distinct
-    names (or databases, the URL's `/N`)."""
+    its columns in the order stored (a table of no rows has no hash of its own). The prefix is
+    `lathe:<workspace name>:<workspace's store id>:`, so workspaces can share one Redis."""
 
     _BATCH = 2000  # keys per write script call: bounds the time Redis spends in one script
 
