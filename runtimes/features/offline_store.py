@@ -13,7 +13,6 @@ from sqlglot import exp
 
 from catalog.data_source import parse_source
 from catalog.derived_tables import create_derived_table
-from catalog.metadata import Table
 from catalog.pii_masking import mask_at_source
 from catalog.query_schema import warehouse_catalog
 from catalog.sql_guard import guard, unknown_in
