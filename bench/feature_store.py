@@ -1,17 +1,19 @@
 """Benchmark of Lathe's feature store against Feast's local provider (file offline store, SQLite online store) on
 the same data: a point-in-time join of label rows × 20 features (4 views of 5, each with a TTL) — the time of each
-and whether every value agrees — and online reads by entity key, p50/p99 for single keys and batches of 100.
+and whether every value agrees — and online reads by entity key, p50/p99 for single keys and batches of 100
+(SQLite; with --redis also the Redis online store, on a redis-server it starts on loopback).
 Also times DuckDB against SQLite for the same point reads (why the embedded online store is SQLite).
 
 Feast runs as a subprocess in its own virtual environment (`--feast-python`); without it, the point-in-time join
 is checked against pandas `merge_asof` instead. Writes its data under a temporary folder it removes.
 
     .venv/bin/python bench/feature_store.py [--labels 1000000] [--entities 20000] [--rows 250000]
-                                            [--feast-python /tmp/feast-venv/bin/python]
+                                            [--feast-python /tmp/feast-venv/bin/python] [--redis]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -139,6 +141,8 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=20_000)
     ap.add_argument("--rows", type=int, default=250_000, help="rows per feature view's source")
     ap.add_argument("--feast-python", default="/tmp/feast-venv/bin/python", help="empty: skip Feast")
+    ap.add_argument("--redis", action="store_true", help="also read from the Redis online store (starts a "
+                    "redis-server on loopback; needs it and the `redis` package)")
     args = ap.parse_args()
 
     from catalog.warehouse import connect_writer
@@ -205,27 +209,69 @@ def main() -> None:
         print(f"materialize, Lathe: {time.perf_counter() - t:.2f} s"
               + (f";  Feast: {feast['materialize_s']:.2f} s" if feast else ""))
         features = [f"v{v}" for v in range(VIEWS)]
-        reader = OnlineReader(ws, features)
         keys = np.random.default_rng(3).integers(1, args.entities + 1, 2000)
-        now = pd.Timestamp("2026-01-01", tz="UTC").timestamp()
-        single, batched = [], []
-        for k in keys:
-            t = time.perf_counter()
-            reader.get([int(k)], now=now)
-            single.append(time.perf_counter() - t)
-        for i in range(0, len(keys), 100):
-            t = time.perf_counter()
-            reader.get([int(k) for k in keys[i:i + 100]], now=now)
-            batched.append(time.perf_counter() - t)
+        single, batched = online_reads(OnlineReader(ws, features), keys)
         print("online reads, 20 features (ms)        single p50   single p99   batch-100 p50   batch-100 p99")
         print(f"  Lathe (SQLite, in-process)           {pct(single, 50):10.3f}   {pct(single, 99):10.3f}   "
               f"{pct(batched, 50):13.3f}   {pct(batched, 99):13.3f}")
+        if args.redis:
+            with redis_server(Path(tmp)) as url:
+                settings = ws.settings_path.read_text(encoding="utf-8")
+                ws.settings_path.write_text(settings + f'\n[features]\nonline_store = "{url}"\n', encoding="utf-8")
+                on_redis = Workspace(ws.root)
+                t = time.perf_counter()
+                materialize(on_redis, until=pd.Timestamp("2026-01-02", tz="UTC").to_pydatetime(), full=True)
+                print(f"  (materialize into Redis: {time.perf_counter() - t:.2f} s)")
+                single, batched = online_reads(OnlineReader(on_redis, features), keys)
+                print(f"  Lathe (Redis on loopback)            {pct(single, 50):10.3f}   {pct(single, 99):10.3f}   "
+                      f"{pct(batched, 50):13.3f}   {pct(batched, 99):13.3f}")
         if feast:
             print(f"  Feast (SQLite, in-process)           {pct(feast['single'], 50):10.3f}   "
                   f"{pct(feast['single'], 99):10.3f}   {pct(feast['batched'], 50):13.3f}   "
                   f"{pct(feast['batched'], 99):13.3f}")
         point_reads(ws, keys)
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def online_reads(reader, keys) -> tuple[list[float], list[float]]:
+    """Seconds per read: each key alone, then batches of 100."""
+    now = pd.Timestamp("2026-01-01", tz="UTC").timestamp()
+    single, batched = [], []
+    for k in keys:
+        t = time.perf_counter()
+        reader.get([int(k)], now=now)
+        single.append(time.perf_counter() - t)
+    for i in range(0, len(keys), 100):
+        t = time.perf_counter()
+        reader.get([int(k) for k in keys[i:i + 100]], now=now)
+        batched.append(time.perf_counter() - t)
+    return single, batched
+
+
+@contextlib.contextmanager
+def redis_server(tmp: Path):
+    """A redis-server on a free loopback port without persistence, for the Redis online store's reads."""
+    import socket
+
+    import redis
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port)
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def point_reads(ws, keys) -> None:

@@ -1,5 +1,5 @@
 """`lathe features …`: apply feature view YAML from the catalog, list and describe the versions, materialize
-them into the online store, and get online values by entity key.
+them into the online store, get online values by entity key, and import a Feast feature repository's views.
 
 The feature store is imported only when a command runs, so `lathe --help` stays fast.
 """
@@ -12,7 +12,7 @@ import typer
 
 from cli.context import command, print_json, print_table, workspace
 
-features_app = typer.Typer(help="Feature views: apply, list, describe, materialize, get.", no_args_is_help=True)
+features_app = typer.Typer(help="Feature views: apply, list, describe, materialize, get, import.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +56,7 @@ def features_list(as_json: bool = typer.Option(False, "--json")) -> None:
     for vv in latest(ws).values():
         v = vv.view
         rows.append({"view": v.name, "version": vv.version, "versions": len(versions(ws, v.name)),
-                     "entity": f"{v.entity.name} ({v.entity.join_key})", "features": len(v.features),
+                     "entity": f"{v.entity.name} ({', '.join(v.entity.keys)})", "features": len(v.features),
                      "ttl": v.ttl or "", "owner": v.owner, "materialized_to": watermark(ws, vv) or ""})
     if as_json:
         print_json(rows)
@@ -125,15 +125,61 @@ def features_materialize(
 @command
 def features_get(
     features: list[str] = typer.Argument(..., help="view, view:feature or view@VERSION:feature (several)."),
-    keys: list[str] = typer.Option(..., "--key", "-k", help="An entity key (repeatable)."),
+    keys: list[str] = typer.Option(..., "--key", "-k", help="An entity key (repeatable); for a view keyed by "
+                                   "several columns, column=value pairs: driver_id=1001,customer_id=5."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Online values by entity key (empty where none is stored or the value is older than the view's TTL)."""
     from runtimes.features.online_features import get_online_features
 
-    rows = get_online_features(workspace(), features, keys)
+    rows = get_online_features(workspace(), features, [_key(k) for k in keys])
     if as_json:
         print_json([{"key": k, **r} for k, r in zip(keys, rows)])
         return
     names = list(rows[0]) if rows else []
     print_table(["key", *names], [[k, *r.values()] for k, r in zip(keys, rows)])
+
+
+
+@features_app.command("import")
+@command
+def features_import(
+    repo: Path = typer.Argument(..., help="A Feast feature repository (the folder with feature_store.yaml)."),
+    owner: str | None = typer.Option(None, "--owner", help="Owner of views that name none; default: you."),
+    skip_unsupported: bool = typer.Option(False, "--skip-unsupported", help="Leave out, and list, what has no "
+                                          "Lathe equivalent (on-demand views, non-file sources) instead of stopping."),
+    out: Path | None = typer.Option(None, "--out", help="The YAML file to write; default: "
+                                    "catalog/features/<repository>.yml."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Read a Feast repository's definitions (without running its code) and write them as feature view YAML."""
+    from core.principal import Principal
+    from runtimes.features.feast_import import import_feast_repo
+
+    ws = workspace()
+    target, got = import_feast_repo(ws, repo, owner=owner or Principal.local_admin().name,
+                                    skip_unsupported=skip_unsupported, out=out)
+    if as_json:
+        print_json({"file": str(target), "views": [v.name for v in got.views], "skipped": got.skipped,
+                    "tables": got.files})
+        return
+    typer.echo(f"wrote {len(got.views)} feature views to {target}: {', '.join(v.name for v in got.views)}")
+    for s in got.skipped:
+        typer.echo(f"  not imported: {s}")
+    typer.echo("The views read these warehouse tables; load any not there yet (`lathe catalog import FILE`):")
+    for table, path in got.files.items():  # Feast reads a relative path from the repository's folder
+        typer.echo(f"  {table}: from {path if '://' in path or Path(path).is_absolute() else repo / path}")
+    typer.echo("Then `lathe features apply` checks them against the warehouse and records them.")
+
+
+def _key(text: str) -> str | dict[str, str]:
+    """`1001`, or `driver_id=1001,customer_id=5` for a key of several columns."""
+    if "=" not in text:
+        return text
+    pairs = [p.split("=", 1) for p in text.split(",")]
+    if any(len(p) != 2 or not p[0].strip() for p in pairs):
+        from core.errors import UserError
+
+        raise UserError(f"--key `{text}` mixes forms: give one value, or column=value pairs joined by commas "
+                        "(driver_id=1001,customer_id=5)")
+    return {c.strip(): v.strip() for c, v in pairs}

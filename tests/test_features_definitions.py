@@ -133,3 +133,11 @@ def test_cli_apply_list_describe(ws, tmp_path):
     got = run.invoke(app, ["--workspace", str(ws.root), "features", "apply", str(bad)])
     assert got.exit_code == 2 and f"{bad}:8: feature_views.0.features.0.type" in got.stderr
     assert not (ws.catalog_dir / "features" / "bad.yml").exists()
+
+
+def test_a_key_of_several_columns_names_each_once(ws):
+    tail = "    features: [{name: score, type: float64, description: d}]\n"
+    err = _error(ws, VIEW_HEAD.replace("join_key: customer_id", "join_key: [customer_id, Customer_ID]") + tail)
+    assert err.line == 4 and "entity.join_key: Value error, a key column is listed twice" in err.message
+    err = _error(ws, VIEW_HEAD.replace("join_key: customer_id", "join_key: []") + tail)
+    assert err.line == 4 and "name the key column, or a list of key columns" in err.message

@@ -1,10 +1,14 @@
-"""The online store and materialization: latest values by entity key, TTL at read time, incremental runs from the
-recorded end of the last one, the Redis setting refused clearly without its package, PII grants on every path,
-and the CLI's materialize and get."""
+"""The online store and materialization, each behaviour on both stores (embedded SQLite, and Redis on loopback):
+latest values by entity key, TTL at read time, incremental runs from the recorded end of the last one, keys of
+several columns; Redis refused clearly without its package or its server, PII grants on every path, and the
+CLI's materialize and get."""
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -16,11 +20,15 @@ from catalog.warehouse import connect_writer
 from cli.main import app
 from core.errors import UserError
 from core.principal import Principal
+from core.workspace import Workspace
 from runtimes.features.materialize import materialize, watermark
 from runtimes.features.offline_store import training_set
 from runtimes.features.online_features import OnlineReader, get_online_features
+from runtimes.features.online_store import RedisOnlineStore, open_online_store
 from runtimes.features.registry import apply, get_version
 from tests.features_workspace import at, make_signals, signals_view, write_view
+from tests.ui_server import free_port
+from tests.waiting import wait_for
 
 UTC = dt.timezone.utc
 
@@ -29,12 +37,65 @@ def ts(d) -> float:
     return d.replace(tzinfo=UTC).timestamp()
 
 
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    """A redis-server on a free loopback port, without persistence, for this file's tests."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    redis = pytest.importorskip("redis")
+    port = free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path_factory.mktemp("redis"))], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+
+    def up() -> bool:
+        assert proc.poll() is None, f"redis-server exited with {proc.returncode}"
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    wait_for(up, stall_s=30, what="redis-server to answer")
+    yield f"redis://127.0.0.1:{port}/0", client
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def use_store(ws: Workspace, url: str) -> Workspace:
+    """The workspace anew, its lathe.toml's `[features] online_store` set to `url`."""
+    text = ws.settings_path.read_text(encoding="utf-8").split("\n[features]\n")[0]
+    ws.settings_path.write_text(f'{text}\n[features]\nonline_store = "{url}"\n', encoding="utf-8")
+    return Workspace(ws.root)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_ws(request, workspace):
+    """The test's workspace with its online store set to the parameter's kind (Redis emptied first)."""
+    if request.param == "sqlite":
+        return workspace
+    url, client = request.getfixturevalue("redis_server")
+    client.flushdb()
+    ws = use_store(workspace, url)
+    assert isinstance(open_online_store(ws), RedisOnlineStore)
+    return ws
+
+
+def with_signals(ws: Workspace) -> Workspace:
+    make_signals(ws, [(1, at(1), 10.0), (1, at(3), 30.0), (2, at(2), 70.0), (3, at(9), 90.0)])
+    signals_view(ws, ttl="2d")
+    apply(ws)
+    return ws
+
+
 @pytest.fixture
-def ws(workspace):
-    make_signals(workspace, [(1, at(1), 10.0), (1, at(3), 30.0), (2, at(2), 70.0), (3, at(9), 90.0)])
-    signals_view(workspace, ttl="2d")
-    apply(workspace)
-    return workspace
+def ws(store_ws):
+    return with_signals(store_ws)
+
+
+@pytest.fixture
+def sqlite_ws(workspace):
+    return with_signals(workspace)
 
 
 def test_reading_a_view_never_materialized_says_what_to_run(ws):
@@ -74,12 +135,13 @@ def test_materialization_is_incremental_from_the_recorded_end(ws):
 
 
 def test_an_older_row_never_overwrites_a_newer_one(ws):
-    from runtimes.features.online_store import SqliteOnlineStore
-
-    store = SqliteOnlineStore(ws.root / "features" / "online.sqlite")
-    store.write("t", ["x"], [("k", 200.0, "new")])
-    store.write("t", ["x"], [("k", 100.0, "old")])
-    assert store.read("t", ["x"], ["k"]) == {"k": (200.0, ["new"])}
+    store = open_online_store(ws)
+    store.write("t", ["x"], [("k", 200.0, "new"), ("j", 5.0, 1.5)])
+    store.write("t", ["x"], [("k", 100.0, "old"), ("j", 5.0, None)])  # an equal time replaces
+    assert store.read("t", ["x"], ["k", "j", "nobody"]) == {"k": (200.0, ["new"]), "j": (5.0, [None])}
+    assert store.has("t") and not store.has("u")
+    store.drop("t")
+    assert not store.has("t") and store.read("t", ["x"], ["k"]) == {}
 
 
 def test_a_new_version_is_materialized_from_the_start_into_its_own_table(ws):
@@ -95,36 +157,96 @@ def test_a_new_version_is_materialized_from_the_start_into_its_own_table(ws):
         get_online_features(ws, ["signals@1:score", "signals@2:score"], [2])
 
 
-def test_redis_configured_without_its_package_is_refused_clearly(ws):
-    try:
-        import redis  # noqa: F401
-        pytest.skip("redis is installed here")
-    except ImportError:
-        pass
-    with ws.settings_path.open("a", encoding="utf-8") as f:
-        f.write('\n[features]\nonline_store = "redis://localhost:6379/0"\n')
-    from core.workspace import Workspace
+def test_workspaces_of_one_name_keep_their_values_apart_in_one_redis(redis_server, tmp_path):
+    url, _ = redis_server
+    spaces = []
+    for n, score in ((1, 10.0), (2, 20.0)):
+        ws = Workspace(tmp_path / str(n) / "shop")
+        ws.create()
+        assert ws.settings.name == "shop"
+        make_signals(ws, [(1, at(1), score)])
+        signals_view(ws)
+        apply(ws)
+        spaces.append(use_store(ws, url))
+    for ws in spaces:
+        materialize(ws, until=at(5).replace(tzinfo=UTC))
+    assert [get_online_features(ws, ["signals:score"], [1]) for ws in spaces] == [[{"score": 10.0}], [{"score": 20.0}]]
 
-    fresh = Workspace(ws.root)
+
+TRIPS_VIEW = """
+feature_views:
+  - name: trips
+    owner: ops
+    entity: {name: trip, join_key: [driver_id, customer_id]}
+    source: {table: trips}
+    event_time: ended_at
+    ttl: 5d
+    features:
+      - {name: fare, type: float64, description: the last fare this driver charged this customer}
+"""
+
+
+def test_a_key_of_several_columns_joins_and_reads_on_all_of_them(ws):
+    with connect_writer(ws) as con:
+        con.execute("CREATE TABLE trips (driver_id INTEGER, customer_id INTEGER, ended_at TIMESTAMP, fare DOUBLE)")
+        con.executemany("INSERT INTO trips VALUES (?, ?, ?, ?)", [
+            [1, 1, at(1), 10.0], [1, 2, at(2), 20.0], [2, 1, at(3), 30.0], [1, 1, at(6), 60.0]])
+    write_view(ws, TRIPS_VIEW, name="trips.yml")
+    apply(ws)
+    labels = pd.DataFrame({"driver_id": [1, 1, 2, 2, 1], "customer_id": [1, 2, 1, 2, 1],
+                           "event_timestamp": [at(5), at(5), at(5), at(5), at(7)]})
+    # Day 6's fare is after the day-5 labels; the other driver's or customer's fares never match.
+    assert list(training_set(ws, labels, ["trips"])["fare"].fillna(-1)) == [10.0, 20.0, 30.0, -1, 60.0]
+    materialize(ws, until=at(5).replace(tzinfo=UTC))
+    reader = OnlineReader(ws, ["trips"])
+    assert reader.get([(1, 1), (2, 2), (1, 2), ("2", "1")], now=ts(at(5))) == [
+        {"fare": 10.0}, {"fare": None}, {"fare": 20.0}, {"fare": 30.0}]
+    assert reader.get([(1, 1)], now=ts(at(6, seconds=1))) == [{"fare": None}]  # 5 days and a second: past the TTL
+    # Views keyed by different columns, read at once: each takes its own key columns from the mapping.
+    both = OnlineReader(ws, ["signals:score", "trips:fare"])
+    assert both.get([{"customer_id": 1, "driver_id": 2}, {"customer_id": 2, "driver_id": 1}], now=ts(at(3))) == [
+        {"score": 30.0, "fare": 30.0}, {"score": 70.0, "fare": 20.0}]
+    with pytest.raises(UserError, match=r"feature view `trips@1` is keyed by driver_id, customer_id: give each key as "
+                                        r"a tuple of their values or a mapping"):
+        reader.get([1])
+    with pytest.raises(UserError, match=r"feature view `trips@1` is keyed by driver_id, customer_id: the key "
+                                        r"\{'customer_id': 1\} lacks driver_id"):
+        both.get([{"customer_id": 1}])
+    (run,) = materialize(ws, ["trips"], until=at(10).replace(tzinfo=UTC))
+    assert (run.start, run.rows) == (at(5).isoformat(), 1)
+    got = CliRunner().invoke(app, ["--workspace", str(ws.root), "features", "get", "trips:fare", "--key",
+                                   "driver_id=1,customer_id=1", "--key", "driver_id=2,customer_id=1", "--json"])
+    assert got.exit_code == 0, got.output
+    # Read now: long past the 5-day TTL, so the values are empty.
+    assert json.loads(got.stdout) == [{"key": "driver_id=1,customer_id=1", "fare": None},
+                                      {"key": "driver_id=2,customer_id=1", "fare": None}]
+    assert reader.get([(1, 1)], now=ts(at(7))) == [{"fare": 60.0}]
+
+
+def test_redis_configured_without_its_package_or_its_server_is_refused_clearly(sqlite_ws, monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if not installed: importing it raises ImportError
     with pytest.raises(UserError, match=r"set to Redis \(redis://localhost:6379/0\) but the `redis` package is not "
                                         r"installed: `pip install redis`"):
-        materialize(fresh, until=at(5).replace(tzinfo=UTC))
+        materialize(use_store(sqlite_ws, "redis://localhost:6379/0"), until=at(5).replace(tzinfo=UTC))
+    monkeypatch.undo()
+    pytest.importorskip("redis")
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    with pytest.raises(UserError, match=rf"the Redis online store \({nobody}\) failed while checking a table: .*check "
+                                        "that it is running"):
+        materialize(use_store(sqlite_ws, nobody), until=at(5).replace(tzinfo=UTC))
 
 
-def test_an_unknown_online_store_setting_is_refused(ws):
-    with ws.settings_path.open("a", encoding="utf-8") as f:
-        f.write('\n[features]\nonline_store = "memcached://x"\n')
-    from core.workspace import Workspace
-
+def test_an_unknown_online_store_setting_is_refused(sqlite_ws):
     with pytest.raises(UserError, match="is not a store: write \"sqlite\""):
-        get_online_features(Workspace(ws.root), ["signals"], [1])
+        get_online_features(use_store(sqlite_ws, "memcached://x"), ["signals"], [1])
 
 
 # ---- PII ---------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def pii_ws(ws):
+def pii_ws(sqlite_ws):
+    ws = sqlite_ws
     with connect_writer(ws) as con:
         con.execute("CREATE TABLE contacts AS SELECT * FROM (VALUES (1, 'ann@example.com', TIMESTAMP '2025-01-02', 3), "
                     "(2, 'bo@example.com', TIMESTAMP '2025-01-03', 5)) t(customer_id, email, updated_at, visits)")

@@ -38,7 +38,23 @@ class _Def(BaseModel):
 
 class Entity(_Def):
     name: str = Field(pattern=_NAME, description="what the rows describe, e.g. customer")
-    join_key: str = Field(min_length=1, description="the source column that identifies one entity, e.g. customer_id")
+    join_key: str | list[str] = Field(description="the source column that identifies one entity, e.g. customer_id, "
+                                                  "or the columns that do together, e.g. [driver_id, customer_id]")
+
+    @field_validator("join_key")
+    @classmethod
+    def _columns(cls, v: str | list[str]) -> str | list[str]:
+        cols = [v] if isinstance(v, str) else v
+        if not cols or any(not c.strip() for c in cols):
+            raise ValueError("name the key column, or a list of key columns")
+        if len({c.lower() for c in cols}) != len(cols):
+            raise ValueError("a key column is listed twice; keep one")
+        return cols[0] if len(cols) == 1 else v
+
+    @property
+    def keys(self) -> list[str]:
+        """The key columns, in order (one for most entities)."""
+        return [self.join_key] if isinstance(self.join_key, str) else list(self.join_key)
 
 
 class Feature(_Def):
@@ -85,8 +101,9 @@ class FeatureView(_Def):
 
     @model_validator(mode="after")
     def _not_the_key(self) -> "FeatureView":
+        reserved = {k.lower() for k in self.entity.keys} | {"event_timestamp"}
         for f in self.features:
-            if f.name.lower() in {self.entity.join_key.lower(), "event_timestamp"}:
+            if f.name.lower() in reserved:
                 raise ValueError(f"feature `{f.name}` has the name of the entity key or of `event_timestamp`; "
                                  "rename it")
         return self

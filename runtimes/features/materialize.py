@@ -21,7 +21,7 @@ from core.errors import UserError
 from core.principal import Principal
 from core.state_db import ensure_schema, transaction
 from core.workspace import Workspace
-from runtimes.features.online_store import epoch, open_online_store, value
+from runtimes.features.online_store import epoch, online_key, open_online_store, value
 from runtimes.features.registry import ViewVersion, get_version, latest
 from runtimes.features.view_sql import EVENT_TS, build_view_query, require_grants
 
@@ -85,21 +85,22 @@ def materialize(ws: Workspace, views: list[str] | None = None, *, until: dt.date
 
 def _latest_rows(con: duckdb.DuckDBPyConnection, view: exp.Query, vv: ViewVersion, start: str | None,
                  end: dt.datetime) -> list[tuple]:
-    key = exp.column(exp.to_identifier(vv.view.entity.join_key, quoted=True), table="v")
+    keys = [exp.column(exp.to_identifier(k, quoted=True), table="v") for k in vv.view.entity.keys]
     ts = exp.column(EVENT_TS, table="v")
     cond: exp.Expr = exp.LTE(this=ts, expression=exp.cast(exp.Literal.string(end.isoformat()), "TIMESTAMP"))
     if start is not None:
         cond = exp.and_(cond, exp.GT(this=ts, expression=exp.cast(exp.Literal.string(start), "TIMESTAMP")))
-    newest = exp.EQ(this=exp.Window(this=exp.RowNumber(), partition_by=[key],
+    newest = exp.EQ(this=exp.Window(this=exp.RowNumber(), partition_by=keys,
                                     order=exp.Order(expressions=[exp.Ordered(this=ts.copy(), desc=True)])),
                     expression=exp.Literal.number(1))
     q = (exp.select(exp.Star()).from_(view.subquery("v")).where(cond).qualify(newest)
-         .where(exp.Not(this=exp.Is(this=key.copy(), expression=exp.Null()))))
+         .where(*(exp.Not(this=exp.Is(this=k.copy(), expression=exp.Null())) for k in keys)))
     try:
         got = con.execute(q.sql(dialect="duckdb")).fetchall()
     except duckdb.Error as e:
         raise UserError(f"materializing `{vv.ref}` failed: {str(e).strip().splitlines()[0]}") from None
-    return [(str(r[0]), epoch(r[1]), *(value(v) for v in r[2:])) for r in got]
+    n = len(keys)
+    return [(online_key(r[:n]), epoch(r[n]), *(value(v) for v in r[n + 1:])) for r in got]
 
 
 def _record(ws: Workspace, vv: ViewVersion, end: str, rows: int) -> None:

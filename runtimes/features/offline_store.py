@@ -13,7 +13,6 @@ from sqlglot import exp
 
 from catalog.data_source import parse_source
 from catalog.derived_tables import create_derived_table
-from catalog.metadata import Table
 from catalog.pii_masking import mask_at_source
 from catalog.query_schema import warehouse_catalog
 from catalog.sql_guard import guard, unknown_in
@@ -103,16 +102,16 @@ def _pit_query(source: exp.Expr, columns: list[str], views: list[tuple[Selection
         source.subquery("s"))
     for i, (sel, view_tree) in enumerate(views):
         view = sel.version.view
-        key = view.entity.join_key
-        if key.lower() not in low:
-            raise UserError(unknown_in("column", key, columns, "the labels") + f" (the entity key of feature view "
-                            f"`{view.name}`)")
         alias = f"f{i}"
-        on = exp.and_(
-            exp.EQ(this=exp.column(exp.to_identifier(low[key.lower()], quoted=True), table=e),
-                   expression=exp.column(exp.to_identifier(key, quoted=True), table=alias)),
-            exp.GTE(this=exp.column(exp.to_identifier(ts, quoted=True), table=e),
-                    expression=exp.column(EVENT_TS, table=alias)))
+        equal = []
+        for key in view.entity.keys:
+            if key.lower() not in low:
+                raise UserError(unknown_in("column", key, columns, "the labels") + f" (an entity key of feature view "
+                                f"`{view.name}`)")
+            equal.append(exp.EQ(this=exp.column(exp.to_identifier(low[key.lower()], quoted=True), table=e),
+                                expression=exp.column(exp.to_identifier(key, quoted=True), table=alias)))
+        on = exp.and_(*equal, exp.GTE(this=exp.column(exp.to_identifier(ts, quoted=True), table=e),
+                                      expression=exp.column(EVENT_TS, table=alias)))
         joins.append(exp.Join(this=view_tree.subquery(alias), on=on, method="ASOF", side="LEFT"))
         ttl = view.ttl_delta
         for f in sel.features:

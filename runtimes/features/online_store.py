@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from core.errors import UserError
 from core.workspace import Workspace
 
+T = TypeVar("T")
 Row = tuple[float, list[Any]]  # (event time as epoch seconds, feature values in the view's order)
 
 
@@ -25,6 +28,7 @@ class OnlineStore(Protocol):
     def write(self, table: str, columns: list[str], rows: list[tuple]) -> None: ...
     def read(self, table: str, columns: list[str], keys: Sequence[str]) -> dict[str, Row]: ...
     def drop(self, table: str) -> None: ...
+    def read_views(self, asks: Sequence[tuple[str, list[str], Sequence[str]]]) -> list[dict[str, Row]]: ...
 
 
 def open_online_store(ws: Workspace) -> OnlineStore:
@@ -34,9 +38,26 @@ def open_online_store(ws: Workspace) -> OnlineStore:
     if url in (None, "", "sqlite"):
         return SqliteOnlineStore(ws.root / "features" / "online.sqlite")
     if isinstance(url, str) and url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisOnlineStore(url, prefix=f"lathe:{ws.settings.name}:")
+        return RedisOnlineStore(url, prefix=f"lathe:{ws.settings.name}:{_store_id(ws)}:")
     raise UserError(f"{ws.settings_path}: `[features] online_store = {url!r}` is not a store: write \"sqlite\" (the "
                     "default) or a Redis URL such as \"redis://localhost:6379/0\"")
+
+
+def _store_id(ws: Workspace) -> str:
+    """This workspace's own id in a shared store, made once: two workspaces of one name (and their own records of
+    what they materialized) must never read or overwrite each other's values."""
+    path = ws.root / "features" / "store_id"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_name(f".store_id.{uuid.uuid4().hex}")
+        tmp.write_text(uuid.uuid4().hex[:16], encoding="utf-8")
+        try:
+            os.link(tmp, path)  # whole or not at all; of two first runs, one id wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text(encoding="utf-8").strip()
 
 
 def value(v: Any) -> Any:
@@ -53,6 +74,12 @@ def epoch(v: dt.datetime | dt.date) -> float:
     if v.tzinfo is None:
         v = v.replace(tzinfo=dt.timezone.utc)
     return v.timestamp()
+
+
+def online_key(parts: Sequence[Any]) -> str:
+    """The stored key of one entity: its key value as text, or its key columns' values joined by a unit
+    separator (a character no key text holds)."""
+    return str(parts[0]) if len(parts) == 1 else "\x1f".join(str(p) for p in parts)
 
 
 def _q(name: str) -> str:
@@ -115,12 +142,20 @@ class SqliteOnlineStore:
             raise
         return {r[0]: (r[1], list(r[2:])) for r in rows}
 
+    def read_views(self, asks: Sequence[tuple[str, list[str], Sequence[str]]]) -> list[dict[str, Row]]:
+        return [self.read(table, columns, keys) for table, columns, keys in asks]
+
     def drop(self, table: str) -> None:
         self._db().execute(f"DROP TABLE IF EXISTS {_q(table)}")
 
 
 class RedisOnlineStore:
-    """One Redis hash per entity key (`<prefix><table>:<key>`), the field `_ts` and one field per feature."""
+    """One Redis hash per view version (`<prefix><table>`), a field per entity key holding `<epoch>|<JSON list of
+    the values>`, so a batch of keys is one HMGET; and the hash `<prefix>_tables` of the tables written, each with
+    its columns in the order stored (a table of no rows has no hash of its own). The prefix is
+    `lathe:<workspace name>:<workspace's store id>:`, so workspaces can share one Redis."""
+
+    _BATCH = 2000  # keys per write script call: bounds the time Redis spends in one script
 
     def __init__(self, url: str, prefix: str):
         try:
@@ -129,36 +164,83 @@ class RedisOnlineStore:
             raise UserError(f"the online store is set to Redis ({url}) but the `redis` package is not installed: "
                             "`pip install redis`, or remove `[features] online_store` from lathe.toml to use the "
                             "embedded store") from None
-        self.client = redis.Redis.from_url(url)
-        self.prefix = prefix
+        self.url, self.prefix, self._errors = url, prefix, redis.RedisError
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        self._write = self.client.register_script(_WRITE_NEWER)
+        self._columns: dict[str, list[str]] = {}  # table → its stored column order, once read
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except self._errors as e:
+            raise UserError(f"the Redis online store ({self.url}) failed while {what}: {e}; check that it is running "
+                            "and reachable, or remove `[features] online_store` from lathe.toml") from None
+
+    def _tables(self) -> str:
+        return f"{self.prefix}_tables"  # table names start with a letter: no table is named this
 
     def has(self, table: str) -> bool:
-        return bool(self.client.exists(f"{self.prefix}{table}:_tables"))
+        return bool(self._call("checking a table", lambda: self.client.hexists(self._tables(), table)))
 
     def write(self, table: str, columns: list[str], rows: list[tuple]) -> None:
-        # Read-compare-write per key in a pipeline: the older row loses, as in the embedded store.
-        keys = [f"{self.prefix}{table}:{r[0]}" for r in rows]
-        pipe = self.client.pipeline()
-        for k in keys:
-            pipe.hget(k, "_ts")
-        stored = pipe.execute()
-        pipe = self.client.pipeline()
-        for k, r, old in zip(keys, rows, stored):
-            if old is None or float(old) <= r[1]:
-                pipe.hset(k, mapping={"_ts": r[1], **{c: json.dumps(v) for c, v in zip(columns, r[2:])}})
-        pipe.set(f"{self.prefix}{table}:_tables", 1)
-        pipe.execute()
+        """Set `(key, epoch, *values)` rows, each only where no newer row is stored for its key (checked inside
+        Redis, in one script per batch, so concurrent runs cannot interleave a check and its write)."""
+        for at in range(0, len(rows), self._BATCH):
+            args = [x for r in rows[at:at + self._BATCH]
+                    for x in (r[0], repr(float(r[1])), f"{float(r[1])!r}|{json.dumps(list(r[2:]))}")]
+            self._call("writing", lambda: self._write(keys=[self.prefix + table], args=args))
+        self._call("writing", lambda: self.client.hset(self._tables(), table, json.dumps(columns)))
+        self._columns[table] = list(columns)
 
     def read(self, table: str, columns: list[str], keys: Sequence[str]) -> dict[str, Row]:
-        pipe = self.client.pipeline()
-        for k in keys:
-            pipe.hmget(f"{self.prefix}{table}:{k}", ["_ts", *columns])
-        out = {}
-        for k, got in zip(keys, pipe.execute()):
-            if got[0] is not None:
-                out[k] = (float(got[0]), [json.loads(v) if v is not None else None for v in got[1:]])
+        (got,) = self.read_views([(table, columns, keys)])
+        return got
+
+    def read_views(self, asks: Sequence[tuple[str, list[str], Sequence[str]]]) -> list[dict[str, Row]]:
+        """Several tables' keys in one round trip (one HMGET each)."""
+        if len(asks) == 1:
+            table, _, keys = asks[0]
+            got = [self._call("reading", lambda: self.client.hmget(self.prefix + table, list(keys)))]
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for table, _, keys in asks:
+                pipe.hmget(self.prefix + table, list(keys))
+            got = self._call("reading", pipe.execute)
+        out = []
+        for (table, columns, keys), values in zip(asks, got):
+            stored = self._stored_columns(table)
+            found: dict[str, Row] = {}
+            out.append(found)
+            if not stored:  # never written, or dropped: no values
+                continue
+            at = [stored.index(c) for c in columns]
+            for k, v in zip(keys, values):
+                if v is not None:
+                    ts, _, packed = v.partition(b"|")
+                    row = json.loads(packed)
+                    found[k] = (float(ts), [row[i] for i in at])
         return out
 
+    def _stored_columns(self, table: str) -> list[str]:
+        cols = self._columns.get(table)
+        if cols is None:
+            got = self._call("reading", lambda: self.client.hget(self._tables(), table))
+            cols = self._columns[table] = json.loads(got) if got else []
+        return cols
+
     def drop(self, table: str) -> None:
-        for k in self.client.scan_iter(f"{self.prefix}{table}:*"):
-            self.client.delete(k)
+        self._call("dropping a table", lambda: self.client.pipeline().unlink(self.prefix + table)
+                   .hdel(self._tables(), table).execute())
+        self._columns.pop(table, None)
+
+
+# KEYS[1]: the table's hash; ARGV: per entity key its key, its epoch and its stored text (`<epoch>|<values>`).
+_WRITE_NEWER = """
+for i = 1, #ARGV, 3 do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if (not old) or tonumber(string.match(old, '^[^|]*')) <= tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  end
+end
+return #ARGV / 3
+"""

@@ -1,4 +1,4 @@
-"""One feature view as a guarded read query over the warehouse: its entity key, `event_timestamp` and each
+"""One feature view as a guarded read query over the warehouse: its entity key columns, `event_timestamp` and each
 feature cast to its declared type, with the lineage of every output column to its source columns.
 
 The query is built as a sqlglot tree and admitted by the catalog's SQL guard like any read; reading a PII
@@ -27,7 +27,7 @@ _TIME_TYPES = ("TIMESTAMP", "DATE")
 
 @dataclass
 class ViewQuery:
-    """The admitted query of one view: output columns are the join key, `event_timestamp`, then the features."""
+    """The admitted query of one view: output columns are the join keys, `event_timestamp`, then the features."""
     view: FeatureView
     tree: exp.Query
     lineage: dict[str, list[str]] = field(default_factory=dict)  # output column → `table.column` sources
@@ -54,8 +54,8 @@ def build_view_query(con: duckdb.DuckDBPyConnection, tables: Catalog, view: Feat
         if not isinstance(inner, exp.Query):
             raise UserError(f"feature view `{view.name}`: source.sql must be one SELECT or WITH query")
         from_ = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("src")))
-    cols = [_col(view.entity.join_key).as_(view.entity.join_key, quoted=True),
-            _col(view.event_time).as_(EVENT_TS, quoted=True)]
+    keys = view.entity.keys
+    cols = [*(_col(k).as_(k, quoted=True) for k in keys), _col(view.event_time).as_(EVENT_TS, quoted=True)]
     for f in view.features:
         try:
             e = sqlglot.parse_one(f.sql_expr, read="duckdb") if f.expr else _col(f.name)
@@ -74,7 +74,7 @@ def build_view_query(con: duckdb.DuckDBPyConnection, tables: Catalog, view: Feat
         described = con.execute(exp.Describe(this=guarded.tree.copy()).sql(dialect="duckdb")).fetchall()
     except duckdb.Error as e:
         raise UserError(f"feature view `{view.name}`: DuckDB cannot read it: {str(e).strip().splitlines()[0]}") from None
-    ts_type = str(described[1][1]).upper()
+    ts_type = str(described[len(keys)][1]).upper()
     if not ts_type.startswith(_TIME_TYPES):
         raise UserError(f"feature view `{view.name}`: event_time `{view.event_time}` is {ts_type}; it must be a "
                         "TIMESTAMP or DATE column")
