@@ -85,6 +85,17 @@ def module_demo(demo_template: Path, tmp_path_factory: pytest.TempPathFactory):
     return copy_workspace(demo_template, tmp_path_factory.mktemp("demo"))
 
 
+@pytest.fixture(scope="module")
+def gsm8k_demo(module_demo):
+    """The module's demo workspace with GSM8K imported from the shared data folder (skipped where it is absent)."""
+    from runtimes.training.datasets.shared_data import GSM8K_FILE, import_gsm8k, shared_data_dir
+
+    if not (shared_data_dir() / GSM8K_FILE).exists():
+        pytest.skip("GSM8K is not in the shared data folder")
+    import_gsm8k(module_demo)
+    return module_demo
+
+
 @pytest.fixture
 def demo_ws(demo_template: Path, tmp_path: Path):
     """A copy of the demo workspace for one test."""

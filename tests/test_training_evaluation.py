@@ -17,13 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ws(module_demo):
-    from runtimes.training.datasets.shared_data import GSM8K_FILE, import_gsm8k, shared_data_dir
-
-    if not (shared_data_dir() / GSM8K_FILE).exists():
-        pytest.skip("GSM8K is not in the shared data folder")
-    import_gsm8k(module_demo)
-    return module_demo
+def ws(gsm8k_demo):
+    return gsm8k_demo
 
 
 def test_rlvr_job_reports_base_versus_tuned_reward_with_a_plot_and_tags(ws):

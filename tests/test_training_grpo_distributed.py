@@ -69,13 +69,8 @@ def test_rlaif_ranks_share_one_judge_within_the_jobs_limits(tmp_path):
 # --- a job with 2 CPU ranks -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def ws(module_demo):
-    from runtimes.training.datasets.shared_data import GSM8K_FILE, import_gsm8k, shared_data_dir
-
-    if not (shared_data_dir() / GSM8K_FILE).exists():
-        pytest.skip("GSM8K is not in the shared data folder")
-    import_gsm8k(module_demo)
-    return module_demo
+def ws(gsm8k_demo):
+    return gsm8k_demo
 
 
 @pytest.mark.slow
